@@ -1,0 +1,92 @@
+#ifndef ML_CMD_H
+#define ML_CMD_H
+
+/*
+ * The command table. orchestrator/main.c holds one table of struct ml_cmd;
+ * each verb lives in cmd_<verb>.c and exports only its entry
+ * (`const struct ml_cmd ml_cmd_<verb>`). Work shared by several verbs
+ * (loading the desired state, opening the ledger) is asked for with flags
+ * and done once in main.c before run() is called. --help is generated from
+ * the same table.
+ */
+
+/* Every option any verb takes; a verb lists the ones it accepts. */
+enum ml_opt_id {
+	OPT_COMMIT,
+	OPT_JSON,
+	OPT_WAIT,
+	OPT_REASON,
+	OPT_TOFU,
+	OPT_TIMEOUT,
+	OPT_PARALLEL,
+	OPT_HOSTS,
+	OPT_AGENT_BINARY,
+	OPT_ALLOW_DIRTY,
+	OPT_LIMIT,
+	OPT_WORKTREE,
+	OPT__COUNT
+};
+
+struct ml_option {
+	enum ml_opt_id id;
+	const char *name;    /* long name without dashes */
+	char short_name;     /* 0 if none */
+	const char *arg;     /* argument placeholder, NULL for a flag */
+	const char *help;
+};
+
+/* Flags for struct ml_cmd.flags. */
+enum {
+	ML_CMD_NEEDS_CONFIG = 1 << 0, /* read + validate playbook/inventory */
+	ML_CMD_NEEDS_LEDGER = 1 << 1, /* open (and migrate) the ledger */
+	ML_CMD_DESTRUCTIVE = 1 << 2,  /* never matched by abbreviation */
+};
+
+struct ml_config;
+struct ml_ledger;
+
+struct ml_ctx {
+	/* global options */
+	const char *repo_dir;       /* -C, default "." */
+	const char *playbook_path;  /* -f, default "mlctl.yaml" */
+	const char *inventory_path; /* -i, default "inventory.yaml" */
+	const char *ledger_path;    /* --ledger or MLCTL_LEDGER or default */
+	const char *known_hosts;    /* --known-hosts, NULL: ~/.ssh/known_hosts */
+	const char *identity;       /* --identity, extra private key */
+	const char *ssh_config;     /* --ssh-config, NULL: ~/.ssh/config */
+	int verbose;
+
+	/* per-verb options, by id: the argument, or "1" for a flag; NULL
+	 * when not given */
+	const char *opt[OPT__COUNT];
+
+	/* positional arguments after the verb and its options */
+	int argc;
+	char **argv;
+
+	/* filled by main.c when the verb's flags ask for them */
+	struct ml_config *config;
+	struct ml_ledger *ledger;
+};
+
+struct ml_cmd {
+	const char *name;
+	const char *summary; /* one line, lowercase, no period */
+	const char *usage;   /* after "mlctl <name> " */
+	const struct ml_option *const *options; /* NULL-terminated */
+	unsigned flags;
+	int (*run)(struct ml_ctx *ctx);
+};
+
+/* The options verbs share; use these in option lists. */
+extern const struct ml_option ml_opt_commit;
+extern const struct ml_option ml_opt_json;
+extern const struct ml_option ml_opt_allow_dirty;
+
+/* True when the flag option id was given. */
+static inline bool ml_ctx_flag(const struct ml_ctx *ctx, enum ml_opt_id id)
+{
+	return ctx->opt[id] != NULL;
+}
+
+#endif

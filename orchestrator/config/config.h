@@ -1,0 +1,219 @@
+#ifndef ML_CONFIG_H
+#define ML_CONFIG_H
+
+/*
+ * The two input files as plain structs, and the desired state resolved from
+ * them. Parsing goes through our libyaml wrapper (config/yaml.h), which
+ * enforces our limits; validation reports every problem it finds, each with
+ * file:line:column, into a struct ml_diags, and only then fails.
+ *
+ * Ownership: every struct here owns its strings and arrays; free a whole
+ * tree with the matching _free(). Strings are NUL-terminated UTF-8.
+ */
+
+#include <jansson.h>
+
+/* ---- diagnostics ------------------------------------------------------- */
+
+struct ml_diag {
+	char *file; /* as given to the parser, e.g. "mlctl.yaml" */
+	int line;   /* 1-based; 0 when the problem has no place */
+	int col;    /* 1-based */
+	char *msg;  /* lowercase, no period; may end with "(did you mean 'x'?)" */
+};
+
+struct ml_diags {
+	struct ml_diag *v;
+	size_t n, cap;
+};
+
+void ml_diags_add(struct ml_diags *d, const char *file, int line, int col,
+		  const char *fmt, ...) ML_PRINTF(5, 6);
+void ml_diags_release(struct ml_diags *d);
+/* Print each as "file:line:col: error: msg" on stream, in order of place. */
+void ml_diags_print(const struct ml_diags *d, FILE *stream);
+
+/* ---- strict unit parsers (common to both files) ------------------------ */
+
+/* "30s", "2m", "1h30m", "500ms" -> milliseconds. No bare numbers, no
+ * negatives, no overflow; ML_EINVALID with a message otherwise. */
+int ml_parse_duration(int64_t *out_ms, const char *s);
+/* "512m", "2g", "100k", "1024" (bytes), "1.5g" -> bytes. Suffixes k, m, g,
+ * t (powers of 1024), case-insensitive, optional trailing "b"/"i". */
+int ml_parse_size(int64_t *out_bytes, const char *s);
+
+/* ---- the playbook: mlctl.yaml ------------------------------------------ */
+
+struct ml_kv {
+	char *key;
+	char *value;
+};
+
+struct ml_kvlist {
+	struct ml_kv *v;
+	size_t n;
+};
+
+struct ml_strlist {
+	char **v;
+	size_t n;
+};
+
+enum ml_image_kind {
+	ML_IMAGE_REF = 1, /* a local image, resolved through Docker */
+	ML_IMAGE_BUILD,   /* built from the deployed commit's tree */
+};
+
+struct ml_image_spec {
+	enum ml_image_kind kind;
+	char *ref;        /* ML_IMAGE_REF: "name:tag" or "sha256:..." */
+	char *context;    /* ML_IMAGE_BUILD: dir in the repo, default "." */
+	char *dockerfile; /* ML_IMAGE_BUILD: path in context, "Dockerfile" */
+	struct ml_kvlist build_args;
+};
+
+struct ml_health_spec {
+	char *path;            /* HTTP path, default "/healthz" */
+	int64_t interval_ms;   /* default 2s */
+	int64_t timeout_ms;    /* default 1s */
+	int64_t start_period_ms; /* default 60s: model loading time */
+	int healthy_threshold;   /* default 1 */
+	int unhealthy_threshold; /* default 3 */
+};
+
+struct ml_resources_spec {
+	double cpus;          /* 0: no limit */
+	int64_t memory_bytes; /* 0: no limit */
+	int gpus;             /* 0: none; -1: all */
+};
+
+struct ml_rollout_spec {
+	int batch_count;      /* hosts per batch, when batch_percent == 0 */
+	int batch_percent;    /* 1..100, or 0 */
+	int failure_budget;   /* failed hosts tolerated, default 0 */
+	bool auto_rollback;   /* default true */
+	int64_t drain_timeout_ms; /* default 30s */
+	int *canary_percent;  /* canary steps, e.g. {10, 50}; may be empty */
+	size_t canary_n;
+};
+
+enum ml_balance {
+	ML_BALANCE_ROUNDROBIN = 1, /* default */
+	ML_BALANCE_LEASTCONN,
+	ML_BALANCE_RANDOM,
+};
+
+struct ml_lb_spec {
+	struct ml_strlist hosts; /* host or group names; empty: no LB */
+	int listen_port;         /* default 80 */
+	enum ml_balance balance;
+	char *tls_cert;          /* path on the LB host, NULL: plain HTTP */
+};
+
+struct ml_playbook {
+	char *file;     /* name used in diagnostics */
+	char *app;      /* [a-z0-9][a-z0-9-]{0,62} */
+	struct ml_image_spec image;
+	int port;       /* container port, 1..65535 */
+	struct ml_health_spec health;
+	int replicas;   /* per host, default 1 */
+	struct ml_kvlist env;
+	struct ml_strlist secrets; /* names only; values never in git */
+	struct ml_resources_spec resources;
+	struct ml_strlist targets; /* host or group names */
+	struct ml_rollout_spec rollout;
+	struct ml_lb_spec lb;
+};
+
+/* ---- the inventory: inventory.yaml ------------------------------------- */
+
+struct ml_ssh_spec {
+	char *user;          /* NULL: inherit */
+	int port;            /* 0: inherit */
+	char *identity_file; /* NULL: inherit */
+	char *jump;          /* host name of a bastion, NULL: none */
+};
+
+struct ml_host {
+	char *name;
+	char *address; /* default: name */
+	struct ml_ssh_spec ssh;
+	struct ml_kvlist labels;
+	struct ml_kvlist vars;
+	int line, col; /* where the host is defined */
+};
+
+struct ml_group {
+	char *name;
+	struct ml_strlist hosts;
+	struct ml_strlist children;
+	struct ml_kvlist vars;
+	int line, col;
+};
+
+struct ml_inventory {
+	char *file;
+	struct ml_ssh_spec ssh; /* fleet-wide defaults */
+	struct ml_kvlist vars;  /* fleet-wide vars */
+	struct ml_host *hosts;
+	size_t nhosts;
+	struct ml_group *groups;
+	size_t ngroups;
+};
+
+/* ---- the resolved desired state ---------------------------------------- */
+
+/* One target host with every setting merged: inventory defaults < group
+ * (parents before children, in file order) < host. */
+struct ml_target {
+	char *name;
+	char *address;
+	char *user;          /* default "root" */
+	int port;            /* default 22 */
+	char *identity_file; /* NULL: agent and default keys */
+	char *jump;          /* NULL: direct */
+	struct ml_strlist groups; /* every group the host belongs to */
+	struct ml_kvlist labels;
+	struct ml_kvlist vars;
+	bool is_lb;          /* listed by load_balancer.hosts */
+	bool is_app;         /* listed by targets */
+};
+
+struct ml_config {
+	struct ml_playbook *playbook;
+	struct ml_inventory *inventory;
+	char *commit;        /* full sha the files were read at, or NULL */
+	char *playbook_text; /* the playbook bytes as read */
+	size_t playbook_len;
+	struct ml_target *targets; /* app hosts first, then LB-only hosts */
+	size_t ntargets;
+};
+
+/*
+ * Parse one file's bytes. name is used in diagnostics. On any problem the
+ * diagnostics are added to diags and ML_EINVALID is returned (with *out
+ * NULL); problems of the YAML itself (syntax, limits, duplicate keys) are
+ * diagnostics too.
+ */
+int ml_playbook_parse(struct ml_playbook **out, const char *name,
+		      const char *data, size_t len, struct ml_diags *diags);
+void ml_playbook_free(struct ml_playbook *pb);
+
+int ml_inventory_parse(struct ml_inventory **out, const char *name,
+		       const char *data, size_t len, struct ml_diags *diags);
+void ml_inventory_free(struct ml_inventory *inv);
+
+/*
+ * Check the two together (targets and LB hosts name existing hosts or
+ * groups; groups are acyclic) and resolve the target list. Takes ownership
+ * of pb and inv (freed on failure too). ML_EINVALID with diags on failure.
+ */
+int ml_config_resolve(struct ml_config **out, struct ml_playbook *pb,
+		      struct ml_inventory *inv, struct ml_diags *diags);
+void ml_config_free(struct ml_config *cfg);
+
+/* The desired state as JSON, for `plan --json` and the ledger. Stable key
+ * order. New reference. */
+json_t *ml_config_to_json(const struct ml_config *cfg);
+
+#endif

@@ -1,0 +1,121 @@
+#ifndef ML_LEDGER_H
+#define ML_LEDGER_H
+
+/*
+ * The rollout ledger: every revision and every per-host step, in SQLite
+ * (WAL journal, synchronous=FULL, foreign keys on). The only place that
+ * includes sqlite3.h. Schema changes are numbered migrations applied in
+ * order inside one transaction each; a ledger whose schema is newer than
+ * this binary knows is refused.
+ */
+
+struct ml_ledger;
+
+enum ml_rev_kind {
+	ML_REV_DEPLOY = 1,
+	ML_REV_ROLLBACK, /* rollback_of names the revision restored */
+};
+
+enum ml_outcome {
+	ML_OUTCOME_RUNNING = 1, /* begun, not finished (or the run crashed) */
+	ML_OUTCOME_SUCCEEDED,
+	ML_OUTCOME_FAILED,      /* failed, fleet left on the previous revision */
+	ML_OUTCOME_ROLLED_BACK, /* failed and automatically rolled back */
+	ML_OUTCOME_INTERRUPTED, /* stopped at a safe point or recovered */
+};
+
+struct ml_revision {
+	int64_t number;       /* 1, 2, ... assigned by the ledger */
+	char *commit;         /* full sha */
+	char *playbook;       /* playbook bytes as deployed */
+	char *playbook_hash;  /* sha256 hex of playbook */
+	char *desired_json;   /* resolved desired state (ml_config_to_json) */
+	char *image_id;       /* "sha256:..." or NULL until known */
+	char *layers_json;    /* JSON array of layer digests, or NULL */
+	char *who;            /* user@host of the operator */
+	int64_t started_at;   /* unix seconds */
+	int64_t finished_at;  /* 0 while running */
+	enum ml_rev_kind kind;
+	int64_t rollback_of;  /* 0 unless kind == ML_REV_ROLLBACK */
+	enum ml_outcome outcome;
+	char *message;        /* outcome detail, or NULL */
+};
+
+struct ml_event {
+	int64_t id;
+	int64_t revision;
+	char *host;
+	char *step;   /* "deliver", "start", "healthy", "lb-enable", ... */
+	char *status; /* "ok", "failed", "started" */
+	char *detail; /* may be NULL */
+	int64_t at_ms; /* unix milliseconds */
+};
+
+/*
+ * Default ledger path: $MLCTL_LEDGER, else $XDG_STATE_HOME/mlctl/ledger.db,
+ * else ~/.local/state/mlctl/ledger.db (outside any git work tree). Caller
+ * frees.
+ */
+char *ml_ledger_default_path(void);
+
+/*
+ * Open or create the ledger at path, creating parent directories, and
+ * migrate it to the current schema. ML_ELEDGER with a clear message when the
+ * file is not a ledger, its schema is newer than ours ("written by a newer
+ * mlctl (schema N, this one knows M): upgrade mlctl"), it is locked by
+ * another process for longer than the busy timeout, or it is read-only and
+ * needs a write.
+ */
+int ml_ledger_open(struct ml_ledger **out, const char *path);
+void ml_ledger_free(struct ml_ledger *l);
+
+/* Schema version of the open ledger and the one this binary writes. */
+int ml_ledger_schema_version(const struct ml_ledger *l);
+int ml_ledger_schema_current(void);
+
+/*
+ * Record a new revision. Reads every field of rev except number,
+ * finished_at and outcome (set to RUNNING); writes the assigned number to
+ * rev->number. Committed durably before returning.
+ */
+int ml_ledger_begin(struct ml_ledger *l, struct ml_revision *rev);
+
+/* Set a revision's final outcome, message (may be NULL) and finish time. */
+int ml_ledger_finish(struct ml_ledger *l, int64_t number,
+		     enum ml_outcome outcome, const char *message);
+
+/* Record the image of a revision once it is known. */
+int ml_ledger_set_image(struct ml_ledger *l, int64_t number,
+			const char *image_id, const char *layers_json);
+
+/* Append one per-host step event, committed before returning. */
+int ml_ledger_event(struct ml_ledger *l, int64_t number, const char *host,
+		    const char *step, const char *status, const char *detail);
+
+/* Revision number; ML_ENOTFOUND if absent. *out freed with
+ * ml_revision_free. */
+int ml_ledger_get(struct ml_ledger *l, int64_t number,
+		  struct ml_revision **out);
+
+/* Newest first, at most limit (0: all). Free with ml_revisions_free. */
+int ml_ledger_list(struct ml_ledger *l, size_t limit,
+		   struct ml_revision **out, size_t *n);
+
+/* The newest revision with outcome SUCCEEDED before `before` (0: any), or
+ * ML_ENOTFOUND. */
+int ml_ledger_last_good(struct ml_ledger *l, int64_t before,
+			struct ml_revision **out);
+
+/* Events of a revision in order. Free with ml_events_free. */
+int ml_ledger_events(struct ml_ledger *l, int64_t number,
+		     struct ml_event **out, size_t *n);
+
+void ml_revision_release(struct ml_revision *rev);
+void ml_revision_free(struct ml_revision *rev);
+void ml_revisions_free(struct ml_revision *v, size_t n);
+void ml_events_free(struct ml_event *v, size_t n);
+
+const char *ml_outcome_name(enum ml_outcome o);
+const char *ml_rev_kind_name(enum ml_rev_kind k);
+
+#endif

@@ -1,0 +1,359 @@
+/*
+ * mlctl: the controller. One table of commands (cmds[] below); each verb is
+ * defined in cmd_<verb>.c. main() parses the global options and the verb's
+ * own options from that table, does the set-up the verb's flags ask for
+ * (desired state, ledger), runs it, and turns its result into an exit code
+ * (the table is in common/ml.h and the README). Nothing else exits.
+ */
+#include "common/ml.h"
+#include "common/log.h"
+#include "orchestrator/cmd.h"
+#include "orchestrator/load.h"
+#include "orchestrator/config/config.h"
+#include "orchestrator/ledger/ledger.h"
+
+#include <getopt.h>
+#include <unistd.h>
+
+extern const struct ml_cmd ml_cmd_validate;
+extern const struct ml_cmd ml_cmd_plan;
+extern const struct ml_cmd ml_cmd_history;
+extern const struct ml_cmd ml_cmd_show;
+
+static const struct ml_cmd *const cmds[] = {
+	&ml_cmd_validate,
+	&ml_cmd_plan,
+	&ml_cmd_history,
+	&ml_cmd_show,
+};
+
+const struct ml_option ml_opt_commit = {
+	OPT_COMMIT, "commit", 'c', "REV",
+	"read the desired state at this commit, tag or branch (default HEAD)"
+};
+const struct ml_option ml_opt_json = {
+	OPT_JSON, "json", 0, NULL, "print JSON instead of a table"
+};
+const struct ml_option ml_opt_allow_dirty = {
+	OPT_ALLOW_DIRTY, "allow-dirty", 0, NULL,
+	"go on although the playbook or inventory has uncommitted changes "
+	"(the committed version is used)"
+};
+
+/* Global options; their ids start after the per-verb ones. */
+enum {
+	G_DIR = 1000,
+	G_FILE,
+	G_INVENTORY,
+	G_LEDGER,
+	G_KNOWN_HOSTS,
+	G_IDENTITY,
+	G_SSH_CONFIG,
+	G_VERBOSE,
+	G_QUIET,
+	G_HELP,
+	G_VERSION,
+};
+
+static const struct {
+	const char *name;
+	int id;
+	char short_name;
+	const char *arg;
+	const char *help;
+} globals[] = {
+	{ "dir", G_DIR, 'C', "DIR",
+	  "the git repository holding the desired state (default .)" },
+	{ "file", G_FILE, 'f', "FILE", "the playbook (default mlctl.yaml)" },
+	{ "inventory", G_INVENTORY, 'i', "FILE",
+	  "the inventory (default inventory.yaml)" },
+	{ "ledger", G_LEDGER, 0, "PATH",
+	  "the ledger database (default $MLCTL_LEDGER, else "
+	  "~/.local/state/mlctl/ledger.db)" },
+	{ "known-hosts", G_KNOWN_HOSTS, 0, "FILE",
+	  "known_hosts file (default ~/.ssh/known_hosts)" },
+	{ "identity", G_IDENTITY, 0, "FILE", "SSH private key to offer" },
+	{ "ssh-config", G_SSH_CONFIG, 0, "FILE",
+	  "SSH client config (default ~/.ssh/config)" },
+	{ "verbose", G_VERBOSE, 'v', NULL, "more diagnostics (repeat for more)" },
+	{ "quiet", G_QUIET, 'q', NULL, "errors only" },
+	{ "help", G_HELP, 'h', NULL, "show help" },
+	{ "version", G_VERSION, 0, NULL, "show the version" },
+};
+
+#ifndef ML_VERSION
+#define ML_VERSION "0.1.0"
+#endif
+
+static void print_option(FILE *fp, char short_name, const char *name,
+			 const char *arg, const char *help)
+{
+	char left[64];
+
+	if (short_name)
+		snprintf(left, sizeof(left), "-%c, --%s%s%s", short_name, name,
+			 arg ? " " : "", arg ? arg : "");
+	else
+		snprintf(left, sizeof(left), "    --%s%s%s", name,
+			 arg ? " " : "", arg ? arg : "");
+	fprintf(fp, "  %-26s %s\n", left, help);
+}
+
+static void usage_main(FILE *fp)
+{
+	size_t i;
+
+	fprintf(fp, "usage: mlctl [options] <command> [command options]\n\n"
+		    "Deploy model APIs to a fleet of VMs from a git commit.\n\n"
+		    "commands:\n");
+	for (i = 0; i < ML_ARRAY_SIZE(cmds); i++)
+		fprintf(fp, "  %-12s %s\n", cmds[i]->name, cmds[i]->summary);
+	fprintf(fp, "\noptions (before or after the command):\n");
+	for (i = 0; i < ML_ARRAY_SIZE(globals); i++)
+		print_option(fp, globals[i].short_name, globals[i].name,
+			     globals[i].arg, globals[i].help);
+	fprintf(fp, "\n'mlctl <command> --help' shows a command's options.\n");
+}
+
+static void usage_cmd(FILE *fp, const struct ml_cmd *cmd)
+{
+	const struct ml_option *const *o;
+
+	fprintf(fp, "usage: mlctl %s %s\n\n%s\n", cmd->name,
+		cmd->usage ? cmd->usage : "", cmd->summary);
+	if (cmd->options && cmd->options[0]) {
+		fprintf(fp, "\noptions:\n");
+		for (o = cmd->options; *o; o++)
+			print_option(fp, (*o)->short_name, (*o)->name,
+				     (*o)->arg, (*o)->help);
+	}
+	fprintf(fp, "\nglobal options: see 'mlctl --help'\n");
+}
+
+static const struct ml_cmd *find_cmd(const char *name)
+{
+	const struct ml_cmd *found = NULL;
+	size_t i, len = strlen(name), matches = 0;
+
+	for (i = 0; i < ML_ARRAY_SIZE(cmds); i++) {
+		if (!strcmp(cmds[i]->name, name))
+			return cmds[i];
+		/* unique prefixes, except for verbs that change the fleet */
+		if (!(cmds[i]->flags & ML_CMD_DESTRUCTIVE) &&
+		    !strncmp(cmds[i]->name, name, len)) {
+			found = cmds[i];
+			matches++;
+		}
+	}
+	return matches == 1 ? found : NULL;
+}
+
+/* Build the getopt tables for the globals plus cmd's options (cmd may be
+ * NULL: globals only). */
+static void build_opts(const struct ml_cmd *cmd, struct option *lo,
+		       size_t lo_cap, char *so, size_t so_cap)
+{
+	const struct ml_option *const *o;
+	size_t nl = 0, ns = 0, i;
+
+	so[ns++] = '+'; /* stop at the first non-option: the verb */
+	for (i = 0; i < ML_ARRAY_SIZE(globals); i++) {
+		lo[nl++] = (struct option){ globals[i].name,
+					    globals[i].arg ? required_argument
+							   : no_argument,
+					    NULL, globals[i].id };
+		if (globals[i].short_name) {
+			so[ns++] = globals[i].short_name;
+			if (globals[i].arg)
+				so[ns++] = ':';
+		}
+	}
+	for (o = cmd && cmd->options ? cmd->options : NULL; o && *o; o++) {
+		if (nl + 2 > lo_cap || ns + 3 > so_cap)
+			BUG("too many options for '%s'", cmd->name);
+		lo[nl++] = (struct option){ (*o)->name,
+					    (*o)->arg ? required_argument
+						      : no_argument,
+					    NULL, (int)(*o)->id };
+		if ((*o)->short_name) {
+			so[ns++] = (*o)->short_name;
+			if ((*o)->arg)
+				so[ns++] = ':';
+		}
+	}
+	lo[nl] = (struct option){ 0 };
+	so[ns] = '\0';
+}
+
+static int short_to_id(const struct ml_cmd *cmd, int c)
+{
+	const struct ml_option *const *o;
+	size_t i;
+
+	for (i = 0; i < ML_ARRAY_SIZE(globals); i++)
+		if (globals[i].short_name == c)
+			return globals[i].id;
+	for (o = cmd && cmd->options ? cmd->options : NULL; o && *o; o++)
+		if ((*o)->short_name == c)
+			return (int)(*o)->id;
+	return -1;
+}
+
+/*
+ * Parse options until the first non-option. Returns 0, or 1 when help or
+ * version was printed, or ML_EUSAGE.
+ */
+static int parse_opts(struct ml_ctx *ctx, const struct ml_cmd *cmd, int argc,
+		      char **argv, bool *want_help)
+{
+	struct option lo[64];
+	char so[128];
+	int c, id;
+
+	build_opts(cmd, lo, ML_ARRAY_SIZE(lo), so, sizeof(so));
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
+		if (c == '?' || c == ':') {
+			if (optopt)
+				return ml_err_set(ML_EUSAGE,
+						  "unknown option '-%c'%s%s",
+						  optopt, cmd ? " for " : "",
+						  cmd ? cmd->name : "");
+			return ml_err_set(ML_EUSAGE,
+					  "unknown option or missing argument "
+					  "'%s'%s%s",
+					  argv[optind - 1], cmd ? " for " : "",
+					  cmd ? cmd->name : "");
+		}
+		id = c < 256 ? short_to_id(cmd, c) : c;
+		switch (id) {
+		case G_DIR:
+			ctx->repo_dir = optarg;
+			break;
+		case G_FILE:
+			ctx->playbook_path = optarg;
+			break;
+		case G_INVENTORY:
+			ctx->inventory_path = optarg;
+			break;
+		case G_LEDGER:
+			ctx->ledger_path = optarg;
+			break;
+		case G_KNOWN_HOSTS:
+			ctx->known_hosts = optarg;
+			break;
+		case G_IDENTITY:
+			ctx->identity = optarg;
+			break;
+		case G_SSH_CONFIG:
+			ctx->ssh_config = optarg;
+			break;
+		case G_VERBOSE:
+			ctx->verbose++;
+			break;
+		case G_QUIET:
+			ctx->verbose = -1;
+			break;
+		case G_HELP:
+			*want_help = true;
+			break;
+		case G_VERSION:
+			printf("mlctl %s\n", ML_VERSION);
+			return 1;
+		default:
+			if (id < 0 || id >= OPT__COUNT)
+				BUG("option id %d", id);
+			ctx->opt[id] = optarg ? optarg : "1";
+			break;
+		}
+	}
+	return 0;
+}
+
+static int run(int argc, char **argv)
+{
+	struct ml_ctx ctx = { 0 };
+	const struct ml_cmd *cmd;
+	bool help = false;
+	char *ledger_default = NULL;
+	int rc;
+
+	ctx.repo_dir = ".";
+	ctx.playbook_path = "mlctl.yaml";
+	ctx.inventory_path = "inventory.yaml";
+
+	optind = 1;
+	rc = parse_opts(&ctx, NULL, argc, argv, &help);
+	if (rc)
+		return rc > 0 ? 0 : rc;
+	if (optind >= argc) {
+		usage_main(help ? stdout : stderr);
+		return help ? 0 : ml_err_set(ML_EUSAGE, "no command given");
+	}
+	cmd = find_cmd(argv[optind]);
+	if (!cmd)
+		return ml_err_set(ML_EUSAGE,
+				  "'%s' is not a command (or is ambiguous); "
+				  "see 'mlctl --help'",
+				  argv[optind]);
+
+	/* the verb's own options, and globals again, after the verb */
+	argc -= optind;
+	argv += optind;
+	optind = 1;
+	rc = parse_opts(&ctx, cmd, argc, argv, &help);
+	if (rc)
+		return rc > 0 ? 0 : rc;
+	if (help) {
+		usage_cmd(stdout, cmd);
+		return 0;
+	}
+	ctx.argc = argc - optind;
+	ctx.argv = argv + optind;
+	ml_log_init("mlctl", ctx.verbose < 0 ? ML_LOG_QUIET
+			     : ctx.verbose == 0 ? ML_LOG_INFO
+			     : ctx.verbose == 1 ? ML_LOG_DEBUG
+						: ML_LOG_TRACE);
+
+	if (strcmp(ctx.repo_dir, ".") && chdir(ctx.repo_dir) < 0)
+		return ml_err_errno(ML_ESOURCE, errno, "cannot enter '%s'",
+				    ctx.repo_dir);
+
+	if (cmd->flags & ML_CMD_NEEDS_CONFIG) {
+		rc = ml_load_config(&ctx.config, &ctx);
+		if (rc < 0)
+			goto out;
+	}
+	if (cmd->flags & ML_CMD_NEEDS_LEDGER) {
+		if (!ctx.ledger_path) {
+			const char *env = getenv("MLCTL_LEDGER");
+
+			if (env && *env)
+				ctx.ledger_path = env;
+			else
+				ctx.ledger_path = ledger_default =
+					ml_ledger_default_path();
+		}
+		rc = ml_ledger_open(&ctx.ledger, ctx.ledger_path);
+		if (rc < 0)
+			goto out;
+	}
+	rc = cmd->run(&ctx);
+out:
+	ml_config_free(ctx.config);
+	ml_ledger_free(ctx.ledger);
+	free(ledger_default);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	int rc;
+
+	ml_log_init("mlctl", ML_LOG_INFO);
+	rc = run(argc, argv);
+	if (rc < 0 && ml_err_msg()[0])
+		ml_error("%s", ml_err_msg());
+	fflush(stdout);
+	return ml_exit_code(rc);
+}
