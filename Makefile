@@ -36,7 +36,7 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=c11 $(WARN) -I. $(PKG_CFLAGS) -MMD -MP $(CFLAGS) \
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -I. $(PKG_CFLAGS) -MMD -MP $(CFLAGS) \
 	-D_FORTIFY_SOURCE=2 -fstack-protector-strong
 ALL_LDFLAGS := $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lpthread
@@ -81,7 +81,7 @@ MAIN_OBJ := $(O)/orchestrator/main.o $(O)/agent/main.o
 ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_SUPPORT_OBJ) \
 	$(UNIT_SRC:%.c=$(O)/%.o) $(E2E_SRC:%.c=$(O)/%.o) $(FUZZ_SRC:%.c=$(O)/%.o)
 
-.PHONY: all test unit-bins e2e-bins check-unit fuzz fuzz-bins clean format bench demo
+.PHONY: all setup test unit-bins e2e-bins check-unit fuzz fuzz-bins clean format bench demo
 
 all: $(BIN)/mlctl $(BIN)/mlctl-agent
 
@@ -113,7 +113,14 @@ $(O)/tests/e2e/%: $(O)/tests/e2e/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 unit-bins: $(UNIT_BIN)
 e2e-bins: $(E2E_BIN)
 
-test: all unit-bins e2e-bins
+# `make test` and `make demo` first install what they need (a no-op when
+# everything is there), then build in a sub-make so that pkg-config sees the
+# freshly installed libraries.
+setup:
+	$(Q)bash scripts/setup.sh
+
+test: setup
+	$(Q)$(MAKE) --no-print-directory all unit-bins e2e-bins
 	$(Q)O=$(O) BIN=$(BIN) bash tests/run
 
 # Unit suites only, no fleet: quick feedback while editing.
@@ -128,10 +135,12 @@ fuzz-bins: $(FUZZ_BIN)
 fuzz:
 	$(MAKE) O=build-fuzz CC=clang SANITIZE=address,undefined FUZZ=1 fuzz-bins
 
-bench: all
+bench: setup
+	$(Q)$(MAKE) --no-print-directory all
 	bash bench/run
 
-demo: all
+demo: setup
+	$(Q)$(MAKE) --no-print-directory all
 	bash scripts/demo.sh
 
 format:

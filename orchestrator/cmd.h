@@ -40,6 +40,7 @@ enum {
 	ML_CMD_NEEDS_CONFIG = 1 << 0, /* read + validate playbook/inventory */
 	ML_CMD_NEEDS_LEDGER = 1 << 1, /* open (and migrate) the ledger */
 	ML_CMD_DESTRUCTIVE = 1 << 2,  /* never matched by abbreviation */
+	ML_CMD_REFUSE_DIRTY = 1 << 3, /* uncommitted changes are an error */
 };
 
 struct ml_config;

@@ -320,7 +320,8 @@ static int run(int argc, char **argv)
 				    ctx.repo_dir);
 
 	if (cmd->flags & ML_CMD_NEEDS_CONFIG) {
-		rc = ml_load_config(&ctx.config, &ctx);
+		rc = ml_load_config(&ctx.config, &ctx,
+				    cmd->flags & ML_CMD_REFUSE_DIRTY);
 		if (rc < 0)
 			goto out;
 	}

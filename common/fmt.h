@@ -1,0 +1,21 @@
+#ifndef ML_FMT_H
+#define ML_FMT_H
+
+/*
+ * Formatting of durations, times and sizes for people. Results are written
+ * into caller buffers of at least ML_FMT_MAX bytes and returned.
+ */
+
+#define ML_FMT_MAX 48
+
+/* 1500 -> "1.5s", 120000 -> "2m", 5400000 -> "1h30m", 250 -> "250ms". The
+ * output parses back with ml_parse_duration. */
+const char *ml_fmt_duration(char buf[ML_FMT_MAX], int64_t ms);
+
+/* Unix seconds -> "2026-11-26 06:03:51Z" (UTC). */
+const char *ml_fmt_time(char buf[ML_FMT_MAX], int64_t unix_s);
+
+/* 1536 -> "1.5KiB", 3 -> "3B". */
+const char *ml_fmt_bytes(char buf[ML_FMT_MAX], int64_t bytes);
+
+#endif

@@ -1,0 +1,422 @@
+/*
+ * End-to-end tests of the mlctl binary on real git repositories: validate,
+ * plan and history as a user runs them. Each test makes its own scratch
+ * repository and ledger and removes them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/ml.h"
+#include "tests/support/proc.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <sys/stat.h>
+
+struct repo {
+	char *dir;
+	char *ledger_env;
+};
+
+static int repo_setup(void **state)
+{
+	struct repo *r = ml_xcalloc(1, sizeof(*r));
+	char *pb = ml_test_read_src("playbooks/example.yaml");
+	char *inv = ml_test_read_src("inventory/example.yaml");
+
+	r->dir = ml_test_tmpdir("cli");
+	r->ledger_env = ml_xasprintf("MLCTL_LEDGER=%s/.ledger/ledger.db",
+				     r->dir);
+	free(ml_test_git(r->dir, (const char *const[]){ "init", "-q", NULL }));
+	ml_test_write(r->dir, "mlctl.yaml", pb);
+	ml_test_write(r->dir, "inventory.yaml", inv);
+	ml_test_write(r->dir, ".gitignore", ".ledger/\n");
+	free(ml_test_commit(r->dir, "first"));
+	free(pb);
+	free(inv);
+	*state = r;
+	return 0;
+}
+
+static int repo_teardown(void **state)
+{
+	struct repo *r = *state;
+
+	ml_test_rmtree(r->dir);
+	free(r->dir);
+	free(r->ledger_env);
+	free(r);
+	return 0;
+}
+
+static int mlctl(struct ml_test_out *o, struct repo *r,
+		 const char *const *args)
+{
+	const char *env[] = { r->ledger_env, NULL };
+
+	return ml_test_mlctl(o, r->dir, env, args);
+}
+
+static void test_cli__help_lists_every_command(void **state)
+{
+	struct ml_test_out o;
+
+	ML_UNUSED(state);
+	assert_int_equal(ml_test_mlctl(&o, NULL, NULL,
+				       (const char *const[]){ "--help", NULL }),
+			 0);
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.out, "validate"));
+	assert_non_null(strstr(o.out, "plan"));
+	assert_non_null(strstr(o.out, "history"));
+	ml_test_out_release(&o);
+
+	assert_int_equal(ml_test_mlctl(&o, NULL, NULL,
+				       (const char *const[]){ "plan", "--help",
+							      NULL }),
+			 0);
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.out, "--commit"));
+	assert_non_null(strstr(o.out, "--json"));
+	ml_test_out_release(&o);
+}
+
+static void test_cli__usage_errors_exit_2(void **state)
+{
+	struct ml_test_out o;
+
+	ML_UNUSED(state);
+	ml_test_mlctl(&o, NULL, NULL, (const char *const[]){ "frobnicate",
+							     NULL });
+	assert_int_equal(o.status, 2);
+	assert_non_null(strstr(o.err, "'frobnicate' is not a command"));
+	ml_test_out_release(&o);
+
+	ml_test_mlctl(&o, NULL, NULL,
+		      (const char *const[]){ "validate", "--bogus", NULL });
+	assert_int_equal(o.status, 2);
+	assert_non_null(strstr(o.err, "--bogus"));
+	ml_test_out_release(&o);
+
+	ml_test_mlctl(&o, NULL, NULL, (const char *const[]){ NULL });
+	assert_int_equal(o.status, 2);
+	ml_test_out_release(&o);
+}
+
+static void test_cli__validate_passes_on_examples(void **state)
+{
+	struct repo *r = *state;
+	struct ml_test_out o;
+	char *dir = ml_xasprintf("%s/playbooks", ml_test_src());
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int checked = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		char *rel, *pb;
+
+		if (len < 6 || strcmp(e->d_name + len - 5, ".yaml"))
+			continue;
+		rel = ml_xasprintf("playbooks/%s", e->d_name);
+		pb = ml_test_read_src(rel);
+		ml_test_write(r->dir, "mlctl.yaml", pb);
+		free(ml_test_commit(r->dir, rel));
+		mlctl(&o, r, (const char *const[]){ "validate", NULL });
+		if (o.status != 0)
+			print_error("%s: %s", rel, o.err);
+		assert_int_equal(o.status, 0);
+		assert_non_null(strstr(o.out, "are valid at commit"));
+		ml_test_out_release(&o);
+		free(rel);
+		free(pb);
+		checked++;
+	}
+	closedir(d);
+	free(dir);
+	assert_true(checked >= 2);
+}
+
+static void test_cli__validate_older_commit(void **state)
+{
+	struct repo *r = *state;
+	struct ml_test_out o;
+	char *good, *pb, *bad;
+	char short_sha[8];
+
+	good = ml_test_git(r->dir, (const char *const[]){ "rev-parse", "HEAD",
+							  NULL });
+	free(ml_test_git(r->dir,
+			 (const char *const[]){ "tag", "v1", NULL }));
+	pb = ml_test_read_src("playbooks/example.yaml");
+	bad = ml_xasprintf("%s\nhelth: {}\n", pb);
+	ml_test_write(r->dir, "mlctl.yaml", bad);
+	free(ml_test_commit(r->dir, "break it"));
+
+	/* HEAD is broken: precise error, exit 3 */
+	mlctl(&o, r, (const char *const[]){ "validate", NULL });
+	assert_int_equal(o.status, 3);
+	assert_non_null(strstr(o.err, "mlctl.yaml:"));
+	assert_non_null(strstr(o.err, "unknown key 'helth'"));
+	assert_non_null(strstr(o.err, "did you mean 'health'"));
+	ml_test_out_release(&o);
+
+	/* the older commit, by full sha, short sha and tag */
+	snprintf(short_sha, sizeof(short_sha), "%.7s", good);
+	const char *revs[] = { good, short_sha, "v1" };
+	for (size_t i = 0; i < ML_ARRAY_SIZE(revs); i++) {
+		mlctl(&o, r,
+		      (const char *const[]){ "validate", "--commit", revs[i],
+					     NULL });
+		assert_int_equal(o.status, 0);
+		assert_non_null(strstr(o.out, short_sha));
+		ml_test_out_release(&o);
+	}
+
+	/* a commit that does not exist */
+	mlctl(&o, r, (const char *const[]){ "validate", "--commit", "nope",
+					    NULL });
+	assert_int_equal(o.status, 4);
+	assert_non_null(strstr(o.err, "nope"));
+	ml_test_out_release(&o);
+	free(good);
+	free(pb);
+	free(bad);
+}
+
+static void test_cli__uncommitted_changes_are_reported(void **state)
+{
+	struct repo *r = *state;
+	struct ml_test_out o;
+
+	/* broken in the working tree only: validate reads the commit */
+	ml_test_write(r->dir, "mlctl.yaml", "app: [\n");
+	mlctl(&o, r, (const char *const[]){ "validate", NULL });
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.err, "uncommitted changes"));
+	ml_test_out_release(&o);
+
+	/* --worktree checks what is on disk */
+	mlctl(&o, r, (const char *const[]){ "validate", "--worktree", NULL });
+	assert_int_equal(o.status, 3);
+	assert_non_null(strstr(o.err, "mlctl.yaml:"));
+	ml_test_out_release(&o);
+}
+
+static void test_cli__not_a_repository(void **state)
+{
+	char *dir = ml_test_tmpdir("norepo");
+	struct ml_test_out o;
+
+	ML_UNUSED(state);
+	ml_test_mlctl(&o, dir, NULL, (const char *const[]){ "validate", NULL });
+	assert_int_equal(o.status, 4);
+	assert_non_null(strstr(o.err, "not in a git repository"));
+	ml_test_out_release(&o);
+	ml_test_rmtree(dir);
+	free(dir);
+}
+
+static void test_cli__huge_file_is_refused(void **state)
+{
+	struct repo *r = *state;
+	struct ml_test_out o;
+	char *path = ml_xasprintf("%s/mlctl.yaml", r->dir);
+	FILE *fp = fopen(path, "w");
+	char line[1024];
+	size_t i;
+
+	assert_non_null(fp);
+	memset(line, 'x', sizeof(line) - 2);
+	line[0] = '#';
+	line[sizeof(line) - 2] = '\n';
+	line[sizeof(line) - 1] = '\0';
+	for (i = 0; i < 50 * 1024; i++)
+		fputs(line, fp);
+	fclose(fp);
+	free(ml_test_commit(r->dir, "50 MB playbook"));
+	mlctl(&o, r, (const char *const[]){ "validate", NULL });
+	assert_int_not_equal(o.status, 0);
+	assert_true(o.status < 128);
+	assert_non_null(strstr(o.err, "mlctl.yaml"));
+	assert_non_null(strstr(o.err, "limit"));
+	ml_test_out_release(&o);
+	free(path);
+}
+
+/*
+ * Every broken input in tests/data/config, committed to a real repository
+ * and checked through the binary: the exact diagnostics and exit code 3.
+ */
+static void test_cli__broken_inputs_give_precise_errors(void **state)
+{
+	struct repo *r = *state;
+	char *dir = ml_xasprintf("%s/tests/data/config", ml_test_src());
+	char *pb0 = ml_test_read_src("playbooks/example.yaml");
+	char *inv0 = ml_test_read_src("inventory/example.yaml");
+	struct dirent **names = NULL;
+	int n, i, broken = 0;
+
+	n = scandir(dir, &names, NULL, alphasort);
+	assert_true(n > 0);
+	for (i = 0; i < n; i++) {
+		char *base, *pbp, *invp, *expp, *expected;
+		struct ml_buf b = ML_BUF_INIT(0);
+		struct ml_test_out o;
+		struct stat st;
+
+		if (names[i]->d_name[0] == '.') {
+			free(names[i]);
+			continue;
+		}
+		base = ml_xasprintf("%s/%s", dir, names[i]->d_name);
+		pbp = ml_xasprintf("%s/mlctl.yaml", base);
+		invp = ml_xasprintf("%s/inventory.yaml", base);
+		expp = ml_xasprintf("%s/expected", base);
+		if (ml_buf_read_file(&b, expp) < 0) {
+			/* cases generated at run time have no expected file */
+			goto next;
+		}
+		expected = ml_buf_detach(&b, NULL);
+		if (stat(pbp, &st) == 0) {
+			ml_buf_read_file(&b, pbp);
+			ml_test_write(r->dir, "mlctl.yaml", ml_buf_str(&b));
+			ml_buf_reset(&b);
+		} else {
+			ml_test_write(r->dir, "mlctl.yaml", pb0);
+		}
+		if (stat(invp, &st) == 0) {
+			ml_buf_read_file(&b, invp);
+			ml_test_write(r->dir, "inventory.yaml", ml_buf_str(&b));
+			ml_buf_reset(&b);
+		} else {
+			ml_test_write(r->dir, "inventory.yaml", inv0);
+		}
+		free(ml_test_commit(r->dir, names[i]->d_name));
+		mlctl(&o, r, (const char *const[]){ "validate", NULL });
+		if (!strncmp(expected, "valid", 5)) {
+			assert_int_equal(o.status, 0);
+		} else {
+			char *line = ml_xstrdup(expected), *copy = line;
+			char *nl;
+
+			if (o.status != 3)
+				print_error("%s: status %d: %s\n",
+					    names[i]->d_name, o.status, o.err);
+			assert_int_equal(o.status, 3);
+			/* every expected diagnostic line appears verbatim */
+			for (; *line; line = nl ? nl + 1 : line + strlen(line)) {
+				nl = strchr(line, '\n');
+				if (nl)
+					*nl = '\0';
+				if (!*line)
+					continue;
+				if (!strstr(o.err, line))
+					print_error("%s: missing '%s' in:\n%s",
+						    names[i]->d_name, line,
+						    o.err);
+				assert_non_null(strstr(o.err, line));
+			}
+			free(copy);
+			broken++;
+		}
+		ml_test_out_release(&o);
+		free(expected);
+next:
+		ml_buf_release(&b);
+		free(base);
+		free(pbp);
+		free(invp);
+		free(expp);
+		free(names[i]);
+	}
+	free(names);
+	free(dir);
+	free(pb0);
+	free(inv0);
+	assert_true(broken >= 25);
+}
+
+static void test_cli__plan_json_resolves_hosts(void **state)
+{
+	struct repo *r = *state;
+	struct ml_test_out o;
+	json_error_t jerr;
+	json_t *doc, *hosts;
+
+	mlctl(&o, r, (const char *const[]){ "plan", "--json", NULL });
+	assert_int_equal(o.status, 0);
+	doc = json_loads(o.out, 0, &jerr);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "app")),
+			    "sentiment");
+	hosts = json_object_get(doc, "hosts");
+	assert_true(json_is_array(hosts));
+	assert_true(json_array_size(hosts) >= 2);
+	json_decref(doc);
+	ml_test_out_release(&o);
+
+	mlctl(&o, r, (const char *const[]){ "plan", NULL });
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.out, "HOST"));
+	assert_non_null(strstr(o.out, "nothing was changed"));
+	ml_test_out_release(&o);
+}
+
+static void test_cli__history_empty_ledger(void **state)
+{
+	struct repo *r = *state;
+	struct ml_test_out o;
+	struct stat st;
+	char *ledger = ml_xasprintf("%s/.ledger/ledger.db", r->dir);
+
+	mlctl(&o, r, (const char *const[]){ "history", NULL });
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.out, "no revisions"));
+	ml_test_out_release(&o);
+	assert_int_equal(stat(ledger, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	mlctl(&o, r, (const char *const[]){ "history", "--json", NULL });
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.out, "[]"));
+	ml_test_out_release(&o);
+
+	mlctl(&o, r, (const char *const[]){ "show", "7", NULL });
+	assert_int_equal(o.status, 11);
+	ml_test_out_release(&o);
+	free(ledger);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cli__help_lists_every_command),
+		cmocka_unit_test(test_cli__usage_errors_exit_2),
+		cmocka_unit_test(test_cli__not_a_repository),
+		cmocka_unit_test_setup_teardown(
+			test_cli__validate_passes_on_examples, repo_setup,
+			repo_teardown),
+		cmocka_unit_test_setup_teardown(test_cli__validate_older_commit,
+						repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli__uncommitted_changes_are_reported, repo_setup,
+			repo_teardown),
+		cmocka_unit_test_setup_teardown(test_cli__huge_file_is_refused,
+						repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli__broken_inputs_give_precise_errors,
+			repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli__plan_json_resolves_hosts, repo_setup,
+			repo_teardown),
+		cmocka_unit_test_setup_teardown(test_cli__history_empty_ledger,
+						repo_setup, repo_teardown),
+	};
+
+	return cmocka_run_group_tests_name("e2e/cli", tests, NULL, NULL);
+}

@@ -1,0 +1,55 @@
+#ifndef ML_TEST_PROC_H
+#define ML_TEST_PROC_H
+
+/*
+ * Test helpers for running real programs (the mlctl binaries, git) and for
+ * scratch directories. Everything here takes argv vectors; nothing goes
+ * through a shell.
+ */
+
+struct ml_test_out {
+	int status;  /* exit status, or 128 + signal, or -1 on timeout */
+	char *out;   /* stdout, NUL-terminated */
+	char *err;   /* stderr, NUL-terminated */
+	size_t out_len, err_len;
+};
+
+/*
+ * Run argv (argv[0] looked up in PATH) in dir (NULL: current), with extra
+ * environment entries "K=V" (NULL-terminated list, may be NULL), feeding
+ * stdin_data (may be NULL), killing it after timeout_s. Returns 0 when it
+ * ran; fills *o (free with ml_test_out_release).
+ */
+int ml_test_run(struct ml_test_out *o, const char *dir,
+		const char *const *env, const char *stdin_data, int timeout_s,
+		const char *const *argv);
+void ml_test_out_release(struct ml_test_out *o);
+
+/* Run mlctl (from $MLCTL_BIN, else bin/mlctl) with the given arguments in
+ * dir; the ledger defaults to one in the scratch dir's parent when
+ * MLCTL_LEDGER is not in env. */
+int ml_test_mlctl(struct ml_test_out *o, const char *dir,
+		  const char *const *env, const char *const *args);
+
+/* A fresh scratch directory under $TMPDIR or /tmp; caller frees the path
+ * and removes it with ml_test_rmtree. */
+char *ml_test_tmpdir(const char *tag);
+void ml_test_rmtree(const char *path);
+
+/* Write a file (creating parent directories), mode 0644. */
+void ml_test_write(const char *dir, const char *name, const char *text);
+
+/* Run git with argv in dir, with a fixed identity and dates; fails the test
+ * (abort) when git fails. Returns the trimmed stdout (caller frees). */
+char *ml_test_git(const char *dir, const char *const *args);
+
+/* Commit everything in dir with message; returns the new full sha. */
+char *ml_test_commit(const char *dir, const char *message);
+
+/* The repository root ($MLCTL_SRC or "."). */
+const char *ml_test_src(void);
+
+/* Read a file from the source tree into a new string. */
+char *ml_test_read_src(const char *relpath);
+
+#endif
