@@ -12,8 +12,12 @@ struct ml_source;
 #define ML_SHA_HEX 41 /* 40 hex digits and a NUL */
 
 /*
- * Open the repository containing dir (searching upwards like git does).
- * ML_ESOURCE with "'DIR' is not in a git repository" when there is none.
+ * Open the repository containing dir (searching upwards like git does, not
+ * across file systems; GIT_DIR and friends are not consulted). Bare
+ * repositories are fine. ML_ESOURCE with "'DIR' is not in a git
+ * repository" when there is none, or when dir is missing or not a
+ * directory. Freed with ml_source_free(). A source is used by one thread at
+ * a time; threads may each open their own.
  */
 int ml_source_open(struct ml_source **out, const char *dir);
 void ml_source_free(struct ml_source *src);
@@ -24,25 +28,36 @@ const char *ml_source_workdir(const struct ml_source *src);
 
 /*
  * Resolve rev (full or short sha, tag, branch, any git revision expression;
- * NULL means HEAD) to the full sha of a commit. ML_ESOURCE when it names
- * nothing, is ambiguous, or is not a commit; the message says which.
+ * NULL means HEAD) to the full sha of a commit; annotated tags are peeled.
+ * ML_ESOURCE when it names nothing, is ambiguous, is not a commit, starts
+ * with '-' or HEAD has no commit yet; the message says which. sha is ""
+ * on failure.
  */
 int ml_source_resolve(const struct ml_source *src, const char *rev,
 		      char sha[ML_SHA_HEX]);
 
 /*
  * Turn path (absolute, or relative to the current directory) into a path
- * relative to the repository's root, as git names it ("dir/mlctl.yaml").
- * ML_ESOURCE when it lies outside the repository. Result freed by caller.
+ * relative to the repository's root, as git names it ("dir/mlctl.yaml";
+ * "" for the root itself). Directories on the way are resolved like the
+ * kernel does (symbolic links, ".."), as far as they exist; the last
+ * component is never followed, and the file need not exist. In a bare
+ * repository, path is taken as relative to the repository's root and
+ * only tidied. ML_ESOURCE when it lies outside the repository or inside
+ * its .git directory. Result freed by caller.
  */
 int ml_source_relpath(char **out, const struct ml_source *src,
 		      const char *path);
 
 /*
- * Read the file at repository-relative path as it is in commit sha,
- * appending its bytes to out (whose max bounds the size: ML_ETOOBIG).
+ * Read the file at repository-relative path as it is in commit sha (a full
+ * sha, or a unique prefix), appending its bytes to out, whose max bounds
+ * out->len after the read: ML_ETOOBIG, checked before the blob is loaded,
+ * with out unchanged. No checkout; works in bare repositories.
  * ML_ENOTFOUND when the commit has no such file ("'x' does not exist in
- * commit abc1234").
+ * commit abc1234 (subject)") or there is no such commit; ML_ESOURCE when
+ * the path is a directory, a submodule or a symbolic link (not followed:
+ * name its target), or sha is not hex.
  */
 int ml_source_read(const struct ml_source *src, const char *sha,
 		   const char *relpath, struct ml_buf *out);
@@ -50,12 +65,15 @@ int ml_source_read(const struct ml_source *src, const char *sha,
 /*
  * *dirty = true when the file at relpath differs between HEAD and the
  * index or the working tree (modified, staged, deleted or untracked).
+ * false when it is the same everywhere, absent everywhere, or ignored by
+ * .gitignore and not tracked; always false in a bare repository.
  */
 int ml_source_dirty(const struct ml_source *src, const char *relpath,
 		    bool *dirty);
 
-/* The commit's one-line subject and author time, for the ledger; subject
- * freed by caller. */
+/* The commit's one-line subject (its first paragraph, as git log's %s) and
+ * author time in seconds since the epoch, for the ledger; subject freed by
+ * caller. Either out-param may be NULL. */
 int ml_source_describe(const struct ml_source *src, const char *sha,
 		       char **subject, int64_t *time);
 
