@@ -53,21 +53,43 @@ struct ml_event {
 
 /*
  * Default ledger path: $MLCTL_LEDGER, else $XDG_STATE_HOME/mlctl/ledger.db,
- * else ~/.local/state/mlctl/ledger.db (outside any git work tree). Caller
- * frees.
+ * else ~/.local/state/mlctl/ledger.db (outside any git work tree). Empty
+ * and (for the XDG and HOME variables) relative values are ignored. Caller
+ * frees. NULL, with the message set, only when there is no home directory
+ * at all.
  */
 char *ml_ledger_default_path(void);
+
+enum ml_ledger_mode {
+	ML_LEDGER_RW = 0, /* create, migrate, read and write */
+	ML_LEDGER_RO,     /* read only: never creates or migrates the file */
+};
 
 /*
  * Open or create the ledger at path, creating parent directories, and
  * migrate it to the current schema. ML_ELEDGER with a clear message when the
  * file is not a ledger, its schema is newer than ours ("written by a newer
- * mlctl (schema N, this one knows M): upgrade mlctl"), it is locked by
- * another process for longer than the busy timeout, or it is read-only and
- * needs a write.
+ * mlctl (schema N; this mlctl knows up to M): upgrade mlctl"), it is locked
+ * by another process for longer than the busy timeout, or it is read-only
+ * and needs a write. Parent directories are created mode 0700 and a new
+ * ledger file mode 0600.
  */
 int ml_ledger_open(struct ml_ledger **out, const char *path);
+
+/*
+ * ml_ledger_open with a mode. ML_LEDGER_RO is for verbs that only read
+ * (history, status): ML_ENOTFOUND when the file does not exist, and an
+ * ML_ELEDGER "is read-only" error from any write or from a ledger that
+ * needs a migration. ML_LEDGER_RW on a file we may not write also opens it
+ * read-only (see ml_ledger_readonly); writes then fail the same way.
+ * The busy timeout is 5000 ms, or $MLCTL_LEDGER_BUSY_MS.
+ */
+int ml_ledger_open_mode(struct ml_ledger **out, const char *path,
+			enum ml_ledger_mode mode);
 void ml_ledger_free(struct ml_ledger *l);
+
+/* Whether writes will be refused (opened RO, or the file is not writable). */
+bool ml_ledger_readonly(const struct ml_ledger *l);
 
 /* Schema version of the open ledger and the one this binary writes. */
 int ml_ledger_schema_version(const struct ml_ledger *l);
@@ -76,11 +98,17 @@ int ml_ledger_schema_current(void);
 /*
  * Record a new revision. Reads every field of rev except number,
  * finished_at and outcome (set to RUNNING); writes the assigned number to
- * rev->number. Committed durably before returning.
+ * rev->number. started_at 0 means now (written back). A rollback must name
+ * an existing revision (ML_ENOTFOUND otherwise). Committed durably before
+ * returning.
  */
 int ml_ledger_begin(struct ml_ledger *l, struct ml_revision *rev);
 
-/* Set a revision's final outcome, message (may be NULL) and finish time. */
+/*
+ * Set a revision's final outcome (not RUNNING), message (may be NULL) and
+ * finish time (now). Only a running revision can finish: ML_ENOTFOUND when
+ * it is absent, ML_EFAIL when it has already finished.
+ */
 int ml_ledger_finish(struct ml_ledger *l, int64_t number,
 		     enum ml_outcome outcome, const char *message);
 
@@ -88,7 +116,9 @@ int ml_ledger_finish(struct ml_ledger *l, int64_t number,
 int ml_ledger_set_image(struct ml_ledger *l, int64_t number,
 			const char *image_id, const char *layers_json);
 
-/* Append one per-host step event, committed before returning. */
+/* Append one per-host step event, committed before returning. host, step
+ * and status are required, detail may be NULL; at_ms is now. ML_ENOTFOUND
+ * when the revision is absent. */
 int ml_ledger_event(struct ml_ledger *l, int64_t number, const char *host,
 		    const char *step, const char *status, const char *detail);
 
