@@ -54,9 +54,15 @@ struct ml_kvlist {
 	size_t n;
 };
 
+/* A place in an input file, 1-based; {0, 0} when unknown. */
+struct ml_pos {
+	int line, col;
+};
+
 struct ml_strlist {
 	char **v;
 	size_t n;
+	struct ml_pos *pos; /* where each v[i] was written, or NULL */
 };
 
 enum ml_image_kind {
@@ -132,6 +138,7 @@ struct ml_ssh_spec {
 	int port;            /* 0: inherit */
 	char *identity_file; /* NULL: inherit */
 	char *jump;          /* host name of a bastion, NULL: none */
+	struct ml_pos jump_pos; /* where jump was written */
 };
 
 struct ml_host {
@@ -147,6 +154,7 @@ struct ml_group {
 	char *name;
 	struct ml_strlist hosts;
 	struct ml_strlist children;
+	struct ml_ssh_spec ssh; /* applies to every host of the group */
 	struct ml_kvlist vars;
 	int line, col;
 };
@@ -187,6 +195,10 @@ struct ml_config {
 	size_t playbook_len;
 	struct ml_target *targets; /* app hosts first, then LB-only hosts */
 	size_t ntargets;
+	/* Every host some target reaches through ssh.jump (transitively),
+	 * with its settings merged like a target's; roles both false. */
+	struct ml_target *jumps;
+	size_t njumps;
 };
 
 /*
@@ -215,5 +227,76 @@ void ml_config_free(struct ml_config *cfg);
 /* The desired state as JSON, for `plan --json` and the ledger. Stable key
  * order. New reference. */
 json_t *ml_config_to_json(const struct ml_config *cfg);
+
+/* ---- shared by the parsers in orchestrator/config/ only ---------------- */
+
+/*
+ * Helpers the playbook and inventory parsers share (implemented in
+ * units.c). Code outside orchestrator/config/ must not call them; they work
+ * on the node tree of config/yaml.h. Every check that fails adds one
+ * diagnostic at the node and returns ML_EINVALID; "path" is the dotted name
+ * of the value in messages ("health.interval", "hosts.web1.ssh.port").
+ */
+struct ml_ynode;
+
+struct ml_cfgctx {
+	const char *file;
+	struct ml_diags *diags;
+	char qbuf[4][128]; /* ring of buffers for ml_cfg_q() */
+	unsigned qi;
+};
+
+void ml_cfg_err(struct ml_cfgctx *c, const struct ml_ynode *at,
+		const char *fmt, ...) ML_PRINTF(3, 4);
+void ml_cfg_err_pos(struct ml_cfgctx *c, struct ml_pos at, const char *fmt,
+		    ...) ML_PRINTF(3, 4);
+/* s made safe to quote in a message: control bytes escaped, long text cut.
+ * Valid until four more calls on the same context. */
+const char *ml_cfg_q(struct ml_cfgctx *c, const char *s);
+/* "a string", "an integer", "a number", "a boolean", "null", "a mapping",
+ * "a sequence": how YAML 1.2's core schema reads the node. */
+const char *ml_cfg_kind(const struct ml_ynode *n);
+/* The candidate closest to word when close enough to suggest, else NULL. */
+const char *ml_cfg_suggest(const char *word, const char *const *cands,
+			   size_t n);
+/* Report every key of map not in keys (NULL-terminated), with a "did you
+ * mean". Returns the number of unknown keys. */
+int ml_cfg_check_keys(struct ml_cfgctx *c, const struct ml_ynode *map,
+		      const char *const *keys);
+int ml_cfg_want_map(struct ml_cfgctx *c, const struct ml_ynode *n,
+		    const char *path);
+int ml_cfg_want_seq(struct ml_cfgctx *c, const struct ml_ynode *n,
+		    const char *path);
+int ml_cfg_int(struct ml_cfgctx *c, const struct ml_ynode *n,
+	       const char *path, int64_t min, int64_t max, int64_t *out);
+int ml_cfg_bool(struct ml_cfgctx *c, const struct ml_ynode *n,
+		const char *path, bool *out);
+/* Any scalar but null and booleans (numbers are kept as written); no NUL
+ * bytes. *out is a new string. */
+int ml_cfg_str(struct ml_cfgctx *c, const struct ml_ynode *n,
+	       const char *path, char **out);
+int ml_cfg_duration(struct ml_cfgctx *c, const struct ml_ynode *n,
+		    const char *path, int64_t *out_ms);
+int ml_cfg_size(struct ml_cfgctx *c, const struct ml_ynode *n,
+		const char *path, int64_t *out_bytes);
+/* A sequence of strings, or (when one_ok) a single string as a one-element
+ * list; positions are recorded. Items failing ml_cfg_str are skipped. */
+int ml_cfg_strlist(struct ml_cfgctx *c, const struct ml_ynode *n,
+		   const char *path, bool one_ok, struct ml_strlist *out);
+/* A mapping of names to scalars (text kept as written). Keys must pass
+ * is_key; values must be a single line. */
+int ml_cfg_kvmap(struct ml_cfgctx *c, const struct ml_ynode *n,
+		 const char *path, bool (*is_key)(const char *),
+		 const char *key_rule, struct ml_kvlist *out);
+/* [A-Za-z_][A-Za-z0-9_]*: env, secret, build-arg and var names. */
+bool ml_cfg_is_ident(const char *s);
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,62}: host and group names. */
+bool ml_cfg_is_name(const char *s);
+/* Print a duration in the form ml_parse_duration reads ("1h30m", "500ms")
+ * into buf (at least 32 bytes). */
+const char *ml_cfg_fmt_duration(char *buf, size_t size, int64_t ms);
+void ml_strlist_release(struct ml_strlist *l);
+void ml_kvlist_release(struct ml_kvlist *l);
+void ml_ssh_spec_release(struct ml_ssh_spec *s);
 
 #endif

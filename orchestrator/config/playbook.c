@@ -1,0 +1,760 @@
+/*
+ * The playbook (mlctl.yaml): YAML node tree -> struct ml_playbook, with
+ * every value checked. The walk never stops at the first problem: each
+ * section is checked on its own and every problem becomes one diagnostic
+ * at the place it was written; only at the end does a playbook with any
+ * diagnostic fail (ML_EINVALID, nothing returned).
+ *
+ * Invariants of a returned playbook: every field is within the ranges
+ * documented in config.h and schema/playbook.schema.json; defaults are
+ * filled in; targets is non-empty; health.timeout <= health.interval;
+ * secrets are unique and not in env; canary steps strictly increase.
+ * Whether targets and load-balancer hosts exist is the resolver's business
+ * (resolve.c), as it needs the inventory.
+ *
+ * Sizes: a playbook is small (the YAML loader caps it at 1 MiB); lists are
+ * checked for duplicates by pairwise comparison.
+ */
+#include "common/ml.h"
+#include "orchestrator/config/config.h"
+#include "orchestrator/config/yaml.h"
+
+#include <ctype.h>
+#include <math.h>
+
+#define ML_MAX_REPLICAS 64
+#define ML_MIN_MEMORY ((int64_t)6 << 20) /* Docker refuses less than 6 MiB */
+
+static const char *const top_keys[] = {
+	"app",	   "image",	"port",	   "health",  "replicas",      "env",
+	"secrets", "resources", "targets", "rollout", "load_balancer", NULL};
+static const char *const image_keys[] = {"ref", "build", NULL};
+static const char *const build_keys[] = {"context", "dockerfile", "args", NULL};
+static const char *const health_keys[] = {"path",
+					  "interval",
+					  "timeout",
+					  "start_period",
+					  "healthy_threshold",
+					  "unhealthy_threshold",
+					  NULL};
+static const char *const resources_keys[] = {"cpus", "memory", "gpus", NULL};
+static const char *const rollout_keys[] = {"batch",	    "failure_budget",
+					   "auto_rollback", "drain_timeout",
+					   "canary",	    NULL};
+static const char *const lb_keys[] = {"hosts", "listen", "balance", "tls",
+				      NULL};
+static const char *const tls_keys[] = {"cert", NULL};
+
+static const char ident_rule[] = "use letters, digits and '_', not starting "
+				 "with a digit";
+
+/* The value of an optional section; a null value counts as absent. */
+static const struct ml_ynode *opt(const struct ml_ynode *map, const char *key)
+{
+	const struct ml_ynode *n = ml_ymap_get(map, key);
+
+	if (n && n->type == ML_YSCALAR && n->plain && ml_yscalar_is_null(n))
+		return NULL;
+	return n;
+}
+
+static int get_int(struct ml_cfgctx *c, const struct ml_ynode *n,
+		   const char *path, int64_t min, int64_t max, int *out)
+{
+	int64_t v;
+
+	if (ml_cfg_int(c, n, path, min, max, &v) < 0)
+		return ML_EINVALID;
+	*out = (int)v;
+	return 0;
+}
+
+/* "N%" with N a decimal number without leading zeros; -1 if not that. */
+static int parse_percent(const char *s)
+{
+	int v = 0;
+	size_t i;
+
+	if (!isdigit((unsigned char)s[0]) || (s[0] == '0' && s[1] != '%'))
+		return -1;
+	for (i = 0; isdigit((unsigned char)s[i]); i++) {
+		if (v > 100000)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (s[i] != '%' || s[i + 1])
+		return -1;
+	return v;
+}
+
+static bool has_bad_char(const char *s, bool space_ok)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch < 0x20 || ch == 0x7f || (!space_ok && ch == ' '))
+			return true;
+	}
+	return false;
+}
+
+/* ---- app and image ----------------------------------------------------- */
+
+static bool is_app_name(const char *s)
+{
+	size_t n;
+
+	for (n = 0; s[n]; n++)
+		if (!islower((unsigned char)s[n]) &&
+		    !isdigit((unsigned char)s[n]) && (s[n] != '-' || !n))
+			return false;
+	return n >= 1 && n <= 63;
+}
+
+static void parse_app(struct ml_cfgctx *c, struct ml_playbook *pb,
+		      const struct ml_ynode *n)
+{
+	char *s;
+
+	if (ml_cfg_str(c, n, "app", &s) < 0)
+		return;
+	if (!is_app_name(s)) {
+		ml_cfg_err(c, n,
+			   "'app' must be 1 to 63 lowercase letters, "
+			   "digits or '-', starting with a letter or digit, "
+			   "got '%s'",
+			   ml_cfg_q(c, s));
+		free(s);
+		return;
+	}
+	pb->app = s;
+}
+
+/* A Docker image reference, loosely: "name[:tag]", "registry/name:tag",
+ * "name@sha256:...", "sha256:...". The daemon checks the grammar; we keep
+ * out what could be read as an option or break a line. */
+static bool is_image_ref(const char *s)
+{
+	size_t n;
+
+	if (!isalnum((unsigned char)s[0]))
+		return false;
+	for (n = 0; s[n]; n++)
+		if (!isalnum((unsigned char)s[n]) && !strchr("._-/:@", s[n]))
+			return false;
+	return n <= 255 && s[n - 1] != ':' && s[n - 1] != '/';
+}
+
+static void parse_ref(struct ml_cfgctx *c, struct ml_playbook *pb,
+		      const struct ml_ynode *n, const char *path)
+{
+	char *s;
+
+	if (ml_cfg_str(c, n, path, &s) < 0)
+		return;
+	if (!is_image_ref(s)) {
+		ml_cfg_err(c, n,
+			   "'%s' is not a valid image reference: '%s' "
+			   "(write e.g. 'my-model:1.2')",
+			   path, ml_cfg_q(c, s));
+		free(s);
+		return;
+	}
+	pb->image.kind = ML_IMAGE_REF;
+	pb->image.ref = s;
+}
+
+/* A relative path inside the repository: not absolute, no "..", no
+ * leading '-', no control characters. */
+static bool is_repo_path(const char *s)
+{
+	const char *p = s;
+
+	if (!*s || *s == '/' || *s == '-' || has_bad_char(s, true))
+		return false;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return false;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return true;
+}
+
+static void parse_repo_path(struct ml_cfgctx *c, const struct ml_ynode *n,
+			    const char *path, char **out)
+{
+	char *s;
+
+	if (ml_cfg_str(c, n, path, &s) < 0)
+		return;
+	if (!is_repo_path(s)) {
+		ml_cfg_err(c, n,
+			   "'%s' must be a relative path inside the "
+			   "repository, got '%s'",
+			   path, ml_cfg_q(c, s));
+		free(s);
+		return;
+	}
+	free(*out);
+	*out = s;
+}
+
+static void parse_build(struct ml_cfgctx *c, struct ml_playbook *pb,
+			const struct ml_ynode *n)
+{
+	const struct ml_ynode *v;
+
+	pb->image.kind = ML_IMAGE_BUILD;
+	pb->image.context = ml_xstrdup(".");
+	pb->image.dockerfile = ml_xstrdup("Dockerfile");
+	if (n && n->type == ML_YSCALAR && n->plain && ml_yscalar_is_null(n))
+		return;
+	if (ml_cfg_want_map(c, n, "image.build") < 0)
+		return;
+	ml_cfg_check_keys(c, n, build_keys);
+	if ((v = ml_ymap_get(n, "context")))
+		parse_repo_path(c, v, "image.build.context",
+				&pb->image.context);
+	if ((v = ml_ymap_get(n, "dockerfile")))
+		parse_repo_path(c, v, "image.build.dockerfile",
+				&pb->image.dockerfile);
+	if ((v = opt(n, "args")))
+		ml_cfg_kvmap(c, v, "image.build.args", ml_cfg_is_ident,
+			     ident_rule, &pb->image.build_args);
+}
+
+static void parse_image(struct ml_cfgctx *c, struct ml_playbook *pb,
+			const struct ml_ynode *n)
+{
+	const struct ml_ynode *ref, *build;
+
+	if (n->type == ML_YSCALAR) {
+		parse_ref(c, pb, n, "image");
+		return;
+	}
+	if (n->type != ML_YMAP) {
+		ml_cfg_err(c, n,
+			   "'image' must be an image reference or a "
+			   "mapping with 'ref' or 'build', got %s",
+			   ml_cfg_kind(n));
+		return;
+	}
+	ml_cfg_check_keys(c, n, image_keys);
+	ref = ml_ymap_get(n, "ref");
+	build = ml_ymap_get(n, "build");
+	if (!ref == !build) {
+		ml_cfg_err(c, n,
+			   "'image' must have exactly one of 'ref' or "
+			   "'build'");
+		return;
+	}
+	if (ref)
+		parse_ref(c, pb, ref, "image.ref");
+	else
+		parse_build(c, pb, build);
+}
+
+/* ---- health, resources ------------------------------------------------- */
+
+static void parse_health(struct ml_cfgctx *c, struct ml_playbook *pb,
+			 const struct ml_ynode *n)
+{
+	struct ml_health_spec *h = &pb->health;
+	const struct ml_ynode *v, *vi, *vt;
+	bool times_ok = true;
+	char *s;
+
+	if (ml_cfg_want_map(c, n, "health") < 0)
+		return;
+	ml_cfg_check_keys(c, n, health_keys);
+	if ((v = ml_ymap_get(n, "path")) &&
+	    ml_cfg_str(c, v, "health.path", &s) == 0) {
+		if (s[0] != '/' || has_bad_char(s, false) || strlen(s) > 1024) {
+			ml_cfg_err(c, v,
+				   "'health.path' must be a URL path "
+				   "starting with '/', without spaces, got "
+				   "'%s'",
+				   ml_cfg_q(c, s));
+			free(s);
+		} else {
+			free(h->path);
+			h->path = s;
+		}
+	}
+	vi = ml_ymap_get(n, "interval");
+	if (vi &&
+	    ml_cfg_duration(c, vi, "health.interval", &h->interval_ms) < 0)
+		times_ok = false;
+	else if (vi && h->interval_ms <= 0) {
+		ml_cfg_err(c, vi, "'health.interval' must be longer than 0");
+		times_ok = false;
+	}
+	vt = ml_ymap_get(n, "timeout");
+	if (vt && ml_cfg_duration(c, vt, "health.timeout", &h->timeout_ms) < 0)
+		times_ok = false;
+	else if (vt && h->timeout_ms <= 0) {
+		ml_cfg_err(c, vt, "'health.timeout' must be longer than 0");
+		times_ok = false;
+	}
+	if (times_ok && h->timeout_ms > h->interval_ms) {
+		char a[32], b[32];
+
+		ml_cfg_err(c, vt ? vt : vi,
+			   "'health.timeout' (%s) must not be "
+			   "longer than 'health.interval' (%s)",
+			   ml_cfg_fmt_duration(a, sizeof(a), h->timeout_ms),
+			   ml_cfg_fmt_duration(b, sizeof(b), h->interval_ms));
+	}
+	if ((v = ml_ymap_get(n, "start_period")))
+		ml_cfg_duration(c, v, "health.start_period",
+				&h->start_period_ms);
+	if ((v = ml_ymap_get(n, "healthy_threshold")))
+		get_int(c, v, "health.healthy_threshold", 1, 100,
+			&h->healthy_threshold);
+	if ((v = ml_ymap_get(n, "unhealthy_threshold")))
+		get_int(c, v, "health.unhealthy_threshold", 1, 100,
+			&h->unhealthy_threshold);
+}
+
+static void parse_cpus(struct ml_cfgctx *c, struct ml_playbook *pb,
+		       const struct ml_ynode *n)
+{
+	const char *kind = ml_cfg_kind(n), *s = n->scalar;
+	double v;
+
+	if (strcmp(kind, "an integer") && strcmp(kind, "a number")) {
+		ml_cfg_err(c, n, "'resources.cpus' must be a number, got %s",
+			   kind);
+		return;
+	}
+	/* decimal notation only: no hex, exponent, inf or nan */
+	if (strspn(s, "0123456789.") != strlen(s)) {
+		ml_cfg_err(c, n,
+			   "'resources.cpus' must be a decimal number "
+			   "such as 2 or 0.5, got '%s'",
+			   ml_cfg_q(c, s));
+		return;
+	}
+	v = strtod(s, NULL);
+	if (!(v > 0) || v > 4096) {
+		ml_cfg_err(c, n,
+			   "'resources.cpus' must be more than 0 and at "
+			   "most 4096, got %s",
+			   ml_cfg_q(c, s));
+		return;
+	}
+	pb->resources.cpus = v;
+}
+
+static void parse_resources(struct ml_cfgctx *c, struct ml_playbook *pb,
+			    const struct ml_ynode *n)
+{
+	const struct ml_ynode *v;
+
+	if (ml_cfg_want_map(c, n, "resources") < 0)
+		return;
+	ml_cfg_check_keys(c, n, resources_keys);
+	if ((v = ml_ymap_get(n, "cpus")))
+		parse_cpus(c, pb, v);
+	if ((v = ml_ymap_get(n, "memory"))) {
+		int64_t b;
+
+		if (ml_cfg_size(c, v, "resources.memory", &b) < 0)
+			;
+		else if (b < ML_MIN_MEMORY)
+			ml_cfg_err(c, v,
+				   "'resources.memory' must be at least "
+				   "6m (Docker's minimum), got '%s'",
+				   ml_cfg_q(c, v->scalar));
+		else
+			pb->resources.memory_bytes = b;
+	}
+	if ((v = ml_ymap_get(n, "gpus"))) {
+		if (v->type == ML_YSCALAR && !strcmp(v->scalar, "all"))
+			pb->resources.gpus = -1;
+		else if (!strcmp(ml_cfg_kind(v), "an integer"))
+			get_int(c, v, "resources.gpus", 0, 64,
+				&pb->resources.gpus);
+		else
+			ml_cfg_err(c, v,
+				   "'resources.gpus' must be a number of "
+				   "GPUs or 'all', got %s",
+				   ml_cfg_kind(v));
+	}
+}
+
+/* ---- env, secrets, names ----------------------------------------------- */
+
+static void parse_secrets(struct ml_cfgctx *c, struct ml_playbook *pb,
+			  const struct ml_ynode *n)
+{
+	size_t i, j;
+
+	ml_cfg_strlist(c, n, "secrets", false, &pb->secrets);
+	for (i = 0; i < pb->secrets.n; i++) {
+		const char *s = pb->secrets.v[i];
+
+		if (!ml_cfg_is_ident(s)) {
+			ml_cfg_err_pos(c, pb->secrets.pos[i],
+				       "invalid secret name '%s' (%s)",
+				       ml_cfg_q(c, s), ident_rule);
+			continue;
+		}
+		for (j = 0; j < i; j++)
+			if (!strcmp(pb->secrets.v[j], s))
+				break;
+		if (j < i) {
+			ml_cfg_err_pos(c, pb->secrets.pos[i],
+				       "secret '%s' is listed twice", s);
+			continue;
+		}
+		for (j = 0; j < pb->env.n; j++)
+			if (!strcmp(pb->env.v[j].key, s))
+				break;
+		if (j < pb->env.n)
+			ml_cfg_err_pos(c, pb->secrets.pos[i],
+				       "'%s' is both in 'env' and in 'secrets' "
+				       "(a secret's value must not be in git)",
+				       s);
+	}
+}
+
+/* Target and load-balancer host lists: non-empty, valid names, no name
+ * twice. Existence is checked by the resolver. */
+static void check_names(struct ml_cfgctx *c, const struct ml_ynode *n,
+			const char *path, const struct ml_strlist *l)
+{
+	size_t i, j;
+
+	if (!n->nitems && n->type == ML_YSEQ)
+		ml_cfg_err(c, n, "'%s' must name at least one host or group",
+			   path);
+	for (i = 0; i < l->n; i++) {
+		if (!ml_cfg_is_name(l->v[i])) {
+			ml_cfg_err_pos(c, l->pos[i],
+				       "'%s' names an invalid "
+				       "host or group '%s'",
+				       path, ml_cfg_q(c, l->v[i]));
+			continue;
+		}
+		for (j = 0; j < i; j++)
+			if (!strcmp(l->v[i], l->v[j]))
+				break;
+		if (j < i)
+			ml_cfg_err_pos(c, l->pos[i], "'%s' lists '%s' twice",
+				       path, l->v[i]);
+	}
+}
+
+/* ---- rollout ----------------------------------------------------------- */
+
+static void parse_batch(struct ml_cfgctx *c, struct ml_rollout_spec *r,
+			const struct ml_ynode *n)
+{
+	const char *kind = ml_cfg_kind(n);
+	int pct;
+
+	if (!strcmp(kind, "an integer")) {
+		if (get_int(c, n, "rollout.batch", 1, 100000,
+			    &r->batch_count) == 0)
+			r->batch_percent = 0;
+		return;
+	}
+	if (n->type != ML_YSCALAR || !strchr(n->scalar, '%')) {
+		ml_cfg_err(c, n,
+			   "'rollout.batch' must be a number of hosts or "
+			   "a percentage such as '25%%', got %s",
+			   kind);
+		return;
+	}
+	pct = parse_percent(n->scalar);
+	if (pct < 1 || pct > 100) {
+		ml_cfg_err(c, n,
+			   "'rollout.batch' must be between 1%% and "
+			   "100%%, got '%s'",
+			   ml_cfg_q(c, n->scalar));
+		return;
+	}
+	r->batch_percent = pct;
+	r->batch_count = 0;
+}
+
+static void parse_canary(struct ml_cfgctx *c, struct ml_rollout_spec *r,
+			 const struct ml_ynode *n)
+{
+	size_t i;
+
+	if (ml_cfg_want_seq(c, n, "rollout.canary") < 0)
+		return;
+	r->canary_percent = ml_xcalloc(n->nitems, sizeof(int));
+	for (i = 0; i < n->nitems; i++) {
+		const struct ml_ynode *it = n->items[i];
+		int pct;
+
+		if (it->type != ML_YSCALAR) {
+			ml_cfg_err(c, it,
+				   "'rollout.canary[%zu]' must be a "
+				   "percentage such as '10%%', got %s",
+				   i, ml_cfg_kind(it));
+			continue;
+		}
+		pct = parse_percent(it->scalar);
+		if (pct < 0) {
+			ml_cfg_err(c, it,
+				   "'rollout.canary[%zu]' must be a "
+				   "percentage such as '10%%', got '%s'",
+				   i, ml_cfg_q(c, it->scalar));
+			continue;
+		}
+		if (pct < 1 || pct > 99) {
+			ml_cfg_err(c, it,
+				   "'rollout.canary[%zu]' must be "
+				   "between 1%% and 99%%, got '%s'",
+				   i, it->scalar);
+			continue;
+		}
+		if (r->canary_n && pct <= r->canary_percent[r->canary_n - 1]) {
+			ml_cfg_err(c, it,
+				   "'rollout.canary[%zu]' must be more "
+				   "than the step before it (%d%%), got '%s'",
+				   i, r->canary_percent[r->canary_n - 1],
+				   it->scalar);
+			continue;
+		}
+		r->canary_percent[r->canary_n++] = pct;
+	}
+}
+
+static void parse_rollout(struct ml_cfgctx *c, struct ml_playbook *pb,
+			  const struct ml_ynode *n)
+{
+	struct ml_rollout_spec *r = &pb->rollout;
+	const struct ml_ynode *v;
+
+	if (ml_cfg_want_map(c, n, "rollout") < 0)
+		return;
+	ml_cfg_check_keys(c, n, rollout_keys);
+	if ((v = ml_ymap_get(n, "batch")))
+		parse_batch(c, r, v);
+	if ((v = ml_ymap_get(n, "failure_budget")))
+		get_int(c, v, "rollout.failure_budget", 0, 100000,
+			&r->failure_budget);
+	if ((v = ml_ymap_get(n, "auto_rollback")))
+		ml_cfg_bool(c, v, "rollout.auto_rollback", &r->auto_rollback);
+	if ((v = ml_ymap_get(n, "drain_timeout")))
+		ml_cfg_duration(c, v, "rollout.drain_timeout",
+				&r->drain_timeout_ms);
+	if ((v = opt(n, "canary")))
+		parse_canary(c, r, v);
+}
+
+/* ---- load balancer ----------------------------------------------------- */
+
+static void parse_tls(struct ml_cfgctx *c, struct ml_playbook *pb,
+		      const struct ml_ynode *n)
+{
+	const struct ml_ynode *v;
+	char *s;
+
+	if (ml_cfg_want_map(c, n, "load_balancer.tls") < 0)
+		return;
+	ml_cfg_check_keys(c, n, tls_keys);
+	v = ml_ymap_get(n, "cert");
+	if (!v) {
+		ml_cfg_err(c, n,
+			   "missing required key 'cert' in "
+			   "'load_balancer.tls'");
+		return;
+	}
+	if (ml_cfg_str(c, v, "load_balancer.tls.cert", &s) < 0)
+		return;
+	if (s[0] != '/' || has_bad_char(s, false)) {
+		ml_cfg_err(c, v,
+			   "'load_balancer.tls.cert' must be an absolute "
+			   "path on the load balancer without spaces, got '%s'",
+			   ml_cfg_q(c, s));
+		free(s);
+		return;
+	}
+	pb->lb.tls_cert = s;
+}
+
+static void parse_lb(struct ml_cfgctx *c, struct ml_playbook *pb,
+		     const struct ml_ynode *n)
+{
+	static const char *const balances[] = {
+		"roundrobin",
+		"leastconn",
+		"random",
+	};
+	const struct ml_ynode *v;
+
+	if (ml_cfg_want_map(c, n, "load_balancer") < 0)
+		return;
+	ml_cfg_check_keys(c, n, lb_keys);
+	v = ml_ymap_get(n, "hosts");
+	if (!v) {
+		ml_cfg_err(c, n,
+			   "missing required key 'hosts' in "
+			   "'load_balancer'");
+	} else {
+		ml_cfg_strlist(c, v, "load_balancer.hosts", true,
+			       &pb->lb.hosts);
+		check_names(c, v, "load_balancer.hosts", &pb->lb.hosts);
+	}
+	if ((v = ml_ymap_get(n, "listen")))
+		get_int(c, v, "load_balancer.listen", 1, 65535,
+			&pb->lb.listen_port);
+	if ((v = ml_ymap_get(n, "balance"))) {
+		char *s;
+		size_t i;
+
+		if (ml_cfg_str(c, v, "load_balancer.balance", &s) == 0) {
+			for (i = 0; i < ML_ARRAY_SIZE(balances); i++)
+				if (!strcmp(s, balances[i]))
+					break;
+			if (i < ML_ARRAY_SIZE(balances)) {
+				pb->lb.balance = (enum ml_balance)(i + 1);
+			} else {
+				const char *sg = ml_cfg_suggest(
+					s, balances, ML_ARRAY_SIZE(balances));
+
+				ml_cfg_err(c, v,
+					   "'load_balancer.balance' must "
+					   "be roundrobin, leastconn or "
+					   "random, got '%s'%s%s%s",
+					   ml_cfg_q(c, s),
+					   sg ? " (did you mean '" : "",
+					   sg ? sg : "", sg ? "'?)" : "");
+			}
+			free(s);
+		}
+	}
+	if ((v = ml_ymap_get(n, "tls")))
+		parse_tls(c, pb, v);
+}
+
+/* ---- the whole file ---------------------------------------------------- */
+
+static void set_defaults(struct ml_playbook *pb)
+{
+	pb->port = 0;
+	pb->health.path = ml_xstrdup("/healthz");
+	pb->health.interval_ms = 2000;
+	pb->health.timeout_ms = 1000;
+	pb->health.start_period_ms = 60000;
+	pb->health.healthy_threshold = 1;
+	pb->health.unhealthy_threshold = 3;
+	pb->replicas = 1;
+	pb->rollout.batch_count = 1;
+	pb->rollout.batch_percent = 0;
+	pb->rollout.failure_budget = 0;
+	pb->rollout.auto_rollback = true;
+	pb->rollout.drain_timeout_ms = 30000;
+	pb->lb.listen_port = 80;
+	pb->lb.balance = ML_BALANCE_ROUNDROBIN;
+}
+
+static void parse_root(struct ml_cfgctx *c, struct ml_playbook *pb,
+		       const struct ml_ynode *root)
+{
+	static const char *const required[] = {
+		"app",
+		"image",
+		"port",
+		"targets",
+	};
+	const struct ml_ynode *v;
+	size_t i;
+
+	ml_cfg_check_keys(c, root, top_keys);
+	for (i = 0; i < ML_ARRAY_SIZE(required); i++)
+		if (!ml_ymap_get(root, required[i]))
+			ml_cfg_err(c, root, "missing required key '%s'",
+				   required[i]);
+	if ((v = ml_ymap_get(root, "app")))
+		parse_app(c, pb, v);
+	if ((v = ml_ymap_get(root, "image")))
+		parse_image(c, pb, v);
+	if ((v = ml_ymap_get(root, "port")))
+		get_int(c, v, "port", 1, 65535, &pb->port);
+	if ((v = opt(root, "health")))
+		parse_health(c, pb, v);
+	if ((v = ml_ymap_get(root, "replicas")))
+		get_int(c, v, "replicas", 1, ML_MAX_REPLICAS, &pb->replicas);
+	if ((v = opt(root, "env")))
+		ml_cfg_kvmap(c, v, "env", ml_cfg_is_ident, ident_rule,
+			     &pb->env);
+	if ((v = opt(root, "secrets")))
+		parse_secrets(c, pb, v);
+	if ((v = opt(root, "resources")))
+		parse_resources(c, pb, v);
+	if ((v = ml_ymap_get(root, "targets"))) {
+		/* names that did parse are checked even if some did not */
+		ml_cfg_strlist(c, v, "targets", true, &pb->targets);
+		check_names(c, v, "targets", &pb->targets);
+	}
+	if ((v = opt(root, "rollout")))
+		parse_rollout(c, pb, v);
+	if ((v = ml_ymap_get(root, "load_balancer")))
+		parse_lb(c, pb, v);
+}
+
+int ml_playbook_parse(struct ml_playbook **out, const char *name,
+		      const char *data, size_t len, struct ml_diags *diags)
+{
+	struct ml_cfgctx c = {.file = name, .diags = diags};
+	struct ml_ynode *root = NULL;
+	struct ml_playbook *pb;
+	size_t before = diags->n;
+	int rc;
+
+	*out = NULL;
+	rc = ml_yaml_load(&root, name, data, len, NULL, diags);
+	if (rc < 0)
+		return rc;
+	pb = ml_xcalloc(1, sizeof(*pb));
+	pb->file = ml_xstrdup(name);
+	set_defaults(pb);
+	if (!root)
+		ml_diags_add(diags, name, 1, 1,
+			     "the playbook is empty (it "
+			     "needs at least 'app', 'image', 'port' and "
+			     "'targets')");
+	else if (root->type != ML_YMAP)
+		ml_cfg_err(&c, root, "the playbook must be a mapping, got %s",
+			   ml_cfg_kind(root));
+	else
+		parse_root(&c, pb, root);
+	ml_ynode_free(root);
+	if (diags->n > before) {
+		ml_playbook_free(pb);
+		return ml_err_set(ML_EINVALID, "'%s' is not valid", name);
+	}
+	*out = pb;
+	return 0;
+}
+
+void ml_playbook_free(struct ml_playbook *pb)
+{
+	if (!pb)
+		return;
+	free(pb->file);
+	free(pb->app);
+	free(pb->image.ref);
+	free(pb->image.context);
+	free(pb->image.dockerfile);
+	ml_kvlist_release(&pb->image.build_args);
+	free(pb->health.path);
+	ml_kvlist_release(&pb->env);
+	ml_strlist_release(&pb->secrets);
+	ml_strlist_release(&pb->targets);
+	free(pb->rollout.canary_percent);
+	ml_strlist_release(&pb->lb.hosts);
+	free(pb->lb.tls_cert);
+	free(pb);
+}
