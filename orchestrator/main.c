@@ -40,7 +40,10 @@ const struct ml_option ml_opt_allow_dirty = {
 	"(the committed version is used)"
 };
 
-/* Global options; their ids start after the per-verb ones. */
+/* getopt values: per-verb options are VERB_OPT_BASE + enum ml_opt_id, global
+ * options have their own range; both stay clear of single characters. */
+#define VERB_OPT_BASE 2000
+
 enum {
 	G_DIR = 1000,
 	G_FILE,
@@ -174,7 +177,7 @@ static void build_opts(const struct ml_cmd *cmd, struct option *lo,
 		lo[nl++] = (struct option){ (*o)->name,
 					    (*o)->arg ? required_argument
 						      : no_argument,
-					    NULL, (int)(*o)->id };
+					    NULL, VERB_OPT_BASE + (int)(*o)->id };
 		if ((*o)->short_name) {
 			so[ns++] = (*o)->short_name;
 			if ((*o)->arg)
@@ -225,7 +228,9 @@ static int parse_opts(struct ml_ctx *ctx, const struct ml_cmd *cmd, int argc,
 					  argv[optind - 1], cmd ? " for " : "",
 					  cmd ? cmd->name : "");
 		}
-		id = c < 256 ? short_to_id(cmd, c) : c;
+		id = c < 256		 ? short_to_id(cmd, c)
+		     : c >= VERB_OPT_BASE ? c - VERB_OPT_BASE
+					  : c;
 		switch (id) {
 		case G_DIR:
 			ctx->repo_dir = optarg;

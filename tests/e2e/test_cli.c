@@ -106,39 +106,79 @@ static void test_cli__usage_errors_exit_2(void **state)
 	ml_test_out_release(&o);
 }
 
+/* The .yaml files of a folder of the source tree, as "folder/name.yaml". */
+static size_t list_yaml(const char *folder, char **out, size_t max)
+{
+	char *dir = ml_xasprintf("%s/%s", ml_test_src(), folder);
+	struct dirent **names = NULL;
+	int n, i;
+	size_t k = 0;
+
+	n = scandir(dir, &names, NULL, alphasort);
+	for (i = 0; i < n; i++) {
+		size_t len = strlen(names[i]->d_name);
+
+		if (len > 5 && !strcmp(names[i]->d_name + len - 5, ".yaml") &&
+		    k < max)
+			out[k++] = ml_xasprintf("%s/%s", folder,
+						names[i]->d_name);
+		free(names[i]);
+	}
+	free(names);
+	free(dir);
+	return k;
+}
+
+/* Every example playbook is valid with at least one example inventory, and
+ * every example inventory with at least one playbook. */
 static void test_cli__validate_passes_on_examples(void **state)
 {
 	struct repo *r = *state;
-	struct ml_test_out o;
-	char *dir = ml_xasprintf("%s/playbooks", ml_test_src());
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int checked = 0;
+	char *pbs[16], *invs[16];
+	bool inv_ok[16] = { false };
+	size_t npb = list_yaml("playbooks", pbs, 16);
+	size_t ninv = list_yaml("inventory", invs, 16);
+	size_t i, j;
 
-	assert_non_null(d);
-	while ((e = readdir(d))) {
-		size_t len = strlen(e->d_name);
-		char *rel, *pb;
+	assert_true(npb >= 2);
+	assert_true(ninv >= 2);
+	for (i = 0; i < npb; i++) {
+		char *pb = ml_test_read_src(pbs[i]);
+		bool ok = false;
 
-		if (len < 6 || strcmp(e->d_name + len - 5, ".yaml"))
-			continue;
-		rel = ml_xasprintf("playbooks/%s", e->d_name);
-		pb = ml_test_read_src(rel);
 		ml_test_write(r->dir, "mlctl.yaml", pb);
-		free(ml_test_commit(r->dir, rel));
-		mlctl(&o, r, (const char *const[]){ "validate", NULL });
-		if (o.status != 0)
-			print_error("%s: %s", rel, o.err);
-		assert_int_equal(o.status, 0);
-		assert_non_null(strstr(o.out, "are valid at commit"));
-		ml_test_out_release(&o);
-		free(rel);
+		for (j = 0; j < ninv; j++) {
+			char *inv = ml_test_read_src(invs[j]);
+			struct ml_test_out o;
+
+			ml_test_write(r->dir, "inventory.yaml", inv);
+			free(ml_test_commit(r->dir, pbs[i]));
+			mlctl(&o, r, (const char *const[]){ "validate", NULL });
+			if (o.status == 0) {
+				assert_non_null(
+					strstr(o.out, "are valid at commit"));
+				ok = true;
+				inv_ok[j] = true;
+			}
+			ml_test_out_release(&o);
+			free(inv);
+		}
+		if (!ok)
+			print_error("%s is valid with no example inventory\n",
+				    pbs[i]);
+		assert_true(ok);
 		free(pb);
-		checked++;
 	}
-	closedir(d);
-	free(dir);
-	assert_true(checked >= 2);
+	for (j = 0; j < ninv; j++) {
+		if (!inv_ok[j])
+			print_error("%s is valid with no example playbook\n",
+				    invs[j]);
+		assert_true(inv_ok[j]);
+	}
+	for (i = 0; i < npb; i++)
+		free(pbs[i]);
+	for (j = 0; j < ninv; j++)
+		free(invs[j]);
 }
 
 static void test_cli__validate_older_commit(void **state)
@@ -353,7 +393,7 @@ static void test_cli__plan_json_resolves_hosts(void **state)
 	doc = json_loads(o.out, 0, &jerr);
 	assert_non_null(doc);
 	assert_string_equal(json_string_value(json_object_get(doc, "app")),
-			    "sentiment");
+			    "sentiment-api");
 	hosts = json_object_get(doc, "hosts");
 	assert_true(json_is_array(hosts));
 	assert_true(json_array_size(hosts) >= 2);
