@@ -1,0 +1,126 @@
+#ifndef ML_AGENT_H
+#define ML_AGENT_H
+
+/*
+ * mlctl-agent: the program mlctl starts on every VM over SSH. It reads
+ * requests from stdin and writes replies to stdout in the protocol of
+ * common/proto.h, and drives Docker through agent/docker.h.
+ *
+ * One table of operations (agent/dispatch.c); each lives in op_<name>.c
+ * and exports only its entry, `const struct ml_agent_op ml_agent_op_<name>`.
+ * Before an op runs, dispatch has checked the envelope and the hello-first
+ * rule and hands it args, always an object. An op returns 0 with *result set
+ * to a new object (its reference passes to dispatch), or a negative ML_E*
+ * code after ml_err_set; the code becomes the reply's error word through
+ * ml_proto_code_from_ml(), unless the op names one in a->err_word.
+ */
+
+#include "common/proto.h"
+
+#ifndef ML_VERSION
+#define ML_VERSION "0.1.0"
+#endif
+
+#define ML_AGENT_STATE_DIR "/var/lib/mlctl"
+#define ML_AGENT_GPU_DIR "/proc/driver/nvidia/gpus"
+
+struct ml_docker;
+
+struct ml_agent {
+	/* settings, filled by ml_agent_init from the environment */
+	const char *state_dir;	 /* $MLCTL_STATE_DIR or ML_AGENT_STATE_DIR */
+	const char *docker_sock; /* NULL: $MLCTL_DOCKER_SOCK or default */
+	const char *gpu_dir;	 /* ML_AGENT_GPU_DIR; tests point elsewhere */
+	long docker_timeout_ms;	 /* $MLCTL_DOCKER_TIMEOUT_MS or 30 s */
+
+	/* session state */
+	struct ml_io *io;	  /* the peer, while ml_agent_serve runs */
+	int protocol;		  /* negotiated version, 0 before hello */
+	struct ml_docker *docker; /* opened on first use */
+	const char *err_word;	  /* set by a failing op, else NULL */
+};
+
+/* Flags of struct ml_agent_op. */
+enum {
+	ML_AGENT_OP_BEFORE_HELLO = 1 << 0, /* allowed before hello (hello) */
+};
+
+struct ml_agent_op {
+	const char *name;
+	const char *summary; /* one line, lowercase, for --help */
+	unsigned flags;
+	int (*run)(struct ml_agent *a, json_t *args, json_t **result);
+};
+
+/* The table of operations, for --help. */
+const struct ml_agent_op *const *ml_agent_ops(size_t *n);
+
+/* Settings from the environment, no session yet. Nothing is opened. */
+void ml_agent_init(struct ml_agent *a);
+/* Close what the session opened (the Docker client). */
+void ml_agent_release(struct ml_agent *a);
+
+/*
+ * The Docker client, created on first use (*out borrowed, owned by a).
+ * Fails like ml_docker_new.
+ */
+int ml_agent_docker(struct ml_agent *a, struct ml_docker **out);
+
+/*
+ * Answer one decoded request (borrowed). Always returns a reply, the
+ * caller's reference: a result or an error, never a failure.
+ */
+json_t *ml_agent_dispatch(struct ml_agent *a, json_t *req);
+
+/*
+ * Answer one frame read from the peer: decode it and dispatch it. Always
+ * returns a reply (an error reply with id 0 for what cannot be decoded).
+ */
+json_t *ml_agent_handle_frame(struct ml_agent *a, char type, const void *p,
+			      size_t n);
+
+/*
+ * Serve requests from io until the end of the stream. Returns 0 at a clean
+ * end; after a frame that leaves the stream out of sync (bad length,
+ * truncation) it writes a "bad-frame" reply with id 0 and returns
+ * ML_EPROTO; returns io's error when reading or writing fails. An unknown
+ * frame type, bad JSON, a bad envelope or an unknown op only get an error
+ * reply and serving goes on.
+ */
+int ml_agent_serve(struct ml_agent *a, struct ml_io *io);
+
+/* Helpers for ops. */
+
+/*
+ * The string member key of args in *out (borrowed). ML_EPROTO "OP needs
+ * 'KEY'" when missing or not a string; with check_name, also when it is
+ * not a valid Docker name (ml_docker_valid_name).
+ */
+int ml_agent_arg_name(const char **out, json_t *args, const char *op,
+		      const char *key, bool check_name);
+
+/* obj[key] = a JSON string of s (escaped if not UTF-8), null when NULL. */
+void ml_agent_set_str(json_t *obj, const char *key, const char *s);
+
+/* obj[key] = v as an integer when it is one, else null. */
+void ml_agent_set_int(json_t *obj, const char *key, json_t *v);
+
+/*
+ * From Docker's label map (borrowed, may be NULL): set "app", "revision"
+ * (an integer, null when absent or not a number), "slot" and "commit"
+ * (strings or null) and "labels" (only the mlctl.* labels) in obj.
+ */
+void ml_agent_set_labels(json_t *obj, json_t *labels);
+
+/*
+ * The health word for a container: from a Health object's Status
+ * ("healthy", "unhealthy", "starting"), else from a status text such as
+ * "Up 3 minutes (healthy)", else "none".
+ */
+const char *ml_agent_health(json_t *health_obj, const char *status_text);
+
+extern const struct ml_agent_op ml_agent_op_hello;
+extern const struct ml_agent_op ml_agent_op_list;
+extern const struct ml_agent_op ml_agent_op_inspect;
+
+#endif
