@@ -10,7 +10,13 @@
  *
  * Errors are diagnostics (struct ml_diags, config.h) with file:line:column:
  * syntax errors, limits passed, duplicate keys in a mapping, non-scalar
- * keys, more than one document, invalid UTF-8, tabs used as indentation.
+ * keys, more than one document, invalid UTF-8, tabs used as indentation,
+ * tags other than YAML 1.2's core ones (!!str makes a scalar non-plain),
+ * NUL characters in strings, a "<<" merge key whose value is not a mapping
+ * or a sequence of mappings. Merge keys are applied: explicit keys win,
+ * then the first merged mapping to name a key. Besides the limits below,
+ * alias copies may not make the text of all scalars larger than 16 times
+ * max_bytes.
  */
 
 #include "orchestrator/config/config.h"
@@ -55,9 +61,11 @@ extern const struct ml_ylimits ml_ylimits_default;
 
 /*
  * Parse data (len bytes; need not be NUL-terminated) named name in
- * diagnostics. lim may be NULL for the defaults. An empty document gives a
+ * diagnostics. lim may be NULL for the defaults. An empty document (no
+ * content, only comments, or a lone null such as "---" or "~") gives a
  * NULL *out and returns 0. On any problem, adds diagnostics and returns
- * ML_EINVALID with *out NULL.
+ * ML_EINVALID with *out NULL. A copy of an alias is placed where the alias
+ * is; the nodes inside it keep the positions of the anchored original.
  */
 int ml_yaml_load(struct ml_ynode **out, const char *name, const char *data,
 		 size_t len, const struct ml_ylimits *lim,
