@@ -98,11 +98,12 @@ $(BIN)/mlctl: $(O)/orchestrator/main.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-# The agent is linked statically against our code; libraries stay shared as
-# every VM has the same Debian packages as the controller in the fleet.
+# The agent runs on every VM: it is linked with --as-needed so that it
+# depends only on the shared libraries it uses (jansson, libcurl, libcrypto),
+# which a VM gets from its Debian packages.
 $(BIN)/mlctl-agent: $(O)/agent/main.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(QLD)$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(LIBS)
 
 $(O)/tests/unit/%: $(O)/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
