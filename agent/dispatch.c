@@ -13,7 +13,7 @@
 #include "common/ml.h"
 #include "common/log.h"
 #include "agent/agent.h"
-#include "agent/docker.h"
+#include "common/docker.h"
 
 #define OP_NAME_SHOWN 64	 /* bytes of an unknown op name echoed back */
 #define PAYLOAD_KEEP (256 << 10) /* buffer capacity kept between frames */

@@ -15,7 +15,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "agent/agent.h"
-#include "agent/docker.h"
+#include "common/docker.h"
 
 #include <fcntl.h>
 #include <signal.h>

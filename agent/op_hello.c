@@ -16,7 +16,7 @@
 #include "common/ml.h"
 #include "common/log.h"
 #include "agent/agent.h"
-#include "agent/docker.h"
+#include "common/docker.h"
 
 #include <dirent.h>
 #include <sys/statvfs.h>

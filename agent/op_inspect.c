@@ -12,7 +12,7 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
-#include "agent/docker.h"
+#include "common/docker.h"
 
 static int op_inspect(struct ml_agent *a, json_t *args, json_t **result)
 {

@@ -14,7 +14,7 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
-#include "agent/docker.h"
+#include "common/docker.h"
 
 static json_t *container_entry(json_t *c)
 {

@@ -7,7 +7,7 @@
 #include "common/ml.h"
 #include "common/log.h"
 #include "agent/agent.h"
-#include "agent/docker.h"
+#include "common/docker.h"
 #include "tests/unit/common/mem_io.h"
 #include "tests/unit/agent/fake_docker.h"
 

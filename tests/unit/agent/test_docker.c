@@ -5,7 +5,7 @@
  * path checks; plus the URL escaping and name checks.
  */
 #include "common/ml.h"
-#include "agent/docker.h"
+#include "common/docker.h"
 #include "tests/unit/agent/fake_docker.h"
 
 #include <setjmp.h>

@@ -13,7 +13,7 @@
  */
 #include "common/ml.h"
 #include "common/log.h"
-#include "agent/docker.h"
+#include "common/docker.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
