@@ -83,6 +83,9 @@ struct ml_cmd {
 extern const struct ml_option ml_opt_commit;
 extern const struct ml_option ml_opt_json;
 extern const struct ml_option ml_opt_allow_dirty;
+extern const struct ml_option ml_opt_tofu;
+extern const struct ml_option ml_opt_timeout;
+extern const struct ml_option ml_opt_parallel;
 
 /* True when the flag option id was given. */
 static inline bool ml_ctx_flag(const struct ml_ctx *ctx, enum ml_opt_id id)

@@ -13,18 +13,23 @@
 #include "orchestrator/ledger/ledger.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <unistd.h>
 
 extern const struct ml_cmd ml_cmd_validate;
 extern const struct ml_cmd ml_cmd_plan;
 extern const struct ml_cmd ml_cmd_history;
 extern const struct ml_cmd ml_cmd_show;
+extern const struct ml_cmd ml_cmd_status;
+extern const struct ml_cmd ml_cmd_bootstrap;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
 	&ml_cmd_plan,
 	&ml_cmd_history,
 	&ml_cmd_show,
+	&ml_cmd_status,
+	&ml_cmd_bootstrap,
 };
 
 const struct ml_option ml_opt_commit = {
@@ -38,6 +43,19 @@ const struct ml_option ml_opt_allow_dirty = {
 	OPT_ALLOW_DIRTY, "allow-dirty", 0, NULL,
 	"go on although the playbook or inventory has uncommitted changes "
 	"(the committed version is used)"
+};
+
+const struct ml_option ml_opt_tofu = {
+	OPT_TOFU, "trust-new-hosts", 0, NULL,
+	"add the keys of hosts not yet in known_hosts (never a changed key)"
+};
+const struct ml_option ml_opt_timeout = {
+	OPT_TIMEOUT, "timeout", 't', "DURATION",
+	"give up on a host that has not answered within DURATION (default 10s)"
+};
+const struct ml_option ml_opt_parallel = {
+	OPT_PARALLEL, "parallel", 'p', "N",
+	"work on at most N hosts at once (default 16)"
 };
 
 /* getopt values: per-verb options are VERB_OPT_BASE + enum ml_opt_id, global
@@ -356,6 +374,8 @@ int main(int argc, char **argv)
 {
 	int rc;
 
+	/* a host that hangs up must give an error, not kill us */
+	signal(SIGPIPE, SIG_IGN);
 	ml_log_init("mlctl", ML_LOG_INFO);
 	rc = run(argc, argv);
 	if (rc < 0 && ml_err_msg()[0])

@@ -1,0 +1,221 @@
+/*
+ * Sessions with every host of a fleet (see fleet.h). Each host gets one
+ * SSH connection and at most one agent process for the whole command;
+ * hosts are worked on by ml_parallel_run's bounded threads, each thread
+ * touching only its own session, so no locking is needed here.
+ */
+#include "common/ml.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "orchestrator/cmd.h"
+#include "orchestrator/config/config.h"
+#include "orchestrator/fleet/fleet.h"
+#include "orchestrator/transport/transport.h"
+
+#include <time.h>
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ml_fleet_opts_from_ctx(struct ml_fleet_opts *o, const struct ml_ctx *ctx)
+{
+	int64_t ms;
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	o->known_hosts = ctx->known_hosts;
+	o->identity = ctx->identity;
+	o->ssh_config = ctx->ssh_config;
+	o->trust_on_first_use = ml_ctx_flag(ctx, OPT_TOFU);
+	o->connect_timeout_ms = 10000;
+	o->command_timeout_ms = 60000;
+	o->parallel = 16;
+	o->start_agent = true;
+	if (ctx->opt[OPT_TIMEOUT]) {
+		rc = ml_parse_duration(&ms, ctx->opt[OPT_TIMEOUT]);
+		if (rc < 0 || ms <= 0 || ms > 3600000)
+			return ml_err_set(ML_EUSAGE,
+					  "--timeout must be a duration between "
+					  "1ms and 1h, like 5s, not '%s'",
+					  ctx->opt[OPT_TIMEOUT]);
+		o->connect_timeout_ms = (int)ms;
+	}
+	if (ctx->opt[OPT_PARALLEL]) {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = strtol(ctx->opt[OPT_PARALLEL], &end, 10);
+		if (errno || *end || end == ctx->opt[OPT_PARALLEL] || v < 1 ||
+		    v > 256)
+			return ml_err_set(ML_EUSAGE,
+					  "--parallel must be a number from 1 "
+					  "to 256, not '%s'",
+					  ctx->opt[OPT_PARALLEL]);
+		o->parallel = (int)v;
+	}
+	return 0;
+}
+
+void ml_host_fail(struct ml_host_session *h, int rc)
+{
+	free(h->error);
+	h->error = ml_xstrdup(ml_err_msg()[0] ? ml_err_msg() : "failed");
+	h->rc = rc < 0 ? rc : ML_EFAIL;
+}
+
+struct connect_job {
+	struct ml_host_session *hosts;
+	const struct ml_config *cfg;
+	const struct ml_fleet_opts *o;
+};
+
+static const struct ml_target *find_jump(const struct ml_config *cfg,
+					 const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->njumps; i++)
+		if (!strcmp(cfg->jumps[i].name, name))
+			return &cfg->jumps[i];
+	return NULL;
+}
+
+/* After the agent's stream ended early: say why, from its exit status. */
+static int agent_start_failed(struct ml_host_session *h, int rc)
+{
+	int status = -1;
+	size_t elen = 0;
+	const char *err = ml_ssh_chan_stderr(h->chan, &elen);
+	struct ml_buf esc = ML_BUF_INIT(1024);
+	char *first = ml_xstrdup(ml_err_msg());
+
+	if (ml_ssh_chan_wait(h->chan, &status) == 0 && status == 127) {
+		rc = ml_err_set(ML_EHOST,
+				"%s has no mlctl agent at '%s': run 'mlctl "
+				"bootstrap' first",
+				ml_ssh_name(h->ssh), ML_AGENT_REMOTE_PATH);
+	} else {
+		ml_escape(&esc, err, elen > 200 ? 200 : elen);
+		rc = ml_err_set(rc, "cannot start the agent on %s: %s%s%s",
+				ml_ssh_name(h->ssh), first,
+				esc.len ? ": " : "", ml_buf_str(&esc));
+	}
+	free(first);
+	ml_buf_release(&esc);
+	return rc;
+}
+
+static int connect_one(size_t i, void *arg)
+{
+	struct connect_job *job = arg;
+	struct ml_host_session *h = &job->hosts[i];
+	const struct ml_target *t = h->target;
+	const struct ml_fleet_opts *o = job->o;
+	const struct ml_target *jump = NULL;
+	struct ml_ssh_opts so = { 0 };
+	static const char *const agent_argv[] = { ML_AGENT_REMOTE_PATH,
+						  "serve", NULL };
+	int64_t t0 = mono_ms();
+	int rc;
+
+	if (t->jump) {
+		jump = find_jump(job->cfg, t->jump);
+		if (!jump) {
+			rc = ml_err_set(ML_EINVALID,
+					"jump host '%s' of '%s' is unknown",
+					t->jump, t->name);
+			goto out;
+		}
+	}
+	so.host = t->name;
+	so.address = t->address;
+	so.port = t->port;
+	so.user = t->user;
+	so.identity_file = o->identity ? o->identity : t->identity_file;
+	if (jump) {
+		so.jump_address = jump->address;
+		so.jump_port = jump->port;
+		so.jump_user = jump->user;
+	}
+	so.known_hosts = o->known_hosts;
+	so.trust_on_first_use = o->trust_on_first_use;
+	so.connect_timeout_ms = o->connect_timeout_ms;
+	so.command_timeout_ms = o->command_timeout_ms;
+	so.ssh_config = o->ssh_config;
+	rc = ml_ssh_connect(&h->ssh, &so);
+	if (rc < 0)
+		goto out;
+	if (!o->start_agent)
+		goto out;
+	rc = ml_ssh_exec(&h->chan, h->ssh, agent_argv);
+	if (rc < 0)
+		goto out;
+	h->io = ml_ssh_chan_io(h->chan);
+	h->next_id = 1;
+	rc = ml_proto_hello(h->io, &h->next_id, &h->hello);
+	if (rc < 0)
+		rc = agent_start_failed(h, rc);
+out:
+	h->connect_ms = mono_ms() - t0;
+	if (rc < 0)
+		ml_host_fail(h, rc);
+	ml_debug("%s: connected in %lld ms%s", t->name,
+		 (long long)h->connect_ms, rc < 0 ? " (failed)" : "");
+	return rc;
+}
+
+int ml_fleet_connect(struct ml_host_session **out, size_t *n,
+		     const struct ml_config *cfg,
+		     const struct ml_fleet_opts *o,
+		     bool (*want)(const struct ml_target *))
+{
+	struct ml_host_session *hosts;
+	struct connect_job job;
+	size_t i, k = 0;
+
+	hosts = ml_xcalloc(cfg->ntargets ? cfg->ntargets : 1, sizeof(*hosts));
+	for (i = 0; i < cfg->ntargets; i++)
+		if (!want || want(&cfg->targets[i]))
+			hosts[k++].target = &cfg->targets[i];
+	job.hosts = hosts;
+	job.cfg = cfg;
+	job.o = o;
+	ml_parallel_run(k, o->parallel, connect_one, &job);
+	*out = hosts;
+	*n = k;
+	return 0;
+}
+
+int ml_host_call(struct ml_host_session *h, const char *op, json_t *args,
+		 json_t **result)
+{
+	if (!h->io) {
+		json_decref(args);
+		return ml_err_set(ML_EHOST, "'%s' has no agent session",
+				  h->target->name);
+	}
+	return ml_proto_call(h->io, &h->next_id, op, args, result);
+}
+
+void ml_fleet_close(struct ml_host_session *v, size_t n)
+{
+	size_t i;
+	int status;
+
+	if (!v)
+		return;
+	for (i = 0; i < n; i++) {
+		if (v[i].chan)
+			ml_ssh_chan_close(v[i].chan, &status);
+		ml_ssh_free(v[i].ssh);
+		json_decref(v[i].hello);
+		free(v[i].error);
+	}
+	free(v);
+}
