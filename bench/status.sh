@@ -11,7 +11,7 @@ RUNS=${RUNS:-5}
 dir=${BENCH_FLEET_DIR:-/tmp/mlctl-bench-fleet}
 mlctl=$PWD/bin/mlctl
 
-tests/fleet/fleet up --dir "$dir" --vms "$N" --lb >/dev/null
+tests/fleet/fleet up --dir "$dir" --vms "$N" --lb --prefix mlb --subnet 10.78.0 >/dev/null
 repo=$(mktemp -d /tmp/mlctl-bench-repo.XXXXXX)
 cleanup() {
 	tests/fleet/fleet down --dir "$dir" >/dev/null 2>&1 || true

@@ -86,11 +86,11 @@ static void print_summary(const struct ml_config *cfg)
 
 static void print_hosts(const struct ml_config *cfg)
 {
-	static const char *const hdr[] = { "HOST", "ADDRESS", "SSH", "ROLES",
-					   "GROUPS", "LABELS" };
+	static const char *const hdr[] = { "HOST",   "ADDRESS", "SSH", "ROLES",
+					   "GROUPS", "LABELS",  "VARS" };
 	struct ml_table *t = ml_table_new(ML_ARRAY_SIZE(hdr), hdr);
 	struct ml_buf ssh = ML_BUF_INIT(1024), groups = ML_BUF_INIT(4096),
-		      labels = ML_BUF_INIT(4096);
+		      labels = ML_BUF_INIT(4096), vars = ML_BUF_INIT(8192);
 	size_t i, j;
 
 	for (i = 0; i < cfg->ntargets; i++) {
@@ -98,23 +98,28 @@ static void print_hosts(const struct ml_config *cfg)
 		const char *roles = h->is_app && h->is_lb ? "app,lb"
 				    : h->is_lb		  ? "lb"
 							  : "app";
-		const char *cells[6];
+		const char *cells[7];
 
 		ml_buf_reset(&ssh);
 		ml_buf_reset(&groups);
 		ml_buf_reset(&labels);
+		ml_buf_reset(&vars);
 		ml_buf_addf(&ssh, "%s, port %d%s%s", h->user, h->port,
 			    h->jump ? " via " : "", h->jump ? h->jump : "");
 		join(&groups, &h->groups);
 		for (j = 0; j < h->labels.n; j++)
 			ml_buf_addf(&labels, "%s%s=%s", j ? "," : "",
 				    h->labels.v[j].key, h->labels.v[j].value);
+		for (j = 0; j < h->vars.n; j++)
+			ml_buf_addf(&vars, "%s%s=%s", j ? "," : "",
+				    h->vars.v[j].key, h->vars.v[j].value);
 		cells[0] = h->name;
 		cells[1] = h->address;
 		cells[2] = ml_buf_str(&ssh);
 		cells[3] = roles;
 		cells[4] = groups.len ? ml_buf_str(&groups) : NULL;
 		cells[5] = labels.len ? ml_buf_str(&labels) : NULL;
+		cells[6] = vars.len ? ml_buf_str(&vars) : NULL;
 		ml_table_add(t, cells);
 	}
 	printf("\n");
@@ -123,6 +128,7 @@ static void print_hosts(const struct ml_config *cfg)
 	ml_buf_release(&ssh);
 	ml_buf_release(&groups);
 	ml_buf_release(&labels);
+	ml_buf_release(&vars);
 }
 
 static int plan_run(struct ml_ctx *ctx)

@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
-# The main job on the built-in default: make a git repository holding the
-# example model API with its playbook and inventory, then validate it and
-# show the plan at HEAD and at the previous commit. Later stages (fleet,
-# deploy, status, rollback) join as they land. Run through `make demo`,
-# which installs packages and builds first.
+# The main job on the built-in default: start a simulated fleet (3 app VMs
+# and a load balancer, each with its own sshd and dockerd), make a git
+# repository holding the example model API with its playbook and the
+# fleet's inventory, validate and plan it, install the agent on every VM and
+# show the fleet's status. Run through `make demo`, which installs packages
+# and builds first. The fleet stays up afterwards; the last line says how to
+# stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 mlctl=$top/bin/mlctl
 
 work=${MLCTL_DEMO_DIR:-/tmp/mlctl-demo}
+if [ -d "$work/fleet" ]; then
+	tests/fleet/fleet down --dir "$work/fleet" >/dev/null 2>&1 || true
+fi
 rm -rf "$work"
 mkdir -p "$work/app"
 export MLCTL_LEDGER=$work/ledger.db
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "the example app: a model API with its playbook and inventory"
+fleet=$work/fleet
+step "a simulated fleet: 3 app VMs and a load balancer"
+tests/fleet/fleet up --dir "$fleet" --vms 3 --lb --prefix mld --subnet 10.76.0 >/dev/null
+cat "$fleet/inventory.yaml"
+
+step "the example app: a model API with its playbook and the fleet's inventory"
 cp -r examples/sentiment/. "$work/app/"
 cp playbooks/example.yaml "$work/app/mlctl.yaml"
-cp inventory/example.yaml "$work/app/inventory.yaml"
+cp "$fleet/inventory.yaml" "$work/app/inventory.yaml"
 git -C "$work/app" -c init.defaultBranch=main init -q
 git -C "$work/app" add -A
 git -C "$work/app" -c user.name=demo -c user.email=demo@mlctl.invalid \
@@ -38,7 +48,16 @@ step "mlctl plan (HEAD)"
 step "mlctl plan --commit HEAD~1"
 "$mlctl" -C "$work/app" plan --commit HEAD~1
 
+ssh_opts=(--known-hosts "$fleet/known_hosts")
+
+step "mlctl bootstrap: install the agent on every VM, check Docker and HAProxy"
+"$mlctl" -C "$work/app" "${ssh_opts[@]}" bootstrap
+
+step "mlctl status"
+"$mlctl" -C "$work/app" "${ssh_opts[@]}" status
+
 step "mlctl history"
 "$mlctl" -C "$work/app" history
 echo
-echo "demo files are in $work"
+echo "demo files are in $work; stop the fleet with:"
+echo "  tests/fleet/fleet down --dir $fleet"
