@@ -389,25 +389,32 @@ static int remote_error(const char *op, json_t *reply)
 	return rc;
 }
 
-int ml_proto_call(struct ml_io *io, uint64_t *next_id, const char *op,
-		  json_t *args, json_t **result)
+int ml_proto_request(struct ml_io *io, uint64_t *next_id, const char *op,
+		     json_t *args, uint64_t *id)
 {
-	json_t *req = NULL, *reply = NULL, *v, *res;
-	json_int_t rid;
-	uint64_t id;
+	json_t *req;
 	int rc;
 
 	if (*next_id == 0 || *next_id > ML_PROTO_MAX_ID)
 		*next_id = 1;
-	id = (*next_id)++;
+	*id = (*next_id)++;
 	if (!args)
 		args = jcheck(json_object());
-	req = envelope(id);
+	req = envelope(*id);
 	json_object_set_new(req, "op", jcheck(json_string(op)));
 	json_object_set_new(req, "args", args);
 	rc = ml_proto_send(io, req);
-	if (rc < 0)
-		goto out;
+	json_decref(req);
+	return rc;
+}
+
+int ml_proto_reply(struct ml_io *io, uint64_t id, const char *op,
+		   json_t **result)
+{
+	json_t *reply = NULL, *v, *res;
+	json_int_t rid;
+	int rc;
+
 	rc = ml_proto_recv(io, &reply);
 	if (rc < 0)
 		goto out;
@@ -445,9 +452,20 @@ int ml_proto_call(struct ml_io *io, uint64_t *next_id, const char *op,
 	*result = json_incref(res);
 	rc = 0;
 out:
-	json_decref(req);
 	json_decref(reply);
 	return rc;
+}
+
+int ml_proto_call(struct ml_io *io, uint64_t *next_id, const char *op,
+		  json_t *args, json_t **result)
+{
+	uint64_t id;
+	int rc;
+
+	rc = ml_proto_request(io, next_id, op, args, &id);
+	if (rc < 0)
+		return rc;
+	return ml_proto_reply(io, id, op, result);
 }
 
 int ml_proto_hello(struct ml_io *io, uint64_t *next_id, json_t **result)

@@ -129,6 +129,15 @@ int ml_proto_call(struct ml_io *io, uint64_t *next_id, const char *op,
 		  json_t *args, json_t **result);
 
 /*
+ * The two halves of ml_proto_call, for requests followed by data frames
+ * (blob_put): send the request and learn its id, later read its reply.
+ */
+int ml_proto_request(struct ml_io *io, uint64_t *next_id, const char *op,
+		     json_t *args, uint64_t *id);
+int ml_proto_reply(struct ml_io *io, uint64_t id, const char *op,
+		   json_t **result);
+
+/*
  * Open a session: ml_proto_call "hello" offering versions 1 to
  * ML_PROTO_VERSION, check that the agent chose one of them, and return the
  * hello result in *result (may be NULL when not wanted).
