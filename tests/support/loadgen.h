@@ -1,0 +1,38 @@
+#ifndef ML_TEST_LOADGEN_H
+#define ML_TEST_LOADGEN_H
+
+/*
+ * A bounded load generator for end-to-end tests: a thread sending GET
+ * requests to one URL at a steady rate, counting what fails (connection
+ * errors, timeouts, non-2xx answers). It stops by itself after max_requests
+ * or max_seconds, whichever comes first, or when stopped. Traffic goes only
+ * where the test points it: loopback or the fleet's own addresses.
+ */
+
+struct ml_loadgen;
+
+struct ml_loadgen_stats {
+	long sent;
+	long ok;
+	long failed;      /* connection errors, timeouts and non-2xx */
+	long http_errors; /* of which non-2xx answers */
+	char first_error[256];
+	long by_body[4];  /* answers whose body contains marker[i] */
+};
+
+/*
+ * Start sending to url at rate requests per second on `threads` threads
+ * (keep-alive connections). markers (up to 4, NULL-terminated, may be NULL)
+ * are substrings counted in answer bodies, to see which revision answered.
+ */
+struct ml_loadgen *ml_loadgen_start(const char *url, int rate, int threads,
+				    long max_requests, int max_seconds,
+				    const char *const *markers);
+
+/* Stop, wait for the threads, copy the counts, free. */
+void ml_loadgen_stop(struct ml_loadgen *lg, struct ml_loadgen_stats *st);
+
+/* The counts so far, without stopping. */
+void ml_loadgen_peek(struct ml_loadgen *lg, struct ml_loadgen_stats *st);
+
+#endif
