@@ -122,5 +122,30 @@ const char *ml_agent_health(json_t *health_obj, const char *status_text);
 extern const struct ml_agent_op ml_agent_op_hello;
 extern const struct ml_agent_op ml_agent_op_list;
 extern const struct ml_agent_op ml_agent_op_inspect;
+extern const struct ml_agent_op ml_agent_op_blobs_have;
+extern const struct ml_agent_op ml_agent_op_blob_put;
+extern const struct ml_agent_op ml_agent_op_image_load;
+
+/* container_run, container_wait, container_stop, container_logs */
+extern const struct ml_agent_op ml_agent_op_container_run;
+extern const struct ml_agent_op ml_agent_op_container_wait;
+extern const struct ml_agent_op ml_agent_op_container_stop;
+extern const struct ml_agent_op ml_agent_op_container_logs;
+
+/*
+ * The integer member key of args in *out, from min to max. Absent: left
+ * as it was (the caller's default) unless required. ML_EPROTO "OP: 'KEY'
+ * must be an integer from MIN to MAX" otherwise. (op_container_run.c)
+ */
+int ml_agent_arg_int(json_int_t *out, json_t *args, const char *op,
+		     const char *key, json_int_t min, json_int_t max,
+		     bool required);
+
+/*
+ * Remove <state>/secrets/<name>.env, the secrets file container_run wrote
+ * for container name (a valid Docker name); absent is fine.
+ * (op_container_run.c)
+ */
+int ml_agent_secrets_remove(struct ml_agent *a, const char *name);
 
 #endif

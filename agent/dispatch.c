@@ -22,6 +22,13 @@ static const struct ml_agent_op *const ops[] = {
 	&ml_agent_op_hello,
 	&ml_agent_op_list,
 	&ml_agent_op_inspect,
+	&ml_agent_op_blobs_have,
+	&ml_agent_op_blob_put,
+	&ml_agent_op_image_load,
+	&ml_agent_op_container_run,
+	&ml_agent_op_container_wait,
+	&ml_agent_op_container_stop,
+	&ml_agent_op_container_logs,
 };
 
 const struct ml_agent_op *const *ml_agent_ops(size_t *n)

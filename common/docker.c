@@ -489,3 +489,415 @@ bool ml_docker_valid_name(const char *s)
 	}
 	return i > 0;
 }
+
+/*
+ * Streaming requests (see ml_docker_stream): the same handle and error
+ * reporting as above, but the body comes from a read callback and the
+ * answer goes to a write callback, so nothing is held in memory but curl's
+ * own buffers. Only a non-2xx answer is collected, in d->resp (capped), for
+ * its message.
+ */
+#include "common/io.h"
+
+struct stream_ctx {
+	struct ml_docker *d;
+	struct ml_io *io;
+	long status; /* 0 until the first piece of the answer */
+	int rc;	     /* a callback's failure, already in ml_err */
+};
+
+static size_t stream_write_cb(char *p, size_t size, size_t nmemb, void *data)
+{
+	struct stream_ctx *s = data;
+	size_t n = size * nmemb;
+	int rc;
+
+	if (!s->status)
+		curl_easy_getinfo(s->d->curl, CURLINFO_RESPONSE_CODE,
+				  &s->status);
+	if (s->status / 100 != 2) {
+		/* an error message: keep what fits under the cap */
+		(void)ml_buf_add(&s->d->resp, p, n);
+		return n;
+	}
+	if (!s->io->write)
+		return n;
+	rc = s->io->write(s->io->ctx, p, n);
+	if (rc < 0) {
+		s->rc = rc;
+		return 0; /* CURLE_WRITE_ERROR */
+	}
+	return n;
+}
+
+static size_t stream_read_cb(char *p, size_t size, size_t nmemb, void *data)
+{
+	struct stream_ctx *s = data;
+	ssize_t r = s->io->read(s->io->ctx, p, size * nmemb);
+
+	if (r < 0) {
+		s->rc = (int)r;
+		return CURL_READFUNC_ABORT;
+	}
+	return (size_t)r;
+}
+
+int ml_docker_stream(struct ml_docker *d, const char *method, const char *path,
+		     const char *content_type, struct ml_io *io, long stall_ms)
+{
+	struct ml_buf url = ML_BUF_INIT(PATH_MAX_LEN + 64),
+		      shown = ML_BUF_INIT(PATH_MAX_LEN),
+		      ctype = ML_BUF_INIT(256);
+	struct stream_ctx s = { d, io, 0, 0 };
+	struct curl_slist *hdrs = NULL;
+	long oserr = 0;
+	CURLcode cc;
+	int rc;
+
+	if (!valid_path(path))
+		return ml_err_set(ML_EINVALID,
+				  "docker: malformed API path (must start "
+				  "with '/', printable ASCII, at most %d "
+				  "bytes)",
+				  PATH_MAX_LEN);
+	if (stall_ms <= 0)
+		stall_ms = ML_DOCKER_STALL_MS;
+	rc = ml_docker_version(d, NULL, NULL);
+	if (rc < 0)
+		goto out;
+	rc = ml_buf_add(&shown, path, strcspn(path, "?"));
+	if (!rc)
+		rc = ml_buf_addf(&url, "http://localhost/v%s%s", d->api, path);
+	if (!rc)
+		rc = ml_buf_addf(&ctype, "Content-Type: %s",
+				 content_type ? content_type
+					      : "application/octet-stream");
+	if (rc < 0)
+		goto out;
+	ml_buf_release(&d->resp);
+	ml_buf_init(&d->resp, ERR_TEXT_MAX * 4);
+	d->errbuf[0] = '\0';
+
+	curl_easy_reset(d->curl);
+	curl_easy_setopt(d->curl, CURLOPT_UNIX_SOCKET_PATH, d->sock);
+	curl_easy_setopt(d->curl, CURLOPT_URL, url.data);
+	curl_easy_setopt(d->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(d->curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 ML_DOCKER_CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(d->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(d->curl, CURLOPT_LOW_SPEED_TIME,
+			 stall_ms < 1000 ? 1L : stall_ms / 1000);
+	curl_easy_setopt(d->curl, CURLOPT_WRITEFUNCTION, stream_write_cb);
+	curl_easy_setopt(d->curl, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(d->curl, CURLOPT_ERRORBUFFER, d->errbuf);
+	curl_easy_setopt(d->curl, CURLOPT_USERAGENT, "mlctl");
+	curl_easy_setopt(d->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (hdrs && io->read) {
+		hdrs = curl_slist_append(hdrs, ctype.data);
+		if (hdrs)
+			hdrs = curl_slist_append(hdrs,
+						 "Transfer-Encoding: chunked");
+	}
+	if (!hdrs) {
+		rc = ml_err_set(ML_EFAIL, "out of memory");
+		goto out;
+	}
+	curl_easy_setopt(d->curl, CURLOPT_HTTPHEADER, hdrs);
+	if (io->read) {
+		/*
+		 * A body read once cannot be replayed if a kept-alive
+		 * connection turns out to be closed: always connect anew.
+		 */
+		curl_easy_setopt(d->curl, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(d->curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(d->curl, CURLOPT_READFUNCTION,
+				 stream_read_cb);
+		curl_easy_setopt(d->curl, CURLOPT_READDATA, &s);
+	} else if (!strcmp(method, "POST")) {
+		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(d->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)0);
+	} else {
+		curl_easy_setopt(d->curl, CURLOPT_HTTPGET, 1L);
+	}
+	if (strcmp(method, "GET") && strcmp(method, "POST"))
+		curl_easy_setopt(d->curl, CURLOPT_CUSTOMREQUEST, method);
+
+	cc = curl_easy_perform(d->curl);
+	if (s.rc < 0) {
+		rc = s.rc; /* the callback's own message */
+		goto out;
+	}
+	if (cc == CURLE_OPERATION_TIMEDOUT) {
+		rc = ml_err_set(ML_EFAIL,
+				"docker: %s %s: the daemon at '%s' sent and "
+				"took nothing for %ld s",
+				method, shown.data, d->sock, stall_ms / 1000);
+		goto out;
+	}
+	if (cc == CURLE_COULDNT_CONNECT) {
+		if (curl_easy_getinfo(d->curl, CURLINFO_OS_ERRNO, &oserr) !=
+			    CURLE_OK ||
+		    !oserr)
+			oserr = ECONNREFUSED;
+		rc = ml_err_errno(ML_EFAIL, (int)oserr,
+				  "cannot connect to the Docker daemon at '%s' "
+				  "(is dockerd running?)",
+				  d->sock);
+		goto out;
+	}
+	if (!s.status)
+		curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &s.status);
+	if (s.status && s.status / 100 != 2) {
+		rc = status_error(d, method, shown.data, s.status);
+		goto out;
+	}
+	if (cc != CURLE_OK) {
+		rc = ml_err_set(
+			ML_EFAIL, "docker: %s %s: %s", method, shown.data,
+			d->errbuf[0] ? d->errbuf : curl_easy_strerror(cc));
+		goto out;
+	}
+	rc = 0;
+out:
+	curl_slist_free_all(hdrs);
+	ml_buf_release(&url);
+	ml_buf_release(&shown);
+	ml_buf_release(&ctype);
+	ml_buf_release(&d->resp);
+	return rc;
+}
+
+struct get_stream_ctx {
+	int (*write)(void *ctx, const void *p, size_t n);
+	void *ctx;
+};
+
+static int get_stream_write(void *ctx, const void *p, size_t n)
+{
+	struct get_stream_ctx *g = ctx;
+
+	return g->write(g->ctx, p, n);
+}
+
+int ml_docker_get_stream(struct ml_docker *d, const char *path,
+			 int (*write)(void *ctx, const void *p, size_t n),
+			 void *ctx)
+{
+	struct get_stream_ctx g = { write, ctx };
+	struct ml_io io = { NULL, get_stream_write, &g };
+
+	return ml_docker_stream(d, "GET", path, NULL, &io, 0);
+}
+
+/*
+ * Answers that are not JSON (ml_docker_request_raw), and container logs.
+ * The raw body is collected in d->resp like any answer, under the client's
+ * cap, then copied into the caller's buffer under its own cap. Log lines
+ * are built in one line buffer per stream, each at most line_max bytes, so
+ * a line without a newline costs no more than that.
+ */
+#include "common/log.h"
+
+int ml_docker_request_raw(struct ml_docker *d, long *status, const char *method,
+			  const char *path, json_t *body, struct ml_buf *out)
+{
+	struct ml_buf url = ML_BUF_INIT(PATH_MAX_LEN + 32);
+	char *text = NULL;
+	long st = 0;
+	int rc;
+
+	if (status)
+		*status = 0;
+	if (!valid_path(path))
+		return ml_err_set(ML_EINVALID,
+				  "docker: malformed API path (must start "
+				  "with '/', printable ASCII, at most %d "
+				  "bytes)",
+				  PATH_MAX_LEN);
+	rc = ml_docker_version(d, NULL, NULL);
+	if (rc < 0)
+		goto out;
+	rc = ml_buf_addf(&url, "/v%s%s", d->api, path);
+	if (rc < 0)
+		goto out;
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!text) {
+			rc = ml_err_set(ML_EFAIL,
+					"docker: %s %s: cannot encode the body",
+					method, path);
+			goto out;
+		}
+	}
+	rc = docker_http(d, method, url.data, path, text,
+			 text ? strlen(text) : 0, &st);
+	if (rc < 0)
+		goto out;
+	if (status)
+		*status = st;
+	if (st / 100 != 2 && st != 304) {
+		rc = status_error(d, method, path, st);
+		goto out;
+	}
+	if (out && d->resp.len &&
+	    ml_buf_add(out, d->resp.data, d->resp.len) < 0) {
+		rc = ml_err_set(ML_ETOOBIG,
+				"docker: %s %s: the answer is larger than the "
+				"limit of %zu bytes",
+				method, path, out->max);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(text);
+	ml_buf_release(&url);
+	ml_buf_release(&d->resp);
+	return rc;
+}
+
+struct log_line {
+	struct ml_buf text; /* at most line_max bytes */
+	bool cut;	    /* bytes were dropped past line_max */
+};
+
+static int log_line_emit(json_t *lines, struct log_line *l)
+{
+	struct ml_buf esc = ML_BUF_INIT(0);
+	size_t n = l->text.len;
+	json_t *s;
+	int rc;
+
+	if (n && l->text.data[n - 1] == '\r')
+		n--;
+	rc = ml_escape(&esc, l->text.data ? l->text.data : "", n);
+	if (!rc && l->cut)
+		rc = ml_buf_addstr(&esc, "...");
+	if (rc < 0)
+		goto out;
+	s = json_stringn(esc.data ? esc.data : "", esc.len);
+	if (!s || json_array_append_new(lines, s) < 0) {
+		rc = ml_err_set(ML_EFAIL, "out of memory");
+		goto out;
+	}
+	ml_buf_reset(&l->text);
+	l->cut = false;
+out:
+	ml_buf_release(&esc);
+	return rc;
+}
+
+/* Add n bytes of one stream to its current line, emitting whole lines. */
+static int log_line_add(json_t *lines, struct log_line *l, const char *p,
+			size_t n, size_t line_max)
+{
+	const char *nl;
+	size_t k, take;
+	int rc;
+
+	while (n) {
+		nl = memchr(p, '\n', n);
+		k = nl ? (size_t)(nl - p) : n;
+		take = l->text.len < line_max ? line_max - l->text.len : 0;
+		if (take > k)
+			take = k;
+		if (take < k)
+			l->cut = true;
+		rc = ml_buf_add(&l->text, p, take);
+		if (rc < 0)
+			return rc;
+		if (!nl)
+			break;
+		rc = log_line_emit(lines, l);
+		if (rc < 0)
+			return rc;
+		p += k + 1;
+		n -= k + 1;
+	}
+	return 0;
+}
+
+static bool log_header(const unsigned char *p, size_t n)
+{
+	return n >= 8 && p[0] <= 2 && !p[1] && !p[2] && !p[3];
+}
+
+int ml_docker_log_lines(json_t *lines, const char *p, size_t n, size_t line_max)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	struct log_line l[2]; /* stdout (and raw output), stderr */
+	size_t off = 0, size;
+	int i, rc = 0;
+
+	if (!line_max)
+		BUG("log line_max 0");
+	for (i = 0; i < 2; i++) {
+		ml_buf_init(&l[i].text, line_max);
+		l[i].cut = false;
+	}
+	if (!log_header(u, n)) {
+		rc = log_line_add(lines, &l[0], p, n, line_max);
+		off = n;
+	}
+	while (rc == 0 && off < n) {
+		if (!log_header(u + off, n - off)) {
+			/* not a header after all: keep the rest as text */
+			rc = log_line_add(lines, &l[0], p + off, n - off,
+					  line_max);
+			break;
+		}
+		size = (size_t)u[off + 4] << 24 | (size_t)u[off + 5] << 16 |
+		       (size_t)u[off + 6] << 8 | (size_t)u[off + 7];
+		i = u[off] == 2 ? 1 : 0;
+		off += 8;
+		if (size > n - off)
+			size = n - off;
+		rc = log_line_add(lines, &l[i], p + off, size, line_max);
+		off += size;
+	}
+	for (i = 0; rc == 0 && i < 2; i++)
+		if (l[i].text.len || l[i].cut)
+			rc = log_line_emit(lines, &l[i]);
+	for (i = 0; i < 2; i++)
+		ml_buf_release(&l[i].text);
+	return rc;
+}
+
+int ml_docker_logs_tail(json_t **out, struct ml_docker *d, const char *id,
+			int tail, size_t line_max)
+{
+	struct ml_buf path = ML_BUF_INIT(512);
+	struct ml_buf raw = ML_BUF_INIT(ML_DOCKER_LOGS_MAX);
+	json_t *lines = NULL;
+	int rc;
+
+	if (!ml_docker_valid_name(id))
+		return ml_err_set(ML_EINVALID,
+				  "docker: logs: not a container id or name");
+	if (tail < 1)
+		BUG("log tail %d", tail);
+	rc = ml_buf_addf(&path, "/containers/%s/logs?stdout=1&stderr=1&tail=%d",
+			 id, tail);
+	if (rc < 0)
+		goto out;
+	rc = ml_docker_request_raw(d, NULL, "GET", path.data, NULL, &raw);
+	if (rc < 0)
+		goto out;
+	lines = json_array();
+	if (!lines) {
+		rc = ml_err_set(ML_EFAIL, "out of memory");
+		goto out;
+	}
+	rc = ml_docker_log_lines(lines, raw.data ? raw.data : "", raw.len,
+				 line_max);
+	if (rc < 0)
+		goto out;
+	*out = lines;
+	lines = NULL;
+out:
+	json_decref(lines);
+	ml_buf_release(&raw);
+	ml_buf_release(&path);
+	return rc;
+}

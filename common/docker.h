@@ -89,4 +89,76 @@ int ml_docker_url_escape(struct ml_buf *out, const char *s);
  */
 bool ml_docker_valid_name(const char *s);
 
+/* ---- streaming requests ------------------------------------------------ */
+
+struct ml_io;
+
+/* Default for stall_ms below: 30 minutes without a byte moving. */
+#define ML_DOCKER_STALL_MS (30L * 60 * 1000)
+
+/*
+ * One request whose body and answer are streamed, for what is too large
+ * to hold in memory (POST /build with a tar body, GET /images/<id>/get,
+ * POST /images/load). path is as for ml_docker_request. When io->read is
+ * not NULL it supplies the request body, sent chunked with content_type
+ * (NULL: "application/octet-stream"); it returns the byte count, 0 at the
+ * end, or a negative ML_E* code with the message set, which aborts the
+ * request with that code. io->write receives each piece of a 2xx
+ * answer's body in order (it may be NULL to drop it); a negative return
+ * aborts the request with that code and message. io->ctx is passed to
+ * both.
+ *
+ * There is no total timeout, since saving or building a multi-GB image
+ * takes as long as it takes; instead the request fails when no byte has
+ * moved either way for stall_ms (0: ML_DOCKER_STALL_MS). A non-2xx answer
+ * is never passed to io->write: it fails like ml_docker_request, and
+ * messages show the path without its query string.
+ */
+int ml_docker_stream(struct ml_docker *d, const char *method, const char *path,
+		     const char *content_type, struct ml_io *io, long stall_ms);
+
+/* GET path, each piece of the answer given to write(ctx, p, n). */
+int ml_docker_get_stream(struct ml_docker *d, const char *path,
+			 int (*write)(void *ctx, const void *p, size_t n),
+			 void *ctx);
+
+/* ---- answers that are not JSON; container logs -------------------------- */
+
+#define ML_DOCKER_LOGS_MAX ((size_t)8 << 20) /* raw log answer we accept */
+
+/*
+ * Like ml_docker_request, for answers that are not JSON: the body of a 2xx
+ * answer is appended to out as is (out may be NULL: dropped), bounded by
+ * out->max and the client's answer cap (ML_ETOOBIG past either). *status
+ * (may be NULL) gets the HTTP status. 304 Not Modified is a success too:
+ * it is Docker's answer to stopping a stopped container or starting a
+ * started one, so callers that care look at *status.
+ */
+int ml_docker_request_raw(struct ml_docker *d, long *status, const char *method,
+			  const char *path, json_t *body, struct ml_buf *out);
+
+/*
+ * Append to lines (a JSON array) the lines of n bytes of a container's log
+ * stream as GET /containers/{id}/logs sends it. Without a TTY, Docker puts
+ * an 8-byte header before each chunk ({stream, 0, 0, 0, size as 4 bytes
+ * big-endian}, stream 1 stdout, 2 stderr): chunks are demultiplexed and
+ * each stream is cut into lines on its own, so a line split over chunks
+ * stays whole. A stream that does not start with such a header is raw TTY
+ * output. Each line loses its '\n' and a trailing '\r', is cut after
+ * line_max (> 0) bytes with "..." added, and is escaped with ml_escape; an
+ * unfinished last line counts as a line. A chunk cut short at the end is
+ * kept as far as it goes.
+ */
+int ml_docker_log_lines(json_t *lines, const char *p, size_t n,
+			size_t line_max);
+
+/*
+ * The last tail (>= 1) lines of container id's stdout and stderr, through
+ * ml_docker_log_lines: *out is a new array, the caller's. ML_ENOTFOUND for
+ * an unknown container, ML_EINVALID for an id that is not a valid name,
+ * ML_ETOOBIG when the answer passes ML_DOCKER_LOGS_MAX.
+ */
+int ml_docker_logs_tail(json_t **out, struct ml_docker *d, const char *id,
+			int tail, size_t line_max);
+
 #endif

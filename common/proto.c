@@ -297,6 +297,8 @@ static const struct {
 	{ML_PROTO_ERR_UNKNOWN_OP, ML_EPROTO},
 	{ML_PROTO_ERR_HELLO_FIRST, ML_EPROTO},
 	{ML_PROTO_ERR_VERSION, ML_EPROTO},
+	{"corrupt", ML_EFAIL},	  /* blob_put: digest mismatch, bad zstd */
+	{"bad-offset", ML_EPROTO}, /* blob_put: offset != bytes received */
 };
 
 const char *ml_proto_code_from_ml(int code)

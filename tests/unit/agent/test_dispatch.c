@@ -613,7 +613,7 @@ static void test_dispatch__table(void **state)
 	size_t n, i, j;
 
 	ops = ml_agent_ops(&n);
-	assert_int_equal(n, 3);
+	assert_true(n >= 3);
 	for (i = 0; i < n; i++) {
 		assert_non_null(ops[i]->run);
 		assert_non_null(ops[i]->summary);
