@@ -24,6 +24,9 @@ enum ml_opt_id {
 	OPT_ALLOW_DIRTY,
 	OPT_LIMIT,
 	OPT_WORKTREE,
+	OPT_LOCAL_DOCKER,
+	OPT_SECRETS,
+	OPT_FORCE,
 	OPT__COUNT
 };
 
@@ -86,6 +89,7 @@ extern const struct ml_option ml_opt_allow_dirty;
 extern const struct ml_option ml_opt_tofu;
 extern const struct ml_option ml_opt_timeout;
 extern const struct ml_option ml_opt_parallel;
+extern const struct ml_option ml_opt_local_docker;
 
 /* True when the flag option id was given. */
 static inline bool ml_ctx_flag(const struct ml_ctx *ctx, enum ml_opt_id id)

@@ -22,6 +22,11 @@ extern const struct ml_cmd ml_cmd_history;
 extern const struct ml_cmd ml_cmd_show;
 extern const struct ml_cmd ml_cmd_status;
 extern const struct ml_cmd ml_cmd_bootstrap;
+extern const struct ml_cmd ml_cmd_deliver;
+extern const struct ml_cmd ml_cmd_deploy;
+extern const struct ml_cmd ml_cmd_rollback;
+extern const struct ml_cmd ml_cmd_recover;
+extern const struct ml_cmd ml_cmd_lock;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
@@ -30,6 +35,11 @@ static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_show,
 	&ml_cmd_status,
 	&ml_cmd_bootstrap,
+	&ml_cmd_deliver,
+	&ml_cmd_deploy,
+	&ml_cmd_rollback,
+	&ml_cmd_recover,
+	&ml_cmd_lock,
 };
 
 const struct ml_option ml_opt_commit = {
@@ -56,6 +66,12 @@ const struct ml_option ml_opt_timeout = {
 const struct ml_option ml_opt_parallel = {
 	OPT_PARALLEL, "parallel", 'p', "N",
 	"work on at most N hosts at once (default 16)"
+};
+
+const struct ml_option ml_opt_local_docker = {
+	OPT_LOCAL_DOCKER, "docker-socket", 0, "PATH",
+	"the local Docker Engine that builds and holds images (default "
+	"/run/docker.sock)"
 };
 
 /* getopt values: per-verb options are VERB_OPT_BASE + enum ml_opt_id, global

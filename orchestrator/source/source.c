@@ -722,3 +722,375 @@ out:
 	git_commit_free(commit);
 	return rc;
 }
+
+/*
+ * Export of a subtree as a tar stream (ml_source_export_tar). Two walks
+ * over the tree: the first only checks (submodules, links leaving the
+ * context) so that a refusal comes before any byte is written; the second
+ * writes through libarchive, one entry at a time, with the blob of a file
+ * released as soon as it is written.
+ */
+#include <archive.h>
+#include <archive_entry.h>
+
+#define EXPORT_CHUNK ((size_t)64 << 10)
+
+struct export_ctx {
+	const struct ml_source *src;
+	const char *subdir; /* normalised, "" for the root */
+	char label[SHORT_SHA + SUBJECT_MAX + 16];
+	int64_t mtime;
+	bool writing; /* second walk */
+	struct archive *ar;
+	struct archive_entry *ae;
+	struct ml_buf path; /* scratch: the entry's name in the tar */
+	int (*write)(void *ctx, const void *p, size_t n);
+	void *wctx;
+	int rc; /* first failure, message set */
+};
+
+static la_ssize_t export_write_cb(struct archive *a, void *data,
+				  const void *p, size_t n)
+{
+	struct export_ctx *e = data;
+	int rc;
+
+	ML_UNUSED(a);
+	/*
+	 * After a failure, drop what libarchive still flushes (its
+	 * end-of-archive blocks): a truncated stream must not end like a
+	 * complete one.
+	 */
+	if (e->rc < 0)
+		return (la_ssize_t)n;
+	rc = e->write(e->wctx, p, n);
+	if (rc < 0) {
+		e->rc = rc;
+		return -1;
+	}
+	return (la_ssize_t)n;
+}
+
+static int export_archive_fail(struct export_ctx *e, const char *what)
+{
+	if (e->rc < 0)
+		return e->rc; /* our write callback failed: its message */
+	e->rc = ml_err_set(ML_EFAIL, "cannot write the tar stream (%s): %s",
+			   what, archive_error_string(e->ar)
+					 ? archive_error_string(e->ar)
+					 : "unknown error");
+	return e->rc;
+}
+
+/*
+ * True when a link at rel (relative to the context root) with target
+ * stays inside the context, judging by the names only: the target is
+ * read from the link's directory, and may not be absolute nor climb
+ * above the root at any point.
+ */
+static bool link_stays_inside(const char *rel, const char *target, size_t tlen)
+{
+	const char *p = target, *end = target + tlen, *comp;
+	long depth = 0;
+	size_t n;
+
+	if (!tlen || target[0] == '/')
+		return false;
+	for (comp = rel; *comp; comp++)
+		if (*comp == '/')
+			depth++;
+	while (p < end) {
+		comp = p;
+		while (p < end && *p != '/')
+			p++;
+		n = (size_t)(p - comp);
+		if (p < end)
+			p++;
+		if (!n || (n == 1 && comp[0] == '.'))
+			continue;
+		if (n == 2 && comp[0] == '.' && comp[1] == '.') {
+			if (--depth < 0)
+				return false;
+			continue;
+		}
+		depth++;
+	}
+	return true;
+}
+
+/* The repository-relative name of rel, for messages. */
+static const char *export_repo_path(struct export_ctx *e, struct ml_buf *b,
+				    const char *rel)
+{
+	ml_buf_reset(b);
+	if (*e->subdir)
+		(void)ml_buf_addf(b, "%s/", e->subdir);
+	(void)ml_buf_addstr(b, rel);
+	return ml_buf_str(b);
+}
+
+static int export_blob(struct export_ctx *e, const git_tree_entry *te,
+		       const char *rel, git_filemode_t mode)
+{
+	struct ml_buf shown = ML_BUF_INIT(PATH_MAX);
+	git_blob *blob = NULL;
+	const char *data;
+	size_t size, off, n;
+	char *target = NULL;
+	int rc = 0;
+
+	if (git_blob_lookup(&blob, e->src->repo, git_tree_entry_id(te)) < 0) {
+		rc = git_fail(ML_ESOURCE, "cannot read '%s' in commit %s",
+			      export_repo_path(e, &shown, rel), e->label);
+		goto out;
+	}
+	data = git_blob_rawcontent(blob);
+	size = (size_t)git_blob_rawsize(blob);
+	if (mode == GIT_FILEMODE_LINK) {
+		if (!link_stays_inside(rel, data, size) ||
+		    memchr(data, '\0', size)) {
+			rc = ml_err_set(ML_ESOURCE,
+					"'%s' in commit %s is a symbolic link "
+					"pointing outside the build context",
+					export_repo_path(e, &shown, rel),
+					e->label);
+			goto out;
+		}
+		if (!e->writing)
+			goto out;
+		target = ml_xstrndup(data, size);
+		archive_entry_set_filetype(e->ae, AE_IFLNK);
+		archive_entry_set_perm(e->ae, 0777);
+		archive_entry_set_symlink(e->ae, target);
+		if (archive_write_header(e->ar, e->ae) != ARCHIVE_OK)
+			rc = export_archive_fail(e, rel);
+		goto out;
+	}
+	archive_entry_set_filetype(e->ae, AE_IFREG);
+	archive_entry_set_perm(e->ae, mode == GIT_FILEMODE_BLOB_EXECUTABLE
+					      ? 0755
+					      : 0644);
+	archive_entry_set_size(e->ae, (la_int64_t)size);
+	if (archive_write_header(e->ar, e->ae) != ARCHIVE_OK) {
+		rc = export_archive_fail(e, rel);
+		goto out;
+	}
+	for (off = 0; off < size; off += n) {
+		n = size - off < EXPORT_CHUNK ? size - off : EXPORT_CHUNK;
+		if (archive_write_data(e->ar, data + off, n) != (la_ssize_t)n) {
+			rc = export_archive_fail(e, rel);
+			goto out;
+		}
+	}
+out:
+	free(target);
+	git_blob_free(blob);
+	ml_buf_release(&shown);
+	return rc;
+}
+
+static int export_entry(const char *root, const git_tree_entry *te,
+			void *payload)
+{
+	struct export_ctx *e = payload;
+	struct ml_buf shown = ML_BUF_INIT(PATH_MAX);
+	git_filemode_t mode = git_tree_entry_filemode(te);
+	int rc;
+
+	ml_buf_reset(&e->path);
+	rc = ml_buf_addf(&e->path, "%s%s", root, git_tree_entry_name(te));
+	if (rc < 0)
+		goto out;
+	if (e->writing) {
+		archive_entry_clear(e->ae);
+		archive_entry_set_pathname(e->ae, e->path.data);
+		archive_entry_set_mtime(e->ae, (time_t)e->mtime, 0);
+		archive_entry_set_uid(e->ae, 0);
+		archive_entry_set_gid(e->ae, 0);
+	}
+	switch (mode) {
+	case GIT_FILEMODE_TREE:
+		if (!e->writing)
+			break;
+		archive_entry_set_filetype(e->ae, AE_IFDIR);
+		archive_entry_set_perm(e->ae, 0755);
+		if (archive_write_header(e->ar, e->ae) != ARCHIVE_OK)
+			rc = export_archive_fail(e, e->path.data);
+		break;
+	case GIT_FILEMODE_COMMIT:
+		rc = ml_err_set(ML_ESOURCE,
+				"'%s' in commit %s is a submodule: a build "
+				"context cannot hold one",
+				export_repo_path(e, &shown, e->path.data),
+				e->label);
+		break;
+	case GIT_FILEMODE_LINK:
+	case GIT_FILEMODE_BLOB:
+	case GIT_FILEMODE_BLOB_EXECUTABLE:
+		if (mode == GIT_FILEMODE_LINK || e->writing)
+			rc = export_blob(e, te, e->path.data, mode);
+		break;
+	default:
+		rc = ml_err_set(ML_ESOURCE,
+				"'%s' in commit %s has an unknown file mode "
+				"%06o",
+				export_repo_path(e, &shown, e->path.data),
+				e->label, (unsigned)mode);
+		break;
+	}
+out:
+	ml_buf_release(&shown);
+	if (rc < 0) {
+		e->rc = rc;
+		return -1; /* stops the walk */
+	}
+	return 0;
+}
+
+/* subdir without "./", "//" or a trailing '/'; refuses ".." and "/x". */
+static int export_subdir(struct ml_buf *out, const char *subdir)
+{
+	const char *p = subdir ? subdir : "", *comp;
+	size_t n;
+	int rc = ml_buf_addstr(out, "");
+
+	if (p[0] == '/')
+		return ml_err_set(ML_ESOURCE,
+				  "build context '%s' is not a path relative "
+				  "to the repository's root",
+				  subdir);
+	while (!rc && *p) {
+		comp = p;
+		while (*p && *p != '/')
+			p++;
+		n = (size_t)(p - comp);
+		while (*p == '/')
+			p++;
+		if (!n || (n == 1 && comp[0] == '.'))
+			continue;
+		if (n == 2 && comp[0] == '.' && comp[1] == '.')
+			return ml_err_set(ML_ESOURCE,
+					  "build context '%s' climbs out with "
+					  "'..': name a directory inside the "
+					  "repository",
+					  subdir);
+		if (out->len)
+			rc = ml_buf_addch(out, '/');
+		if (!rc)
+			rc = ml_buf_add(out, comp, n);
+	}
+	return rc;
+}
+
+int ml_source_export_tar(const struct ml_source *src, const char *sha,
+			 const char *subdir,
+			 int (*write)(void *ctx, const void *p, size_t n),
+			 void *ctx)
+{
+	struct ml_buf sub = ML_BUF_INIT(PATH_MAX);
+	struct export_ctx e;
+	git_commit *commit = NULL;
+	git_tree *root = NULL, *tree = NULL;
+	git_tree_entry *te = NULL;
+	int rc, err;
+
+	memset(&e, 0, sizeof(e));
+	ml_buf_init(&e.path, PATH_MAX);
+	rc = export_subdir(&sub, subdir);
+	if (rc < 0)
+		goto out;
+	rc = lookup_commit(&commit, src, sha);
+	if (rc < 0)
+		goto out;
+	commit_label(e.label, sizeof(e.label), commit);
+	if (git_commit_tree(&root, commit) < 0) {
+		rc = git_fail(ML_ESOURCE, "cannot read the tree of commit %s",
+			      e.label);
+		goto out;
+	}
+	if (sub.len) {
+		err = git_tree_entry_bypath(&te, root, sub.data);
+		if (err == GIT_ENOTFOUND) {
+			rc = ml_err_set(ML_ENOTFOUND,
+					"build context '%s' does not exist in "
+					"commit %s",
+					sub.data, e.label);
+			goto out;
+		}
+		if (err < 0) {
+			rc = git_fail(ML_ESOURCE,
+				      "cannot find '%s' in commit %s",
+				      sub.data, e.label);
+			goto out;
+		}
+		if (git_tree_entry_type(te) != GIT_OBJECT_TREE) {
+			rc = ml_err_set(ML_ESOURCE,
+					"build context '%s' is not a "
+					"directory in commit %s",
+					sub.data, e.label);
+			goto out;
+		}
+		if (git_tree_lookup(&tree, src->repo, git_tree_entry_id(te)) <
+		    0) {
+			rc = git_fail(ML_ESOURCE,
+				      "cannot read '%s' in commit %s",
+				      sub.data, e.label);
+			goto out;
+		}
+	}
+
+	e.src = src;
+	e.subdir = sub.data;
+	e.mtime = (int64_t)git_commit_time(commit);
+	e.write = write;
+	e.wctx = ctx;
+	err = git_tree_walk(tree ? tree : root, GIT_TREEWALK_PRE,
+			    export_entry, &e);
+	if (e.rc < 0 || err < 0) {
+		rc = e.rc < 0 ? e.rc
+			      : git_fail(ML_ESOURCE,
+					 "cannot walk the tree of commit %s",
+					 e.label);
+		goto out;
+	}
+
+	e.writing = true;
+	e.ar = archive_write_new();
+	e.ae = archive_entry_new();
+	if (!e.ar || !e.ae) {
+		rc = ml_err_set(ML_EFAIL, "out of memory");
+		goto out;
+	}
+	if (archive_write_set_format_pax_restricted(e.ar) != ARCHIVE_OK ||
+	    archive_write_add_filter_none(e.ar) != ARCHIVE_OK ||
+	    archive_write_open(e.ar, &e, NULL, export_write_cb, NULL) !=
+		    ARCHIVE_OK) {
+		rc = export_archive_fail(&e, "start");
+		goto out;
+	}
+	err = git_tree_walk(tree ? tree : root, GIT_TREEWALK_PRE,
+			    export_entry, &e);
+	if (e.rc < 0 || err < 0) {
+		rc = e.rc < 0 ? e.rc
+			      : git_fail(ML_ESOURCE,
+					 "cannot walk the tree of commit %s",
+					 e.label);
+		goto out;
+	}
+	if (archive_write_close(e.ar) != ARCHIVE_OK) {
+		rc = export_archive_fail(&e, "end");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (e.ar)
+		archive_write_free(e.ar); /* closes it if still open */
+	archive_entry_free(e.ae);
+	git_tree_entry_free(te);
+	git_tree_free(tree);
+	git_tree_free(root);
+	git_commit_free(commit);
+	ml_buf_release(&e.path);
+	ml_buf_release(&sub);
+	return rc;
+}

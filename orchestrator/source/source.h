@@ -77,4 +77,27 @@ int ml_source_dirty(const struct ml_source *src, const char *relpath,
 int ml_source_describe(const struct ml_source *src, const char *sha,
 		       char **subject, int64_t *time);
 
+/*
+ * Write the tree at subdir (repository-relative; "" or "." is the root) of
+ * commit sha as a tar stream, as a Docker build context: names relative to
+ * subdir, regular files with mode 0644 or 0755 as git records them,
+ * directories 0755, symbolic links as links, owner 0, every time the
+ * commit's. Each piece of the stream goes to write(ctx, p, n), which
+ * returns 0 or a negative ML_E* code (message set) that stops the export
+ * and is returned. The whole tree is checked before the first byte is
+ * written, so the refusals below never leave a partial stream:
+ * ML_ESOURCE for a submodule ("'a/b' in commit X is a submodule: a build
+ * context cannot hold one"), for a symbolic link whose target is absolute
+ * or leaves subdir ("'a/l' in commit X is a symbolic link pointing outside
+ * the build context"), and for a subdir that is a file or climbs with
+ * ".."; ML_ENOTFOUND when subdir or the commit does not exist.
+ *
+ * Memory: libgit2 inflates one file at a time, whole, so the largest file
+ * in the context bounds it (keep model weights out of git, or in LFS).
+ */
+int ml_source_export_tar(const struct ml_source *src, const char *sha,
+			 const char *subdir,
+			 int (*write)(void *ctx, const void *p, size_t n),
+			 void *ctx);
+
 #endif

@@ -1,0 +1,393 @@
+/*
+ * Image delivery (see deliver.h). Per host, in parallel threads: one
+ * blobs_have request, then for each missing blob one blob_put request
+ * followed by 'D' frames of zstd-compressed bytes and an empty 'D' frame,
+ * then its reply; finally image_load. A blob the host holds partly (an
+ * interrupted transfer) is resumed from the offset the host reports.
+ * Memory per host: one read buffer and one compressed buffer of
+ * ML_DELIVER_CHUNK (+ zstd's bound) and zstd's context, about 2-3 MiB at
+ * level 3.
+ */
+#include "common/ml.h"
+#include "common/docker.h"
+#include "common/fmt.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "orchestrator/apply/deliver.h"
+#include "orchestrator/config/config.h"
+#include "orchestrator/fleet/fleet.h"
+#include "orchestrator/image/image.h"
+#include "orchestrator/source/source.h"
+#include "orchestrator/transport/transport.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+struct deliver_job {
+	struct ml_host_session *hosts;
+	const struct ml_image *img;
+	const struct ml_cache *cache;
+	const struct ml_deliver_opts *o;
+	struct ml_deliver_result *res;
+	/* progress, updated by the host threads */
+	_Atomic int64_t *host_raw; /* per host, raw bytes sent so far */
+	atomic_int done;
+	size_t n;
+	int64_t total_raw;         /* all hosts' missing bytes, once known */
+	pthread_mutex_t lock;
+	bool stop;
+	/* test hook: MLCTL_TEST_KILL_AFTER_BYTES, to interrupt a transfer
+	 * for real (kill -9 of the controller) after that many bytes */
+	int64_t kill_after;
+	_Atomic int64_t sent_total;
+	pthread_cond_t cond;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Stream [offset, size) of the file at path as compressed 'D' frames. */
+static int stream_blob(struct deliver_job *job, size_t i, struct ml_io *io,
+		       const char *path, int64_t offset, int64_t size)
+{
+	struct ml_deliver_result *r = &job->res[i];
+	size_t cap = ZSTD_compressBound(ML_DELIVER_CHUNK);
+	char *in = ml_xmalloc(ML_DELIVER_CHUNK), *out = ml_xmalloc(cap);
+	ZSTD_CCtx *cz = ZSTD_createCCtx();
+	int64_t left = size - offset;
+	int fd = -1, rc = 0;
+
+	if (!cz)
+		BUG("cannot allocate a zstd context");
+	ZSTD_CCtx_setParameter(cz, ZSTD_c_compressionLevel,
+			       job->o->zstd_level ? job->o->zstd_level : 3);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = ml_err_errno(ML_EFAIL, errno, "cannot open '%s'", path);
+		goto out;
+	}
+	if (lseek(fd, offset, SEEK_SET) != offset) {
+		rc = ml_err_errno(ML_EFAIL, errno, "cannot seek in '%s'", path);
+		goto out;
+	}
+	while (left > 0) {
+		size_t want = left < (int64_t)ML_DELIVER_CHUNK
+				      ? (size_t)left
+				      : ML_DELIVER_CHUNK;
+		ssize_t got = read(fd, in, want);
+		ZSTD_inBuffer zi;
+		ZSTD_outBuffer zo;
+		size_t zr;
+		bool last;
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			rc = ml_err_errno(ML_EFAIL, got < 0 ? errno : EIO,
+					  "cannot read '%s'", path);
+			goto out;
+		}
+		left -= got;
+		last = left == 0;
+		zi = (ZSTD_inBuffer){ in, (size_t)got, 0 };
+		do {
+			zo = (ZSTD_outBuffer){ out, cap, 0 };
+			zr = ZSTD_compressStream2(cz, &zo, &zi,
+						  last ? ZSTD_e_end
+						       : ZSTD_e_continue);
+			if (ZSTD_isError(zr)) {
+				rc = ml_err_set(ML_EFAIL, "zstd: %s",
+						ZSTD_getErrorName(zr));
+				goto out;
+			}
+			/* a frame carries at most a payload's worth */
+			for (size_t off = 0; off < zo.pos;) {
+				size_t len = zo.pos - off;
+
+				if (len > ML_PROTO_MAX_PAYLOAD)
+					len = ML_PROTO_MAX_PAYLOAD;
+				rc = ml_frame_write(io, ML_FRAME_DATA,
+						    out + off, len);
+				if (rc < 0)
+					goto out;
+				r->wire_bytes += (int64_t)len + 5;
+				off += len;
+			}
+		} while (last ? zr != 0 : zi.pos < zi.size);
+		r->raw_bytes += got;
+		atomic_fetch_add(&job->host_raw[i], got);
+		if (job->kill_after >= 0 &&
+		    atomic_fetch_add(&job->sent_total, got) + got >=
+			    job->kill_after) {
+			fprintf(stderr, "mlctl: test hook: killed after %lld "
+					"bytes\n",
+				(long long)job->kill_after);
+			raise(SIGKILL);
+		}
+	}
+	rc = ml_frame_write(io, ML_FRAME_DATA, "", 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	ZSTD_freeCCtx(cz);
+	free(in);
+	free(out);
+	return rc;
+}
+
+static int put_blob(struct deliver_job *job, size_t i, const char *digest,
+		    int64_t size, int64_t offset)
+{
+	struct ml_host_session *h = &job->hosts[i];
+	char *path = NULL;
+	json_t *res = NULL;
+	uint64_t id;
+	int rc, rc2;
+
+	rc = ml_cache_path(&path, job->cache, digest);
+	if (rc < 0)
+		return rc;
+	rc = ml_proto_request(h->io, &h->next_id, "blob_put",
+			      json_pack("{s:s,s:I,s:I,s:s}", "digest", digest,
+					"size", (json_int_t)size, "offset",
+					(json_int_t)offset, "compression",
+					"zstd"),
+			      &id);
+	if (rc < 0)
+		goto out;
+	rc = stream_blob(job, i, h->io, path, offset, size);
+	if (rc < 0)
+		goto out; /* the stream is broken: no reply can be trusted */
+	rc2 = ml_proto_reply(h->io, id, "blob_put", &res);
+	if (rc2 < 0) {
+		rc = rc2;
+		goto out;
+	}
+	job->res[i].blobs_sent++;
+out:
+	json_decref(res);
+	free(path);
+	return rc;
+}
+
+static int64_t blob_size(const struct ml_image *img, const char *digest)
+{
+	size_t k;
+
+	if (!strcmp(digest, img->config_digest))
+		return img->config_size;
+	for (k = 0; k < img->nlayers; k++)
+		if (!strcmp(digest, img->layers[k]))
+			return img->layer_sizes[k];
+	return -1;
+}
+
+static int deliver_one(size_t i, void *arg)
+{
+	struct deliver_job *job = arg;
+	struct ml_host_session *h = &job->hosts[i];
+	struct ml_deliver_result *r = &job->res[i];
+	const struct ml_image *img = job->img;
+	json_t *digests = json_array(), *res = NULL, *missing, *partial, *d;
+	json_t *tags = json_array(), *layers = json_array();
+	int64_t t0 = mono_ms();
+	size_t k;
+	int rc;
+
+	if (h->rc < 0 || !h->target->is_app) {
+		json_decref(digests);
+		json_decref(tags);
+		json_decref(layers);
+		atomic_fetch_add(&job->done, 1);
+		return h->rc < 0 ? h->rc : 0;
+	}
+	json_array_append_new(digests, json_string(img->config_digest));
+	for (k = 0; k < img->nlayers; k++) {
+		json_array_append_new(digests, json_string(img->layers[k]));
+		json_array_append_new(layers, json_string(img->layers[k]));
+	}
+	rc = ml_host_call(h, "blobs_have",
+			  json_pack("{s:o}", "digests", digests), &res);
+	if (rc < 0)
+		goto out;
+	missing = json_object_get(res, "missing");
+	partial = json_object_get(res, "partial");
+	json_array_foreach(missing, k, d) {
+		const char *dg = json_string_value(d);
+		int64_t size = dg ? blob_size(img, dg) : -1;
+		json_t *p = json_object_get(partial, dg ? dg : "");
+		int64_t off = json_is_integer(p) ? json_integer_value(p) : 0;
+
+		if (size < 0) {
+			rc = ml_err_set(ML_EPROTO,
+					"%s asked for a blob that is not part "
+					"of the image",
+					h->target->name);
+			goto out;
+		}
+		if (off < 0 || off > size)
+			off = 0;
+		if (off)
+			ml_debug("%s: resuming %.19s at %lld of %lld bytes",
+				 h->target->name, dg, (long long)off,
+				 (long long)size);
+		rc = put_blob(job, i, dg, size, off);
+		if (rc < 0)
+			goto out;
+	}
+	json_decref(res);
+	res = NULL;
+	for (k = 0; job->o->tags && job->o->tags[k]; k++)
+		json_array_append_new(tags, json_string(job->o->tags[k]));
+	rc = ml_host_call(h, "image_load",
+			  json_pack("{s:s,s:s,s:O,s:O}", "image_id", img->id,
+				    "config", img->config_digest, "layers",
+				    layers, "tags", tags),
+			  &res);
+	if (rc < 0)
+		goto out;
+	r->loaded = json_is_true(json_object_get(res, "loaded"));
+out:
+	json_decref(res);
+	json_decref(tags);
+	json_decref(layers);
+	r->ms = mono_ms() - t0;
+	if (rc < 0) {
+		r->rc = rc;
+		r->error = ml_xasprintf("%s: %s", h->target->name,
+					ml_err_msg());
+		ml_host_fail(h, rc);
+	}
+	atomic_fetch_add(&job->done, 1);
+	return rc;
+}
+
+/* Draw "delivering: 2/4 hosts done, 120MiB sent, 40MiB/s" every 250 ms. */
+static void *progress_thread(void *arg)
+{
+	struct deliver_job *job = arg;
+	int64_t t0 = mono_ms();
+	struct timespec ts;
+
+	pthread_mutex_lock(&job->lock);
+	while (!job->stop) {
+		char a[ML_FMT_MAX], b[ML_FMT_MAX];
+		int64_t sent = 0, ms = mono_ms() - t0;
+		size_t i;
+
+		for (i = 0; i < job->n; i++)
+			sent += atomic_load(&job->host_raw[i]);
+		fprintf(stderr,
+			"\r\033[Kdelivering: %d/%zu hosts done, %s sent, %s/s",
+			atomic_load(&job->done), job->n, ml_fmt_bytes(a, sent),
+			ml_fmt_bytes(b, ms > 0 ? sent * 1000 / ms : 0));
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&job->cond, &job->lock, &ts);
+	}
+	pthread_mutex_unlock(&job->lock);
+	fprintf(stderr, "\r\033[K");
+	return NULL;
+}
+
+int ml_deliver(struct ml_host_session *hosts, size_t n,
+	       const struct ml_image *img, const struct ml_cache *cache,
+	       const struct ml_deliver_opts *o,
+	       struct ml_deliver_result *res)
+{
+	struct deliver_job job = { 0 };
+	pthread_t prog;
+	bool drawing = false;
+	size_t i, failed = 0, first = n;
+
+	job.hosts = hosts;
+	job.img = img;
+	job.cache = cache;
+	job.o = o;
+	job.res = res;
+	job.n = n;
+	job.host_raw = ml_xcalloc(n ? n : 1, sizeof(*job.host_raw));
+	job.kill_after = getenv("MLCTL_TEST_KILL_AFTER_BYTES")
+				 ? atoll(getenv("MLCTL_TEST_KILL_AFTER_BYTES"))
+				 : -1;
+	pthread_mutex_init(&job.lock, NULL);
+	pthread_cond_init(&job.cond, NULL);
+	if (o->progress && pthread_create(&prog, NULL, progress_thread, &job) == 0)
+		drawing = true;
+	ml_parallel_run(n, o->parallel, deliver_one, &job);
+	if (drawing) {
+		pthread_mutex_lock(&job.lock);
+		job.stop = true;
+		pthread_cond_signal(&job.cond);
+		pthread_mutex_unlock(&job.lock);
+		pthread_join(prog, NULL);
+	}
+	pthread_mutex_destroy(&job.lock);
+	pthread_cond_destroy(&job.cond);
+	free(job.host_raw);
+	for (i = 0; i < n; i++) {
+		if (res[i].rc < 0) {
+			failed++;
+			if (first == n)
+				first = i;
+		}
+	}
+	if (!failed)
+		return 0;
+	return ml_err_set(res[first].rc, "delivery failed on %zu of %zu "
+					 "host%s: %s",
+			  failed, n, n == 1 ? "" : "s", res[first].error);
+}
+
+int ml_image_prepare(struct ml_image **out, struct ml_cache **cache_out,
+		     const struct ml_config *cfg, const char *docker_sock)
+{
+	struct ml_docker *d = NULL;
+	struct ml_source *src = NULL;
+	struct ml_image *img = NULL;
+	struct ml_cache *cache = NULL;
+	int rc;
+
+	rc = ml_docker_new(&d, docker_sock ? docker_sock : ML_DOCKER_SOCK);
+	if (rc < 0)
+		goto out;
+	if (cfg->playbook->image.kind == ML_IMAGE_BUILD) {
+		rc = ml_source_open(&src, ".");
+		if (rc < 0)
+			goto out;
+	}
+	rc = ml_image_resolve(&img, d, &cfg->playbook->image, src,
+			      cfg->commit, cfg->playbook->app);
+	if (rc < 0)
+		goto out;
+	rc = ml_cache_open(&cache, NULL);
+	if (rc < 0)
+		goto out;
+	rc = ml_cache_fill(cache, d, img);
+	if (rc < 0)
+		goto out;
+	*out = img;
+	*cache_out = cache;
+	img = NULL;
+	cache = NULL;
+out:
+	ml_image_free(img);
+	ml_cache_free(cache);
+	ml_source_free(src);
+	ml_docker_free(d);
+	return rc;
+}
