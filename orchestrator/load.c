@@ -61,6 +61,55 @@ static int check_dirty(const struct input *in, size_t n, const char *sha,
 	return 0;
 }
 
+/*
+ * Parse both files (both, so every error is reported at once), check them
+ * together and resolve; diagnostics go to stderr. The playbook's bytes are
+ * taken from pbdata into the config. commit may be NULL.
+ */
+static int parse_resolve(struct ml_config **out, const char *pbname,
+			 struct ml_buf *pbdata, const char *invname,
+			 const char *invdata, size_t invlen,
+			 const char *commit)
+{
+	struct ml_diags diags = { 0 };
+	struct ml_playbook *pb = NULL;
+	struct ml_inventory *inv = NULL;
+	struct ml_config *cfg = NULL;
+	int rc;
+
+	ml_playbook_parse(&pb, pbname, pbdata->data ? pbdata->data : "",
+			  pbdata->len, &diags);
+	ml_inventory_parse(&inv, invname, invdata, invlen, &diags);
+	if (pb && inv) {
+		rc = ml_config_resolve(&cfg, pb, inv, &diags);
+		pb = NULL;
+		inv = NULL;
+		if (rc < 0)
+			cfg = NULL;
+	}
+	if (diags.n || !cfg) {
+		ml_diags_print(&diags, stderr);
+		rc = ml_err_set(ML_EINVALID,
+				"%zu error%s in the desired state%s%.7s",
+				diags.n, diags.n == 1 ? "" : "s",
+				commit ? " at commit " : " in the working tree",
+				commit ? commit : "");
+		goto out;
+	}
+	if (commit)
+		cfg->commit = ml_xstrdup(commit);
+	cfg->playbook_text = ml_buf_detach(pbdata, &cfg->playbook_len);
+	*out = cfg;
+	cfg = NULL;
+	rc = 0;
+out:
+	ml_playbook_free(pb);
+	ml_inventory_free(inv);
+	ml_config_free(cfg);
+	ml_diags_release(&diags);
+	return rc;
+}
+
 int ml_load_config(struct ml_config **out, const struct ml_ctx *ctx,
 		   bool refuse_dirty)
 {
@@ -70,11 +119,7 @@ int ml_load_config(struct ml_config **out, const struct ml_ctx *ctx,
 		{ ctx->inventory_path, NULL, ML_BUF_INIT(ML_CONFIG_MAX_BYTES),
 		  false },
 	};
-	struct ml_diags diags = { 0 };
 	struct ml_source *src = NULL;
-	struct ml_playbook *pb = NULL;
-	struct ml_inventory *inv = NULL;
-	struct ml_config *cfg = NULL;
 	char sha[ML_SHA_HEX] = "";
 	bool worktree = ml_ctx_flag(ctx, OPT_WORKTREE);
 	size_t i;
@@ -108,42 +153,49 @@ int ml_load_config(struct ml_config **out, const struct ml_ctx *ctx,
 			goto out;
 	}
 
-	/* parse both before giving up so every error is reported at once */
-	ml_playbook_parse(&pb, in[0].path, in[0].data.data ? in[0].data.data : "",
-			  in[0].data.len, &diags);
-	ml_inventory_parse(&inv, in[1].path,
+	rc = parse_resolve(out, in[0].path, &in[0].data, in[1].path,
 			   in[1].data.data ? in[1].data.data : "",
-			   in[1].data.len, &diags);
-	if (pb && inv) {
-		rc = ml_config_resolve(&cfg, pb, inv, &diags);
-		pb = NULL;
-		inv = NULL;
-		if (rc < 0)
-			cfg = NULL;
-	}
-	if (diags.n || !cfg) {
-		ml_diags_print(&diags, stderr);
-		rc = ml_err_set(ML_EINVALID, "%zu error%s in the desired state%s%.7s",
-				diags.n, diags.n == 1 ? "" : "s",
-				worktree ? " in the working tree" : " at commit ",
-				sha);
-		goto out;
-	}
-	if (!worktree)
-		cfg->commit = ml_xstrdup(sha);
-	cfg->playbook_text = ml_buf_detach(&in[0].data, &cfg->playbook_len);
-	*out = cfg;
-	cfg = NULL;
-	rc = 0;
+			   in[1].data.len, worktree ? NULL : sha);
 out:
 	for (i = 0; i < ML_ARRAY_SIZE(in); i++) {
 		free(in[i].relpath);
 		ml_buf_release(&in[i].data);
 	}
-	ml_playbook_free(pb);
-	ml_inventory_free(inv);
-	ml_config_free(cfg);
-	ml_diags_release(&diags);
+	ml_source_free(src);
+	return rc;
+}
+
+int ml_load_config_with_playbook(struct ml_config **out,
+				 const struct ml_ctx *ctx, const char *text,
+				 size_t len, const char *commit)
+{
+	struct input inv = { ctx->inventory_path, NULL,
+			     ML_BUF_INIT(ML_CONFIG_MAX_BYTES), false };
+	struct ml_buf pb = ML_BUF_INIT(ML_CONFIG_MAX_BYTES);
+	struct ml_source *src = NULL;
+	char sha[ML_SHA_HEX] = "";
+	int rc;
+
+	*out = NULL;
+	rc = ml_buf_add(&pb, text, len);
+	if (rc < 0)
+		goto out;
+	rc = ml_source_open(&src, ".");
+	if (rc < 0)
+		goto out;
+	rc = ml_source_resolve(src, ctx->opt[OPT_COMMIT], sha);
+	if (rc < 0)
+		goto out;
+	rc = read_commit(src, sha, &inv);
+	if (rc < 0)
+		goto out;
+	rc = parse_resolve(out, "recorded playbook", &pb, inv.path,
+			   inv.data.data ? inv.data.data : "", inv.data.len,
+			   commit);
+out:
+	free(inv.relpath);
+	ml_buf_release(&inv.data);
+	ml_buf_release(&pb);
 	ml_source_free(src);
 	return rc;
 }

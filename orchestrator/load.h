@@ -24,4 +24,13 @@ struct ml_config;
 int ml_load_config(struct ml_config **out, const struct ml_ctx *ctx,
 		   bool refuse_dirty);
 
+/*
+ * Like ml_load_config, with the playbook given as text (a revision's
+ * recorded playbook) and only the inventory read from git at --commit.
+ * commit is recorded as the config's commit (may be NULL).
+ */
+int ml_load_config_with_playbook(struct ml_config **out,
+				 const struct ml_ctx *ctx, const char *text,
+				 size_t len, const char *commit);
+
 #endif

@@ -1,0 +1,702 @@
+/*
+ * The rollout engine (see rollout.h). Threads: hosts of a batch converge
+ * in parallel (ml_parallel_run), each thread talking to its own host's
+ * agent; load-balancer agents are shared, so every call to one goes
+ * through that balancer's mutex, and long waits (HAProxy seeing a server
+ * up, a server draining) poll with the mutex released between calls.
+ *
+ * Order inside one replica, the heart of zero downtime:
+ *   start new -> healthy -> LB ready(new) -> LB sees it UP ->
+ *   LB drain(old) -> no sessions (or drain timeout) -> LB maint(old) ->
+ *   stop old.
+ * Before the first batch every balancer gets the full server list (two
+ * slots per replica per host), each slot ready when a container runs in it
+ * and in maintenance otherwise; HAProxy reloads only when that list
+ * changed (hosts or replicas added), never for a state change.
+ */
+#include "common/ml.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/sha256.h"
+#include "orchestrator/apply/rollout.h"
+#include "orchestrator/config/config.h"
+#include "orchestrator/fleet/fleet.h"
+#include "orchestrator/ledger/ledger.h"
+#include "orchestrator/plan/plan.h"
+#include "orchestrator/transport/transport.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LB_UP_TIMEOUT_MS 60000
+#define POLL_MS 200
+
+struct host_state {
+	struct ml_host_session *h;
+	struct ml_obs_container *obs;
+	size_t nobs;
+	struct ml_host_plan plan;
+	bool planned;
+	int rc;
+	char *error;
+	bool done; /* converged by this run */
+};
+
+struct ml_rollout_state {
+	struct host_state *app; /* app hosts, in target order */
+	size_t napp;
+	struct ml_host_session **lb; /* load-balancer hosts */
+	pthread_mutex_t *lb_lock;
+	size_t nlb;
+	size_t batch_first, batch_len; /* the batch being run */
+	struct ml_rollout *ro;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+void ml_test_crash_point(const char *name)
+{
+	const char *at = getenv("MLCTL_TEST_CRASH_AT");
+
+	if (at && !strcmp(at, name)) {
+		fprintf(stderr, "mlctl: test crash point '%s' reached\n",
+			name);
+		fflush(NULL);
+		raise(SIGKILL);
+	}
+}
+
+void ml_rollout_spec(char buf[65], const struct ml_config *cfg,
+		     const char *image_id)
+{
+	const struct ml_playbook *pb = cfg->playbook;
+	json_t *o = json_object(), *env = json_object(), *sec = json_array();
+	char *text;
+	size_t i;
+
+	json_object_set_new(o, "image", json_string(image_id));
+	json_object_set_new(o, "port", json_integer(pb->port));
+	for (i = 0; i < pb->env.n; i++)
+		json_object_set_new(env, pb->env.v[i].key,
+				    json_string(pb->env.v[i].value));
+	json_object_set_new(o, "env", env);
+	for (i = 0; i < pb->secrets.n; i++)
+		json_array_append_new(sec, json_string(pb->secrets.v[i]));
+	json_object_set_new(o, "secrets", sec);
+	json_object_set_new(o, "cpus", json_real(pb->resources.cpus));
+	json_object_set_new(o, "memory", json_integer(pb->resources.memory_bytes));
+	json_object_set_new(o, "gpus", json_integer(pb->resources.gpus));
+	json_object_set_new(o, "health", json_string(pb->health.path));
+	text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+	ml_sha256_hex(text, strlen(text), buf);
+	free(text);
+	json_decref(o);
+}
+
+int ml_rollout_host_port(const struct ml_config *cfg, int replica, char slot)
+{
+	return 10000 + cfg->playbook->port + 2 * replica + (slot == 'b');
+}
+
+static void event(struct ml_rollout *ro, const char *host, const char *step,
+		  const char *status, const char *fmt, ...) ML_PRINTF(5, 6);
+
+static void event(struct ml_rollout *ro, const char *host, const char *step,
+		  const char *status, const char *fmt, ...)
+{
+	char detail[512] = "";
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(detail, sizeof(detail), fmt, ap);
+		va_end(ap);
+	}
+	if (!ro->quiet)
+		printf("  %-10s %-12s %-8s %s\n", host, step, status, detail);
+	fflush(stdout);
+	if (ro->ledger &&
+	    ml_ledger_event(ro->ledger, ro->revision, host, step, status,
+			    fmt ? detail : NULL) < 0)
+		ml_warn("cannot record %s %s for '%s': %s", step, status, host,
+			ml_err_msg());
+}
+
+/* ---- load balancers ----------------------------------------------------- */
+
+static void server_name(char *buf, size_t n, const char *host, int replica,
+			char slot)
+{
+	snprintf(buf, n, "%s-%d%c", host, replica, slot);
+}
+
+static int lb_call(struct ml_rollout_state *st, size_t i, const char *op,
+		   json_t *args, json_t **res)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lb_lock[i]);
+	rc = ml_host_call(st->lb[i], op, args, res);
+	pthread_mutex_unlock(&st->lb_lock[i]);
+	return rc;
+}
+
+/* Set one server's state on every balancer. */
+static int lb_set_all(struct ml_rollout_state *st, const char *server,
+		      const char *state)
+{
+	const char *app = st->ro->cfg->playbook->app;
+	json_t *res;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < st->nlb; i++) {
+		res = NULL;
+		rc = lb_call(st, i, "lb_set",
+			     json_pack("{s:s,s:s,s:s}", "app", app, "server",
+				       server, "state", state),
+			     &res);
+		json_decref(res);
+		if (rc < 0)
+			return ml_err_set(rc, "load balancer '%s': %s",
+					  st->lb[i]->target->name,
+					  ml_err_msg());
+	}
+	return 0;
+}
+
+/* The server's entry in an lb_status reply, or NULL. */
+static json_t *find_server(json_t *status, const char *server)
+{
+	json_t *s;
+	size_t k;
+
+	json_array_foreach(json_object_get(status, "servers"), k, s) {
+		const char *n = json_string_value(json_object_get(s, "name"));
+
+		if (n && !strcmp(n, server))
+			return s;
+	}
+	return NULL;
+}
+
+/*
+ * Poll every balancer until pred(server entry) holds or timeout_ms passes.
+ * Returns 1 when it held everywhere, 0 on timeout.
+ */
+static int lb_wait(struct ml_rollout_state *st, const char *server,
+		   bool (*pred)(json_t *), int64_t timeout_ms)
+{
+	const char *app = st->ro->cfg->playbook->app;
+	int64_t deadline = mono_ms() + timeout_ms;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < st->nlb; i++) {
+		for (;;) {
+			json_t *res = NULL;
+			bool ok;
+
+			rc = lb_call(st, i, "lb_status",
+				     json_pack("{s:s}", "app", app), &res);
+			if (rc < 0)
+				return rc;
+			ok = pred(find_server(res, server));
+			json_decref(res);
+			if (ok)
+				break;
+			if (mono_ms() >= deadline)
+				return 0;
+			sleep_ms(POLL_MS);
+		}
+	}
+	return 1;
+}
+
+static bool server_up(json_t *s)
+{
+	const char *op = json_string_value(json_object_get(s, "op_state"));
+
+	return op && !strncmp(op, "UP", 2);
+}
+
+static bool server_idle(json_t *s)
+{
+	json_t *cur = json_object_get(s, "cur_sessions");
+
+	return !s || (json_is_integer(cur) && json_integer_value(cur) == 0);
+}
+
+/* Take a slot out of service on every balancer: drain, wait, maintenance. */
+static int lb_retire(struct ml_rollout_state *st, const char *host,
+		     int replica, char slot)
+{
+	char name[160];
+	int rc;
+
+	if (!st->nlb)
+		return 0;
+	server_name(name, sizeof(name), host, replica, slot);
+	rc = lb_set_all(st, name, "drain");
+	if (rc < 0)
+		return rc;
+	rc = lb_wait(st, name, server_idle,
+		     st->ro->cfg->playbook->rollout.drain_timeout_ms);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		ml_warn("'%s' still had sessions after the drain timeout",
+			name);
+	return lb_set_all(st, name, "maint");
+}
+
+static json_t *health_json(const struct ml_config *cfg)
+{
+	const struct ml_health_spec *h = &cfg->playbook->health;
+
+	return json_pack("{s:s,s:I,s:I,s:i,s:i}", "path", h->path,
+			 "interval_ms", (json_int_t)h->interval_ms,
+			 "timeout_ms", (json_int_t)h->timeout_ms,
+			 "healthy_threshold", h->healthy_threshold,
+			 "unhealthy_threshold", h->unhealthy_threshold);
+}
+
+static const char *balance_word(enum ml_balance b)
+{
+	return b == ML_BALANCE_LEASTCONN ? "leastconn"
+	       : b == ML_BALANCE_RANDOM  ? "random"
+					 : "roundrobin";
+}
+
+/* Give every balancer the full server list with states from what runs. */
+static int lb_apply_all(struct ml_rollout_state *st)
+{
+	struct ml_rollout *ro = st->ro;
+	const struct ml_config *cfg = ro->cfg;
+	json_t *servers = json_array();
+	size_t i, k;
+	int r, rc = 0;
+
+	for (i = 0; i < st->napp; i++) {
+		struct host_state *hs = &st->app[i];
+
+		for (r = 0; r < cfg->playbook->replicas; r++) {
+			for (char slot = 'a'; slot <= 'b'; slot++) {
+				char name[160];
+				bool running = false;
+
+				for (k = 0; k < hs->nobs; k++)
+					if (hs->obs[k].replica == r &&
+					    hs->obs[k].slot == slot &&
+					    hs->obs[k].running)
+						running = true;
+				server_name(name, sizeof(name),
+					    hs->h->target->name, r, slot);
+				json_array_append_new(
+					servers,
+					json_pack("{s:s,s:s,s:i,s:s,s:i}",
+						  "name", name, "address",
+						  hs->h->target->address,
+						  "port",
+						  ml_rollout_host_port(cfg, r,
+								       slot),
+						  "state",
+						  running ? "ready" : "maint",
+						  "weight", 100));
+			}
+		}
+	}
+	for (i = 0; i < st->nlb; i++) {
+		json_t *res = NULL;
+
+		rc = lb_call(
+			st, i, "lb_apply",
+			json_pack("{s:s,s:i,s:s,s:o,s:I,s:O}", "app",
+				  cfg->playbook->app, "listen_port",
+				  cfg->playbook->lb.listen_port, "balance",
+				  balance_word(cfg->playbook->lb.balance),
+				  "health", health_json(cfg),
+				  "drain_timeout_ms",
+				  (json_int_t)cfg->playbook->rollout
+					  .drain_timeout_ms,
+				  "servers", servers),
+			&res);
+		if (rc < 0) {
+			rc = ml_err_set(rc, "load balancer '%s': %s",
+					st->lb[i]->target->name, ml_err_msg());
+			json_decref(res);
+			break;
+		}
+		if (json_is_true(json_object_get(res, "reloaded")) ||
+		    json_is_true(json_object_get(res, "started")))
+			ro->lb_changed = true;
+		event(ro, st->lb[i]->target->name, "lb-config", "ok", "%s",
+		      json_is_true(json_object_get(res, "started"))
+			      ? "haproxy started"
+		      : json_is_true(json_object_get(res, "reloaded"))
+			      ? "haproxy reloaded"
+			      : "unchanged");
+		json_decref(res);
+	}
+	json_decref(servers);
+	return rc;
+}
+
+/* ---- one host ----------------------------------------------------------- */
+
+static int stop_container(struct ml_rollout *ro, struct host_state *hs,
+			  const char *id)
+{
+	json_t *res = NULL;
+	int rc;
+
+	rc = ml_host_call(hs->h, "container_stop",
+			  json_pack("{s:s,s:i}", "id", id, "timeout_s", 10),
+			  &res);
+	json_decref(res);
+	if (rc == 0)
+		event(ro, hs->h->target->name, "stop", "ok", "%.12s", id);
+	return rc;
+}
+
+static int start_container(struct ml_rollout *ro, struct host_state *hs,
+			   int replica, char slot, char **id_out)
+{
+	const struct ml_playbook *pb = ro->cfg->playbook;
+	json_t *env = json_object(), *res = NULL, *resources;
+	char slot_s[2] = { slot, 0 };
+	size_t i;
+	int rc;
+
+	for (i = 0; i < pb->env.n; i++)
+		json_object_set_new(env, pb->env.v[i].key,
+				    json_string(pb->env.v[i].value));
+	resources = json_pack("{s:f,s:I,s:i}", "cpus", pb->resources.cpus,
+			      "memory_bytes",
+			      (json_int_t)pb->resources.memory_bytes, "gpus",
+			      pb->resources.gpus);
+	rc = ml_host_call(
+		hs->h, "container_run",
+		json_pack("{s:s,s:I,s:s,s:i,s:s,s:s,s:i,s:i,s:o,s:O,s:o,s:s}",
+			  "app", pb->app, "revision", (json_int_t)ro->revision,
+			  "slot", slot_s, "replica", replica, "commit",
+			  ro->cfg->commit ? ro->cfg->commit : "none", "image",
+			  ro->image_id, "port", pb->port, "host_port",
+			  ml_rollout_host_port(ro->cfg, replica, slot), "env",
+			  env, "secrets",
+			  ro->secrets ? ro->secrets : json_object(),
+			  "resources", resources, "spec", ro->spec),
+		&res);
+	if (rc < 0)
+		goto out;
+	*id_out = ml_xstrdup(json_string_value(json_object_get(res, "id"))
+				     ?: "");
+	event(ro, hs->h->target->name, "start", "ok", "%s slot %c",
+	      json_string_value(json_object_get(res, "name")) ?: "?", slot);
+out:
+	json_decref(res);
+	return rc;
+}
+
+static int wait_healthy(struct ml_rollout *ro, struct host_state *hs,
+			const char *id, int replica, char slot)
+{
+	const struct ml_health_spec *h = &ro->cfg->playbook->health;
+	int64_t deadline = h->start_period_ms +
+			   (int64_t)(h->unhealthy_threshold + 2) *
+				   h->interval_ms +
+			   30000;
+	json_t *res = NULL;
+	int rc;
+
+	ml_ssh_chan_set_timeout(hs->h->chan, (int)deadline + 30000);
+	rc = ml_host_call(
+		hs->h, "container_wait",
+		json_pack("{s:s,s:i,s:s,s:I,s:I,s:I,s:i,s:i,s:I}", "id", id,
+			  "host_port",
+			  ml_rollout_host_port(ro->cfg, replica, slot), "path",
+			  h->path, "interval_ms", (json_int_t)h->interval_ms,
+			  "timeout_ms", (json_int_t)h->timeout_ms,
+			  "start_period_ms", (json_int_t)h->start_period_ms,
+			  "healthy_threshold", h->healthy_threshold,
+			  "unhealthy_threshold", h->unhealthy_threshold,
+			  "deadline_ms", (json_int_t)deadline),
+		&res);
+	ml_ssh_chan_set_timeout(hs->h->chan, 60000);
+	if (rc == 0)
+		event(ro, hs->h->target->name, "healthy", "ok", "after %lld ms",
+		      (long long)json_integer_value(
+			      json_object_get(res, "after_ms")));
+	json_decref(res);
+	return rc;
+}
+
+static int converge_replica(struct ml_rollout_state *st,
+			    struct host_state *hs, struct ml_replica_plan *rp)
+{
+	struct ml_rollout *ro = st->ro;
+	const char *host = hs->h->target->name;
+	char name[160], *new_id = NULL;
+	int rc = 0;
+
+	if (rp->start && rp->clear_id) {
+		rc = lb_retire(st, host, rp->replica, rp->slot);
+		if (rc == 0)
+			rc = stop_container(ro, hs, rp->clear_id);
+		if (rc < 0)
+			goto out;
+	}
+	if (rp->start) {
+		rc = start_container(ro, hs, rp->replica, rp->slot, &new_id);
+		if (rc < 0)
+			goto fail_new;
+		rc = wait_healthy(ro, hs, new_id, rp->replica, rp->slot);
+		if (rc < 0)
+			goto fail_new;
+		ml_test_crash_point("after-first-healthy");
+	}
+	server_name(name, sizeof(name), host, rp->replica, rp->slot);
+	if (st->nlb) {
+		rc = lb_set_all(st, name, "ready");
+		if (rc < 0)
+			goto fail_new;
+		rc = lb_wait(st, name, server_up, LB_UP_TIMEOUT_MS);
+		if (rc <= 0) {
+			if (rc == 0)
+				rc = ml_err_set(ML_EDEPLOY,
+						"the load balancer did not see "
+						"'%s' up within %d s",
+						name, LB_UP_TIMEOUT_MS / 1000);
+			lb_set_all(st, name, "maint");
+			goto fail_new;
+		}
+		if (rp->start || rp->old_id)
+			event(ro, host, "lb-enable", "ok", "%s", name);
+	}
+	if (rp->old_id) {
+		rc = lb_retire(st, host, rp->replica, rp->old_slot);
+		if (rc < 0)
+			goto out;
+		ml_test_crash_point("after-first-switch");
+		rc = stop_container(ro, hs, rp->old_id);
+	}
+	goto out;
+fail_new:
+	/* the old container keeps serving; the new one goes */
+	event(ro, host, "start", "failed", "%s", ml_err_msg());
+	if (new_id) {
+		char *msg = ml_xstrdup(ml_err_msg());
+
+		stop_container(ro, hs, new_id);
+		ml_err_set(rc, "%s", msg);
+		free(msg);
+	}
+out:
+	free(new_id);
+	return rc;
+}
+
+static int converge_host(size_t i, void *arg)
+{
+	struct ml_rollout_state *st = arg;
+	struct host_state *hs = &st->app[st->batch_first + i];
+	int r, rc = 0;
+	size_t k;
+
+	if (hs->h->rc < 0 || !hs->plan.changes)
+		return 0;
+	for (r = 0; r < hs->plan.nrep && rc == 0; r++)
+		rc = converge_replica(st, hs, &hs->plan.rep[r]);
+	for (k = 0; k < hs->plan.nstray && rc == 0; k++)
+		rc = stop_container(st->ro, hs, hs->plan.stray[k]);
+	if (rc < 0) {
+		hs->rc = rc;
+		hs->error = ml_xstrdup(ml_err_msg());
+		return rc;
+	}
+	hs->done = true;
+	return 0;
+}
+
+/* ---- observe, then run -------------------------------------------------- */
+
+static int observe_host(size_t i, void *arg)
+{
+	struct ml_rollout_state *st = arg;
+	struct host_state *hs = &st->app[i];
+	json_t *res = NULL;
+	int rc;
+
+	if (hs->h->rc < 0) {
+		hs->rc = hs->h->rc;
+		hs->error = ml_xstrdup(hs->h->error);
+		return hs->rc;
+	}
+	rc = ml_host_call(hs->h, "list",
+			  json_pack("{s:s}", "app", st->ro->cfg->playbook->app),
+			  &res);
+	if (rc == 0)
+		rc = ml_obs_from_json(&hs->obs, &hs->nobs,
+				      json_object_get(res, "containers"));
+	json_decref(res);
+	if (rc < 0) {
+		hs->rc = rc;
+		hs->error = ml_xasprintf("%s: %s", hs->h->target->name,
+					 ml_err_msg());
+		return rc;
+	}
+	ml_plan_host(&hs->plan, st->ro->spec, st->ro->cfg->playbook->replicas,
+		     hs->obs, hs->nobs);
+	hs->planned = true;
+	return 0;
+}
+
+int ml_rollout_observe(struct ml_rollout *ro, bool *nothing)
+{
+	struct ml_rollout_state *st = ml_xcalloc(1, sizeof(*st));
+	size_t i;
+
+	st->ro = ro;
+	ro->st = st;
+	st->app = ml_xcalloc(ro->nhosts + 1, sizeof(*st->app));
+	st->lb = ml_xcalloc(ro->nhosts + 1, sizeof(*st->lb));
+	st->lb_lock = ml_xcalloc(ro->nhosts + 1, sizeof(*st->lb_lock));
+	for (i = 0; i < ro->nhosts; i++) {
+		if (ro->hosts[i].target->is_app)
+			st->app[st->napp++].h = &ro->hosts[i];
+		if (ro->hosts[i].target->is_lb) {
+			pthread_mutex_init(&st->lb_lock[st->nlb], NULL);
+			st->lb[st->nlb++] = &ro->hosts[i];
+		}
+	}
+	for (i = 0; i < st->nlb; i++)
+		if (st->lb[i]->rc < 0)
+			return ml_err_set(ML_EHOST,
+					  "load balancer '%s' is unreachable: "
+					  "%s",
+					  st->lb[i]->target->name,
+					  st->lb[i]->error);
+	ml_parallel_run(st->napp, ro->parallel, observe_host, st);
+	ro->changed = 0;
+	for (i = 0; i < st->napp; i++) {
+		if (st->app[i].rc < 0)
+			return ml_err_set(ML_EHOST, "%s", st->app[i].error);
+		if (st->app[i].plan.changes)
+			ro->changed++;
+	}
+	*nothing = ro->changed == 0;
+	return 0;
+}
+
+/* Hosts per batch: canary steps first (percent of all app hosts), then
+ * the playbook's batch size. */
+static size_t batch_size(const struct ml_rollout *ro, size_t done,
+			 size_t total, size_t step)
+{
+	const struct ml_rollout_spec *rs = &ro->cfg->playbook->rollout;
+	size_t n;
+
+	if (step < rs->canary_n) {
+		size_t upto = (total * (size_t)rs->canary_percent[step] + 99) /
+			      100;
+
+		n = upto > done ? upto - done : 1;
+	} else if (rs->batch_percent) {
+		n = (total * (size_t)rs->batch_percent + 99) / 100;
+	} else {
+		n = (size_t)rs->batch_count;
+	}
+	return n ? n : 1;
+}
+
+int ml_rollout_run(struct ml_rollout *ro)
+{
+	struct ml_rollout_state *st = ro->st;
+	const struct ml_rollout_spec *rs = &ro->cfg->playbook->rollout;
+	size_t done = 0, step = 0, i;
+	int rc;
+
+	if (!st)
+		BUG("ml_rollout_run before ml_rollout_observe");
+	rc = lb_apply_all(st);
+	if (rc < 0)
+		return rc;
+	ro->updated = ro->failed = 0;
+	while (done < st->napp) {
+		size_t n = batch_size(ro, done, st->napp, step++);
+
+		if (ro->interrupted && *ro->interrupted) {
+			ro->stopped = true;
+			return ml_err_set(ML_EINTR,
+					  "interrupted: stopped at a safe point "
+					  "after %zu of %zu hosts",
+					  done, st->napp);
+		}
+		if (n > st->napp - done)
+			n = st->napp - done;
+		st->batch_first = done;
+		st->batch_len = n;
+		if (!ro->quiet)
+			printf("batch %zu: %zu host%s\n", step, n,
+			       n == 1 ? "" : "s");
+		ml_parallel_run(n, ro->parallel, converge_host, st);
+		for (i = done; i < done + n; i++) {
+			if (st->app[i].done)
+				ro->updated++;
+			if (st->app[i].rc < 0)
+				ro->failed++;
+		}
+		done += n;
+		if ((int)ro->failed > rs->failure_budget) {
+			for (i = 0; i < done; i++)
+				if (st->app[i].rc < 0)
+					break;
+			return ml_err_set(ML_EDEPLOY,
+					  "%zu host%s failed (failure budget "
+					  "%d): %s: %s",
+					  ro->failed,
+					  ro->failed == 1 ? "" : "s",
+					  rs->failure_budget,
+					  st->app[i].h->target->name,
+					  st->app[i].error);
+		}
+	}
+	return 0;
+}
+
+void ml_rollout_release(struct ml_rollout *ro)
+{
+	struct ml_rollout_state *st = ro->st;
+	size_t i;
+
+	if (!st)
+		return;
+	for (i = 0; i < st->napp; i++) {
+		ml_obs_free(st->app[i].obs, st->app[i].nobs);
+		if (st->app[i].planned)
+			ml_host_plan_release(&st->app[i].plan);
+		free(st->app[i].error);
+	}
+	for (i = 0; i < st->nlb; i++)
+		pthread_mutex_destroy(&st->lb_lock[i]);
+	free(st->app);
+	free(st->lb);
+	free(st->lb_lock);
+	free(st);
+	ro->st = NULL;
+}

@@ -1,0 +1,82 @@
+#ifndef ML_ROLLOUT_H
+#define ML_ROLLOUT_H
+
+/*
+ * The rollout engine: converge the app hosts of a fleet to one desired
+ * state, batch by batch, behind the load balancers, with zero downtime.
+ * For each host and replica (orchestrator/plan): start the new container
+ * in the free slot, wait until it is healthy, enable it on every load
+ * balancer and wait until HAProxy sees it up, drain the old slot (until it
+ * has no sessions or the drain timeout passes), put it in maintenance and
+ * stop the old container. A host whose new container fails is put back:
+ * the new container is stopped and the old one keeps serving. Every step
+ * is recorded in the ledger as it happens.
+ *
+ * The same engine deploys, rolls back and recovers: it works from what the
+ * hosts report, not from what the ledger believes.
+ */
+
+#include <signal.h>
+#include <jansson.h>
+
+struct ml_config;
+struct ml_ledger;
+struct ml_host_session;
+struct ml_rollout_state;
+
+struct ml_rollout {
+	/* inputs */
+	const struct ml_config *cfg; /* the desired state */
+	const char *image_id;        /* "sha256:..." on every app host */
+	const char *spec;            /* ml_rollout_spec() of cfg + image */
+	json_t *secrets;             /* {"NAME": "value"}, borrowed */
+	int64_t revision;            /* labels of new containers, ledger */
+	struct ml_ledger *ledger;    /* may be NULL: no events recorded */
+	struct ml_host_session *hosts; /* every target, connected */
+	size_t nhosts;
+	int parallel;
+	volatile sig_atomic_t *interrupted; /* set by SIGINT/SIGTERM */
+	bool quiet;                  /* no progress lines */
+
+	/* results */
+	size_t changed;   /* hosts that needed changes */
+	size_t updated;   /* hosts converged by this run */
+	size_t failed;    /* hosts whose new containers failed */
+	bool stopped;     /* interrupted at a safe point */
+	bool lb_changed;  /* a load balancer's configuration changed */
+
+	struct ml_rollout_state *st; /* private to rollout.c */
+};
+
+/* The spec hash of the containers cfg wants with image_id: what makes two
+ * deploys the same (image, port, env, secret names, resources, health).
+ * Written into buf (65 bytes). */
+void ml_rollout_spec(char buf[65], const struct ml_config *cfg,
+		     const char *image_id);
+
+/* The host port of a replica's slot: 10000 + port + 2 * replica + slot. */
+int ml_rollout_host_port(const struct ml_config *cfg, int replica, char slot);
+
+/*
+ * Look at every app host and plan; sets ro->changed. *nothing is true when
+ * no host needs a change (the deploy is a no-op). Does not change anything.
+ */
+int ml_rollout_observe(struct ml_rollout *ro, bool *nothing);
+
+/*
+ * Run the rollout. Returns 0 when every host converged; ML_EDEPLOY when more
+ * hosts failed than the failure budget allows (the rollout stops there);
+ * ML_EINTR when interrupted (stopped after the hosts in flight finished);
+ * other codes when a load balancer cannot be configured.
+ */
+int ml_rollout_run(struct ml_rollout *ro);
+
+/* Free what ml_rollout_observe kept. */
+void ml_rollout_release(struct ml_rollout *ro);
+
+/* Test hook: kill -9 ourselves at a named point when MLCTL_TEST_CRASH_AT
+ * names it ("after-delivery", "after-first-healthy", "after-first-switch",
+ * "before-final-record"). */
+void ml_test_crash_point(const char *name);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * mlctl rollback [N]: deploy revision N's recorded desired state (its
+ * playbook and image; hosts from the current inventory) through the same
+ * engine as deploy, recorded as a new revision that names N. Without N:
+ * the newest successful revision before the current one. The hosts keep
+ * the images of earlier revisions, so no image bytes move when they still
+ * have it.
+ */
+#include "common/ml.h"
+#include "orchestrator/cmd.h"
+#include "orchestrator/config/config.h"
+#include "orchestrator/deploy.h"
+#include "orchestrator/image/image.h"
+#include "orchestrator/ledger/ledger.h"
+#include "orchestrator/revision_view.h"
+
+extern const struct ml_option ml_opt_secrets;
+
+static const struct ml_option opt_wait = {
+	OPT_WAIT, "wait", 'w', "DURATION",
+	"when another deploy holds the fleet lock, wait up to DURATION"
+};
+
+static const struct ml_option *const options[] = {
+	&ml_opt_commit, &opt_wait, &ml_opt_secrets, &ml_opt_timeout,
+	&ml_opt_tofu, &ml_opt_parallel, &ml_opt_local_docker, NULL,
+};
+
+/* The revision to go back to when none is named: the newest successful one
+ * older than the newest successful one. */
+static int previous_good(struct ml_ledger *l, struct ml_revision **out)
+{
+	struct ml_revision *cur = NULL;
+	int rc;
+
+	rc = ml_ledger_last_good(l, 0, &cur);
+	if (rc < 0)
+		return ml_err_set(ML_ENOTFOUND,
+				  "no successful revision is recorded: "
+				  "nothing to roll back to");
+	rc = ml_ledger_last_good(l, cur->number, out);
+	if (rc < 0)
+		rc = ml_err_set(ML_ENOTFOUND,
+				"revision %lld is the only successful one: "
+				"nothing to roll back to",
+				(long long)cur->number);
+	ml_revision_free(cur);
+	return rc;
+}
+
+static int rollback_run(struct ml_ctx *ctx)
+{
+	struct ml_deploy_req req = { 0 };
+	struct ml_revision *rev = NULL;
+	struct ml_config *cfg = NULL;
+	struct ml_image *img = NULL;
+	struct ml_cache *cache = NULL;
+	int64_t num;
+	int rc;
+
+	if (ctx->argc > 1)
+		return ml_err_set(ML_EUSAGE, "usage: mlctl rollback [REVISION]");
+	if (ctx->argc == 1) {
+		rc = ml_parse_count(&num, ctx->argv[0], "the revision");
+		if (rc < 0)
+			return rc;
+		rc = ml_ledger_get(ctx->ledger, num, &rev);
+	} else {
+		rc = previous_good(ctx->ledger, &rev);
+	}
+	if (rc < 0)
+		return rc;
+	rc = ml_deploy_load_revision(&cfg, &img, &cache, ctx, rev);
+	if (rc < 0)
+		goto out;
+	printf("rolling back to revision %lld (commit %.12s, image %.19s)\n",
+	       (long long)rev->number, rev->commit ? rev->commit : "-",
+	       img->id);
+	req.cfg = cfg;
+	req.img = img;
+	req.cache = cache;
+	req.kind = ML_REV_ROLLBACK;
+	req.rollback_of = rev->number;
+	rc = ml_deploy(ctx, &req);
+out:
+	ml_revision_free(rev);
+	ml_config_free(cfg);
+	ml_image_free(img);
+	ml_cache_free(cache);
+	return rc;
+}
+
+const struct ml_cmd ml_cmd_rollback = {
+	.name = "rollback",
+	.summary = "restore a recorded revision (default: the previous good "
+		   "one)",
+	.usage = "[REVISION] [--wait DURATION]",
+	.options = options,
+	.flags = ML_CMD_NEEDS_LEDGER | ML_CMD_DESTRUCTIVE,
+	.run = rollback_run,
+};

@@ -1,0 +1,589 @@
+/*
+ * One deploy from start to end (see deploy.h). The fleet lock is a lease
+ * held on the first load-balancer host (the first app host when there is
+ * none) through a connection of its own, renewed by a thread every third
+ * of its time to live; a controller that dies stops renewing and the lease
+ * expires, and a lease whose owner is a dead process of this machine is
+ * taken over at once.
+ */
+#include "common/ml.h"
+#include "common/docker.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "orchestrator/apply/deliver.h"
+#include "orchestrator/apply/rollout.h"
+#include "orchestrator/cmd.h"
+#include "orchestrator/config/config.h"
+#include "orchestrator/deploy.h"
+#include "orchestrator/fleet/fleet.h"
+#include "orchestrator/image/image.h"
+#include "orchestrator/load.h"
+#include "orchestrator/secrets.h"
+#include "orchestrator/source/source.h"
+#include "orchestrator/transport/transport.h"
+
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOCK_TTL_MS 60000
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	ML_UNUSED(sig);
+	interrupted = 1;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "user@host" of the operator. Caller frees. */
+static char *who_am_i(void)
+{
+	char host[256] = "localhost";
+	struct passwd *pw = getpwuid(getuid());
+
+	gethostname(host, sizeof(host) - 1);
+	return ml_xasprintf("%s@%s", pw ? pw->pw_name : "unknown", host);
+}
+
+/* ---- the fleet lock ----------------------------------------------------- */
+
+struct lock {
+	struct ml_host_session *hosts; /* the lock host's own session */
+	size_t n;
+	struct ml_host_session *h;
+	char *token;
+	pthread_t renewer;
+	bool renewing;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+};
+
+static bool is_lb(const struct ml_target *t)
+{
+	return t->is_lb;
+}
+
+static bool is_app(const struct ml_target *t)
+{
+	return t->is_app;
+}
+
+/* The owner recorded in a lease: "user@host pid N". Is it a dead process
+ * of this machine? */
+static bool owner_is_dead_here(const char *owner)
+{
+	char host[256] = "", *at, *p;
+	long pid;
+
+	if (!owner)
+		return false;
+	gethostname(host, sizeof(host) - 1);
+	at = strchr(owner, '@');
+	p = strstr(owner, " pid ");
+	if (!at || !p || (size_t)(p - at - 1) != strlen(host) ||
+	    strncmp(at + 1, host, strlen(host)))
+		return false;
+	pid = strtol(p + 5, NULL, 10);
+	return pid > 1 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static void *renew_thread(void *arg)
+{
+	struct lock *lk = arg;
+	struct timespec ts;
+	json_t *res;
+
+	pthread_mutex_lock(&lk->mu);
+	while (!lk->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += LOCK_TTL_MS / 3000;
+		if (pthread_cond_timedwait(&lk->cv, &lk->mu, &ts) == 0 &&
+		    lk->stop)
+			break;
+		if (lk->stop)
+			break;
+		res = NULL;
+		if (ml_host_call(lk->h, "lock_renew",
+				 json_pack("{s:s,s:i}", "token", lk->token,
+					   "ttl_ms", LOCK_TTL_MS),
+				 &res) < 0)
+			ml_warn("cannot renew the fleet lock: %s",
+				ml_err_msg());
+		json_decref(res);
+	}
+	pthread_mutex_unlock(&lk->mu);
+	return NULL;
+}
+
+static int lock_take(struct lock *lk, const struct ml_config *cfg,
+		     const struct ml_fleet_opts *fo, const char *who,
+		     const char *reason, int64_t wait_ms)
+{
+	int64_t deadline = mono_ms() + wait_ms;
+	char *owner = ml_xasprintf("%s pid %ld", who, (long)getpid());
+	json_t *res = NULL;
+	int rc;
+	size_t i;
+
+	rc = ml_fleet_connect(&lk->hosts, &lk->n, cfg, fo, is_lb);
+	if (rc == 0 && lk->n == 0) {
+		ml_fleet_close(lk->hosts, lk->n);
+		rc = ml_fleet_connect(&lk->hosts, &lk->n, cfg, fo, is_app);
+	}
+	if (rc < 0)
+		goto out;
+	for (i = 0; i < lk->n && lk->hosts[i].rc < 0; i++)
+		;
+	if (i == lk->n) {
+		rc = ml_err_set(ML_EHOST, "cannot reach a host to hold the "
+					  "fleet lock: %s",
+				lk->n ? lk->hosts[0].error : "no hosts");
+		goto out;
+	}
+	lk->h = &lk->hosts[i];
+	for (;;) {
+		rc = ml_host_call(lk->h, "lock_acquire",
+				  json_pack("{s:s,s:s,s:i}", "owner", owner,
+					    "reason", reason, "ttl_ms",
+					    LOCK_TTL_MS),
+				  &res);
+		if (rc != ML_ELOCKED)
+			break;
+		/* a lease left by a dead mlctl of this machine is ours */
+		json_t *st = NULL;
+
+		if (ml_host_call(lk->h, "lock_status", NULL, &st) == 0 &&
+		    owner_is_dead_here(json_string_value(
+			    json_object_get(st, "owner")))) {
+			json_t *r2 = NULL;
+
+			ml_warn("taking over the fleet lock left by %s, which "
+				"is no longer running",
+				json_string_value(json_object_get(st, "owner")));
+			ml_host_call(lk->h, "lock_release",
+				     json_pack("{s:b}", "force", 1), &r2);
+			json_decref(r2);
+			json_decref(st);
+			continue;
+		}
+		json_decref(st);
+		if (mono_ms() >= deadline)
+			break;
+		sleep(1);
+	}
+	if (rc < 0)
+		goto out;
+	lk->token = ml_xstrdup(
+		json_string_value(json_object_get(res, "token")) ?: "");
+	pthread_mutex_init(&lk->mu, NULL);
+	pthread_cond_init(&lk->cv, NULL);
+	lk->renewing = pthread_create(&lk->renewer, NULL, renew_thread, lk) ==
+		       0;
+out:
+	json_decref(res);
+	free(owner);
+	return rc;
+}
+
+static void lock_drop(struct lock *lk)
+{
+	json_t *res = NULL;
+
+	if (lk->renewing) {
+		pthread_mutex_lock(&lk->mu);
+		lk->stop = true;
+		pthread_cond_signal(&lk->cv);
+		pthread_mutex_unlock(&lk->mu);
+		pthread_join(lk->renewer, NULL);
+		pthread_mutex_destroy(&lk->mu);
+		pthread_cond_destroy(&lk->cv);
+	}
+	if (lk->token &&
+	    ml_host_call(lk->h, "lock_release",
+			 json_pack("{s:s}", "token", lk->token), &res) < 0)
+		ml_warn("cannot release the fleet lock: %s", ml_err_msg());
+	json_decref(res);
+	free(lk->token);
+	ml_fleet_close(lk->hosts, lk->n);
+	memset(lk, 0, sizeof(*lk));
+}
+
+/* ---- the deploy --------------------------------------------------------- */
+
+static int parse_wait(int64_t *ms, const struct ml_ctx *ctx)
+{
+	*ms = 0;
+	if (!ctx->opt[OPT_WAIT])
+		return 0;
+	if (ml_parse_duration(ms, ctx->opt[OPT_WAIT]) < 0 || *ms < 0)
+		return ml_err_set(ML_EUSAGE,
+				  "--wait must be a duration like 30s or 5m, "
+				  "not '%s'",
+				  ctx->opt[OPT_WAIT]);
+	return 0;
+}
+
+static char *layers_json(const struct ml_image *img)
+{
+	json_t *a = json_array();
+	char *s;
+	size_t i;
+
+	for (i = 0; i < img->nlayers; i++)
+		json_array_append_new(a, json_string(img->layers[i]));
+	s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
+}
+
+/*
+ * A revision a crashed run left "running" with the same playbook and image
+ * as this deploy: this deploy finishes it instead of recording another.
+ */
+static int64_t find_resumable(struct ml_ledger *l, const char *hash,
+			      const char *image_id)
+{
+	struct ml_revision *revs = NULL;
+	size_t n = 0, i;
+	int64_t found = 0;
+
+	if (ml_ledger_list(l, 20, &revs, &n) < 0)
+		return 0;
+	for (i = 0; i < n && !found; i++)
+		if (revs[i].outcome == ML_OUTCOME_RUNNING &&
+		    revs[i].playbook_hash && revs[i].image_id &&
+		    !strcmp(revs[i].playbook_hash, hash) &&
+		    !strcmp(revs[i].image_id, image_id))
+			found = revs[i].number;
+	ml_revisions_free(revs, n);
+	return found;
+}
+
+/* Mark revisions a crashed run left "running" as interrupted. */
+static void close_stale(struct ml_ledger *l, int64_t keep)
+{
+	struct ml_revision *revs = NULL;
+	size_t n = 0, i;
+
+	if (ml_ledger_list(l, 20, &revs, &n) < 0)
+		return;
+	for (i = 0; i < n; i++)
+		if (revs[i].outcome == ML_OUTCOME_RUNNING &&
+		    revs[i].number != keep)
+			ml_ledger_finish(l, revs[i].number,
+					 ML_OUTCOME_INTERRUPTED,
+					 "the controller stopped before the "
+					 "end; a later run converged the "
+					 "fleet");
+	ml_revisions_free(revs, n);
+}
+
+/* Deliver img and roll the fleet to cfg; fills *ro (released by caller). */
+static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
+		const struct ml_config *cfg, struct ml_image *img,
+		struct ml_cache *cache, struct ml_host_session *hosts,
+		size_t n, json_t *secrets, char spec[65], bool *nothing)
+{
+	struct ml_deliver_result *res = ml_xcalloc(n + 1, sizeof(*res));
+	struct ml_deliver_opts dopt = { 0 };
+	const char *tags[2] = { img->ref, NULL };
+	size_t i;
+	int rc;
+
+	ML_UNUSED(ctx);
+	dopt.parallel = ro->parallel;
+	dopt.progress = isatty(STDERR_FILENO);
+	dopt.tags = tags;
+	rc = ml_deliver(hosts, n, img, cache, &dopt, res);
+	for (i = 0; i < n; i++)
+		free(res[i].error);
+	free(res);
+	if (rc < 0)
+		return rc;
+	ml_test_crash_point("after-delivery");
+	ml_rollout_spec(spec, cfg, img->id);
+	ro->cfg = cfg;
+	ro->image_id = img->id;
+	ro->spec = spec;
+	ro->secrets = secrets;
+	ro->hosts = hosts;
+	ro->nhosts = n;
+	ro->interrupted = &interrupted;
+	return ml_rollout_observe(ro, nothing);
+}
+
+int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
+{
+	const struct ml_config *cfg = req->cfg;
+	struct ml_fleet_opts fo;
+	struct ml_host_session *hosts = NULL;
+	struct ml_rollout ro = { 0 }, back = { 0 };
+	struct lock lk = { 0 };
+	struct ml_revision rev = { 0 }, *prev = NULL;
+	struct ml_config *pcfg = NULL;
+	struct ml_image *pimg = NULL;
+	struct ml_cache *pcache = NULL;
+	struct sigaction sa = { 0 }, old_int, old_term;
+	json_t *secrets = NULL;
+	char spec[65], pspec[65], hash[ML_SHA256_HEX], *who = who_am_i();
+	char *layers = NULL, *desired = NULL, *reason = NULL;
+	int64_t wait_ms, t0 = mono_ms(), resume = 0;
+	size_t n = 0, i;
+	bool nothing = false, began = false;
+	int rc, outcome = ML_OUTCOME_SUCCEEDED;
+	const char *message = NULL;
+	char msgbuf[1024];
+
+	rc = parse_wait(&wait_ms, ctx);
+	if (rc < 0)
+		goto out;
+	rc = ml_fleet_opts_from_ctx(&fo, ctx);
+	if (rc < 0)
+		goto out;
+	rc = ml_secrets_load(&secrets, cfg->playbook, ctx->opt[OPT_SECRETS]);
+	if (rc < 0)
+		goto out;
+
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	interrupted = 0;
+
+	reason = req->kind == ML_REV_ROLLBACK
+			 ? ml_xasprintf("rollback to revision %lld",
+					(long long)req->rollback_of)
+			 : ml_xasprintf("deploy of %.12s",
+					cfg->commit ? cfg->commit : "?");
+	rc = lock_take(&lk, cfg, &fo, who, reason, wait_ms);
+	if (rc < 0)
+		goto out;
+
+	rc = ml_fleet_connect(&hosts, &n, cfg, &fo, NULL);
+	if (rc < 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (hosts[i].rc < 0) {
+			rc = ml_err_set(ML_EHOST, "%s is unreachable, nothing "
+						  "was changed: %s",
+					hosts[i].target->name, hosts[i].error);
+			goto out;
+		}
+	ml_sha256_hex(cfg->playbook_text, cfg->playbook_len, hash);
+	resume = req->resume ? req->resume
+			     : find_resumable(ctx->ledger, hash, req->img->id);
+	if (resume && !req->resume)
+		printf("finishing revision %lld, which a stopped run left "
+		       "unfinished\n",
+		       (long long)resume);
+	close_stale(ctx->ledger, resume);
+
+	ro.parallel = fo.parallel;
+	ro.ledger = ctx->ledger;
+	rc = roll(&ro, ctx, cfg, req->img, req->cache, hosts, n, secrets, spec,
+		  &nothing);
+	if (rc < 0)
+		goto out;
+	if (nothing && !resume) {
+		printf("nothing to do: every host already runs this state "
+		       "(image %.19s)\n", req->img->id);
+		/* still make sure the balancers have their configuration */
+		ro.quiet = true;
+		rc = ml_rollout_run(&ro);
+		goto out;
+	}
+
+	/* record the revision before anything changes */
+	if (resume) {
+		rev.number = resume;
+	} else {
+		layers = layers_json(req->img);
+		{
+			json_t *d = ml_config_to_json(cfg);
+
+			desired = json_dumps(d, JSON_COMPACT |
+							JSON_PRESERVE_ORDER);
+			json_decref(d);
+		}
+		rev.commit = cfg->commit;
+		rev.playbook = cfg->playbook_text;
+		rev.playbook_hash = hash;
+		rev.desired_json = desired;
+		rev.image_id = req->img->id;
+		rev.layers_json = layers;
+		rev.who = who;
+		rev.kind = req->kind;
+		rev.rollback_of = req->rollback_of;
+		rc = ml_ledger_begin(ctx->ledger, &rev);
+		if (rc < 0)
+			goto out;
+	}
+	began = true;
+	ro.revision = rev.number;
+	printf("revision %lld: %s, %zu app host%s to change\n",
+	       (long long)rev.number, reason, ro.changed,
+	       ro.changed == 1 ? "" : "s");
+	rc = ml_rollout_run(&ro);
+	if (rc == ML_EINTR) {
+		outcome = ML_OUTCOME_INTERRUPTED;
+		snprintf(msgbuf, sizeof(msgbuf), "%s", ml_err_msg());
+		message = msgbuf;
+	} else if (rc < 0) {
+		snprintf(msgbuf, sizeof(msgbuf), "%s", ml_err_msg());
+		message = msgbuf;
+		outcome = ML_OUTCOME_FAILED;
+		if (cfg->playbook->rollout.auto_rollback &&
+		    ml_ledger_last_good(ctx->ledger, rev.number, &prev) == 0) {
+			int rc2;
+			bool none;
+
+			printf("rolling back to revision %lld\n",
+			       (long long)prev->number);
+			rc2 = ml_deploy_load_revision(&pcfg, &pimg, &pcache,
+						      ctx, prev);
+			if (rc2 == 0) {
+				back.parallel = fo.parallel;
+				back.ledger = ctx->ledger;
+				rc2 = roll(&back, ctx, pcfg, pimg, pcache,
+					   hosts, n, secrets, pspec, &none);
+			}
+			if (rc2 == 0) {
+				back.revision = prev->number;
+				/* events of the rollback go to this
+				 * revision's record */
+				back.ledger = NULL;
+				rc2 = ml_rollout_run(&back);
+			}
+			if (rc2 == 0) {
+				outcome = ML_OUTCOME_ROLLED_BACK;
+				ml_err_set(ML_EDEPLOY,
+					   "%.700s; rolled back to revision "
+					   "%lld",
+					   message, (long long)prev->number);
+				snprintf(msgbuf, sizeof(msgbuf), "%s",
+					 ml_err_msg());
+			} else {
+				ml_err_set(ML_EDEPLOY,
+					   "%.600s; the automatic rollback to "
+					   "revision %lld failed too: %.300s",
+					   message, (long long)prev->number,
+					   ml_err_msg());
+				snprintf(msgbuf, sizeof(msgbuf), "%s",
+					 ml_err_msg());
+			}
+			rc = ML_EDEPLOY;
+		} else {
+			rc = ml_err_set(rc == ML_EDEPLOY ? rc : ML_EDEPLOY,
+					"%s", msgbuf);
+		}
+	}
+out:
+	if (began) {
+		char *keep = ml_xstrdup(ml_err_msg());
+
+		ml_test_crash_point("before-final-record");
+		if (ml_ledger_finish(ctx->ledger, rev.number, outcome,
+				     message) < 0)
+			ml_warn("cannot record the outcome of revision %lld: "
+				"%s",
+				(long long)rev.number, ml_err_msg());
+		ml_err_set(rc, "%s", keep);
+		free(keep);
+		if (rc == 0)
+			printf("revision %lld deployed to %zu host%s in %.1fs\n",
+			       (long long)rev.number, ro.updated,
+			       ro.updated == 1 ? "" : "s",
+			       (double)(mono_ms() - t0) / 1000);
+	}
+	if (lk.h) {
+		char *keep = ml_xstrdup(ml_err_msg());
+
+		lock_drop(&lk);
+		ml_err_set(rc, "%s", keep);
+		free(keep);
+	} else {
+		ml_fleet_close(lk.hosts, lk.n);
+	}
+	ml_rollout_release(&ro);
+	ml_rollout_release(&back);
+	ml_fleet_close(hosts, n);
+	if (reason) {
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+	}
+	ml_revision_free(prev);
+	ml_config_free(pcfg);
+	ml_image_free(pimg);
+	ml_cache_free(pcache);
+	json_decref(secrets);
+	free(layers);
+	free(desired);
+	free(reason);
+	free(who);
+	return rc;
+}
+
+int ml_deploy_load_revision(struct ml_config **cfg, struct ml_image **img,
+			    struct ml_cache **cache, struct ml_ctx *ctx,
+			    const struct ml_revision *rev)
+{
+	struct ml_config *c = NULL;
+	struct ml_docker *d = NULL;
+	struct ml_image *im = NULL;
+	struct ml_cache *ca = NULL;
+	int rc;
+
+	*cfg = NULL;
+	*img = NULL;
+	*cache = NULL;
+	if (!rev->image_id || !rev->playbook)
+		return ml_err_set(ML_ENOTFOUND,
+				  "revision %lld has no recorded image",
+				  (long long)rev->number);
+	rc = ml_load_config_with_playbook(&c, ctx, rev->playbook,
+					  strlen(rev->playbook), rev->commit);
+	if (rc < 0)
+		goto out;
+	rc = ml_docker_new(&d, ctx->opt[OPT_LOCAL_DOCKER]
+				       ? ctx->opt[OPT_LOCAL_DOCKER]
+				       : ML_DOCKER_SOCK);
+	if (rc < 0)
+		goto out;
+	rc = ml_image_inspect(&im, d, rev->image_id);
+	if (rc < 0) {
+		rc = ml_err_set(rc, "the image of revision %lld (%.19s) is "
+				    "not in the local Docker any more: %s",
+				(long long)rev->number, rev->image_id,
+				ml_err_msg());
+		goto out;
+	}
+	rc = ml_cache_open(&ca, NULL);
+	if (rc == 0)
+		rc = ml_cache_fill(ca, d, im);
+	if (rc < 0)
+		goto out;
+	*cfg = c;
+	*img = im;
+	*cache = ca;
+	c = NULL;
+	im = NULL;
+	ca = NULL;
+out:
+	ml_config_free(c);
+	ml_image_free(im);
+	ml_cache_free(ca);
+	ml_docker_free(d);
+	return rc;
+}

@@ -1,0 +1,516 @@
+/*
+ * End-to-end tests of the core verbs on the simulated fleet: deploy,
+ * rollback, automatic rollback of a failing revision, idempotence, the
+ * fleet lock, and crash recovery, each under a steady, bounded stream of
+ * client requests through HAProxy that must see zero failures. Real parts
+ * throughout: git repositories, the controller's Docker Engine building the
+ * example app, sshd, dockerd and HAProxy in the fleet's namespaces.
+ *
+ * The app answers /cgi-bin/predict?text=great with {"score": N, ...}, N
+ * read from its model file, so each revision is told apart by its score.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/ml.h"
+#include "tests/support/loadgen.h"
+#include "tests/support/proc.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RATE 200       /* requests per second through the balancer */
+#define MAX_LOAD_S 300 /* no load loop runs longer than this */
+
+static struct {
+	const char *dir;
+	char *repo;
+	char *known_hosts;
+	char *ledger_env;
+	char *url;     /* the app through the balancer */
+	char *lb_addr;
+} F;
+
+static char *slurp(const char *path)
+{
+	struct ml_buf b = ML_BUF_INIT(0);
+
+	if (ml_buf_read_file(&b, path) < 0)
+		BUG("%s", ml_err_msg());
+	return ml_buf_detach(&b, NULL);
+}
+
+static int mlctl(struct ml_test_out *o, const char *const *args)
+{
+	const char *env[] = { F.ledger_env, NULL, NULL };
+	const char *argv[40];
+	size_t n = 0, i;
+
+	argv[n++] = "--known-hosts";
+	argv[n++] = F.known_hosts;
+	for (i = 0; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return ml_test_mlctl(o, F.repo, env, argv);
+}
+
+/* Run mlctl with one extra environment entry (a crash point). */
+static int mlctl_env(struct ml_test_out *o, const char *extra,
+		     const char *const *args)
+{
+	const char *env[] = { F.ledger_env, extra, NULL };
+	const char *argv[40];
+	size_t n = 0, i;
+
+	argv[n++] = "--known-hosts";
+	argv[n++] = F.known_hosts;
+	for (i = 0; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return ml_test_mlctl(o, F.repo, env, argv);
+}
+
+static void must(struct ml_test_out *o, int want)
+{
+	if (o->status != want)
+		print_error("mlctl exited %d, expected %d\n--- stdout\n%s"
+			    "--- stderr\n%s\n",
+			    o->status, want, o->out, o->err);
+	assert_int_equal(o->status, want);
+}
+
+/* Set the model's weight for "great" and commit: a new revision whose
+ * only change is one small layer. */
+static char *commit_score(int score, const char *msg)
+{
+	char *model = ml_xasprintf("great %d\ngood 2\nbad -2\n", score);
+
+	ml_test_write(F.repo, "model.txt", model);
+	free(model);
+	return ml_test_commit(F.repo, msg);
+}
+
+/* Every app host answers the score (through each one's own slot? no:
+ * through the balancer, enough times to reach every server). */
+static void expect_score(int score)
+{
+	char *marker = ml_xasprintf("\"score\": %d", score);
+	const char *const markers[] = { marker, NULL };
+	struct ml_loadgen *lg = ml_loadgen_start(F.url, 50, 2, 40, 30,
+						 markers);
+	struct ml_loadgen_stats st;
+
+	while (1) {
+		ml_loadgen_peek(lg, &st);
+		if (st.sent >= 40)
+			break;
+		usleep(100000);
+	}
+	ml_loadgen_stop(lg, &st);
+	if (st.by_body[0] != st.ok || st.failed)
+		print_error("expected score %d: %ld of %ld answers had it, %ld "
+			    "failed (%s)\n",
+			    score, st.by_body[0], st.ok, st.failed,
+			    st.first_error);
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(st.by_body[0], st.ok);
+	free(marker);
+}
+
+static struct ml_loadgen *load_start(void)
+{
+	return ml_loadgen_start(F.url, RATE, 4, (long)RATE * MAX_LOAD_S,
+				MAX_LOAD_S, NULL);
+}
+
+static void load_check(struct ml_loadgen *lg, const char *what)
+{
+	struct ml_loadgen_stats st;
+
+	ml_loadgen_stop(lg, &st);
+	fprintf(stderr, "load during %s: %ld requests, %ld failed\n", what,
+		st.sent, st.failed);
+	if (st.failed)
+		print_error("%s: %ld of %ld requests failed, first: %s\n",
+			    what, st.failed, st.sent, st.first_error);
+	assert_true(st.sent > 0);
+	assert_int_equal(st.failed, 0);
+}
+
+static json_t *history(void)
+{
+	struct ml_test_out o;
+	json_t *doc;
+
+	mlctl(&o, (const char *const[]){ "history", "--json", NULL });
+	must(&o, 0);
+	doc = json_loads(o.out, 0, NULL);
+	ml_test_out_release(&o);
+	assert_non_null(doc);
+	return doc;
+}
+
+static const char *newest_outcome(json_t *h)
+{
+	return json_string_value(
+		json_object_get(json_array_get(h, 0), "outcome"));
+}
+
+static int group_setup(void **state)
+{
+	struct ml_test_out o;
+	char *pb, *inv, *p, *addr;
+
+	ML_UNUSED(state);
+	F.dir = getenv("MLCTL_FLEET_DIR");
+	if (!F.dir || !*F.dir) {
+		print_error("MLCTL_FLEET_DIR is not set: run through "
+			    "'make test'\n");
+		return -1;
+	}
+	F.repo = ml_test_tmpdir("deploy");
+	F.known_hosts = ml_xasprintf("%s/known_hosts", F.dir);
+	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", F.repo);
+	p = ml_xasprintf("%s/inventory.yaml", F.dir);
+	inv = slurp(p);
+	free(p);
+	addr = strstr(inv, "lb1:");
+	addr = addr ? strstr(addr, "address: ") : NULL;
+	if (!addr) {
+		print_error("no lb1 address in the fleet's inventory\n");
+		return -1;
+	}
+	addr += strlen("address: ");
+	F.lb_addr = ml_xstrndup(addr, strcspn(addr, "\n \r"));
+	F.url = ml_xasprintf("http://%s/cgi-bin/predict?text=great",
+			     F.lb_addr);
+
+	/* the example app, its playbook with quick health checks, and the
+	 * fleet's inventory */
+	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
+	{
+		const char *files[] = { "Dockerfile", "www/healthz",
+					"www/cgi-bin/predict" };
+
+		for (size_t i = 0; i < ML_ARRAY_SIZE(files); i++) {
+			char *rel = ml_xasprintf("examples/sentiment/%s",
+						 files[i]);
+			char *text = ml_test_read_src(rel);
+
+			ml_test_write(F.repo, files[i], text);
+			free(text);
+			free(rel);
+		}
+		p = ml_xasprintf("%s/www/cgi-bin/predict", F.repo);
+		chmod(p, 0755);
+		free(p);
+	}
+	pb = ml_xasprintf(
+		"app: sentiment-api\n"
+		"image:\n  build: {context: ., dockerfile: Dockerfile}\n"
+		"port: 8000\n"
+		"health: {path: /healthz, interval: 500ms, timeout: 400ms,"
+		" start_period: 5s, unhealthy_threshold: 3}\n"
+		"replicas: 1\n"
+		"targets: [web]\n"
+		"rollout: {batch: 1, failure_budget: 0, auto_rollback: true,"
+		" drain_timeout: 5s}\n"
+		"load_balancer: {hosts: [lb], listen: 80}\n");
+	ml_test_write(F.repo, "mlctl.yaml", pb);
+	ml_test_write(F.repo, "inventory.yaml", inv);
+	ml_test_write(F.repo, ".gitignore", "*.ledger*\n");
+	free(commit_score(3, "v1"));
+	free(pb);
+	free(inv);
+
+	mlctl(&o, (const char *const[]){ "bootstrap", NULL });
+	if (o.status != 0)
+		print_error("bootstrap failed (%d):\n%s%s\n", o.status, o.out,
+			    o.err);
+	ml_test_out_release(&o);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	ML_UNUSED(state);
+	ml_test_rmtree(F.repo);
+	free(F.repo);
+	free(F.known_hosts);
+	free(F.ledger_env);
+	free(F.url);
+	free(F.lb_addr);
+	return 0;
+}
+
+static void test_deploy__first_deploy_serves_through_the_balancer(void **s)
+{
+	struct ml_test_out o;
+	json_t *h;
+
+	ML_UNUSED(s);
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	expect_score(3);
+	h = history();
+	assert_int_equal(json_array_size(h), 1);
+	assert_string_equal(newest_outcome(h), "succeeded");
+	json_decref(h);
+
+	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
+	must(&o, 0);
+	assert_non_null(strstr(o.out, "\"running\""));
+	ml_test_out_release(&o);
+}
+
+static void test_deploy__same_state_again_changes_nothing(void **s)
+{
+	struct ml_test_out o, before, after;
+	json_t *h;
+
+	ML_UNUSED(s);
+	mlctl(&before, (const char *const[]){ "status", "--json", NULL });
+	must(&before, 0);
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	assert_non_null(strstr(o.out, "nothing to do"));
+	ml_test_out_release(&o);
+	mlctl(&after, (const char *const[]){ "status", "--json", NULL });
+	must(&after, 0);
+	/* same containers (no restart): the ids are unchanged */
+	{
+		json_t *a = json_loads(before.out, 0, NULL);
+		json_t *b = json_loads(after.out, 0, NULL);
+		json_t *ha, *hb;
+		size_t i;
+
+		json_array_foreach(json_object_get(a, "hosts"), i, ha) {
+			hb = json_array_get(json_object_get(b, "hosts"), i);
+			assert_true(json_equal(
+				json_object_get(json_array_get(
+					json_object_get(ha, "containers"), 0),
+						"id"),
+				json_object_get(json_array_get(
+					json_object_get(hb, "containers"), 0),
+						"id")));
+		}
+		json_decref(a);
+		json_decref(b);
+	}
+	ml_test_out_release(&before);
+	ml_test_out_release(&after);
+	h = history();
+	assert_int_equal(json_array_size(h), 1);
+	json_decref(h);
+}
+
+static void test_deploy__new_revision_with_zero_failed_requests(void **s)
+{
+	struct ml_test_out o;
+	struct ml_loadgen *lg;
+	json_t *h;
+
+	ML_UNUSED(s);
+	free(commit_score(5, "v2"));
+	lg = load_start();
+	usleep(500000);
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	usleep(500000);
+	load_check(lg, "deploy of v2");
+	must(&o, 0);
+	ml_test_out_release(&o);
+	expect_score(5);
+	h = history();
+	assert_int_equal(json_array_size(h), 2);
+	assert_string_equal(newest_outcome(h), "succeeded");
+	json_decref(h);
+}
+
+static void test_deploy__rollback_to_the_first_with_zero_failed(void **s)
+{
+	struct ml_test_out o;
+	struct ml_loadgen *lg;
+	json_t *h, *r;
+
+	ML_UNUSED(s);
+	lg = load_start();
+	usleep(500000);
+	mlctl(&o, (const char *const[]){ "rollback", "1", NULL });
+	usleep(500000);
+	load_check(lg, "rollback to 1");
+	must(&o, 0);
+	ml_test_out_release(&o);
+	expect_score(3);
+	h = history();
+	r = json_array_get(h, 0);
+	assert_string_equal(json_string_value(json_object_get(r, "kind")),
+			    "rollback");
+	assert_int_equal(json_integer_value(json_object_get(r, "rollback_of")),
+			 1);
+	assert_string_equal(newest_outcome(h), "succeeded");
+	json_decref(h);
+}
+
+static void test_deploy__failing_health_check_rolls_back(void **s)
+{
+	struct ml_test_out o;
+	struct ml_loadgen *lg;
+	json_t *h;
+	char *p;
+
+	ML_UNUSED(s);
+	/* v3 serves, but never says it is healthy */
+	p = ml_xasprintf("%s/www/healthz", F.repo);
+	unlink(p);
+	free(p);
+	free(commit_score(7, "v3: broken health"));
+	lg = load_start();
+	usleep(500000);
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	usleep(500000);
+	load_check(lg, "failing deploy");
+	must(&o, 7);
+	assert_non_null(strstr(o.err, "rolled back"));
+	ml_test_out_release(&o);
+	expect_score(3);
+	h = history();
+	assert_string_equal(newest_outcome(h), "rolled-back");
+	json_decref(h);
+
+	/* put the health check back for the tests after this one */
+	ml_test_write(F.repo, "www/healthz", "ok\n");
+	free(commit_score(3, "v4: healthy again"));
+}
+
+static void test_deploy__two_concurrent_deploys_one_proceeds(void **s)
+{
+	const char *bin = getenv("MLCTL_BIN");
+	char *def = NULL;
+	pid_t pid[2];
+	int st[2], i, ok = 0, locked = 0;
+
+	ML_UNUSED(s);
+	free(commit_score(9, "v5"));
+	if (!bin || !*bin)
+		bin = def = ml_xasprintf("%s/bin/mlctl", ml_test_src());
+	for (i = 0; i < 2; i++) {
+		pid[i] = fork();
+		assert_true(pid[i] >= 0);
+		if (pid[i] == 0) {
+			putenv(F.ledger_env);
+			if (chdir(F.repo) < 0)
+				_exit(126);
+			execl(bin, bin, "--known-hosts", F.known_hosts,
+			      "deploy", (char *)NULL);
+			_exit(127);
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		waitpid(pid[i], &st[i], 0);
+		if (WIFEXITED(st[i]) && WEXITSTATUS(st[i]) == 0)
+			ok++;
+		if (WIFEXITED(st[i]) && WEXITSTATUS(st[i]) == 8)
+			locked++;
+	}
+	free(def);
+	assert_int_equal(ok, 1);
+	assert_int_equal(locked, 1);
+	expect_score(9);
+}
+
+/*
+ * kill -9 of the controller at four points of a rollout; after `mlctl
+ * recover` the fleet serves one revision everywhere and the ledger says
+ * which.
+ */
+static void test_deploy__crash_at_each_point_then_recover(void **s)
+{
+	static const char *const points[] = { "after-delivery",
+					       "after-first-healthy",
+					       "after-first-switch",
+					       "before-final-record" };
+	int score = 11, serving = 9;
+
+	ML_UNUSED(s);
+	for (size_t i = 0; i < ML_ARRAY_SIZE(points); i++, score += 2) {
+		char *env = ml_xasprintf("MLCTL_TEST_CRASH_AT=%s", points[i]);
+		struct ml_test_out o;
+		json_t *h;
+
+		free(commit_score(score, points[i]));
+		mlctl_env(&o, env,
+			  (const char *const[]){ "deploy", NULL });
+		if (o.status != 128 + SIGKILL)
+			print_error("%s: %s%s", points[i], o.out, o.err);
+		assert_int_equal(o.status, 128 + SIGKILL);
+		ml_test_out_release(&o);
+
+		/* still serving while the controller is gone */
+		{
+			struct ml_loadgen *lg = ml_loadgen_start(
+				F.url, 50, 2, 50, 20, NULL);
+			struct ml_loadgen_stats st;
+
+			sleep(1);
+			ml_loadgen_stop(lg, &st);
+			assert_int_equal(st.failed, 0);
+		}
+
+		mlctl(&o, (const char *const[]){ "recover", NULL });
+		must(&o, 0);
+		ml_test_out_release(&o);
+		/* killed before the revision was recorded, nothing changed:
+		 * the previous one still serves; else the recorded one was
+		 * finished */
+		if (i > 0)
+			serving = score;
+		expect_score(serving);
+		h = history();
+		if (strcmp(newest_outcome(h), "succeeded"))
+			print_error("%s: newest outcome %s\n", points[i],
+				    newest_outcome(h));
+		/* the newest revision is the one serving, and succeeded */
+		assert_string_equal(newest_outcome(h), "succeeded");
+		json_decref(h);
+		free(env);
+	}
+}
+
+static void test_deploy__lock_status_and_release(void **s)
+{
+	struct ml_test_out o;
+
+	ML_UNUSED(s);
+	mlctl(&o, (const char *const[]){ "lock", "status", NULL });
+	must(&o, 0);
+	assert_non_null(strstr(o.out, "not locked"));
+	ml_test_out_release(&o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			test_deploy__first_deploy_serves_through_the_balancer),
+		cmocka_unit_test(test_deploy__same_state_again_changes_nothing),
+		cmocka_unit_test(
+			test_deploy__new_revision_with_zero_failed_requests),
+		cmocka_unit_test(
+			test_deploy__rollback_to_the_first_with_zero_failed),
+		cmocka_unit_test(test_deploy__failing_health_check_rolls_back),
+		cmocka_unit_test(
+			test_deploy__two_concurrent_deploys_one_proceeds),
+		cmocka_unit_test(test_deploy__crash_at_each_point_then_recover),
+		cmocka_unit_test(test_deploy__lock_status_and_release),
+	};
+
+	return cmocka_run_group_tests_name("e2e/deploy", tests, group_setup,
+					   group_teardown);
+}
