@@ -131,6 +131,14 @@ extern const struct ml_agent_op ml_agent_op_container_run;
 extern const struct ml_agent_op ml_agent_op_container_wait;
 extern const struct ml_agent_op ml_agent_op_container_stop;
 extern const struct ml_agent_op ml_agent_op_container_logs;
+extern const struct ml_agent_op ml_agent_op_lb_apply;
+extern const struct ml_agent_op ml_agent_op_lb_set;
+extern const struct ml_agent_op ml_agent_op_lb_status;
+extern const struct ml_agent_op ml_agent_op_lb_wait_drained;
+extern const struct ml_agent_op ml_agent_op_lock_acquire;
+extern const struct ml_agent_op ml_agent_op_lock_renew;
+extern const struct ml_agent_op ml_agent_op_lock_release;
+extern const struct ml_agent_op ml_agent_op_lock_status;
 
 /*
  * The integer member key of args in *out, from min to max. Absent: left

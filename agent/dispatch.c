@@ -29,6 +29,14 @@ static const struct ml_agent_op *const ops[] = {
 	&ml_agent_op_container_wait,
 	&ml_agent_op_container_stop,
 	&ml_agent_op_container_logs,
+	&ml_agent_op_lb_apply,
+	&ml_agent_op_lb_set,
+	&ml_agent_op_lb_status,
+	&ml_agent_op_lb_wait_drained,
+	&ml_agent_op_lock_acquire,
+	&ml_agent_op_lock_renew,
+	&ml_agent_op_lock_release,
+	&ml_agent_op_lock_status,
 };
 
 const struct ml_agent_op *const *ml_agent_ops(size_t *n)
