@@ -569,6 +569,13 @@ int ml_deploy_load_revision(struct ml_config **cfg, struct ml_image **img,
 				ml_err_msg());
 		goto out;
 	}
+	/* tag it on the hosts as the original was, not by its digest */
+	free(im->ref);
+	im->ref = c->playbook->image.kind == ML_IMAGE_BUILD
+			  ? ml_xasprintf("%s/%s:%s", ML_IMAGE_BUILD_REPO,
+					 c->playbook->app,
+					 rev->commit ? rev->commit : "unknown")
+			  : ml_xstrdup(c->playbook->image.ref);
 	rc = ml_cache_open(&ca, NULL);
 	if (rc == 0)
 		rc = ml_cache_fill(ca, d, im);

@@ -2,10 +2,12 @@
 # The main job on the built-in default: start a simulated fleet (3 app VMs
 # and a load balancer, each with its own sshd and dockerd), make a git
 # repository holding the example model API with its playbook and the
-# fleet's inventory, validate and plan it, install the agent on every VM and
-# show the fleet's status. Run through `make demo`, which installs packages
-# and builds first. The fleet stays up afterwards; the last line says how to
-# stop it.
+# fleet's inventory, validate and plan it, install the agent on every VM,
+# deploy it (built from the commit by the controller's Docker Engine,
+# delivered without a registry, started behind HAProxy), show the status,
+# deploy a second commit, and roll back to the first. Run through
+# `make demo`, which installs packages and builds first. The fleet stays up
+# afterwards; the last line says how to stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -34,10 +36,8 @@ git -C "$work/app" -c init.defaultBranch=main init -q
 git -C "$work/app" add -A
 git -C "$work/app" -c user.name=demo -c user.email=demo@mlctl.invalid \
 	commit -qm "sentiment v1"
-sed -i 's/^replicas: 1$/replicas: 2/' "$work/app/mlctl.yaml"
-git -C "$work/app" -c user.name=demo -c user.email=demo@mlctl.invalid \
-	commit -qam "sentiment: two replicas per host"
 git -C "$work/app" log --oneline
+bash scripts/dockerd.sh
 
 step "mlctl validate"
 "$mlctl" -C "$work/app" validate
@@ -45,13 +45,34 @@ step "mlctl validate"
 step "mlctl plan (HEAD)"
 "$mlctl" -C "$work/app" plan
 
-step "mlctl plan --commit HEAD~1"
-"$mlctl" -C "$work/app" plan --commit HEAD~1
-
 ssh_opts=(--known-hosts "$fleet/known_hosts")
 
 step "mlctl bootstrap: install the agent on every VM, check Docker and HAProxy"
 "$mlctl" -C "$work/app" "${ssh_opts[@]}" bootstrap
+
+lb=$(sed -n '/lb1:/,/address:/s/^ *address: *//p' "$fleet/inventory.yaml")
+ask() {
+	printf 'GET http://%s/cgi-bin/predict?text=great -> ' "$lb"
+	curl -s --max-time 5 "http://$lb/cgi-bin/predict?text=great"
+}
+
+step "mlctl deploy: build, deliver, start behind HAProxy, record revision 1"
+"$mlctl" -C "$work/app" "${ssh_opts[@]}" deploy
+ask
+
+step "mlctl status"
+"$mlctl" -C "$work/app" "${ssh_opts[@]}" status
+
+step "a second commit: the model says 'great' is worth 5"
+sed -i 's/^great 3$/great 5/' "$work/app/model.txt"
+git -C "$work/app" -c user.name=demo -c user.email=demo@mlctl.invalid \
+	commit -qam "sentiment: great is worth 5"
+"$mlctl" -C "$work/app" "${ssh_opts[@]}" deploy
+ask
+
+step "mlctl rollback 1"
+"$mlctl" -C "$work/app" "${ssh_opts[@]}" rollback 1
+ask
 
 step "mlctl status"
 "$mlctl" -C "$work/app" "${ssh_opts[@]}" status

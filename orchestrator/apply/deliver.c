@@ -248,7 +248,9 @@ static int deliver_one(size_t i, void *arg)
 	json_decref(res);
 	res = NULL;
 	for (k = 0; job->o->tags && job->o->tags[k]; k++)
-		json_array_append_new(tags, json_string(job->o->tags[k]));
+		if (strncmp(job->o->tags[k], "sha256:", 7)) /* not a name */
+			json_array_append_new(tags,
+					      json_string(job->o->tags[k]));
 	rc = ml_host_call(h, "image_load",
 			  json_pack("{s:s,s:s,s:O,s:O}", "image_id", img->id,
 				    "config", img->config_digest, "layers",
