@@ -133,6 +133,7 @@ extern const struct ml_agent_op ml_agent_op_container_stop;
 extern const struct ml_agent_op ml_agent_op_container_logs;
 extern const struct ml_agent_op ml_agent_op_lb_apply;
 extern const struct ml_agent_op ml_agent_op_lb_set;
+extern const struct ml_agent_op ml_agent_op_lb_remove;
 extern const struct ml_agent_op ml_agent_op_lb_status;
 extern const struct ml_agent_op ml_agent_op_lb_wait_drained;
 extern const struct ml_agent_op ml_agent_op_lock_acquire;

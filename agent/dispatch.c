@@ -31,6 +31,7 @@ static const struct ml_agent_op *const ops[] = {
 	&ml_agent_op_container_logs,
 	&ml_agent_op_lb_apply,
 	&ml_agent_op_lb_set,
+	&ml_agent_op_lb_remove,
 	&ml_agent_op_lb_status,
 	&ml_agent_op_lb_wait_drained,
 	&ml_agent_op_lock_acquire,

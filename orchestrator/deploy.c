@@ -220,8 +220,6 @@ static void lock_drop(struct lock *lk)
 	memset(lk, 0, sizeof(*lk));
 }
 
-/* ---- the deploy --------------------------------------------------------- */
-
 static int parse_wait(int64_t *ms, const struct ml_ctx *ctx)
 {
 	*ms = 0;
@@ -234,6 +232,51 @@ static int parse_wait(int64_t *ms, const struct ml_ctx *ctx)
 				  ctx->opt[OPT_WAIT]);
 	return 0;
 }
+
+struct ml_fleet_lock {
+	struct lock lk;
+};
+
+int ml_fleet_lock_take(struct ml_fleet_lock **out, struct ml_ctx *ctx,
+		       const struct ml_config *cfg, const char *reason)
+{
+	struct ml_fleet_lock *fl = ml_xcalloc(1, sizeof(*fl));
+	struct ml_fleet_opts fo;
+	int64_t wait_ms;
+	char *who = who_am_i();
+	int rc;
+
+	rc = parse_wait(&wait_ms, ctx);
+	if (rc == 0)
+		rc = ml_fleet_opts_from_ctx(&fo, ctx);
+	if (rc == 0)
+		rc = lock_take(&fl->lk, cfg, &fo, who, reason, wait_ms);
+	free(who);
+	if (rc < 0) {
+		ml_fleet_lock_drop(fl);
+		return rc;
+	}
+	*out = fl;
+	return 0;
+}
+
+void ml_fleet_lock_drop(struct ml_fleet_lock *fl)
+{
+	char *keep;
+
+	if (!fl)
+		return;
+	keep = ml_xstrdup(ml_err_msg());
+	if (fl->lk.h)
+		lock_drop(&fl->lk);
+	else
+		ml_fleet_close(fl->lk.hosts, fl->lk.n);
+	ml_err_set(ml_err_code(), "%s", keep);
+	free(keep);
+	free(fl);
+}
+
+/* ---- the deploy --------------------------------------------------------- */
 
 static char *layers_json(const struct ml_image *img)
 {

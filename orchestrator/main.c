@@ -27,6 +27,7 @@ extern const struct ml_cmd ml_cmd_deploy;
 extern const struct ml_cmd ml_cmd_rollback;
 extern const struct ml_cmd ml_cmd_recover;
 extern const struct ml_cmd ml_cmd_lock;
+extern const struct ml_cmd ml_cmd_remove;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
@@ -40,6 +41,7 @@ static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_rollback,
 	&ml_cmd_recover,
 	&ml_cmd_lock,
+	&ml_cmd_remove,
 };
 
 const struct ml_option ml_opt_commit = {

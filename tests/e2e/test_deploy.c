@@ -239,7 +239,15 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
+	struct ml_test_out o;
+
 	ML_UNUSED(state);
+	/* take the app off the shared fleet for the suites after this one */
+	mlctl(&o, (const char *const[]){ "remove", NULL });
+	if (o.status != 0)
+		print_error("remove failed (%d): %s%s\n", o.status, o.out,
+			    o.err);
+	ml_test_out_release(&o);
 	ml_test_rmtree(F.repo);
 	free(F.repo);
 	free(F.known_hosts);
@@ -503,6 +511,42 @@ static void test_deploy__lock_status_and_release(void **s)
 	ml_test_out_release(&o);
 }
 
+/* remove takes the app off every host; the balancer stops answering and
+ * status shows no containers; a second remove has nothing to do. */
+static void test_deploy__remove_takes_the_app_off(void **s)
+{
+	struct ml_test_out o;
+	json_t *doc, *h;
+	size_t i;
+
+	ML_UNUSED(s);
+	mlctl(&o, (const char *const[]){ "remove", NULL });
+	must(&o, 0);
+	assert_non_null(strstr(o.out, "load balancer removed"));
+	ml_test_out_release(&o);
+	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
+	must(&o, 0);
+	doc = json_loads(o.out, 0, NULL);
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "hosts"), i, h)
+		assert_int_equal(
+			json_array_size(json_object_get(h, "containers")), 0);
+	json_decref(doc);
+	ml_test_out_release(&o);
+	{
+		const char *argv[] = { "curl", "-s", "-o", "/dev/null",
+				       "--max-time", "3", F.url, NULL };
+
+		ml_test_run(&o, NULL, NULL, NULL, 10, argv);
+		assert_int_not_equal(o.status, 0);
+		ml_test_out_release(&o);
+	}
+	mlctl(&o, (const char *const[]){ "remove", NULL });
+	must(&o, 0);
+	assert_non_null(strstr(o.out, "0 containers removed"));
+	ml_test_out_release(&o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +562,7 @@ int main(void)
 			test_deploy__two_concurrent_deploys_one_proceeds),
 		cmocka_unit_test(test_deploy__crash_at_each_point_then_recover),
 		cmocka_unit_test(test_deploy__lock_status_and_release),
+		cmocka_unit_test(test_deploy__remove_takes_the_app_off),
 	};
 
 	return cmocka_run_group_tests_name("e2e/deploy", tests, group_setup,
