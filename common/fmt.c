@@ -9,48 +9,26 @@
 
 const char *ml_fmt_duration(char buf[ML_FMT_MAX], int64_t ms)
 {
-	static const struct {
-		int64_t ms;
-		const char *unit;
-	} units[] = {
-		{ 3600000, "h" },
-		{ 60000, "m" },
-		{ 1000, "s" },
-	};
-	size_t off = 0, i;
-	uint64_t left;
+	int64_t h = ms / 3600000, m = ms / 60000 % 60, sec = ms / 1000 % 60;
+	int64_t r = ms % 1000;
+	size_t o = 0;
 
-	if (ms < 0) {
-		snprintf(buf, ML_FMT_MAX, "-");
-		return buf;
-	}
-	if (ms == 0) {
+	buf[0] = '\0';
+	if (ms <= 0) {
 		snprintf(buf, ML_FMT_MAX, "0s");
 		return buf;
 	}
-	left = (uint64_t)ms;
-	buf[0] = '\0';
-	if (left < 1000 || (left < 10000 && left % 1000)) {
-		if (left < 1000)
-			snprintf(buf, ML_FMT_MAX, "%" PRIu64 "ms", left);
-		else if (left % 100 == 0)
-			snprintf(buf, ML_FMT_MAX, "%" PRIu64 ".%" PRIu64 "s",
-				 left / 1000, (left % 1000) / 100);
-		else
-			snprintf(buf, ML_FMT_MAX, "%" PRIu64 "ms", left);
-		return buf;
-	}
-	for (i = 0; i < ML_ARRAY_SIZE(units) && left; i++) {
-		uint64_t n = left / (uint64_t)units[i].ms;
-
-		if (!n)
-			continue;
-		off += (size_t)snprintf(buf + off, ML_FMT_MAX - off,
-					"%" PRIu64 "%s", n, units[i].unit);
-		left %= (uint64_t)units[i].ms;
-	}
-	if (left)
-		snprintf(buf + off, ML_FMT_MAX - off, "%" PRIu64 "ms", left);
+#define PART(v, u)                                                             \
+	do {                                                                   \
+		if ((v) && o < ML_FMT_MAX)                                     \
+			o += (size_t)snprintf(buf + o, ML_FMT_MAX - o,         \
+					      "%" PRId64 u, (v));              \
+	} while (0)
+	PART(h, "h");
+	PART(m, "m");
+	PART(sec, "s");
+	PART(r, "ms");
+#undef PART
 	return buf;
 }
 

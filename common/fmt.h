@@ -8,8 +8,8 @@
 
 #define ML_FMT_MAX 48
 
-/* 1500 -> "1.5s", 120000 -> "2m", 5400000 -> "1h30m", 250 -> "250ms". The
- * output parses back with ml_parse_duration. */
+/* 1500 -> "1s500ms", 120000 -> "2m", 5400000 -> "1h30m", 250 -> "250ms",
+ * 0 or less -> "0s". The output parses back with ml_parse_duration. */
 const char *ml_fmt_duration(char buf[ML_FMT_MAX], int64_t ms);
 
 /* Unix seconds -> "2026-11-26 06:03:51Z" (UTC). */

@@ -400,6 +400,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 		goto out;
 
 	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);

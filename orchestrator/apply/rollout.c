@@ -72,7 +72,13 @@ static void sleep_ms(int ms)
 void ml_test_crash_point(const char *name)
 {
 	const char *at = getenv("MLCTL_TEST_CRASH_AT");
+	const char *intr = getenv("MLCTL_TEST_SIGINT_AT");
 
+	if (intr && !strcmp(intr, name)) {
+		fprintf(stderr, "mlctl: test point '%s': sending SIGINT\n",
+			name);
+		raise(SIGINT);
+	}
 	if (at && !strcmp(at, name)) {
 		fprintf(stderr, "mlctl: test crash point '%s' reached\n",
 			name);

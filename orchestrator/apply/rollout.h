@@ -74,9 +74,10 @@ int ml_rollout_run(struct ml_rollout *ro);
 /* Free what ml_rollout_observe kept. */
 void ml_rollout_release(struct ml_rollout *ro);
 
-/* Test hook: kill -9 ourselves at a named point when MLCTL_TEST_CRASH_AT
+/* Test hooks: kill -9 ourselves at a named point when MLCTL_TEST_CRASH_AT
  * names it ("after-delivery", "after-first-healthy", "after-first-switch",
- * "before-final-record"). */
+ * "before-final-record"), or send ourselves SIGINT (Ctrl-C) there when
+ * MLCTL_TEST_SIGINT_AT does. */
 void ml_test_crash_point(const char *name);
 
 #endif

@@ -292,9 +292,6 @@ int ml_cfg_kvmap(struct ml_cfgctx *c, const struct ml_ynode *n,
 bool ml_cfg_is_ident(const char *s);
 /* [A-Za-z0-9][A-Za-z0-9._-]{0,62}: host and group names. */
 bool ml_cfg_is_name(const char *s);
-/* Print a duration in the form ml_parse_duration reads ("1h30m", "500ms")
- * into buf (at least 32 bytes). */
-const char *ml_cfg_fmt_duration(char *buf, size_t size, int64_t ms);
 void ml_strlist_release(struct ml_strlist *l);
 void ml_kvlist_release(struct ml_kvlist *l);
 void ml_ssh_spec_release(struct ml_ssh_spec *s);

@@ -16,6 +16,7 @@
  * checked for duplicates by pairwise comparison.
  */
 #include "common/ml.h"
+#include "common/fmt.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/config/yaml.h"
 
@@ -301,13 +302,13 @@ static void parse_health(struct ml_cfgctx *c, struct ml_playbook *pb,
 		times_ok = false;
 	}
 	if (times_ok && h->timeout_ms > h->interval_ms) {
-		char a[32], b[32];
+		char a[ML_FMT_MAX], b[ML_FMT_MAX];
 
 		ml_cfg_err(c, vt ? vt : vi,
 			   "'health.timeout' (%s) must not be "
 			   "longer than 'health.interval' (%s)",
-			   ml_cfg_fmt_duration(a, sizeof(a), h->timeout_ms),
-			   ml_cfg_fmt_duration(b, sizeof(b), h->interval_ms));
+			   ml_fmt_duration(a, h->timeout_ms),
+			   ml_fmt_duration(b, h->interval_ms));
 	}
 	if ((v = ml_ymap_get(n, "start_period")))
 		ml_cfg_duration(c, v, "health.start_period",

@@ -27,6 +27,7 @@
  * groups by walking parent links upwards, O(ancestors) per host.
  */
 #include "common/ml.h"
+#include "common/fmt.h"
 #include "orchestrator/config/config.h"
 
 #include <jansson.h>
@@ -742,7 +743,7 @@ static void set_duration(json_t *o, const char *key, int64_t ms)
 	char buf[64], k[64];
 
 	json_object_set_new(
-		o, key, json_string(ml_cfg_fmt_duration(buf, sizeof(buf), ms)));
+		o, key, json_string(ml_fmt_duration(buf, ms)));
 	snprintf(k, sizeof(k), "%s_ms", key);
 	json_object_set_new(o, k, json_integer(ms));
 }

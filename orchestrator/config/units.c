@@ -194,31 +194,6 @@ too_long:
 	return ml_err_set(ML_EINVALID, "duration '%s' is too long", q);
 }
 
-const char *ml_cfg_fmt_duration(char *buf, size_t size, int64_t ms)
-{
-	int64_t h = ms / 3600000, m = ms / 60000 % 60, s = ms / 1000 % 60;
-	int64_t r = ms % 1000;
-	size_t o = 0;
-
-	buf[0] = '\0';
-	if (ms <= 0) {
-		snprintf(buf, size, "0s");
-		return buf;
-	}
-#define PART(v, u)                                                             \
-	do {                                                                   \
-		if ((v) && o < size)                                           \
-			o += (size_t)snprintf(buf + o, size - o, "%" PRId64 u, \
-					      (v));                            \
-	} while (0)
-	PART(h, "h");
-	PART(m, "m");
-	PART(s, "s");
-	PART(r, "ms");
-#undef PART
-	return buf;
-}
-
 /* ---- sizes ------------------------------------------------------------- */
 
 int ml_parse_size(int64_t *out_bytes, const char *s)

@@ -3,6 +3,7 @@
  * parsers, duration printing, and the name and suggestion helpers.
  */
 #include "common/ml.h"
+#include "common/fmt.h"
 #include "orchestrator/config/config.h"
 
 #include <setjmp.h>
@@ -104,14 +105,14 @@ static void test_units__duration_format_roundtrip(void **state)
 	int64_t v;
 
 	(void)state;
-	assert_string_equal(ml_cfg_fmt_duration(buf, sizeof(buf), 5400000),
+	assert_string_equal(ml_fmt_duration(buf, 5400000),
 			    "1h30m");
-	assert_string_equal(ml_cfg_fmt_duration(buf, sizeof(buf), 60000), "1m");
-	assert_string_equal(ml_cfg_fmt_duration(buf, sizeof(buf), 1500),
+	assert_string_equal(ml_fmt_duration(buf, 60000), "1m");
+	assert_string_equal(ml_fmt_duration(buf, 1500),
 			    "1s500ms");
-	assert_string_equal(ml_cfg_fmt_duration(buf, sizeof(buf), 0), "0s");
+	assert_string_equal(ml_fmt_duration(buf, 0), "0s");
 	for (i = 0; i < ML_ARRAY_SIZE(values); i++) {
-		ml_cfg_fmt_duration(buf, sizeof(buf), values[i]);
+		ml_fmt_duration(buf, values[i]);
 		assert_int_equal(ml_parse_duration(&v, buf), 0);
 		assert_int_equal(v, values[i]);
 	}
