@@ -24,7 +24,7 @@ const struct ml_option ml_opt_secrets = {
 static const struct ml_option *const options[] = {
 	&ml_opt_commit, &ml_opt_allow_dirty, &opt_wait, &ml_opt_secrets,
 	&ml_opt_timeout, &ml_opt_tofu, &ml_opt_parallel,
-	&ml_opt_local_docker, NULL,
+	&ml_opt_local_docker, &ml_opt_json, NULL,
 };
 
 static int deploy_run(struct ml_ctx *ctx)
@@ -40,7 +40,8 @@ static int deploy_run(struct ml_ctx *ctx)
 			      ctx->opt[OPT_LOCAL_DOCKER]);
 	if (rc < 0)
 		return rc;
-	printf("deploying %s at %.12s: image %.19s (%s)%s\n",
+	fprintf(ml_ctx_flag(ctx, OPT_JSON) ? stderr : stdout,
+		"deploying %s at %.12s: image %.19s (%s)%s\n",
 	       ctx->config->playbook->app, ctx->config->commit, img->id,
 	       img->ref, img->built ? ", built" : "");
 	req.cfg = ctx->config;

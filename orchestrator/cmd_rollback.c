@@ -23,7 +23,8 @@ static const struct ml_option opt_wait = {
 
 static const struct ml_option *const options[] = {
 	&ml_opt_commit, &opt_wait, &ml_opt_secrets, &ml_opt_timeout,
-	&ml_opt_tofu, &ml_opt_parallel, &ml_opt_local_docker, NULL,
+	&ml_opt_tofu, &ml_opt_parallel, &ml_opt_local_docker, &ml_opt_json,
+	NULL,
 };
 
 /* The revision to go back to when none is named: the newest successful one
@@ -73,7 +74,8 @@ static int rollback_run(struct ml_ctx *ctx)
 	rc = ml_deploy_load_revision(&cfg, &img, &cache, ctx, rev);
 	if (rc < 0)
 		goto out;
-	printf("rolling back to revision %lld (commit %.12s, image %.19s)\n",
+	fprintf(ml_ctx_flag(ctx, OPT_JSON) ? stderr : stdout,
+		"rolling back to revision %lld (commit %.12s, image %.19s)\n",
 	       (long long)rev->number, rev->commit ? rev->commit : "-",
 	       img->id);
 	req.cfg = cfg;

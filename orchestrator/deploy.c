@@ -367,6 +367,54 @@ static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 	return ml_rollout_observe(ro, nothing);
 }
 
+/* The final table (or, with --json, the document) of a deploy. */
+static void report(bool json, struct ml_rollout *ro, int64_t revision,
+		   const char *outcome, const char *message,
+		   const struct ml_deploy_req *req, int64_t ms)
+{
+	const struct ml_rollout_host *v;
+	size_t n = 0, i;
+
+	v = ml_rollout_hosts(ro, &n);
+	if (json) {
+		json_t *doc = json_object(), *arr = json_array();
+
+		json_object_set_new(doc, "revision", revision
+						       ? json_integer(revision)
+						       : json_null());
+		json_object_set_new(doc, "outcome", json_string(outcome));
+		json_object_set_new(doc, "message", message
+						      ? json_string(message)
+						      : json_null());
+		json_object_set_new(doc, "commit",
+				    json_string(req->cfg->commit));
+		json_object_set_new(doc, "image", json_string(req->img->id));
+		json_object_set_new(doc, "ms", json_integer(ms));
+		for (i = 0; i < n; i++)
+			json_array_append_new(
+				arr,
+				json_pack("{s:s,s:b,s:b,s:o}", "host",
+					  v[i].host, "changed", v[i].changed,
+					  "updated", v[i].done, "error",
+					  v[i].error ? json_string(v[i].error)
+						     : json_null()));
+		json_object_set_new(doc, "hosts", arr);
+		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		printf("\n");
+		json_decref(doc);
+		return;
+	}
+	if (!n)
+		return;
+	printf("\n%-12s %s\n", "HOST", "RESULT");
+	for (i = 0; i < n; i++)
+		printf("%-12s %s\n", v[i].host,
+		       v[i].error     ? "failed, still on the previous state"
+		       : v[i].done    ? "updated"
+		       : v[i].changed ? "not reached"
+				      : "unchanged");
+}
+
 int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 {
 	const struct ml_config *cfg = req->cfg;
@@ -386,6 +434,8 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	size_t n = 0, i;
 	bool nothing = false, began = false;
 	int rc, outcome = ML_OUTCOME_SUCCEEDED;
+	bool json = ml_ctx_flag(ctx, OPT_JSON);
+	FILE *hum = json ? stderr : stdout;
 	const char *message = NULL;
 	char msgbuf[1024];
 
@@ -429,23 +479,27 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	resume = req->resume ? req->resume
 			     : find_resumable(ctx->ledger, hash, req->img->id);
 	if (resume && !req->resume)
-		printf("finishing revision %lld, which a stopped run left "
+		fprintf(hum, "finishing revision %lld, which a stopped run left "
 		       "unfinished\n",
 		       (long long)resume);
 	close_stale(ctx->ledger, resume);
 
 	ro.parallel = fo.parallel;
 	ro.ledger = ctx->ledger;
+	ro.out = hum;
 	rc = roll(&ro, ctx, cfg, req->img, req->cache, hosts, n, secrets, spec,
 		  &nothing);
 	if (rc < 0)
 		goto out;
 	if (nothing && !resume) {
-		printf("nothing to do: every host already runs this state "
+		fprintf(hum, "nothing to do: every host already runs this state "
 		       "(image %.19s)\n", req->img->id);
 		/* still make sure the balancers have their configuration */
 		ro.quiet = true;
 		rc = ml_rollout_run(&ro);
+		if (rc == 0 && json)
+			report(json, &ro, 0, "unchanged", NULL, req,
+			       mono_ms() - t0);
 		goto out;
 	}
 
@@ -476,7 +530,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	}
 	began = true;
 	ro.revision = rev.number;
-	printf("revision %lld: %s, %zu app host%s to change\n",
+	fprintf(hum, "revision %lld: %s, %zu app host%s to change\n",
 	       (long long)rev.number, reason, ro.changed,
 	       ro.changed == 1 ? "" : "s");
 	rc = ml_rollout_run(&ro);
@@ -493,13 +547,14 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 			int rc2;
 			bool none;
 
-			printf("rolling back to revision %lld\n",
+			fprintf(hum, "rolling back to revision %lld\n",
 			       (long long)prev->number);
 			rc2 = ml_deploy_load_revision(&pcfg, &pimg, &pcache,
 						      ctx, prev);
 			if (rc2 == 0) {
 				back.parallel = fo.parallel;
 				back.ledger = ctx->ledger;
+				back.out = hum;
 				rc2 = roll(&back, ctx, pcfg, pimg, pcache,
 					   hosts, n, secrets, pspec, &none);
 			}
@@ -545,8 +600,10 @@ out:
 				(long long)rev.number, ml_err_msg());
 		ml_err_set(rc, "%s", keep);
 		free(keep);
+		report(json, &ro, rev.number, ml_outcome_name(outcome),
+		       message, req, mono_ms() - t0);
 		if (rc == 0)
-			printf("revision %lld deployed to %zu host%s in %.1fs\n",
+			fprintf(hum, "revision %lld deployed to %zu host%s in %.1fs\n",
 			       (long long)rev.number, ro.updated,
 			       ro.updated == 1 ? "" : "s",
 			       (double)(mono_ms() - t0) / 1000);

@@ -52,6 +52,7 @@ struct ml_rollout_state {
 	size_t nlb;
 	size_t batch_first, batch_len; /* the batch being run */
 	struct ml_rollout *ro;
+	struct ml_rollout_host *view; /* for ml_rollout_hosts */
 };
 
 static int64_t mono_ms(void)
@@ -134,8 +135,9 @@ static void event(struct ml_rollout *ro, const char *host, const char *step,
 		va_end(ap);
 	}
 	if (!ro->quiet)
-		printf("  %-10s %-12s %-8s %s\n", host, step, status, detail);
-	fflush(stdout);
+		fprintf(ro->out ? ro->out : stdout, "  %-10s %-12s %-8s %s\n",
+			host, step, status, detail);
+	fflush(ro->out ? ro->out : stdout);
 	if (ro->ledger &&
 	    ml_ledger_event(ro->ledger, ro->revision, host, step, status,
 			    fmt ? detail : NULL) < 0)
@@ -658,7 +660,8 @@ int ml_rollout_run(struct ml_rollout *ro)
 		st->batch_first = done;
 		st->batch_len = n;
 		if (!ro->quiet)
-			printf("batch %zu: %zu host%s\n", step, n,
+			fprintf(ro->out ? ro->out : stdout,
+				"batch %zu: %zu host%s\n", step, n,
 			       n == 1 ? "" : "s");
 		ml_parallel_run(n, ro->parallel, converge_host, st);
 		for (i = done; i < done + n; i++) {
@@ -685,6 +688,28 @@ int ml_rollout_run(struct ml_rollout *ro)
 	return 0;
 }
 
+const struct ml_rollout_host *ml_rollout_hosts(struct ml_rollout *ro,
+					       size_t *n)
+{
+	struct ml_rollout_state *st = ro->st;
+	size_t i;
+
+	*n = 0;
+	if (!st)
+		return NULL;
+	free(st->view);
+	st->view = ml_xcalloc(st->napp + 1, sizeof(*st->view));
+	for (i = 0; i < st->napp; i++) {
+		st->view[i].host = st->app[i].h->target->name;
+		st->view[i].changed = st->app[i].planned &&
+				      st->app[i].plan.changes;
+		st->view[i].done = st->app[i].done;
+		st->view[i].error = st->app[i].error;
+	}
+	*n = st->napp;
+	return st->view;
+}
+
 void ml_rollout_release(struct ml_rollout *ro)
 {
 	struct ml_rollout_state *st = ro->st;
@@ -700,6 +725,7 @@ void ml_rollout_release(struct ml_rollout *ro)
 	}
 	for (i = 0; i < st->nlb; i++)
 		pthread_mutex_destroy(&st->lb_lock[i]);
+	free(st->view);
 	free(st->app);
 	free(st->lb);
 	free(st->lb_lock);

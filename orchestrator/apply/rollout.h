@@ -37,6 +37,7 @@ struct ml_rollout {
 	int parallel;
 	volatile sig_atomic_t *interrupted; /* set by SIGINT/SIGTERM */
 	bool quiet;                  /* no progress lines */
+	FILE *out;                   /* progress lines, NULL: stdout */
 
 	/* results */
 	size_t changed;   /* hosts that needed changes */
@@ -70,6 +71,18 @@ int ml_rollout_observe(struct ml_rollout *ro, bool *nothing);
  * other codes when a load balancer cannot be configured.
  */
 int ml_rollout_run(struct ml_rollout *ro);
+
+/* What happened on one app host, for the final table. */
+struct ml_rollout_host {
+	const char *host;  /* borrowed from the config */
+	bool changed;      /* needed a change */
+	bool done;         /* converged by this run */
+	const char *error; /* why it failed, or NULL; borrowed */
+};
+
+/* The app hosts in rollout order; *n entries valid until release. */
+const struct ml_rollout_host *ml_rollout_hosts(struct ml_rollout *ro,
+					       size_t *n);
 
 /* Free what ml_rollout_observe kept. */
 void ml_rollout_release(struct ml_rollout *ro);

@@ -339,10 +339,27 @@ static void test_deploy__new_revision_with_zero_failed_requests(void **s)
 	free(commit_score(5, "v2"));
 	lg = load_start();
 	usleep(500000);
-	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	mlctl(&o, (const char *const[]){ "deploy", "--json", NULL });
 	usleep(500000);
 	load_check(lg, "deploy of v2");
 	must(&o, 0);
+	/* --json: one document on stdout, every host updated */
+	{
+		json_t *d = json_loads(o.out, 0, NULL), *x;
+		size_t i;
+
+		assert_non_null(d);
+		assert_string_equal(
+			json_string_value(json_object_get(d, "outcome")),
+			"succeeded");
+		assert_int_equal(json_integer_value(
+					 json_object_get(d, "revision")),
+				 2);
+		assert_true(json_array_size(json_object_get(d, "hosts")) >= 3);
+		json_array_foreach(json_object_get(d, "hosts"), i, x)
+			assert_true(json_is_true(json_object_get(x, "updated")));
+		json_decref(d);
+	}
 	ml_test_out_release(&o);
 	expect_score(5);
 	h = history();
@@ -500,6 +517,47 @@ static void test_deploy__crash_at_each_point_then_recover(void **s)
 	}
 }
 
+/*
+ * Ctrl-C in the middle of a rollout: the host being switched finishes, no
+ * other host starts, the revision is recorded as interrupted (exit 9), and
+ * every host serves either the old or the new revision, never nothing.
+ * The next deploy finishes the job.
+ */
+static void test_deploy__ctrl_c_stops_at_a_safe_point(void **s)
+{
+	const char *const markers[] = { "\"score\": 17", "\"score\": 21",
+					NULL };
+	struct ml_loadgen *lg;
+	struct ml_loadgen_stats st;
+	struct ml_test_out o;
+	json_t *h;
+
+	ML_UNUSED(s);
+	free(commit_score(21, "v after ctrl-c"));
+	lg = load_start();
+	mlctl_env(&o, "MLCTL_TEST_SIGINT_AT=after-first-switch",
+		  (const char *const[]){ "deploy", NULL });
+	load_check(lg, "interrupted deploy");
+	must(&o, 9);
+	assert_non_null(strstr(o.err, "safe point"));
+	ml_test_out_release(&o);
+	h = history();
+	assert_string_equal(newest_outcome(h), "interrupted");
+	json_decref(h);
+
+	lg = ml_loadgen_start(F.url, 50, 2, 60, 20, markers);
+	sleep(1);
+	ml_loadgen_stop(lg, &st);
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(st.by_body[0] + st.by_body[1], st.ok);
+	assert_true(st.by_body[1] > 0); /* the first host switched */
+
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	expect_score(21);
+}
+
 static void test_deploy__lock_status_and_release(void **s)
 {
 	struct ml_test_out o;
@@ -561,6 +619,7 @@ int main(void)
 		cmocka_unit_test(
 			test_deploy__two_concurrent_deploys_one_proceeds),
 		cmocka_unit_test(test_deploy__crash_at_each_point_then_recover),
+		cmocka_unit_test(test_deploy__ctrl_c_stops_at_a_safe_point),
 		cmocka_unit_test(test_deploy__lock_status_and_release),
 		cmocka_unit_test(test_deploy__remove_takes_the_app_off),
 	};
