@@ -99,8 +99,8 @@ $(BIN)/mlctl: $(O)/orchestrator/main.o $(LIB)
 	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # The agent runs on every VM: it is linked with --as-needed so that it
-# depends only on the shared libraries it uses (jansson, libcurl, libcrypto),
-# which a VM gets from its Debian packages.
+# depends only on the shared libraries it uses (jansson, libcurl,
+# libcrypto, libarchive, libzstd), which a VM gets from Debian packages.
 $(BIN)/mlctl-agent: $(O)/agent/main.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(QLD)$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(LIBS)

@@ -2,7 +2,8 @@
  * libFuzzer target for the protocol: the input is a byte stream, as the
  * agent would read it on stdin. It goes through the frame reader, JSON
  * decoding and the agent's real dispatch (ml_agent_serve), with a Docker
- * socket path that does not exist, no GPU directory and /tmp as the state
+ * socket path that does not exist, no GPU directory and a private scratch
+ * directory as the state
  * dir, so nothing real is touched. The same bytes are then read as the
  * replies of an agent by the client side (ml_proto_call), which must turn
  * anything into either a result or an error.
@@ -16,6 +17,18 @@
 #include "common/proto.h"
 #include "agent/agent.h"
 #include "tests/unit/common/mem_io.h"
+
+/* A private state dir for this fuzzing process, so blob_put and lb ops a
+ * fuzzer stumbles on write nowhere shared. */
+static const char *scratch_dir(void)
+{
+	static char dir[] = "/tmp/mlctl-fuzz-proto-XXXXXX";
+	static bool made;
+
+	if (!made && mkdtemp(dir))
+		made = true;
+	return made ? dir : "/nonexistent/mlctl-fuzz";
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mem_io_init(&io, &m, data, size);
 	ml_agent_init(&a);
 	a.docker_sock = "/nonexistent/mlctl-fuzz/docker.sock";
-	a.state_dir = "/tmp";
+	a.state_dir = scratch_dir();
 	a.gpu_dir = "/nonexistent/mlctl-fuzz/gpus";
 	rc = ml_agent_serve(&a, &io);
 	if (rc > 0)
