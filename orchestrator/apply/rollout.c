@@ -138,7 +138,8 @@ static void event(struct ml_rollout *ro, const char *host, const char *step,
 		fprintf(ro->out ? ro->out : stdout, "  %-10s %-12s %-8s %s\n",
 			host, step, status, detail);
 	fflush(ro->out ? ro->out : stdout);
-	if (ro->ledger &&
+	/* revision 0: a deploy with nothing to do records nothing */
+	if (ro->ledger && ro->revision > 0 &&
 	    ml_ledger_event(ro->ledger, ro->revision, host, step, status,
 			    fmt ? detail : NULL) < 0)
 		ml_warn("cannot record %s %s for '%s': %s", step, status, host,
