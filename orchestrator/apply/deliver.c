@@ -2,11 +2,13 @@
  * Image delivery (see deliver.h). Per host, in parallel threads: one
  * blobs_have request, then for each missing blob one blob_put request
  * followed by 'D' frames of zstd-compressed bytes and an empty 'D' frame,
- * then its reply; finally image_load. A blob the host holds partly (an
- * interrupted transfer) is resumed from the offset the host reports.
- * Memory per host: one read buffer and one compressed buffer of
- * ML_DELIVER_CHUNK (+ zstd's bound) and zstd's context, about 2-3 MiB at
- * level 3.
+ * then its reply; finally image_load. A whole blob is compressed once,
+ * into <cache>/blobs/zstd/<hex>, and that file is sent to every host that
+ * lacks the blob: CPU and memory do not grow with the number of hosts. A
+ * blob the host holds partly (an interrupted transfer) is resumed from the
+ * offset the host reports, compressed on the fly from there. Memory per
+ * host thread: one ML_DELIVER_CHUNK buffer (plus a zstd context, about
+ * 2-3 MiB at level 3, only while resuming or compressing).
  */
 #include "common/ml.h"
 #include "common/docker.h"
@@ -21,6 +23,7 @@
 #include "orchestrator/transport/transport.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -45,6 +48,9 @@ struct deliver_job {
 	 * for real (kill -9 of the controller) after that many bytes */
 	int64_t kill_after;
 	_Atomic int64_t sent_total;
+	/* compress each blob once for every host: one thread at a time
+	 * writes <cache>/blobs/zstd/<hex>, the others wait for it */
+	pthread_mutex_t zlock;
 	pthread_cond_t cond;
 };
 
@@ -54,6 +60,17 @@ static int64_t mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Count bytes sent for the kill test hook; never returns past the limit. */
+static void count_sent(struct deliver_job *job, int64_t n)
+{
+	if (job->kill_after >= 0 &&
+	    atomic_fetch_add(&job->sent_total, n) + n >= job->kill_after) {
+		fprintf(stderr, "mlctl: test hook: killed after %lld bytes\n",
+			(long long)job->kill_after);
+		raise(SIGKILL);
+	}
 }
 
 /* Stream [offset, size) of the file at path as compressed 'D' frames. */
@@ -126,14 +143,7 @@ static int stream_blob(struct deliver_job *job, size_t i, struct ml_io *io,
 		} while (last ? zr != 0 : zi.pos < zi.size);
 		r->raw_bytes += got;
 		atomic_fetch_add(&job->host_raw[i], got);
-		if (job->kill_after >= 0 &&
-		    atomic_fetch_add(&job->sent_total, got) + got >=
-			    job->kill_after) {
-			fprintf(stderr, "mlctl: test hook: killed after %lld "
-					"bytes\n",
-				(long long)job->kill_after);
-			raise(SIGKILL);
-		}
+		count_sent(job, got);
 	}
 	rc = ml_frame_write(io, ML_FRAME_DATA, "", 0);
 out:
@@ -143,6 +153,149 @@ out:
 	free(in);
 	free(out);
 	return rc;
+}
+
+/* Write the zstd compression of the file at src into dst (via a temporary
+ * file and a rename, so dst is whole or absent). */
+static int compress_file(const char *src, const char *dst, int level)
+{
+	size_t cap = ZSTD_compressBound(ML_DELIVER_CHUNK);
+	char *in = ml_xmalloc(ML_DELIVER_CHUNK), *out = ml_xmalloc(cap);
+	char *tmp = ml_xasprintf("%s.tmp-%ld", dst, (long)getpid());
+	ZSTD_CCtx *cz = ZSTD_createCCtx();
+	int ifd = -1, ofd = -1, rc = 0;
+	ssize_t got;
+
+	if (!cz)
+		BUG("cannot allocate a zstd context");
+	ZSTD_CCtx_setParameter(cz, ZSTD_c_compressionLevel, level);
+	ifd = open(src, O_RDONLY | O_CLOEXEC);
+	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (ifd < 0 || ofd < 0) {
+		rc = ml_err_errno(ML_EFAIL, errno, "cannot compress '%s'", src);
+		goto out;
+	}
+	do {
+		ZSTD_inBuffer zi;
+		ZSTD_outBuffer zo;
+		size_t zr;
+		bool last;
+
+		got = read(ifd, in, ML_DELIVER_CHUNK);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			rc = ml_err_errno(ML_EFAIL, errno, "cannot read '%s'",
+					  src);
+			goto out;
+		}
+		last = got == 0;
+		zi = (ZSTD_inBuffer){ in, (size_t)got, 0 };
+		do {
+			zo = (ZSTD_outBuffer){ out, cap, 0 };
+			zr = ZSTD_compressStream2(cz, &zo, &zi,
+						  last ? ZSTD_e_end
+						       : ZSTD_e_continue);
+			if (ZSTD_isError(zr)) {
+				rc = ml_err_set(ML_EFAIL, "zstd: %s",
+						ZSTD_getErrorName(zr));
+				goto out;
+			}
+			if (zo.pos && write(ofd, out, zo.pos) != (ssize_t)zo.pos) {
+				rc = ml_err_errno(errno == ENOSPC ? ML_ENOSPACE
+								 : ML_EFAIL,
+						  errno, "cannot write '%s'",
+						  tmp);
+				goto out;
+			}
+		} while (last ? zr != 0 : zi.pos < zi.size);
+	} while (got > 0);
+	if (fsync(ofd) < 0 || rename(tmp, dst) < 0)
+		rc = ml_err_errno(ML_EFAIL, errno, "cannot store '%s'", dst);
+out:
+	if (ifd >= 0)
+		close(ifd);
+	if (ofd >= 0)
+		close(ofd);
+	if (rc < 0)
+		unlink(tmp);
+	ZSTD_freeCCtx(cz);
+	free(tmp);
+	free(in);
+	free(out);
+	return rc;
+}
+
+/* The compressed copy of a cached blob, made on first need. Caller frees. */
+static int compressed_path(char **out, struct deliver_job *job,
+			   const char *digest, const char *raw)
+{
+	char *dir = ml_xasprintf("%s/blobs/zstd", ml_cache_dir(job->cache));
+	char *path = ml_xasprintf("%s/%s", dir, digest + 7);
+	struct stat st;
+	int rc = 0;
+
+	pthread_mutex_lock(&job->zlock);
+	if (stat(path, &st) < 0) {
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			rc = ml_err_errno(ML_EFAIL, errno, "cannot create '%s'",
+					  dir);
+		else
+			rc = compress_file(raw, path,
+					   job->o->zstd_level ? job->o->zstd_level
+							      : 3);
+	}
+	pthread_mutex_unlock(&job->zlock);
+	free(dir);
+	if (rc < 0) {
+		free(path);
+		return rc;
+	}
+	*out = path;
+	return 0;
+}
+
+/* Send a compressed file as it is, in 'D' frames, then the end marker. */
+static int stream_file(struct deliver_job *job, size_t i, struct ml_io *io,
+		       const char *path, int64_t raw_size)
+{
+	struct ml_deliver_result *r = &job->res[i];
+	char *buf = ml_xmalloc(ML_DELIVER_CHUNK);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	int64_t total = 0;
+	ssize_t got;
+
+	if (fd < 0) {
+		free(buf);
+		return ml_err_errno(ML_EFAIL, errno, "cannot open '%s'", path);
+	}
+	for (;;) {
+		got = read(fd, buf, ML_DELIVER_CHUNK);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			rc = ml_err_errno(ML_EFAIL, errno, "cannot read '%s'",
+					  path);
+			break;
+		}
+		if (got == 0)
+			break;
+		rc = ml_frame_write(io, ML_FRAME_DATA, buf, (size_t)got);
+		if (rc < 0)
+			break;
+		r->wire_bytes += got + 5;
+		total += got;
+		count_sent(job, got);
+	}
+	close(fd);
+	free(buf);
+	if (rc < 0)
+		return rc;
+	/* progress counts the blob's own bytes, as the hosts store them */
+	r->raw_bytes += raw_size;
+	atomic_fetch_add(&job->host_raw[i], raw_size);
+	ML_UNUSED(total);
+	return ml_frame_write(io, ML_FRAME_DATA, "", 0);
 }
 
 static int put_blob(struct deliver_job *job, size_t i, const char *digest,
@@ -165,7 +318,18 @@ static int put_blob(struct deliver_job *job, size_t i, const char *digest,
 			      &id);
 	if (rc < 0)
 		goto out;
-	rc = stream_blob(job, i, h->io, path, offset, size);
+	if (offset == 0) {
+		char *zpath = NULL;
+
+		/* a whole blob: its compressed copy, made once for all */
+		rc = compressed_path(&zpath, job, digest, path);
+		if (rc == 0)
+			rc = stream_file(job, i, h->io, zpath, size);
+		free(zpath);
+	} else {
+		/* a resumed one: compressed on the fly from the offset */
+		rc = stream_blob(job, i, h->io, path, offset, size);
+	}
 	if (rc < 0)
 		goto out; /* the stream is broken: no reply can be trusted */
 	rc2 = ml_proto_reply(h->io, id, "blob_put", &res);
@@ -327,6 +491,7 @@ int ml_deliver(struct ml_host_session *hosts, size_t n,
 				 ? atoll(getenv("MLCTL_TEST_KILL_AFTER_BYTES"))
 				 : -1;
 	pthread_mutex_init(&job.lock, NULL);
+	pthread_mutex_init(&job.zlock, NULL);
 	pthread_cond_init(&job.cond, NULL);
 	if (o->progress && pthread_create(&prog, NULL, progress_thread, &job) == 0)
 		drawing = true;
@@ -339,6 +504,7 @@ int ml_deliver(struct ml_host_session *hosts, size_t n,
 		pthread_join(prog, NULL);
 	}
 	pthread_mutex_destroy(&job.lock);
+	pthread_mutex_destroy(&job.zlock);
 	pthread_cond_destroy(&job.cond);
 	free(job.host_raw);
 	for (i = 0; i < n; i++) {

@@ -232,7 +232,7 @@ static void test_deliver__interrupted_transfer_resumes(void **s)
 	write_weights();
 	free(ml_test_commit(F.repo, "new weights"));
 	/* kill -9 of the controller in the middle of the weights */
-	mlctl_env(&o, "MLCTL_TEST_KILL_AFTER_BYTES=3000000",
+	mlctl_env(&o, "MLCTL_TEST_KILL_AFTER_BYTES=12000000",
 		  (const char *const[]){ "deliver", NULL });
 	assert_int_equal(o.status, 128 + SIGKILL);
 	ml_test_out_release(&o);

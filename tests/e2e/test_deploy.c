@@ -558,6 +558,99 @@ static void test_deploy__ctrl_c_stops_at_a_safe_point(void **s)
 	expect_score(21);
 }
 
+/* Has the file at path (on the controller) the bytes needle anywhere? */
+static bool file_has(const char *path, const char *needle)
+{
+	struct ml_buf b = ML_BUF_INIT(0);
+	bool found = false;
+	size_t n = strlen(needle);
+
+	if (ml_buf_read_file(&b, path) == 0 && b.len >= n)
+		found = memmem(b.data, b.len, needle, n) != NULL;
+	ml_buf_release(&b);
+	return found;
+}
+
+/*
+ * A secret reaches the containers, in a 0600 file on the VM, and nowhere
+ * else: not in mlctl's output, not in the ledger; a secrets file others can
+ * read is refused.
+ */
+static void test_deploy__secrets_stay_secret(void **s)
+{
+	static const char *const secret = "s3cr3t-v@lue-4242";
+	struct ml_test_out o;
+	char *pb, *ledger, *sf, *content;
+	char *mlctl_yaml = ml_xasprintf("%s/mlctl.yaml", F.repo);
+
+	ML_UNUSED(s);
+	pb = slurp(mlctl_yaml);
+	content = ml_xasprintf("%ssecrets: [API_TOKEN]\n", pb);
+	ml_test_write(F.repo, "mlctl.yaml", content);
+	free(ml_test_commit(F.repo, "a secret"));
+	sf = ml_xasprintf("%s/.mlctl/secrets", F.repo);
+	ml_test_write(F.repo, ".mlctl/secrets", "");
+	{
+		FILE *fp = fopen(sf, "w");
+
+		assert_non_null(fp);
+		fprintf(fp, "# test\nAPI_TOKEN=%s\n", secret);
+		fclose(fp);
+	}
+	ml_test_write(F.repo, ".gitignore", "*.ledger*\n.mlctl/\n");
+	free(ml_test_commit(F.repo, "ignore secrets"));
+
+	chmod(sf, 0644);
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	must(&o, 3);
+	assert_non_null(strstr(o.err, "chmod 600"));
+	ml_test_out_release(&o);
+
+	chmod(sf, 0600);
+	mlctl(&o, (const char *const[]){ "-v", "deploy", NULL });
+	must(&o, 0);
+	assert_null(strstr(o.out, secret));
+	assert_null(strstr(o.err, secret));
+	ml_test_out_release(&o);
+	expect_score(21);
+
+	ledger = ml_xasprintf("%s.ledger", F.repo);
+	assert_false(file_has(ledger, secret));
+	free(ledger);
+	ledger = ml_xasprintf("%s.ledger-wal", F.repo);
+	assert_false(file_has(ledger, secret));
+	free(ledger);
+
+	/* on the VM: a 0600 file holds it, and the container has it */
+	{
+		char *tool = ml_xasprintf("%s/tests/fleet/fleet", ml_test_src());
+		const char *st[] = { tool, "exec", "--dir", F.dir, "vm1", "--",
+				     "sh", "-c",
+				     "stat -c %a /var/lib/mlctl/secrets/*.env; "
+				     "for c in $(docker ps -q --filter "
+				     "label=mlctl.app=sentiment-api); do "
+				     "docker inspect -f '{{json .Config.Env}}' "
+				     "$c; done",
+				     NULL };
+
+		ml_test_run(&o, NULL, NULL, NULL, 60, st);
+		assert_int_equal(o.status, 0);
+		assert_non_null(strstr(o.out, "600"));
+		assert_null(strstr(o.out, "644"));
+		assert_non_null(strstr(o.out, secret));
+		ml_test_out_release(&o);
+		free(tool);
+	}
+
+	/* back to no secrets for the tests after this one */
+	ml_test_write(F.repo, "mlctl.yaml", pb);
+	free(ml_test_commit(F.repo, "no secret"));
+	free(pb);
+	free(content);
+	free(sf);
+	free(mlctl_yaml);
+}
+
 static void test_deploy__lock_status_and_release(void **s)
 {
 	struct ml_test_out o;
@@ -620,6 +713,7 @@ int main(void)
 			test_deploy__two_concurrent_deploys_one_proceeds),
 		cmocka_unit_test(test_deploy__crash_at_each_point_then_recover),
 		cmocka_unit_test(test_deploy__ctrl_c_stops_at_a_safe_point),
+		cmocka_unit_test(test_deploy__secrets_stay_secret),
 		cmocka_unit_test(test_deploy__lock_status_and_release),
 		cmocka_unit_test(test_deploy__remove_takes_the_app_off),
 	};
