@@ -391,16 +391,19 @@ out:
 	return rc;
 }
 
-int ml_docker_request(struct ml_docker *d, const char *method, const char *path,
-		      json_t *body, json_t **out)
+/*
+ * Send one request (path checked, API version negotiated, body encoded) and
+ * leave the answer in d->resp with the HTTP status in *status. The caller
+ * releases d->resp.
+ */
+static int docker_exchange(struct ml_docker *d, const char *method,
+			   const char *path, json_t *body, long *status)
 {
 	struct ml_buf url = ML_BUF_INIT(PATH_MAX_LEN + 32);
 	char *text = NULL;
-	long status = 0;
 	int rc;
 
-	if (out)
-		*out = NULL;
+	*status = 0;
 	if (!valid_path(path))
 		return ml_err_set(ML_EINVALID,
 				  "docker: malformed API path (must start "
@@ -423,17 +426,26 @@ int ml_docker_request(struct ml_docker *d, const char *method, const char *path,
 		}
 	}
 	rc = docker_http(d, method, url.data, path, text,
-			 text ? strlen(text) : 0, &status);
-	if (rc < 0)
-		goto out;
-	if (status / 100 != 2) {
-		rc = status_error(d, method, path, status);
-		goto out;
-	}
-	rc = decode_answer(d, method, path, out);
+			 text ? strlen(text) : 0, status);
 out:
 	free(text);
 	ml_buf_release(&url);
+	return rc;
+}
+
+int ml_docker_request(struct ml_docker *d, const char *method, const char *path,
+		      json_t *body, json_t **out)
+{
+	long status = 0;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	rc = docker_exchange(d, method, path, body, &status);
+	if (rc == 0 && status / 100 != 2)
+		rc = status_error(d, method, path, status);
+	if (rc == 0)
+		rc = decode_answer(d, method, path, out);
 	ml_buf_release(&d->resp);
 	return rc;
 }
@@ -703,36 +715,12 @@ int ml_docker_get_stream(struct ml_docker *d, const char *path,
 int ml_docker_request_raw(struct ml_docker *d, long *status, const char *method,
 			  const char *path, json_t *body, struct ml_buf *out)
 {
-	struct ml_buf url = ML_BUF_INIT(PATH_MAX_LEN + 32);
-	char *text = NULL;
 	long st = 0;
 	int rc;
 
 	if (status)
 		*status = 0;
-	if (!valid_path(path))
-		return ml_err_set(ML_EINVALID,
-				  "docker: malformed API path (must start "
-				  "with '/', printable ASCII, at most %d "
-				  "bytes)",
-				  PATH_MAX_LEN);
-	rc = ml_docker_version(d, NULL, NULL);
-	if (rc < 0)
-		goto out;
-	rc = ml_buf_addf(&url, "/v%s%s", d->api, path);
-	if (rc < 0)
-		goto out;
-	if (body) {
-		text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!text) {
-			rc = ml_err_set(ML_EFAIL,
-					"docker: %s %s: cannot encode the body",
-					method, path);
-			goto out;
-		}
-	}
-	rc = docker_http(d, method, url.data, path, text,
-			 text ? strlen(text) : 0, &st);
+	rc = docker_exchange(d, method, path, body, &st);
 	if (rc < 0)
 		goto out;
 	if (status)
@@ -751,8 +739,6 @@ int ml_docker_request_raw(struct ml_docker *d, long *status, const char *method,
 	}
 	rc = 0;
 out:
-	free(text);
-	ml_buf_release(&url);
 	ml_buf_release(&d->resp);
 	return rc;
 }

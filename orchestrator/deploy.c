@@ -134,6 +134,7 @@ static int lock_take(struct lock *lk, const struct ml_config *cfg,
 	int64_t deadline = mono_ms() + wait_ms;
 	char *owner = ml_xasprintf("%s pid %ld", who, (long)getpid());
 	json_t *res = NULL;
+	bool said_waiting = false;
 	int rc;
 	size_t i;
 
@@ -181,6 +182,10 @@ static int lock_take(struct lock *lk, const struct ml_config *cfg,
 		json_decref(st);
 		if (mono_ms() >= deadline)
 			break;
+		if (!said_waiting) {
+			ml_info("waiting for the fleet lock: %s", ml_err_msg());
+			said_waiting = true;
+		}
 		sleep(1);
 	}
 	if (rc < 0)

@@ -73,49 +73,53 @@ static void count_sent(struct deliver_job *job, int64_t n)
 	}
 }
 
-/* Stream [offset, size) of the file at path as compressed 'D' frames. */
-static int stream_blob(struct deliver_job *job, size_t i, struct ml_io *io,
-		       const char *path, int64_t offset, int64_t size)
+/*
+ * Read fd until EOF (or `left` bytes when left >= 0), compress with zstd at
+ * level, and hand every compressed piece to sink. Memory: one input chunk,
+ * one output buffer and the zstd context.
+ */
+static int zstd_pump(int fd, int64_t left, int level, const char *what,
+		     int (*sink)(void *ctx, const void *p, size_t n,
+				 size_t raw),
+		     void *ctx)
 {
-	struct ml_deliver_result *r = &job->res[i];
 	size_t cap = ZSTD_compressBound(ML_DELIVER_CHUNK);
 	char *in = ml_xmalloc(ML_DELIVER_CHUNK), *out = ml_xmalloc(cap);
 	ZSTD_CCtx *cz = ZSTD_createCCtx();
-	int64_t left = size - offset;
-	int fd = -1, rc = 0;
+	bool last = false;
+	int rc = 0;
 
 	if (!cz)
 		BUG("cannot allocate a zstd context");
-	ZSTD_CCtx_setParameter(cz, ZSTD_c_compressionLevel,
-			       job->o->zstd_level ? job->o->zstd_level : 3);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = ml_err_errno(ML_EFAIL, errno, "cannot open '%s'", path);
-		goto out;
-	}
-	if (lseek(fd, offset, SEEK_SET) != offset) {
-		rc = ml_err_errno(ML_EFAIL, errno, "cannot seek in '%s'", path);
-		goto out;
-	}
-	while (left > 0) {
-		size_t want = left < (int64_t)ML_DELIVER_CHUNK
+	ZSTD_CCtx_setParameter(cz, ZSTD_c_compressionLevel, level);
+	while (!last) {
+		size_t want = left >= 0 && left < (int64_t)ML_DELIVER_CHUNK
 				      ? (size_t)left
 				      : ML_DELIVER_CHUNK;
-		ssize_t got = read(fd, in, want);
+		ssize_t got = want ? read(fd, in, want) : 0;
 		ZSTD_inBuffer zi;
 		ZSTD_outBuffer zo;
 		size_t zr;
-		bool last;
 
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got <= 0) {
-			rc = ml_err_errno(ML_EFAIL, got < 0 ? errno : EIO,
-					  "cannot read '%s'", path);
-			goto out;
+		if (got < 0) {
+			rc = ml_err_errno(ML_EFAIL, errno, "cannot read '%s'",
+					  what);
+			break;
 		}
-		left -= got;
-		last = left == 0;
+		if (left >= 0) {
+			if (got == 0 && left > 0) {
+				rc = ml_err_set(ML_EFAIL,
+						"'%s' is shorter than expected",
+						what);
+				break;
+			}
+			left -= got;
+			last = left == 0;
+		} else {
+			last = got == 0;
+		}
 		zi = (ZSTD_inBuffer){ in, (size_t)got, 0 };
 		do {
 			zo = (ZSTD_outBuffer){ out, cap, 0 };
@@ -127,90 +131,118 @@ static int stream_blob(struct deliver_job *job, size_t i, struct ml_io *io,
 						ZSTD_getErrorName(zr));
 				goto out;
 			}
-			/* a frame carries at most a payload's worth */
-			for (size_t off = 0; off < zo.pos;) {
-				size_t len = zo.pos - off;
-
-				if (len > ML_PROTO_MAX_PAYLOAD)
-					len = ML_PROTO_MAX_PAYLOAD;
-				rc = ml_frame_write(io, ML_FRAME_DATA,
-						    out + off, len);
-				if (rc < 0)
-					goto out;
-				r->wire_bytes += (int64_t)len + 5;
-				off += len;
-			}
+			/* the raw bytes are reported with the last piece of
+			 * their chunk */
+			if (zo.pos || (zi.pos == zi.size && got))
+				rc = sink(ctx, out, zo.pos,
+					  zi.pos == zi.size ? (size_t)got : 0);
+			if (rc < 0)
+				goto out;
+			if (zi.pos == zi.size)
+				got = 0;
 		} while (last ? zr != 0 : zi.pos < zi.size);
-		r->raw_bytes += got;
-		atomic_fetch_add(&job->host_raw[i], got);
-		count_sent(job, got);
 	}
-	rc = ml_frame_write(io, ML_FRAME_DATA, "", 0);
 out:
-	if (fd >= 0)
-		close(fd);
 	ZSTD_freeCCtx(cz);
 	free(in);
 	free(out);
 	return rc;
 }
 
+struct frame_sink {
+	struct deliver_job *job;
+	size_t i;
+	struct ml_io *io;
+};
+
+/* zstd_pump's sink for a host: 'D' frames of at most a payload each. */
+static int frames_sink(void *ctx, const void *p, size_t n, size_t raw)
+{
+	struct frame_sink *fs = ctx;
+	struct ml_deliver_result *r = &fs->job->res[fs->i];
+	const char *b = p;
+	size_t off, len;
+	int rc;
+
+	for (off = 0; off < n; off += len) {
+		len = n - off > ML_PROTO_MAX_PAYLOAD ? ML_PROTO_MAX_PAYLOAD
+						     : n - off;
+		rc = ml_frame_write(fs->io, ML_FRAME_DATA, b + off, len);
+		if (rc < 0)
+			return rc;
+		r->wire_bytes += (int64_t)len + 5;
+	}
+	if (raw) {
+		r->raw_bytes += (int64_t)raw;
+		atomic_fetch_add(&fs->job->host_raw[fs->i], (int64_t)raw);
+		count_sent(fs->job, (int64_t)raw);
+	}
+	return 0;
+}
+
+/* Stream [offset, size) of the file at path as compressed 'D' frames, then
+ * the end marker: a resumed transfer. */
+static int stream_blob(struct deliver_job *job, size_t i, struct ml_io *io,
+		       const char *path, int64_t offset, int64_t size)
+{
+	struct frame_sink fs = { job, i, io };
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ml_err_errno(ML_EFAIL, errno, "cannot open '%s'", path);
+	if (lseek(fd, offset, SEEK_SET) != offset) {
+		close(fd);
+		return ml_err_errno(ML_EFAIL, errno, "cannot seek in '%s'",
+				    path);
+	}
+	rc = zstd_pump(fd, size - offset,
+		       job->o->zstd_level ? job->o->zstd_level : 3, path,
+		       frames_sink, &fs);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	return ml_frame_write(io, ML_FRAME_DATA, "", 0);
+}
+
+/* zstd_pump's sink for a file. */
+static int fd_sink(void *ctx, const void *p, size_t n, size_t raw)
+{
+	int fd = *(int *)ctx;
+	const char *b = p;
+	ssize_t w;
+
+	ML_UNUSED(raw);
+	while (n) {
+		w = write(fd, b, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return ml_err_errno(errno == ENOSPC ? ML_ENOSPACE
+							    : ML_EFAIL,
+					    errno, "cannot write a compressed "
+						   "blob");
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 /* Write the zstd compression of the file at src into dst (via a temporary
  * file and a rename, so dst is whole or absent). */
 static int compress_file(const char *src, const char *dst, int level)
 {
-	size_t cap = ZSTD_compressBound(ML_DELIVER_CHUNK);
-	char *in = ml_xmalloc(ML_DELIVER_CHUNK), *out = ml_xmalloc(cap);
 	char *tmp = ml_xasprintf("%s.tmp-%ld", dst, (long)getpid());
-	ZSTD_CCtx *cz = ZSTD_createCCtx();
-	int ifd = -1, ofd = -1, rc = 0;
-	ssize_t got;
+	int ifd = -1, ofd = -1, rc;
 
-	if (!cz)
-		BUG("cannot allocate a zstd context");
-	ZSTD_CCtx_setParameter(cz, ZSTD_c_compressionLevel, level);
 	ifd = open(src, O_RDONLY | O_CLOEXEC);
 	ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (ifd < 0 || ofd < 0) {
 		rc = ml_err_errno(ML_EFAIL, errno, "cannot compress '%s'", src);
 		goto out;
 	}
-	do {
-		ZSTD_inBuffer zi;
-		ZSTD_outBuffer zo;
-		size_t zr;
-		bool last;
-
-		got = read(ifd, in, ML_DELIVER_CHUNK);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			rc = ml_err_errno(ML_EFAIL, errno, "cannot read '%s'",
-					  src);
-			goto out;
-		}
-		last = got == 0;
-		zi = (ZSTD_inBuffer){ in, (size_t)got, 0 };
-		do {
-			zo = (ZSTD_outBuffer){ out, cap, 0 };
-			zr = ZSTD_compressStream2(cz, &zo, &zi,
-						  last ? ZSTD_e_end
-						       : ZSTD_e_continue);
-			if (ZSTD_isError(zr)) {
-				rc = ml_err_set(ML_EFAIL, "zstd: %s",
-						ZSTD_getErrorName(zr));
-				goto out;
-			}
-			if (zo.pos && write(ofd, out, zo.pos) != (ssize_t)zo.pos) {
-				rc = ml_err_errno(errno == ENOSPC ? ML_ENOSPACE
-								 : ML_EFAIL,
-						  errno, "cannot write '%s'",
-						  tmp);
-				goto out;
-			}
-		} while (last ? zr != 0 : zi.pos < zi.size);
-	} while (got > 0);
-	if (fsync(ofd) < 0 || rename(tmp, dst) < 0)
+	rc = zstd_pump(ifd, -1, level, src, fd_sink, &ofd);
+	if (rc == 0 && (fsync(ofd) < 0 || rename(tmp, dst) < 0))
 		rc = ml_err_errno(ML_EFAIL, errno, "cannot store '%s'", dst);
 out:
 	if (ifd >= 0)
@@ -219,10 +251,7 @@ out:
 		close(ofd);
 	if (rc < 0)
 		unlink(tmp);
-	ZSTD_freeCCtx(cz);
 	free(tmp);
-	free(in);
-	free(out);
 	return rc;
 }
 

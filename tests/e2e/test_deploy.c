@@ -19,6 +19,7 @@
 #include "tests/support/loadgen.h"
 #include "tests/support/proc.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -459,6 +460,65 @@ static void test_deploy__two_concurrent_deploys_one_proceeds(void **s)
 	expect_score(9);
 }
 
+/* With --wait, a deploy that finds the fleet locked waits for the holder
+ * and then goes on: two at once both succeed, one after the other. */
+static void test_deploy__wait_for_the_lock(void **s)
+{
+	const char *bin = getenv("MLCTL_BIN");
+	char *def = NULL, *errs[2];
+	pid_t pid[2];
+	int st, i;
+	bool waited = false;
+	struct ml_test_out o;
+
+	ML_UNUSED(s);
+	free(commit_score(10, "v5b"));
+	if (!bin || !*bin)
+		bin = def = ml_xasprintf("%s/bin/mlctl", ml_test_src());
+	for (i = 0; i < 2; i++) {
+		errs[i] = ml_xasprintf("%s.err%d", F.repo, i);
+		pid[i] = fork();
+		assert_true(pid[i] >= 0);
+		if (pid[i] == 0) {
+			int null = open("/dev/null", O_WRONLY);
+			int err = open(errs[i], O_WRONLY | O_CREAT | O_TRUNC,
+				       0600);
+
+			dup2(null, 1);
+			dup2(err, 2);
+			putenv(F.ledger_env);
+			if (chdir(F.repo) < 0)
+				_exit(126);
+			execl(bin, bin, "--known-hosts", F.known_hosts,
+			      "deploy", "--wait", "3m", (char *)NULL);
+			_exit(127);
+		}
+		if (i == 0)
+			sleep(2);
+	}
+	for (i = 0; i < 2; i++) {
+		char *text;
+
+		waitpid(pid[i], &st, 0);
+		text = slurp(errs[i]);
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			print_error("deploy %d: %s\n", i, text);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+		waited |= strstr(text, "waiting for the fleet lock") != NULL;
+		free(text);
+		unlink(errs[i]);
+		free(errs[i]);
+	}
+	assert_true(waited);
+	free(def);
+	expect_score(10);
+	free(commit_score(9, "back to v5"));
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+}
+
 /*
  * kill -9 of the controller at four points of a rollout; after `mlctl
  * recover` the fleet serves one revision everywhere and the ledger says
@@ -711,6 +771,7 @@ int main(void)
 		cmocka_unit_test(test_deploy__failing_health_check_rolls_back),
 		cmocka_unit_test(
 			test_deploy__two_concurrent_deploys_one_proceeds),
+		cmocka_unit_test(test_deploy__wait_for_the_lock),
 		cmocka_unit_test(test_deploy__crash_at_each_point_then_recover),
 		cmocka_unit_test(test_deploy__ctrl_c_stops_at_a_safe_point),
 		cmocka_unit_test(test_deploy__secrets_stay_secret),
