@@ -3,8 +3,11 @@
  * not, agent and Docker versions, and the app's containers with revision,
  * state, health, uptime and restarts, as the agents report them. Hosts are
  * asked in parallel; an unreachable host shows as such within the connect
- * timeout while the others report. Exit status 6 when any host could not
- * be reached, after the whole table is printed.
+ * timeout while the others report. Each container also shows how the
+ * load balancer sees its slot (HAProxy's state and current sessions), and
+ * hosts running an older revision than the newest one found are flagged as
+ * drifted. Exit status 6 when any host could not be reached, after the
+ * whole table is printed.
  */
 #include "common/ml.h"
 #include "common/fmt.h"
@@ -24,6 +27,7 @@ static const struct ml_option *const options[] = {
 struct status_job {
 	struct ml_host_session *hosts;
 	json_t **containers; /* per host: array, or NULL on failure */
+	json_t **lb;         /* per LB host: its lb_status, or NULL */
 	const char *app;
 };
 
@@ -53,6 +57,13 @@ static int status_one(size_t i, void *arg)
 
 	if (h->rc < 0)
 		return h->rc;
+	if (h->target->is_lb) {
+		/* the balancer's view; absent until the app is deployed */
+		if (ml_host_call(h, "lb_status",
+				 json_pack("{s:s}", "app", job->app), &res) == 0)
+			job->lb[i] = res;
+		res = NULL;
+	}
 	if (!h->target->is_app)
 		return 0; /* a load balancer runs no app containers */
 	rc = ml_host_call(h, "list", json_pack("{s:s}", "app", job->app),
@@ -89,6 +100,70 @@ static int status_one(size_t i, void *arg)
 	return 0;
 }
 
+/* The balancer's entry for container c of host, from the first balancer
+ * that knows its slot ("<host>-<replica><slot>"), or NULL. */
+static json_t *lb_view(const struct status_job *job, size_t n,
+		       const char *host, json_t *c)
+{
+	const char *slot = json_string_value(json_object_get(c, "slot"));
+	const char *rep = json_string_value(json_object_get(
+		json_object_get(c, "labels"), "mlctl.replica"));
+	char name[256];
+	json_t *srv;
+	size_t i, k;
+
+	if (!slot || !rep)
+		return NULL;
+	snprintf(name, sizeof(name), "%s-%s%s", host, rep, slot);
+	for (i = 0; i < n; i++)
+		json_array_foreach(json_object_get(job->lb[i], "servers"), k,
+				   srv)
+			if (!strcmp(json_string_value(json_object_get(
+					    srv, "name")) ?: "",
+				    name))
+				return srv;
+	return NULL;
+}
+
+/* The newest revision running anywhere, 0 when none. */
+static int64_t newest_revision(const struct status_job *job, size_t n)
+{
+	int64_t best = 0;
+	json_t *c;
+	size_t i, k;
+
+	for (i = 0; i < n; i++)
+		json_array_foreach(job->containers[i], k, c) {
+			const char *st =
+				json_string_value(json_object_get(c, "state"));
+			json_int_t r = json_integer_value(
+				json_object_get(c, "revision"));
+
+			if (st && !strcmp(st, "running") && r > best)
+				best = r;
+		}
+	return best;
+}
+
+/* A host drifted when none of its running containers is of revision. */
+static bool drifted(json_t *cont, int64_t revision)
+{
+	json_t *c;
+	size_t k;
+
+	if (!revision || !json_array_size(cont))
+		return false;
+	json_array_foreach(cont, k, c) {
+		const char *st = json_string_value(json_object_get(c, "state"));
+
+		if (st && !strcmp(st, "running") &&
+		    json_integer_value(json_object_get(c, "revision")) ==
+			    revision)
+			return false;
+	}
+	return true;
+}
+
 static const char *roles_of(const struct ml_target *t)
 {
 	return t->is_app && t->is_lb ? "app,lb" : t->is_lb ? "lb" : "app";
@@ -104,10 +179,13 @@ static const char *hello_str(const json_t *hello, const char *a,
 	return json_string_value(v);
 }
 
-static json_t *host_json(const struct ml_host_session *h, json_t *cont)
+static json_t *host_json(const struct status_job *job, size_t nh,
+			 const struct ml_host_session *h, json_t *cont,
+			 json_t *lb, int64_t newest)
 {
 	const struct ml_target *t = h->target;
-	json_t *o = json_object();
+	json_t *o = json_object(), *c;
+	size_t k;
 
 	json_object_set_new(o, "host", json_string(t->name));
 	json_object_set_new(o, "address", json_string(t->address));
@@ -124,17 +202,36 @@ static json_t *host_json(const struct ml_host_session *h, json_t *cont)
 				json_object_get(h->hello, "docker"));
 		json_object_set(o, "gpus", json_object_get(h->hello, "gpus"));
 	}
+	json_array_foreach(cont, k, c) {
+		json_t *v = lb_view(job, nh, t->name, c);
+
+		if (v)
+			json_object_set_new(
+				c, "lb",
+				json_pack("{s:O?,s:O?,s:O?}", "op_state",
+					  json_object_get(v, "op_state"),
+					  "admin_state",
+					  json_object_get(v, "admin_state"),
+					  "cur_sessions",
+					  json_object_get(v, "cur_sessions")));
+	}
 	json_object_set_new(o, "containers", cont ? json_incref(cont)
 						  : json_array());
+	if (t->is_app)
+		json_object_set_new(o, "drifted",
+				    json_boolean(drifted(cont, newest)));
+	if (lb)
+		json_object_set(o, "lb", lb);
 	return o;
 }
 
-static void add_rows(struct ml_table *t, const struct ml_host_session *h,
-		     json_t *cont, int64_t now)
+static void add_rows(struct ml_table *t, const struct status_job *job,
+		     size_t nh, const struct ml_host_session *h, json_t *cont,
+		     int64_t now, int64_t newest)
 {
 	const struct ml_target *tg = h->target;
 	const char *agent = NULL, *docker = NULL;
-	const char *cells[12];
+	const char *cells[13];
 	json_t *c;
 	size_t k;
 
@@ -152,12 +249,13 @@ static void add_rows(struct ml_table *t, const struct ml_host_session *h,
 	cells[5] = docker;
 	if (!cont || !json_array_size(cont)) {
 		cells[6] = cells[7] = cells[8] = cells[9] = cells[10] =
-			cells[11] = NULL;
+			cells[11] = cells[12] = NULL;
 		ml_table_add(t, cells);
 		return;
 	}
 	json_array_foreach(cont, k, c) {
-		char up[ML_FMT_MAX], restarts[24], rev[24];
+		char up[ML_FMT_MAX], restarts[24], rev[40], lbtxt[64];
+		json_t *v = lb_view(job, nh, tg->name, c);
 		json_t *jrev = json_object_get(c, "revision");
 		int64_t started = parse_docker_time(json_string_value(
 			json_object_get(c, "started_at")));
@@ -168,6 +266,9 @@ static void add_rows(struct ml_table *t, const struct ml_host_session *h,
 		cells[6] = json_string_value(json_object_get(c, "name"));
 		snprintf(rev, sizeof(rev), "%" JSON_INTEGER_FORMAT,
 			 json_integer_value(jrev));
+		if (json_is_integer(jrev) && drifted(cont, newest))
+			snprintf(rev, sizeof(rev), "%" JSON_INTEGER_FORMAT
+				 " (drifted)", json_integer_value(jrev));
 		cells[7] = json_is_integer(jrev) ? rev : NULL;
 		cells[8] = state;
 		cells[9] = json_string_value(json_object_get(c, "health"));
@@ -180,6 +281,11 @@ static void add_rows(struct ml_table *t, const struct ml_host_session *h,
 			 json_integer_value(r));
 		cells[10] = up;
 		cells[11] = r ? restarts : NULL;
+		snprintf(lbtxt, sizeof(lbtxt), "%s, %" JSON_INTEGER_FORMAT
+			 " sessions",
+			 json_string_value(json_object_get(v, "op_state")) ?: "?",
+			 json_integer_value(json_object_get(v, "cur_sessions")));
+		cells[12] = v ? lbtxt : NULL;
 		ml_table_add(t, cells);
 		/* further rows for this host leave the host columns blank */
 		cells[0] = cells[1] = cells[2] = cells[3] = cells[4] =
@@ -192,13 +298,14 @@ static int status_run(struct ml_ctx *ctx)
 	static const char *const hdr[] = { "HOST",   "ADDRESS",  "ROLES",
 					   "SSH",    "AGENT",    "DOCKER",
 					   "CONTAINER", "REV",   "STATE",
-					   "HEALTH", "UPTIME", "RESTARTS" };
+					   "HEALTH", "UPTIME", "RESTARTS",
+					   "LB" };
 	struct ml_fleet_opts fo;
 	struct ml_host_session *hosts = NULL;
 	struct status_job job = { 0 };
 	struct ml_table *t = NULL;
 	size_t n = 0, i, down = 0;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = (int64_t)time(NULL), newest;
 	int rc;
 
 	if (ctx->argc)
@@ -211,8 +318,10 @@ static int status_run(struct ml_ctx *ctx)
 		return rc;
 	job.hosts = hosts;
 	job.containers = ml_xcalloc(n ? n : 1, sizeof(*job.containers));
+	job.lb = ml_xcalloc(n ? n : 1, sizeof(*job.lb));
 	job.app = ctx->config->playbook->app;
 	ml_parallel_run(n, fo.parallel, status_one, &job);
+	newest = newest_revision(&job, n);
 
 	if (ml_ctx_flag(ctx, OPT_JSON)) {
 		json_t *doc = json_object(), *arr = json_array();
@@ -222,7 +331,9 @@ static int status_run(struct ml_ctx *ctx)
 				    json_string(ctx->config->commit));
 		for (i = 0; i < n; i++)
 			json_array_append_new(
-				arr, host_json(&hosts[i], job.containers[i]));
+				arr, host_json(&job, n, &hosts[i],
+					       job.containers[i], job.lb[i],
+					       newest));
 		json_object_set_new(doc, "hosts", arr);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("\n");
@@ -230,7 +341,8 @@ static int status_run(struct ml_ctx *ctx)
 	} else {
 		t = ml_table_new(ML_ARRAY_SIZE(hdr), hdr);
 		for (i = 0; i < n; i++)
-			add_rows(t, &hosts[i], job.containers[i], now);
+			add_rows(t, &job, n, &hosts[i], job.containers[i], now,
+				 newest);
 		ml_table_print(t, stdout);
 		ml_table_free(t);
 	}
@@ -242,9 +354,12 @@ static int status_run(struct ml_ctx *ctx)
 			fprintf(stderr, "mlctl: %s: %s\n", hosts[i].target->name,
 				hosts[i].error);
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		json_decref(job.containers[i]);
+		json_decref(job.lb[i]);
+	}
 	free(job.containers);
+	free(job.lb);
 	ml_fleet_close(hosts, n);
 	if (down)
 		return ml_err_set(ML_EHOST, "%zu of %zu host%s unreachable",

@@ -276,6 +276,32 @@ static void test_deploy__first_deploy_serves_through_the_balancer(void **s)
 	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
 	must(&o, 0);
 	assert_non_null(strstr(o.out, "\"running\""));
+	/* each app container is up in the balancer's view; none drifted */
+	{
+		json_t *d = json_loads(o.out, 0, NULL), *hst, *c;
+		size_t i, k, apps = 0;
+
+		assert_non_null(d);
+		json_array_foreach(json_object_get(d, "hosts"), i, hst) {
+			if (strcmp(json_string_value(json_object_get(
+					   hst, "roles")),
+				   "app"))
+				continue;
+			apps++;
+			assert_true(json_is_false(
+				json_object_get(hst, "drifted")));
+			json_array_foreach(json_object_get(hst, "containers"),
+					   k, c)
+				assert_int_equal(
+					strncmp(json_string_value(json_object_get(
+							json_object_get(c, "lb"),
+							"op_state")) ?: "",
+						"UP", 2),
+					0);
+		}
+		assert_true(apps >= 3);
+		json_decref(d);
+	}
 	ml_test_out_release(&o);
 }
 
@@ -611,6 +637,24 @@ static void test_deploy__ctrl_c_stops_at_a_safe_point(void **s)
 	assert_int_equal(st.failed, 0);
 	assert_int_equal(st.by_body[0] + st.by_body[1], st.ok);
 	assert_true(st.by_body[1] > 0); /* the first host switched */
+
+	/* status flags the hosts still on the older revision */
+	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
+	must(&o, 0);
+	{
+		json_t *d = json_loads(o.out, 0, NULL), *hst;
+		size_t i, drift = 0, apps = 0;
+
+		json_array_foreach(json_object_get(d, "hosts"), i, hst) {
+			if (!json_object_get(hst, "drifted"))
+				continue;
+			apps++;
+			drift += json_is_true(json_object_get(hst, "drifted"));
+		}
+		assert_int_equal(drift, apps - 1);
+		json_decref(d);
+	}
+	ml_test_out_release(&o);
 
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
 	must(&o, 0);
