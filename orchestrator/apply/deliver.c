@@ -397,6 +397,12 @@ static int deliver_one(size_t i, void *arg)
 	size_t k;
 	int rc;
 
+	if (h->rc < 0 && h->target->is_app) {
+		/* not connected: a failure of this host's delivery */
+		r->rc = h->rc;
+		r->error = ml_xasprintf("%s: %s", h->target->name,
+					h->error ? h->error : "unreachable");
+	}
 	if (h->rc < 0 || !h->target->is_app) {
 		json_decref(digests);
 		json_decref(tags);
@@ -467,7 +473,10 @@ out:
 	return rc;
 }
 
-/* Draw "delivering: 2/4 hosts done, 120MiB sent, 40MiB/s" every 250 ms. */
+/*
+ * Draw "delivering: 2/4 hosts done, 120MiB sent, 40MiB/s | vm1 60MiB vm2
+ * 60MiB ..." every 250 ms on one line of the terminal (the first 8 hosts).
+ */
 static void *progress_thread(void *arg)
 {
 	struct deliver_job *job = arg;
@@ -477,15 +486,25 @@ static void *progress_thread(void *arg)
 	pthread_mutex_lock(&job->lock);
 	while (!job->stop) {
 		char a[ML_FMT_MAX], b[ML_FMT_MAX];
+		struct ml_buf line = ML_BUF_INIT(4096);
 		int64_t sent = 0, ms = mono_ms() - t0;
 		size_t i;
 
 		for (i = 0; i < job->n; i++)
 			sent += atomic_load(&job->host_raw[i]);
-		fprintf(stderr,
-			"\r\033[Kdelivering: %d/%zu hosts done, %s sent, %s/s",
-			atomic_load(&job->done), job->n, ml_fmt_bytes(a, sent),
-			ml_fmt_bytes(b, ms > 0 ? sent * 1000 / ms : 0));
+		ml_buf_addf(&line, "\r\033[Kdelivering: %d/%zu hosts done, %s "
+				   "sent, %s/s |",
+			    atomic_load(&job->done), job->n,
+			    ml_fmt_bytes(a, sent),
+			    ml_fmt_bytes(b, ms > 0 ? sent * 1000 / ms : 0));
+		for (i = 0; i < job->n && i < 8; i++)
+			ml_buf_addf(&line, " %s %s", job->hosts[i].target->name,
+				    ml_fmt_bytes(a, atomic_load(
+							    &job->host_raw[i])));
+		if (job->n > 8)
+			ml_buf_addstr(&line, " ...");
+		fputs(ml_buf_str(&line), stderr);
+		ml_buf_release(&line);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 250000000;
 		if (ts.tv_nsec >= 1000000000) {

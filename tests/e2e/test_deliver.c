@@ -388,6 +388,49 @@ static void test_deliver__full_disk_on_one_vm(void **s)
 	json_decref(doc);
 }
 
+/* A host that cannot be reached fails the delivery (exit 6) and says so,
+ * while the others still get the image. */
+static void test_deliver__unreachable_host_fails_the_delivery(void **s)
+{
+	static const char *const down[] = { "ip", "link", "set", "eth0", "down",
+					     NULL };
+	static const char *const up[] = { "ip", "link", "set", "eth0", "up",
+					   NULL };
+	json_t *doc, *h;
+	size_t i;
+
+	ML_UNUSED(s);
+	write_code();
+	free(ml_test_commit(F.repo, "code for an unreachable host"));
+	assert_int_equal(fleet_exec("vm3", down), 0);
+	{
+		struct ml_test_out o;
+
+		mlctl_env(&o, NULL,
+			  (const char *const[]){ "deliver", "--json",
+						 "--timeout", "2s", NULL });
+		fleet_exec("vm3", up);
+		if (o.status != 6)
+			print_error("%s%s", o.out, o.err);
+		assert_int_equal(o.status, 6);
+		doc = json_loads(o.out, 0, NULL);
+		ml_test_out_release(&o);
+	}
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "hosts"), i, h) {
+		bool is3 = !strcmp(json_string_value(json_object_get(h, "host")),
+				   "vm3");
+
+		assert_true(json_is_boolean(json_object_get(h, "ok")));
+		assert_int_equal(json_is_true(json_object_get(h, "ok")), !is3);
+		if (is3)
+			assert_non_null(json_object_get(h, "error"));
+	}
+	json_decref(doc);
+	doc = deliver_json(0, NULL);
+	json_decref(doc);
+}
+
 static void test_deliver__hostile_build_context_is_refused(void **s)
 {
 	struct ml_test_out o;
@@ -419,6 +462,8 @@ int main(void)
 		cmocka_unit_test(test_deliver__interrupted_transfer_resumes),
 		cmocka_unit_test(test_deliver__corrupted_blob_is_never_loaded),
 		cmocka_unit_test(test_deliver__full_disk_on_one_vm),
+		cmocka_unit_test(
+			test_deliver__unreachable_host_fails_the_delivery),
 		cmocka_unit_test(
 			test_deliver__hostile_build_context_is_refused),
 	};
