@@ -23,6 +23,10 @@ export MLCTL_LEDGER=$work/ledger.db
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# the controller's Docker Engine first: a dockerd started on the host turns
+# the FORWARD policy to DROP, which the fleet then opens for its own bridge
+bash scripts/dockerd.sh
+
 fleet=$work/fleet
 step "a simulated fleet: 3 app VMs and a load balancer"
 tests/fleet/fleet up --dir "$fleet" --vms 3 --lb --prefix mld --subnet 10.76.0 >/dev/null
@@ -37,7 +41,6 @@ git -C "$work/app" add -A
 git -C "$work/app" -c user.name=demo -c user.email=demo@mlctl.invalid \
 	commit -qm "sentiment v1"
 git -C "$work/app" log --oneline
-bash scripts/dockerd.sh
 
 step "mlctl validate"
 "$mlctl" -C "$work/app" validate

@@ -34,15 +34,8 @@ static int mlctl_env(struct ml_test_out *o, const char *extra,
 		     const char *const *args)
 {
 	const char *env[] = { F.ledger_env, F.cache_env, extra, NULL };
-	const char *argv[40];
-	size_t n = 0, i;
 
-	argv[n++] = "--known-hosts";
-	argv[n++] = F.known_hosts;
-	for (i = 0; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return ml_test_mlctl(o, F.repo, env, argv);
+	return ml_test_mlctl_kh(o, F.repo, F.known_hosts, env, args);
 }
 
 static json_t *deliver_json(int want_status, const char *extra)
@@ -94,35 +87,22 @@ static int64_t host_int(json_t *doc, size_t i, const char *key)
 		json_array_get(json_object_get(doc, "hosts"), i), key));
 }
 
+/* Run cmd (argv) inside a VM of the fleet; its exit status. */
 static int fleet_exec(const char *vm, const char *const *cmd)
 {
-	const char *argv[32];
-	char *tool = ml_xasprintf("%s/tests/fleet/fleet", ml_test_src());
-	struct ml_test_out o;
-	size_t n = 0, i;
-	int st;
+	const char *args[32] = { "exec", vm, "--" };
+	size_t n = 3, i;
 
-	argv[n++] = tool;
-	argv[n++] = "exec";
-	argv[n++] = "--dir";
-	argv[n++] = F.dir;
-	argv[n++] = vm;
-	argv[n++] = "--";
-	for (i = 0; cmd[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
-		argv[n++] = cmd[i];
-	argv[n] = NULL;
-	ml_test_run(&o, NULL, NULL, NULL, 120, argv);
-	st = o.status;
-	ml_test_out_release(&o);
-	free(tool);
-	return st;
+	for (i = 0; cmd[i] && n + 1 < ML_ARRAY_SIZE(args); i++)
+		args[n++] = cmd[i];
+	args[n] = NULL;
+	return ml_test_fleet(NULL, F.dir, args);
 }
 
 static int group_setup(void **state)
 {
 	struct ml_test_out o;
 	char *p, *inv;
-	struct ml_buf b = ML_BUF_INIT(0);
 
 	ML_UNUSED(state);
 	F.dir = getenv("MLCTL_FLEET_DIR");
@@ -137,9 +117,7 @@ static int group_setup(void **state)
 	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", F.repo);
 	F.cache_env = ml_xasprintf("MLCTL_CACHE_DIR=%s", F.cache);
 	p = ml_xasprintf("%s/inventory.yaml", F.dir);
-	if (ml_buf_read_file(&b, p) < 0)
-		BUG("%s", ml_err_msg());
-	inv = ml_buf_detach(&b, NULL);
+	inv = ml_test_slurp(p);
 	free(p);
 	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
 	ml_test_write(F.repo, "Dockerfile",

@@ -38,27 +38,11 @@ static struct {
 	char *lb_addr;
 } F;
 
-static char *slurp(const char *path)
-{
-	struct ml_buf b = ML_BUF_INIT(0);
-
-	if (ml_buf_read_file(&b, path) < 0)
-		BUG("%s", ml_err_msg());
-	return ml_buf_detach(&b, NULL);
-}
-
 static int mlctl(struct ml_test_out *o, const char *const *args)
 {
-	const char *env[] = { F.ledger_env, NULL, NULL };
-	const char *argv[40];
-	size_t n = 0, i;
+	const char *env[] = { F.ledger_env, NULL };
 
-	argv[n++] = "--known-hosts";
-	argv[n++] = F.known_hosts;
-	for (i = 0; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return ml_test_mlctl(o, F.repo, env, argv);
+	return ml_test_mlctl_kh(o, F.repo, F.known_hosts, env, args);
 }
 
 /* Run mlctl with one extra environment entry (a crash point). */
@@ -66,15 +50,8 @@ static int mlctl_env(struct ml_test_out *o, const char *extra,
 		     const char *const *args)
 {
 	const char *env[] = { F.ledger_env, extra, NULL };
-	const char *argv[40];
-	size_t n = 0, i;
 
-	argv[n++] = "--known-hosts";
-	argv[n++] = F.known_hosts;
-	for (i = 0; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return ml_test_mlctl(o, F.repo, env, argv);
+	return ml_test_mlctl_kh(o, F.repo, F.known_hosts, env, args);
 }
 
 static void must(struct ml_test_out *o, int want)
@@ -179,7 +156,7 @@ static int group_setup(void **state)
 	F.known_hosts = ml_xasprintf("%s/known_hosts", F.dir);
 	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", F.repo);
 	p = ml_xasprintf("%s/inventory.yaml", F.dir);
-	inv = slurp(p);
+	inv = ml_test_slurp(p);
 	free(p);
 	addr = strstr(inv, "lb1:");
 	addr = addr ? strstr(addr, "address: ") : NULL;
@@ -526,7 +503,7 @@ static void test_deploy__wait_for_the_lock(void **s)
 		char *text;
 
 		waitpid(pid[i], &st, 0);
-		text = slurp(errs[i]);
+		text = ml_test_slurp(errs[i]);
 		if (!WIFEXITED(st) || WEXITSTATUS(st))
 			print_error("deploy %d: %s\n", i, text);
 		assert_true(WIFEXITED(st));
@@ -688,7 +665,7 @@ static void test_deploy__secrets_stay_secret(void **s)
 	char *mlctl_yaml = ml_xasprintf("%s/mlctl.yaml", F.repo);
 
 	ML_UNUSED(s);
-	pb = slurp(mlctl_yaml);
+	pb = ml_test_slurp(mlctl_yaml);
 	content = ml_xasprintf("%ssecrets: [API_TOKEN]\n", pb);
 	ml_test_write(F.repo, "mlctl.yaml", content);
 	free(ml_test_commit(F.repo, "a secret"));

@@ -36,47 +36,16 @@ static char *fleet_path(const char *name)
 	return ml_xasprintf("%s/%s", F.dir, name);
 }
 
-/* tests/fleet/fleet SUBCOMMAND --dir DIR ARGS... ; returns its status */
 static int fleet_cmd(const char *const *args, struct ml_test_out *keep)
 {
-	const char *argv[32];
-	char *tool = ml_xasprintf("%s/tests/fleet/fleet", ml_test_src());
-	struct ml_test_out o;
-	size_t n = 0, i;
-	int st;
-
-	argv[n++] = tool;
-	argv[n++] = args[0];
-	argv[n++] = "--dir";
-	argv[n++] = F.dir;
-	for (i = 1; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	if (ml_test_run(&o, NULL, NULL, NULL, 180, argv) < 0)
-		BUG("cannot run %s", tool);
-	st = o.status;
-	if (st != 0)
-		print_error("fleet %s failed (%d): %s\n", args[0], st, o.err);
-	if (keep)
-		*keep = o;
-	else
-		ml_test_out_release(&o);
-	free(tool);
-	return st;
+	return ml_test_fleet(keep, F.dir, args);
 }
 
 static int mlctl(struct ml_test_out *o, const char *const *args)
 {
 	const char *env[] = { F.ledger_env, NULL };
-	const char *argv[40];
-	size_t n = 0, i;
 
-	argv[n++] = "--known-hosts";
-	argv[n++] = F.known_hosts;
-	for (i = 0; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return ml_test_mlctl(o, F.repo, env, argv);
+	return ml_test_mlctl_kh(o, F.repo, F.known_hosts, env, args);
 }
 
 static json_t *host_entry(json_t *doc, const char *name)
@@ -107,13 +76,7 @@ static int group_setup(void **state)
 	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", F.repo);
 	invp = fleet_path("inventory.yaml");
 	pb = ml_test_read_src("playbooks/example.yaml");
-	{
-		struct ml_buf b = ML_BUF_INIT(0);
-
-		if (ml_buf_read_file(&b, invp) < 0)
-			BUG("%s", ml_err_msg());
-		inv = ml_buf_detach(&b, NULL);
-	}
+	inv = ml_test_slurp(invp);
 	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
 	ml_test_write(F.repo, "mlctl.yaml", pb);
 	ml_test_write(F.repo, "inventory.yaml", inv);

@@ -159,6 +159,60 @@ int ml_test_mlctl(struct ml_test_out *o, const char *dir,
 	return rc;
 }
 
+int ml_test_mlctl_kh(struct ml_test_out *o, const char *dir,
+		     const char *known_hosts, const char *const *env,
+		     const char *const *args)
+{
+	const char *argv[64];
+	size_t n = 0, i;
+
+	argv[n++] = "--known-hosts";
+	argv[n++] = known_hosts;
+	for (i = 0; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return ml_test_mlctl(o, dir, env, argv);
+}
+
+int ml_test_fleet(struct ml_test_out *keep, const char *dir,
+		  const char *const *args)
+{
+	const char *argv[64];
+	char *tool = ml_xasprintf("%s/tests/fleet/fleet", ml_test_src());
+	struct ml_test_out o;
+	size_t n = 0, i;
+	int st;
+
+	argv[n++] = tool;
+	argv[n++] = args[0];
+	argv[n++] = "--dir";
+	argv[n++] = dir;
+	for (i = 1; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	if (ml_test_run(&o, NULL, NULL, NULL, 180, argv) < 0)
+		BUG("cannot run %s", tool);
+	st = o.status;
+	if (st != 0)
+		fprintf(stderr, "fleet %s failed (%d): %s\n", args[0], st,
+			o.err);
+	if (keep)
+		*keep = o;
+	else
+		ml_test_out_release(&o);
+	free(tool);
+	return st;
+}
+
+char *ml_test_slurp(const char *path)
+{
+	struct ml_buf b = ML_BUF_INIT(0);
+
+	if (ml_buf_read_file(&b, path) < 0)
+		BUG("%s", ml_err_msg());
+	return ml_buf_detach(&b, NULL);
+}
+
 char *ml_test_tmpdir(const char *tag)
 {
 	const char *base = getenv("TMPDIR");
@@ -260,10 +314,8 @@ char *ml_test_commit(const char *dir, const char *message)
 char *ml_test_read_src(const char *relpath)
 {
 	char *path = ml_xasprintf("%s/%s", ml_test_src(), relpath);
-	struct ml_buf b = ML_BUF_INIT(0);
+	char *text = ml_test_slurp(path);
 
-	if (ml_buf_read_file(&b, path) < 0)
-		BUG("%s", ml_err_msg());
 	free(path);
-	return ml_buf_detach(&b, NULL);
+	return text;
 }

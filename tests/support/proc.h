@@ -31,6 +31,22 @@ void ml_test_out_release(struct ml_test_out *o);
 int ml_test_mlctl(struct ml_test_out *o, const char *dir,
 		  const char *const *env, const char *const *args);
 
+/* mlctl with "--known-hosts known_hosts" before args (a fleet's file). */
+int ml_test_mlctl_kh(struct ml_test_out *o, const char *dir,
+		     const char *known_hosts, const char *const *env,
+		     const char *const *args);
+
+/*
+ * The fleet harness: tests/fleet/fleet ARGS[0] --dir DIR ARGS[1...]. Returns
+ * its exit status (printing its stderr when not 0); when keep is not NULL
+ * the outputs are left there for the caller to release.
+ */
+int ml_test_fleet(struct ml_test_out *keep, const char *dir,
+		  const char *const *args);
+
+/* A whole file as a string; aborts the test run when it cannot be read. */
+char *ml_test_slurp(const char *path);
+
 /* A fresh scratch directory under $TMPDIR or /tmp; caller frees the path
  * and removes it with ml_test_rmtree. */
 char *ml_test_tmpdir(const char *tag);
