@@ -136,6 +136,7 @@ extern const struct ml_agent_op ml_agent_op_lb_set;
 extern const struct ml_agent_op ml_agent_op_lb_remove;
 extern const struct ml_agent_op ml_agent_op_lb_status;
 extern const struct ml_agent_op ml_agent_op_lb_wait_drained;
+extern const struct ml_agent_op ml_agent_op_lb_requests;
 extern const struct ml_agent_op ml_agent_op_lock_acquire;
 extern const struct ml_agent_op ml_agent_op_lock_renew;
 extern const struct ml_agent_op ml_agent_op_lock_release;

@@ -552,7 +552,7 @@ static void test_container_ops__run_creates(void **state)
 			json_object_get(json_object_get(hc, "LogConfig"),
 					"Config"),
 			"max-size")),
-		"10m");
+		"10485760");
 	assert_true(json_is_true(json_object_get(hc, "Init")));
 	json_decref(body);
 
