@@ -331,7 +331,7 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 	/* the exporter is an unauthenticated page: an address of its own,
 	 * loopback unless the caller names one, and never every address */
 	rc = get_str(&c->metrics_bind, args, "", "metrics_bind", "127.0.0.1",
-		     false, valid_ip, "an IP address");
+		     false, ml_lb_valid_address, "an IP address or host name");
 	if (rc < 0)
 		return rc;
 	if (!strcmp(c->metrics_bind, "0.0.0.0") ||
