@@ -4,7 +4,8 @@
  *
  *	args:   {"app", "window_ms" (60000, 1000..3600000)}
  *	result: {"running", "now_ms", "window_ms", "oldest_ms",
- *		 "servers": [{"name", "requests", "http_2xx", "http_3xx",
+ *		 "servers": [{"name", "revision", "requests", "http_2xx",
+ *			"http_3xx",
  *			"http_4xx", "http_5xx", "errors", "p50_ms", "p99_ms",
  *			"hist"}],
  *		 "frontend": {the same over every request, <NOSRV> too}}
@@ -19,7 +20,10 @@
  * that got no response at all (status -1). Latency is Ta, the total active
  * time of the request in ms; "hist" is the common/hist.h histogram of it,
  * which the controller adds up per revision; p50/p99 are read from it.
- * Servers are those seen in the window, in order of first appearance.
+ * Servers are those seen in the window, in order of first appearance, once
+ * per revision that served them: a slot serves one revision, then the
+ * next (the map lb_revisions keeps says which, when; "revision" is null
+ * where it does not know).
  * Memory: the ring's text once (4 MiB) plus one histogram per server.
  */
 #include "common/ml.h"
@@ -35,6 +39,7 @@
 
 struct tally {
 	char name[ML_LB_NAME_MAX + 1];
+	int64_t revision; /* -1: unknown */
 	uint64_t req, by_class[6], errors; /* by_class[k]: kxx, [0] other */
 	struct ml_hist hist;
 };
@@ -44,16 +49,18 @@ struct tallies {
 	size_t n, cap;
 	struct tally all;
 	int64_t oldest_ms;
+	json_t *map; /* server -> revision over time, from lb_revisions */
 };
 
-static struct tally *tally_of(struct tallies *t, const char *name)
+static struct tally *tally_of(struct tallies *t, const char *name,
+			      int64_t revision)
 {
 	size_t i;
 
 	for (i = 0; i < t->n; i++)
-		if (!strcmp(t->v[i].name, name))
+		if (!strcmp(t->v[i].name, name) && t->v[i].revision == revision)
 			return &t->v[i];
-	if (t->n >= ML_LB_MAX_SERVERS + 1)
+	if (t->n >= 4 * ML_LB_MAX_SERVERS)
 		return NULL;
 	if (t->n == t->cap) {
 		t->cap = t->cap ? 2 * t->cap : 16;
@@ -61,6 +68,7 @@ static struct tally *tally_of(struct tallies *t, const char *name)
 	}
 	memset(&t->v[t->n], 0, sizeof(t->v[t->n]));
 	snprintf(t->v[t->n].name, sizeof(t->v[t->n].name), "%s", name);
+	t->v[t->n].revision = revision;
 	return &t->v[t->n++];
 }
 
@@ -110,7 +118,8 @@ static void add_line(struct tallies *t, char *line, int64_t from_ms,
 	if (at < from_ms || at >= to_ms)
 		return;
 	count(&t->all, status, ta);
-	if (strcmp(name, NOSRV) && (s = tally_of(t, name)))
+	if (strcmp(name, NOSRV) &&
+	    (s = tally_of(t, name, ml_agent_lb_revision(t->map, name, at))))
 		count(s, status, ta);
 }
 
@@ -120,8 +129,12 @@ static json_t *tally_json(const struct tally *t, bool named)
 	double p50 = ml_hist_quantile(&t->hist, 0.5);
 	double p99 = ml_hist_quantile(&t->hist, 0.99);
 
-	if (named)
+	if (named) {
 		json_object_set_new(o, "name", json_string(t->name));
+		json_object_set_new(o, "revision",
+				    t->revision < 0 ? json_null()
+						    : json_integer(t->revision));
+	}
 	json_object_set_new(o, "requests", json_integer((json_int_t)t->req));
 	json_object_set_new(o, "http_2xx",
 			    json_integer((json_int_t)t->by_class[2]));
@@ -169,6 +182,7 @@ static int op_lb_requests(struct ml_agent *a, json_t *args, json_t **result)
 	json_object_set_new(r, "running", json_boolean(master != 0));
 	json_object_set_new(r, "now_ms", json_integer(now_ms));
 	json_object_set_new(r, "window_ms", json_integer(window));
+	ml_agent_lb_map_load(&t.map, &h);
 	if (master) {
 		rc = ml_haproxy_cmd(&text, h.admin_sock,
 				    "show events " ML_HAPROXY_RING,
@@ -194,6 +208,7 @@ static int op_lb_requests(struct ml_agent *a, json_t *args, json_t **result)
 	r = NULL;
 out:
 	json_decref(r);
+	json_decref(t.map);
 	free(t.v);
 	ml_buf_release(&text);
 	ml_haproxy_release(&h);

@@ -1,0 +1,59 @@
+#ifndef ML_METRICS_H
+#define ML_METRICS_H
+
+/*
+ * Numbers about the service: requests, errors and latency per container
+ * and per revision over a recent window, from the load balancers' request
+ * logs (the agent's lb_requests), for `mlctl status`; and the Prometheus
+ * file_sd targets file, with the map of which revision runs behind each
+ * HAProxy server (lb_revisions), kept current after every rollout.
+ */
+
+#include <jansson.h>
+#include <stdio.h>
+
+struct ml_config;
+struct ml_host_session;
+
+/*
+ * Ask every connected LB host among hosts for the last window_ms of
+ * requests and attribute them: to the revision the LB's map names for
+ * each server, else to the container now in that slot. containers[i] is
+ * host i's `list` array (may be NULL). *out (the caller's) is
+ *	{"window_ms", "lbs": [{"host", "running", "oldest_ms", "error"}],
+ *	 "frontend": {"requests", "req_per_s", "errors", "error_rate",
+ *		"p50_ms", "p99_ms", "http_2xx".."http_5xx"},
+ *	 "revisions": [{"revision", the same numbers}],  newest first
+ *	 "containers": {"HOST/NAME": {the same numbers}}}
+ * An LB that fails is listed with its error; the others still count.
+ */
+int ml_metrics_collect(json_t **out, struct ml_host_session *hosts, size_t n,
+		       json_t *const *containers, const char *app,
+		       int64_t window_ms);
+
+/* The numbers of container c (a `list` entry) of host in m, borrowed, or
+ * NULL when no request reached it. */
+json_t *ml_metrics_container(json_t *m, const char *host, json_t *c);
+
+/* The per-revision table ("REVISION REQ/S ERRORS P50 P99") on fp. */
+void ml_metrics_print(FILE *fp, json_t *m);
+
+/*
+ * After a rollout (deploy, rollback, recover) or on request: list the
+ * app's running containers on every connected app host, tell every LB
+ * which revision runs behind which server since when (lb_revisions), and
+ * write the Prometheus file_sd file at path (see ml_metrics_write_targets).
+ * Failures are warnings: the rollout's outcome does not depend on them.
+ * Returns 0, or the first failure's code.
+ */
+int ml_metrics_refresh(const struct ml_config *cfg,
+		       struct ml_host_session *hosts, size_t n,
+		       const char *path);
+
+/*
+ * The default targets file of app: "prometheus/APP.json" beside the ledger
+ * at ledger_path. New string.
+ */
+char *ml_metrics_targets_path(const char *ledger_path, const char *app);
+
+#endif
