@@ -15,13 +15,14 @@
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/metrics/metrics.h"
 #include "orchestrator/transport/transport.h"
 
 #include <time.h>
 
 static const struct ml_option *const options[] = {
 	&ml_opt_commit, &ml_opt_json, &ml_opt_timeout, &ml_opt_tofu,
-	&ml_opt_parallel, NULL,
+	&ml_opt_parallel, &ml_opt_watch, &ml_opt_window, NULL,
 };
 
 struct status_job {
@@ -29,6 +30,7 @@ struct status_job {
 	json_t **containers; /* per host: array, or NULL on failure */
 	json_t **lb;         /* per LB host: its lb_status, or NULL */
 	const char *app;
+	json_t *metrics;     /* orchestrator/metrics: requests per revision */
 };
 
 /* Docker's "2026-11-26T06:22:38.123456789Z" -> unix seconds, 0 if none. */
@@ -205,6 +207,9 @@ static json_t *host_json(const struct status_job *job, size_t nh,
 	json_array_foreach(cont, k, c) {
 		json_t *v = lb_view(job, nh, t->name, c);
 
+		json_object_set(c, "metrics",
+				ml_metrics_container(job->metrics, t->name, c)
+					?: json_null());
 		if (v)
 			json_object_set_new(
 				c, "lb",
@@ -293,35 +298,38 @@ static void add_rows(struct ml_table *t, const struct status_job *job,
 	}
 }
 
-static int status_run(struct ml_ctx *ctx)
+struct status_show {
+	struct ml_ctx *ctx;
+	struct ml_host_session *hosts;
+	size_t n;
+	const struct ml_fleet_opts *fo;
+	int64_t window_ms;
+};
+
+/* One look at the connected hosts: collect, print. */
+static int status_show(void *arg)
 {
+	struct status_show *ss = arg;
+	struct ml_ctx *ctx = ss->ctx;
+	struct ml_host_session *hosts = ss->hosts;
+	size_t n = ss->n, i, down = 0;
 	static const char *const hdr[] = { "HOST",   "ADDRESS",  "ROLES",
 					   "SSH",    "AGENT",    "DOCKER",
 					   "CONTAINER", "REV",   "STATE",
 					   "HEALTH", "UPTIME", "RESTARTS",
 					   "LB" };
-	struct ml_fleet_opts fo;
-	struct ml_host_session *hosts = NULL;
 	struct status_job job = { 0 };
 	struct ml_table *t = NULL;
-	size_t n = 0, i, down = 0;
 	int64_t now = (int64_t)time(NULL), newest;
-	int rc;
 
-	if (ctx->argc)
-		return ml_err_set(ML_EUSAGE, "status takes no arguments");
-	rc = ml_fleet_opts_from_ctx(&fo, ctx);
-	if (rc < 0)
-		return rc;
-	rc = ml_fleet_connect(&hosts, &n, ctx->config, &fo, NULL);
-	if (rc < 0)
-		return rc;
 	job.hosts = hosts;
 	job.containers = ml_xcalloc(n ? n : 1, sizeof(*job.containers));
 	job.lb = ml_xcalloc(n ? n : 1, sizeof(*job.lb));
 	job.app = ctx->config->playbook->app;
-	ml_parallel_run(n, fo.parallel, status_one, &job);
+	ml_parallel_run(n, ss->fo->parallel, status_one, &job);
 	newest = newest_revision(&job, n);
+	ml_metrics_collect(&job.metrics, hosts, n, job.containers, job.app,
+			   ss->window_ms);
 
 	if (ml_ctx_flag(ctx, OPT_JSON)) {
 		json_t *doc = json_object(), *arr = json_array();
@@ -335,6 +343,7 @@ static int status_run(struct ml_ctx *ctx)
 					       job.containers[i], job.lb[i],
 					       newest));
 		json_object_set_new(doc, "hosts", arr);
+		json_object_set(doc, "metrics", job.metrics);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("\n");
 		json_decref(doc);
@@ -345,6 +354,7 @@ static int status_run(struct ml_ctx *ctx)
 				 newest);
 		ml_table_print(t, stdout);
 		ml_table_free(t);
+		ml_metrics_print(stdout, job.metrics);
 	}
 	for (i = 0; i < n; i++) {
 		if (hosts[i].rc == 0)
@@ -360,17 +370,42 @@ static int status_run(struct ml_ctx *ctx)
 	}
 	free(job.containers);
 	free(job.lb);
-	ml_fleet_close(hosts, n);
+	json_decref(job.metrics);
 	if (down)
 		return ml_err_set(ML_EHOST, "%zu of %zu host%s unreachable",
 				  down, n, n == 1 ? " is" : "s are");
 	return 0;
 }
 
+static int status_run(struct ml_ctx *ctx)
+{
+	struct ml_fleet_opts fo;
+	struct status_show ss = { ctx, NULL, 0, &fo, 60000 };
+	int rc;
+
+	if (ctx->argc)
+		return ml_err_set(ML_EUSAGE, "status takes no arguments");
+	rc = ml_fleet_opts_from_ctx(&fo, ctx);
+	if (rc == 0)
+		rc = ml_metrics_window(&ss.window_ms, ctx->opt[OPT_WINDOW]);
+	if (rc < 0)
+		return rc;
+	rc = ml_fleet_connect(&ss.hosts, &ss.n, ctx->config, &fo, NULL);
+	if (rc < 0)
+		return rc;
+	if (ml_ctx_flag(ctx, OPT_WATCH))
+		rc = ml_metrics_watch(status_show, &ss);
+	else
+		rc = status_show(&ss);
+	ml_fleet_close(ss.hosts, ss.n);
+	return rc;
+}
+
 const struct ml_cmd ml_cmd_status = {
 	.name = "status",
 	.summary = "show every host, its containers, revision and health",
-	.usage = "[--json] [--timeout DURATION] [--trust-new-hosts]",
+	.usage = "[--json] [--watch] [--window DURATION] [--timeout DURATION] "
+		 "[--trust-new-hosts]",
 	.options = options,
 	.flags = ML_CMD_NEEDS_CONFIG,
 	.run = status_run,

@@ -248,6 +248,42 @@ static const char *fmt_ms(char *buf, size_t n, json_t *v)
 	return buf;
 }
 
+/* One row per container that served requests in the window. */
+static void print_containers(FILE *fp, json_t *conts)
+{
+	static const char *const hdr[] = { "CONTAINER", "REQUESTS", "REQ/S",
+					   "ERRORS",	"P50",	    "P99" };
+	struct ml_table *t;
+	const char *key;
+	json_t *r;
+	char c[5][48];
+
+	if (!json_object_size(conts))
+		return;
+	t = ml_table_new(ML_ARRAY_SIZE(hdr), hdr);
+	json_object_foreach(conts, key, r) {
+		const char *cells[6];
+
+		snprintf(c[0], 48, "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(json_object_get(r, "requests")));
+		snprintf(c[1], 48, "%.1f",
+			 json_number_value(json_object_get(r, "req_per_s")));
+		snprintf(c[2], 48, "%.1f%%",
+			 100 * json_number_value(
+				       json_object_get(r, "error_rate")));
+		cells[0] = key;
+		cells[1] = c[0];
+		cells[2] = c[1];
+		cells[3] = c[2];
+		cells[4] = fmt_ms(c[3], 48, json_object_get(r, "p50_ms"));
+		cells[5] = fmt_ms(c[4], 48, json_object_get(r, "p99_ms"));
+		ml_table_add(t, cells);
+	}
+	fprintf(fp, "\nper container:\n");
+	ml_table_print(t, fp);
+	ml_table_free(t);
+}
+
 void ml_metrics_print(FILE *fp, json_t *m)
 {
 	static const char *const hdr[] = { "REVISION", "REQUESTS", "REQ/S",
@@ -284,6 +320,7 @@ void ml_metrics_print(FILE *fp, json_t *m)
 		ml_table_print(t, fp);
 	else
 		fprintf(fp, "  no requests\n");
+	print_containers(fp, json_object_get(m, "containers"));
 	json_array_foreach(json_object_get(m, "lbs"), i, lb)
 		if (json_object_get(lb, "error"))
 			fprintf(fp, "  %s: %s\n",

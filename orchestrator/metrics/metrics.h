@@ -56,4 +56,18 @@ int ml_metrics_refresh(const struct ml_config *cfg,
  */
 char *ml_metrics_targets_path(const char *ledger_path, const char *app);
 
+/* --watch and --window (orchestrator/metrics/watch.c). */
+struct ml_option;
+extern const struct ml_option ml_opt_watch;
+extern const struct ml_option ml_opt_window;
+
+/* --window's value (NULL: 1 minute) in ms, 1 s to 1 h; ML_EUSAGE else. */
+int ml_metrics_window(int64_t *out_ms, const char *s);
+
+/*
+ * Call show(arg) every 2 s until Ctrl-C, redrawing in place when stdout is
+ * a terminal. Returns the last show's result (Ctrl-C is the normal end).
+ */
+int ml_metrics_watch(int (*show)(void *arg), void *arg);
+
 #endif
