@@ -604,8 +604,8 @@ const struct ml_cmd ml_cmd_logs = {
 	.name = "logs",
 	.summary = "print the app's container logs across hosts, merged in "
 		   "time order",
-	.usage = "[HOST...] [--revision N] [-f] [--since DURATION|TIME] "
-		 "[--tail N] [--timestamps] [--json]",
+	.usage = "[--revision N] [-f] [--since DURATION|TIME] "
+		 "[--tail N] [--timestamps] [--json] [HOST...]",
 	.options = options,
 	.flags = ML_CMD_NEEDS_CONFIG,
 	.run = logs_run,

@@ -53,7 +53,7 @@ static int metrics_run(struct ml_ctx *ctx)
 				hosts[i].target->name, hosts[i].error);
 			down++;
 		}
-	rc = ml_metrics_refresh(ctx->config, hosts, n, path);
+	rc = ml_metrics_refresh(ctx->config, hosts, n, path, NULL, 0, 0);
 	if (rc == 0)
 		printf("%s\n", path);
 	if (rc == 0 && down)

@@ -629,7 +629,8 @@ out:
 						   cfg->playbook->app);
 		char *keep = ml_xstrdup(ml_err_msg());
 
-		ml_metrics_refresh(cfg, hosts, n, tp);
+		ml_metrics_refresh(cfg, hosts, n, tp, ctx->ledger,
+				   began ? rev.number : 0, mono_ms() - t0);
 		ml_err_set(rc, "%s", keep);
 		free(keep);
 		free(tp);

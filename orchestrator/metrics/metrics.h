@@ -13,7 +13,9 @@
 #include <stdio.h>
 
 struct ml_config;
+struct ml_event;
 struct ml_host_session;
+struct ml_ledger;
 
 /*
  * Ask every connected LB host among hosts for the last window_ms of
@@ -42,13 +44,25 @@ void ml_metrics_print(FILE *fp, json_t *m);
  * After a rollout (deploy, rollback, recover) or on request: list the
  * app's running containers on every connected app host, tell every LB
  * which revision runs behind which server since when (lb_revisions), and
- * write the Prometheus file_sd file at path (see ml_metrics_write_targets).
+ * write the Prometheus file_sd file at path (NULL: none). With a ledger and
+ * a revision > 0, also record in it, as "requests" events, what clients
+ * got from each revision over the last window_ms (the rollout's time).
  * Failures are warnings: the rollout's outcome does not depend on them.
  * Returns 0, or the first failure's code.
  */
 int ml_metrics_refresh(const struct ml_config *cfg,
 		       struct ml_host_session *hosts, size_t n,
-		       const char *path);
+		       const char *path, struct ml_ledger *ledger,
+		       int64_t revision, int64_t window_ms);
+
+/*
+ * For `mlctl show`: per host, how long each new container took to become
+ * healthy, and the requests events, from a revision's events. As text on
+ * fp, or as JSON {"hosts": [{"host", "healthy_after_ms": [..]}],
+ * "requests": ["..."]} (new reference).
+ */
+void ml_metrics_show_print(FILE *fp, const struct ml_event *ev, size_t n);
+json_t *ml_metrics_show_json(const struct ml_event *ev, size_t n);
 
 /*
  * The default targets file of app: "prometheus/APP.json" beside the ledger

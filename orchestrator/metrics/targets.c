@@ -18,6 +18,7 @@
 #include "orchestrator/apply/rollout.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/ledger/ledger.h"
 #include "orchestrator/transport/transport.h"
 
 #include <fcntl.h>
@@ -115,9 +116,48 @@ out:
 	return rc;
 }
 
+/* What clients got from each revision during the rollout, as events. */
+static void record(struct ml_ledger *ledger, int64_t revision,
+		   struct ml_host_session *hosts, size_t n, json_t **lists,
+		   const char *app, int64_t window_ms)
+{
+	const char *where = NULL;
+	json_t *m = NULL, *r;
+	size_t i;
+	char d[256];
+
+	for (i = 0; i < n && !where; i++)
+		if (hosts[i].target->is_lb && hosts[i].rc == 0)
+			where = hosts[i].target->name;
+	if (!where || window_ms < 1000)
+		return;
+	ml_metrics_collect(&m, hosts, n, lists, app, window_ms);
+	json_array_foreach(json_object_get(m, "revisions"), i, r) {
+		json_t *p50 = json_object_get(r, "p50_ms");
+		json_t *p99 = json_object_get(r, "p99_ms");
+
+		snprintf(d, sizeof(d),
+			 "revision %" JSON_INTEGER_FORMAT ": %" JSON_INTEGER_FORMAT
+			 " requests in %lld s, error rate %.2f%%, p50 %.0f ms, "
+			 "p99 %.0f ms",
+			 json_integer_value(json_object_get(r, "revision")),
+			 json_integer_value(json_object_get(r, "requests")),
+			 (long long)(window_ms / 1000),
+			 100 * json_number_value(
+				       json_object_get(r, "error_rate")),
+			 json_is_number(p50) ? json_number_value(p50) : -1,
+			 json_is_number(p99) ? json_number_value(p99) : -1);
+		if (ml_ledger_event(ledger, revision, where, "requests", "ok",
+				    d) < 0)
+			ml_warn("cannot record requests: %s", ml_err_msg());
+	}
+	json_decref(m);
+}
+
 int ml_metrics_refresh(const struct ml_config *cfg,
 		       struct ml_host_session *hosts, size_t n,
-		       const char *path)
+		       const char *path, struct ml_ledger *ledger,
+		       int64_t revision, int64_t window_ms)
 {
 	const struct ml_playbook *pb = cfg->playbook;
 	struct refresh_job job = { hosts, NULL, pb->app };
@@ -199,6 +239,9 @@ int ml_metrics_refresh(const struct ml_config *cfg,
 			rc = rc ? rc : rc2;
 		}
 	}
+	if (ledger && revision > 0)
+		record(ledger, revision, hosts, n, job.lists, pb->app,
+		       window_ms);
 	if (path) {
 		text = json_dumps(groups, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		rc2 = write_atomic(path, text ? text : "[]");
