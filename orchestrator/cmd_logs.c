@@ -192,12 +192,18 @@ static int fetch(struct logs_job *job, size_t i, struct followed *c,
 	if (after > 0)
 		json_object_set_new(args, "after_ns", json_integer(after));
 	rc = ml_host_call(h, "container_logs", args, &res);
-	if (rc == ML_ENOTFOUND) {
-		rc = 0; /* gone between list and logs */
+	if (rc < 0) {
+		/*
+		 * One container's trouble (gone between list and logs, being
+		 * removed: Docker's 409) is not the host's: the next round's
+		 * list tells whether the host itself still answers.
+		 */
+		if (rc != ML_ENOTFOUND && !first)
+			ml_debug("%s: logs of %s: %s", h->target->name,
+				 c->name, ml_err_msg());
+		rc = 0;
 		goto out;
 	}
-	if (rc < 0)
-		goto out;
 	if (json_is_true(json_object_get(res, "skipped")) && !first)
 		ml_buf_addf(&hl->notes,
 			    "%s: %s printed faster than it is read: lines "
@@ -214,9 +220,9 @@ static int fetch(struct logs_job *job, size_t i, struct followed *c,
 		if (t > c->last_t)
 			c->last_t = t;
 	}
+out:
 	if (!c->last_t)
 		c->last_t = after > 0 ? after : job->start_ns;
-out:
 	json_decref(res);
 	return rc;
 }
