@@ -9,9 +9,9 @@
  * loopback.
  *
  * The app is the example's busybox httpd with two CGI scripts of its own:
- * /cgi-bin/predict counts each request (one byte appended to a file, an
- * atomic write) and, when the playbook sets FAIL_EVERY=N, answers 500 to
- * every Nth request it serves: a revision that fails a known share;
+ * /cgi-bin/predict numbers each request (one byte appended to a file
+ * under a mkdir lock) and, when the playbook sets FAIL_EVERY=N, answers
+ * 500 to every Nth request it serves: a revision that fails a known share;
  * /cgi-bin/metrics serves that count as a Prometheus counter.
  *
  * Rates: the CGI forks a shell per request and holds about 50 requests/s
@@ -40,7 +40,7 @@
 
 #define APP "obs-api"
 #define RATE 10	      /* requests per second through the balancer */
-#define WINDOW_S 20   /* the status window the rate tests read */
+#define WINDOW_S 30   /* the status window the rate tests read */
 #define MAX_LOAD_S 150 /* no load loop runs longer than this */
 #define PROM_PORT 19090
 
@@ -56,9 +56,12 @@ static struct {
 
 static const char predict_cgi[] =
 	"#!/bin/sh\n"
-	"# one byte per request: the count /cgi-bin/metrics serves\n"
+	"# one byte per request: the count /cgi-bin/metrics serves; the\n"
+	"# lock (mkdir is atomic) gives each request its own number\n"
+	"while ! mkdir /tmp/count.lock 2>/dev/null; do usleep 2000; done\n"
 	"printf x >> /tmp/requests\n"
 	"n=$(wc -c < /tmp/requests)\n"
+	"rmdir /tmp/count.lock\n"
 	"if [ -n \"$FAIL_EVERY\" ] && [ $((n % FAIL_EVERY)) -eq 0 ]; then\n"
 	"\tprintf 'Status: 500 Internal Server Error\\r\\n"
 	"Content-Type: text/plain\\r\\n\\r\\nfailed on purpose\\n'\n"
@@ -601,7 +604,7 @@ static void test_observe__status_rates_per_revision(void **s)
 	struct ml_loadgen_stats st;
 	json_t *d, *r, *good, *bad;
 	json_int_t good_rev, bad_rev;
-	double t0, t1, sent_rate, got;
+	double t0, t1, sent_rate, got, lag;
 	long sent, failed;
 
 	ML_UNUSED(s);
@@ -609,14 +612,17 @@ static void test_observe__status_rates_per_revision(void **s)
 	load_start(&l);
 	load_wait(&l, WINDOW_S + 3);
 	t0 = now_s();
-	d = status_json("20s");
+	d = status_json("30s");
 	t1 = now_s();
 	good_rev = current_revision(d);
 	r = rev_metrics(d, good_rev);
 	assert_non_null(r);
-	/* what was sent in the window the agent counted, ended mid-call */
-	sent = load_between(&l, (t0 + t1) / 2 - WINDOW_S, (t0 + t1) / 2,
-			    &failed);
+	/* what was sent in the window the agent counted (ended mid-call):
+	 * HAProxy logs when it accepted a request, the generator counts it
+	 * once answered, about p50 later */
+	lag = json_number_value(json_object_get(r, "p50_ms")) / 1000;
+	sent = load_between(&l, (t0 + t1) / 2 - WINDOW_S - lag,
+			    (t0 + t1) / 2 - lag, &failed);
 	sent_rate = (double)sent / WINDOW_S;
 	got = json_number_value(json_object_get(r, "req_per_s"));
 	fprintf(stderr,
@@ -676,6 +682,41 @@ static void test_observe__status_rates_per_revision(void **s)
 			 0.10) <= 0.03);
 	assert_true(json_number_value(json_object_get(good, "error_rate")) ==
 		    0);
+	/* the rollout's record: each host's time to healthy, and what the
+	 * clients got from each revision while it ran */
+	{
+		struct ml_test_out o;
+		char num[24];
+		json_t *sh, *nb, *hh;
+		size_t i;
+
+		snprintf(num, sizeof(num), "%lld", (long long)bad_rev);
+		mlctl(&o, (const char *const[]){ "show", num, "--json", NULL });
+		must(&o, 0);
+		sh = json_loads(o.out, 0, NULL);
+		ml_test_out_release(&o);
+		nb = json_object_get(sh, "numbers");
+		assert_int_equal(json_array_size(json_object_get(nb, "hosts")),
+				 4);
+		json_array_foreach(json_object_get(nb, "hosts"), i, hh)
+			assert_true(json_integer_value(json_array_get(
+					    json_object_get(hh,
+							    "healthy_after_ms"),
+					    0)) > 0);
+		assert_true(json_array_size(json_object_get(nb, "requests")) >=
+			    1);
+		fprintf(stderr, "show %s: %s\n", num,
+			json_string_value(json_array_get(
+				json_object_get(nb, "requests"), 0)));
+		json_decref(sh);
+		mlctl(&o, (const char *const[]){ "show", num, NULL });
+		must(&o, 0);
+		assert_non_null(strstr(o.out, "TIME TO HEALTHY"));
+		assert_non_null(strstr(o.out, "what clients got during the "
+					      "rollout"));
+		ml_test_out_release(&o);
+	}
+
 	/* what the clients saw: the HTTP errors are the bad revision's 500s
 	 * (on a machine this busy some requests also time out in the
 	 * client; those are not HTTP answers) */
