@@ -9,9 +9,9 @@
  * loopback.
  *
  * The app is the example's busybox httpd with two CGI scripts of its own:
- * /cgi-bin/predict numbers each request (one byte appended to a file
- * under a mkdir lock) and, when the playbook sets FAIL_EVERY=N, answers
- * 500 to every Nth request it serves: a revision that fails a known share;
+ * /cgi-bin/predict numbers each request 1, 2, 3... (without a lock: see
+ * the script) and, when the playbook sets FAIL_EVERY=N, answers 500 to
+ * the requests numbered N, 2N, ...: a revision that fails a known share;
  * /cgi-bin/metrics serves that count as a Prometheus counter.
  *
  * Rates: the CGI forks a shell per request and holds about 50 requests/s
@@ -56,12 +56,13 @@ static struct {
 
 static const char predict_cgi[] =
 	"#!/bin/sh\n"
-	"# one byte per request: the count /cgi-bin/metrics serves; the\n"
-	"# lock (mkdir is atomic) gives each request its own number\n"
-	"while ! mkdir /tmp/count.lock 2>/dev/null; do usleep 2000; done\n"
-	"printf x >> /tmp/requests\n"
-	"n=$(wc -c < /tmp/requests)\n"
-	"rmdir /tmp/count.lock\n"
+	"# Each request claims the smallest free number: mkdir is atomic, and\n"
+	"# the count of claims made so far is never past it, so the numbers\n"
+	"# claimed are always 1..N, whatever runs at once.\n"
+	"mkdir -p /tmp/seq\n"
+	"n=$(( $(wc -c < /tmp/claimed 2>/dev/null || echo 0) + 1 ))\n"
+	"while ! mkdir /tmp/seq/$n 2>/dev/null; do n=$((n + 1)); done\n"
+	"printf x >> /tmp/claimed\n"
 	"if [ -n \"$FAIL_EVERY\" ] && [ $((n % FAIL_EVERY)) -eq 0 ]; then\n"
 	"\tprintf 'Status: 500 Internal Server Error\\r\\n"
 	"Content-Type: text/plain\\r\\n\\r\\nfailed on purpose\\n'\n"
@@ -72,7 +73,7 @@ static const char predict_cgi[] =
 
 static const char metrics_cgi[] =
 	"#!/bin/sh\n"
-	"n=$(wc -c < /tmp/requests 2>/dev/null || echo 0)\n"
+	"n=$(wc -c < /tmp/claimed 2>/dev/null || echo 0)\n"
 	"printf 'Content-Type: text/plain; version=0.0.4\\r\\n\\r\\n'\n"
 	"printf '# TYPE app_requests_total counter\\n"
 	"app_requests_total %d\\n' \"$n\"\n";
