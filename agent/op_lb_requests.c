@@ -13,8 +13,11 @@
  * The frontend logs one line per request into the ring ML_HAPROXY_RING
  * (agent/haproxy.c renders it); `show events` on the admin socket returns
  * the ring's content, at most ML_HAPROXY_RING_SIZE bytes, oldest first.
- * Lines accepted in [now - window, now) count; "oldest_ms" is the accept
- * time of the oldest line in the ring (null when empty), so a reader can
+ * Requests that ended in [now - window, now) count: HAProxy logs a request
+ * when it ends, so counting by end time (accept time + Ta) sees every
+ * request of the window, where counting by accept time would miss those
+ * still in flight. "oldest_ms" is the end time of the oldest line in the
+ * ring (null when empty), so a reader can
  * tell a quiet window from a ring that holds less than the window (a
  * recent reload starts a new, empty ring). An error is a 5xx or a request
  * that got no response at all (status -1). Latency is Ta, the total active
@@ -92,7 +95,7 @@ static void add_line(struct tallies *t, char *line, int64_t from_ms,
 	char *sp, *end, *name;
 	long long sec, ms;
 	long status, ta;
-	int64_t at;
+	int64_t at, acc; /* end and accept time, unix ms */
 	struct tally *s;
 
 	sec = strtoll(line, &end, 10);
@@ -113,13 +116,16 @@ static void add_line(struct tallies *t, char *line, int64_t from_ms,
 	ta = strtol(end + 1, &end, 10);
 	if (*end != ' ' && *end != '\0')
 		return;
+	acc = at;
+	if (ta > 0)
+		at += ta; /* when it ended */
 	if (!t->oldest_ms || at < t->oldest_ms)
 		t->oldest_ms = at;
 	if (at < from_ms || at >= to_ms)
 		return;
 	count(&t->all, status, ta);
 	if (strcmp(name, NOSRV) &&
-	    (s = tally_of(t, name, ml_agent_lb_revision(t->map, name, at))))
+	    (s = tally_of(t, name, ml_agent_lb_revision(t->map, name, acc))))
 		count(s, status, ta);
 }
 
