@@ -28,6 +28,7 @@ extern const struct ml_cmd ml_cmd_rollback;
 extern const struct ml_cmd ml_cmd_recover;
 extern const struct ml_cmd ml_cmd_lock;
 extern const struct ml_cmd ml_cmd_remove;
+extern const struct ml_cmd ml_cmd_render;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
@@ -42,6 +43,7 @@ static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_recover,
 	&ml_cmd_lock,
 	&ml_cmd_remove,
+	&ml_cmd_render,
 };
 
 const struct ml_option ml_opt_commit = {
@@ -195,7 +197,10 @@ static void build_opts(const struct ml_cmd *cmd, struct option *lo,
 	const struct ml_option *const *o;
 	size_t nl = 0, ns = 0, i;
 
-	so[ns++] = '+'; /* stop at the first non-option: the verb */
+	/* globals stop at the first non-option, the verb; after it, options
+	 * and arguments mix (mlctl render k8s --commit X) */
+	if (!cmd)
+		so[ns++] = '+';
 	for (i = 0; i < ML_ARRAY_SIZE(globals); i++) {
 		lo[nl++] = (struct option){ globals[i].name,
 					    globals[i].arg ? required_argument
@@ -341,7 +346,7 @@ static int run(int argc, char **argv)
 	/* the verb's own options, and globals again, after the verb */
 	argc -= optind;
 	argv += optind;
-	optind = 1;
+	optind = 0; /* 0: glibc reads the new option string afresh */
 	rc = parse_opts(&ctx, cmd, argc, argv, &help);
 	if (rc)
 		return rc > 0 ? 0 : rc;
