@@ -10,6 +10,11 @@
  * --rollouts) are removed, since `kubectl apply -f DIR` would apply them.
  * Every file starts with a "# mlctl render k8s" comment that says so.
  *
+ * The image: when --image-digest is not given, the local Docker is asked
+ * (GET /images/<name>/json, nothing else) for the digest it recorded when
+ * the image was pushed to the repository the manifests name; found, the
+ * image is pinned to it. Docker being absent only means "by tag".
+ *
  * Secrets: the manifests name the Secret only. Its values are read (from
  * --secrets, .mlctl/secrets or the environment, as deploy reads them) only
  * with --secrets-file FILE, and written only to FILE, mode 0600, never to
@@ -18,9 +23,11 @@
  * overwritten.
  */
 #include "common/ml.h"
+#include "common/docker.h"
 #include "common/log.h"
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
+#include "orchestrator/image/image.h"
 #include "orchestrator/render/render.h"
 #include "orchestrator/secrets.h"
 
@@ -70,7 +77,7 @@ static const struct ml_option *const options[] = {
 	&ml_opt_commit,	   &ml_opt_allow_dirty, &opt_namespace,
 	&opt_registry,	   &opt_digest,		&opt_output,
 	&opt_rollouts,	   &opt_read_only,	&opt_secrets_file,
-	&ml_opt_secrets,   NULL,
+	&ml_opt_secrets,   &ml_opt_local_docker, NULL,
 };
 
 /* The kinds we write, as file names in DIR. */
@@ -277,6 +284,55 @@ out:
 	return rc;
 }
 
+/*
+ * The digest Docker recorded when the image was pushed to (or pulled from)
+ * the repository the manifests name: its RepoDigests entry
+ * "<repo>@sha256:...". NULL when Docker cannot be asked, does not know the
+ * image or has no such entry; the manifests then name the image by tag,
+ * with a warning. Asks for nothing else and changes nothing.
+ */
+static char *pushed_digest(const struct ml_ctx *ctx,
+			   const struct ml_render_opts *o)
+{
+	struct ml_buf path = ML_BUF_INIT(4096);
+	struct ml_docker *d = NULL;
+	char *local = NULL, *repo = NULL, *found = NULL;
+	json_t *img = NULL, *v;
+	size_t i, n;
+
+	if (ml_render_k8s_image(&local, &repo, ctx->config, o) < 0 ||
+	    ml_docker_new(&d, ctx->opt[OPT_LOCAL_DOCKER]) < 0)
+		goto out;
+	ml_docker_set_timeout(d, 5000);
+	if (ml_buf_addstr(&path, "/images/") < 0 ||
+	    ml_docker_url_escape(&path, local) < 0 ||
+	    ml_buf_addstr(&path, "/json") < 0)
+		goto out;
+	if (ml_docker_get(d, ml_buf_str(&path), &img) < 0) {
+		ml_debug("no digest from docker for '%s': %s", local,
+			 ml_err_msg());
+		goto out;
+	}
+	n = strlen(repo);
+	json_array_foreach(json_object_get(img, "RepoDigests"), i, v) {
+		const char *s = json_string_value(v);
+
+		if (s && !strncmp(s, repo, n) && s[n] == '@' &&
+		    ml_digest_valid(s + n + 1)) {
+			found = ml_xstrdup(s + n + 1);
+			break;
+		}
+	}
+out:
+	ml_err_clear();
+	json_decref(img);
+	ml_docker_free(d);
+	ml_buf_release(&path);
+	free(local);
+	free(repo);
+	return found;
+}
+
 static int render_run(struct ml_ctx *ctx)
 {
 	struct ml_render_opts o = {
@@ -289,6 +345,7 @@ static int render_run(struct ml_ctx *ctx)
 	const char *dir = ctx->opt[OPT_OUTPUT];
 	struct ml_render_warns w = { 0 };
 	json_t *docs = NULL, *problems = json_array(), *p;
+	char *digest = NULL;
 	size_t i;
 	int rc;
 
@@ -297,6 +354,8 @@ static int render_run(struct ml_ctx *ctx)
 					   "(mlctl render k8s)");
 		goto out;
 	}
+	if (!o.image_digest)
+		o.image_digest = digest = pushed_digest(ctx, &o);
 	rc = ml_render_k8s(&docs, &w, ctx->config, &o);
 	if (rc < 0)
 		goto out;
@@ -318,6 +377,7 @@ static int render_run(struct ml_ctx *ctx)
 		rc = write_secret(ctx->opt[OPT_SECRETS_FILE], ctx, &o);
 out:
 	ml_render_warns_release(&w);
+	free(digest);
 	json_decref(docs);
 	json_decref(problems);
 	return rc;

@@ -167,85 +167,129 @@ static bool has_registry(const char *repo)
 }
 
 /*
- * The reference the cluster pulls: the playbook's image (a built image is
- * mlctl/<app>:<commit>), moved under --image-registry, pinned by digest
- * when one is known. Sets r->image and r->version.
+ * The playbook's image, in parts: its name in the local Docker (a built
+ * image is mlctl/<app>:<commit>), and the repository, tag and digest the
+ * cluster pulls, moved under --image-registry. Warnings go to w (NULL:
+ * none). Free with parts_release.
  */
-static void image_ref(struct rctx *r)
+struct image_parts {
+	char *local;  /* the name in the local Docker */
+	char *repo;   /* registry/path the cluster pulls, without tag */
+	char *tag;    /* may be NULL */
+	char *digest; /* "sha256:...", may be NULL */
+};
+
+static void parts_release(struct image_parts *p)
 {
-	const struct ml_image_spec *is = &r->pb->image;
-	const char *commit = r->cfg->commit;
-	char *repo = NULL, *tag = NULL, *digest = NULL, *at, *colon, *slash;
-	struct ml_buf b = ML_BUF_INIT(0);
+	free(p->local);
+	free(p->repo);
+	free(p->tag);
+	free(p->digest);
+}
+
+static void image_parts(struct image_parts *p, const struct ml_config *cfg,
+			const struct ml_render_opts *o,
+			struct ml_render_warns *w)
+{
+	const struct ml_image_spec *is = &cfg->playbook->image;
+	const char *key = is->kind == ML_IMAGE_BUILD ? "image.build"
+						     : "image.ref";
+	char *repo = NULL, *at, *colon, *slash;
 	const char *path;
 
+	memset(p, 0, sizeof(*p));
 	if (is->kind == ML_IMAGE_BUILD) {
-		repo = ml_xasprintf("mlctl/%s", r->pb->app);
-		tag = ml_xstrdup(commit ? commit : "latest");
-		if (!commit)
-			warn(r->w, "image.build",
+		repo = ml_xasprintf("mlctl/%s", cfg->playbook->app);
+		p->tag = ml_xstrdup(cfg->commit ? cfg->commit : "latest");
+		p->local = ml_xasprintf("%s:%s", repo, p->tag);
+		if (!cfg->commit && w)
+			warn(w, key,
 			     "rendered from the working tree, so the image "
 			     "has no commit to be tagged with: tagged "
 			     "'latest'");
 	} else if (!strncmp(is->ref, "sha256:", 7)) {
 		/* an image id names a local image, not a pullable one */
-		repo = ml_xstrdup(r->pb->app);
-		tag = ml_xstrndup(is->ref + 7, 12);
-		warn(r->w, "image.ref",
-		     "'%.80s' is a local image id, which no registry knows: "
-		     "tag it '%s:%s' and push it",
-		     is->ref, repo, tag);
+		repo = ml_xstrdup(cfg->playbook->app);
+		p->tag = ml_xstrndup(is->ref + 7, 12);
+		p->local = ml_xstrdup(is->ref);
+		if (w)
+			warn(w, key,
+			     "'%.80s' is a local image id, which no registry "
+			     "knows: tag it '%s:%s' and push it",
+			     is->ref, repo, p->tag);
 	} else {
+		p->local = ml_xstrdup(is->ref);
 		repo = ml_xstrdup(is->ref);
 		at = strchr(repo, '@');
 		if (at) {
-			digest = ml_xstrdup(at + 1);
+			p->digest = ml_xstrdup(at + 1);
 			*at = '\0';
 		}
 		colon = strrchr(repo, ':');
 		slash = strrchr(repo, '/');
 		if (colon && (!slash || colon > slash)) {
-			tag = ml_xstrdup(colon + 1);
+			p->tag = ml_xstrdup(colon + 1);
 			*colon = '\0';
 		}
 	}
-	if (r->o->image_digest) {
-		free(digest);
-		digest = ml_xstrdup(r->o->image_digest);
+	if (o->image_digest) {
+		free(p->digest);
+		p->digest = ml_xstrdup(o->image_digest);
 	}
-
 	path = repo;
-	if (r->o->image_registry) {
+	if (o->image_registry) {
 		if (has_registry(repo))
 			path = strchr(repo, '/') + 1;
-		ml_buf_addf(&b, "%s/", r->o->image_registry);
-	} else if (!has_registry(repo)) {
-		warn(r->w, is->kind == ML_IMAGE_BUILD ? "image.build"
-						      : "image.ref",
-		     "'%s' is an image of the local Docker; a cluster pulls "
-		     "from a registry: push it there and pass "
-		     "--image-registry (see the README)",
-		     repo);
+		p->repo = ml_xasprintf("%s/%s", o->image_registry, path);
+	} else {
+		p->repo = ml_xstrdup(repo);
+		if (!has_registry(repo) && w)
+			warn(w, key,
+			     "'%s' is an image of the local Docker; a cluster "
+			     "pulls from a registry: push it there and pass "
+			     "--image-registry (see the README)",
+			     repo);
 	}
-	ml_buf_addstr(&b, path);
-	if (tag)
-		ml_buf_addf(&b, ":%s", tag);
-	if (digest)
-		ml_buf_addf(&b, "@%s", digest);
-	else
-		warn(r->w, is->kind == ML_IMAGE_BUILD ? "image.build"
-						      : "image.ref",
-		     "the image is named by its tag, which can be moved: pass "
-		     "--image-digest with the digest the registry gave on "
-		     "push to pin it");
-	r->image = ml_buf_detach(&b, NULL);
-	if (tag && ml_k8s_is_label_value(tag))
-		r->version = ml_xstrndup(tag, 63);
-	else if (commit)
-		r->version = ml_xstrndup(commit, 12);
+	if (!p->digest && w)
+		warn(w, key,
+		     "the image is named by its tag, which can be moved: push "
+		     "it with docker (mlctl then finds the digest) or pass "
+		     "--image-digest to pin it");
 	free(repo);
-	free(tag);
-	free(digest);
+}
+
+int ml_render_k8s_image(char **local, char **repo,
+			const struct ml_config *cfg,
+			const struct ml_render_opts *o)
+{
+	struct image_parts p;
+
+	*local = *repo = NULL;
+	if (check_opts(o) < 0)
+		return ML_EINVALID;
+	image_parts(&p, cfg, o, NULL);
+	*local = p.local;
+	*repo = p.repo;
+	p.local = p.repo = NULL;
+	parts_release(&p);
+	return 0;
+}
+
+/* The reference the cluster pulls, repo[:tag][@digest]; sets r->image and
+ * r->version (the tag when it can be a label value, else the commit). */
+static void image_ref(struct rctx *r)
+{
+	struct image_parts p;
+
+	image_parts(&p, r->cfg, r->o, r->w);
+	r->image = ml_xasprintf("%s%s%s%s%s", p.repo, p.tag ? ":" : "",
+				p.tag ? p.tag : "", p.digest ? "@" : "",
+				p.digest ? p.digest : "");
+	if (p.tag && ml_k8s_is_label_value(p.tag))
+		r->version = ml_xstrndup(p.tag, 63);
+	else if (r->cfg->commit)
+		r->version = ml_xstrndup(r->cfg->commit, 12);
+	parts_release(&p);
 }
 
 /* ---- pieces ------------------------------------------------------------ */

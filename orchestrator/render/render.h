@@ -63,6 +63,17 @@ int ml_render_k8s(json_t **out, struct ml_render_warns *w,
 		  const struct ml_render_opts *o);
 
 /*
+ * The image of cfg as two names: *local, its name in the local Docker
+ * ("mlctl/<app>:<commit>" for a built image), and *repo, the repository
+ * the manifests name under o->image_registry, without tag or digest. Both
+ * the caller's. For finding the digest Docker recorded when the image was
+ * pushed (its RepoDigests). ML_EINVALID for malformed options.
+ */
+int ml_render_k8s_image(char **local, char **repo,
+			const struct ml_config *cfg,
+			const struct ml_render_opts *o);
+
+/*
  * The Secret "<app>-secrets" holding values ({"NAME": "value"} for every
  * secret the playbook names) as stringData. New reference. Only for the
  * 0600 file `render k8s --secrets-file` writes.

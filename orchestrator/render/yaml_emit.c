@@ -19,6 +19,7 @@
  * fine.
  */
 #include "common/ml.h"
+#include "common/utf8.h"
 #include "orchestrator/render/render.h"
 
 #include <strings.h>
@@ -53,46 +54,6 @@ static bool plain_key(const char *s)
 	return true;
 }
 
-/*
- * Decode one UTF-8 sequence at s (n bytes left); the code point in *cp and
- * its length returned, or 0 when the bytes are not valid UTF-8 (overlong
- * forms, surrogates and values past U+10FFFF included).
- */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	size_t len, i;
-	uint32_t c;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		c = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		c = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		c = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
-	    c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return len;
-}
-
 /* True for the characters written as an escape inside double quotes. */
 static bool needs_escape(uint32_t c)
 {
@@ -110,7 +71,7 @@ static int quoted(struct ml_buf *b, const char *str, size_t n)
 
 	rc = ml_buf_addch(b, '"');
 	while (rc == 0 && i < n) {
-		len = utf8_next(s + i, n - i, &c);
+		len = ml_utf8_decode(s + i, n - i, &c);
 		if (!len)
 			return ml_err_set(ML_EINVALID,
 					  "a value to render is not valid "

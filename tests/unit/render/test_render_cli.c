@@ -3,7 +3,9 @@
  * holding the GPU playbook: what reaches stdout, -o DIR and the
  * --secrets-file, and above all where secret values may appear (only in
  * the 0600 file asked for). Runs bin/mlctl ($MLCTL_BIN) and the offline
- * validator; needs no fleet and no Docker.
+ * validator; needs no fleet. Where the image's digest comes from Docker,
+ * a fake Docker answers (tests/unit/agent/fake_docker.h): RepoDigests
+ * exist only after a push to a registry, which this machine has not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include "common/ml.h"
 #include "tests/support/k8s.h"
 #include "tests/support/proc.h"
+#include "tests/unit/agent/fake_docker.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -230,6 +233,59 @@ static void test_render_cli__dir_drops_stale_objects(void **state)
 	free(notes);
 }
 
+#define DIGEST "sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+#define OTHER "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+
+/* After `docker push`, Docker knows the image's digest in the registry:
+ * render pins the image to it, and only to the one of that registry. */
+static void test_render_cli__digest_from_docker(void **state)
+{
+	static const struct fake_route routes[] = {
+		{ "GET /version ", 200,
+		  "{\"Version\":\"20.10.24\",\"ApiVersion\":\"1.41\","
+		  "\"MinAPIVersion\":\"1.12\"}",
+		  0 },
+		{ "GET /v1.41/images/llm-serve%3A2024.06.1/json", 200,
+		  "{\"Id\":\"sha256:aa\",\"RepoDigests\":["
+		  "\"other.example.com/ml/llm-serve@" OTHER "\","
+		  "\"registry.example.com/ml/llm-serve@" DIGEST "\"]}",
+		  0 },
+	};
+	struct repo *r = *state;
+	struct fake_docker fd;
+	struct ml_test_out o;
+
+	fake_docker_start(&fd, routes, ML_ARRAY_SIZE(routes));
+	o = run(r, (const char *const[]){ "render", "k8s", "--image-registry",
+					  "registry.example.com/ml",
+					  "--docker-socket", fd.sock, NULL });
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.out, "image: \"registry.example.com/ml/"
+				      "llm-serve:2024.06.1@" DIGEST "\""));
+	assert_null(strstr(o.out, OTHER));
+	assert_null(strstr(o.err, "named by its tag"));
+	ml_test_out_release(&o);
+
+	/* a registry Docker has no digest for: by tag, and said so */
+	o = run(r, (const char *const[]){ "render", "k8s", "--image-registry",
+					  "third.example.com/x",
+					  "--docker-socket", fd.sock, NULL });
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.out, "image: \"third.example.com/x/"
+				      "llm-serve:2024.06.1\""));
+	assert_non_null(strstr(o.err, "named by its tag"));
+	ml_test_out_release(&o);
+	assert_true(fake_docker_requests(&fd) >= 2);
+	fake_docker_stop(&fd);
+
+	/* no Docker at all: the same, no error */
+	o = run(r, (const char *const[]){ "render", "k8s", "--docker-socket",
+					  "/nonexistent/docker.sock", NULL });
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.err, "named by its tag"));
+	ml_test_out_release(&o);
+}
+
 static void test_render_cli__bad_use(void **state)
 {
 	struct repo *r = *state;
@@ -256,6 +312,7 @@ int main(void)
 		cmocka_unit_test(
 			test_render_cli__never_overwrites_a_foreign_file),
 		cmocka_unit_test(test_render_cli__dir_drops_stale_objects),
+		cmocka_unit_test(test_render_cli__digest_from_docker),
 		cmocka_unit_test(test_render_cli__bad_use),
 	};
 
