@@ -151,6 +151,15 @@ int ml_agent_arg_int(json_int_t *out, json_t *args, const char *op,
 		     bool required);
 
 /*
+ * The fence of a request ({"generation": G, "owner": S}, sent by the
+ * holder of the fleet lock with every request): ML_ELOCKED when this host
+ * has seen a request fenced with a newer generation (its holder lost the
+ * lock), else 0, after recording G when it is the newest. Serialized with
+ * the lock ops by their flock. (op_lock.c)
+ */
+int ml_agent_fence_check(struct ml_agent *a, json_t *fence);
+
+/*
  * Remove <state>/secrets/<name>.env, the secrets file container_run wrote
  * for container name (a valid Docker name); absent is fine.
  * (op_container_run.c)

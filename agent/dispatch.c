@@ -176,7 +176,12 @@ json_t *ml_agent_dispatch(struct ml_agent *a, json_t *req)
 
 	a->err_word = NULL;
 	ml_err_clear();
-	rc = op->run(a, args, &result);
+	/* a request of a controller that lost the fleet lock changes nothing */
+	rc = json_object_get(args, "fence")
+		     ? ml_agent_fence_check(a, json_object_get(args, "fence"))
+		     : 0;
+	if (rc == 0)
+		rc = op->run(a, args, &result);
 	json_decref(args);
 	if (rc < 0) {
 		word = a->err_word ? a->err_word : ml_proto_code_from_ml(rc);

@@ -74,7 +74,14 @@ void ml_test_crash_point(const char *name)
 {
 	const char *at = getenv("MLCTL_TEST_CRASH_AT");
 	const char *intr = getenv("MLCTL_TEST_SIGINT_AT");
+	const char *stop = getenv("MLCTL_TEST_STOP_AT");
 
+	if (stop && !strcmp(stop, name)) {
+		/* frozen like a suspended laptop until SIGCONT */
+		fprintf(stderr, "mlctl: test point '%s': stopping\n", name);
+		fflush(NULL);
+		raise(SIGSTOP);
+	}
 	if (intr && !strcmp(intr, name)) {
 		fprintf(stderr, "mlctl: test point '%s': sending SIGINT\n",
 			name);
@@ -508,7 +515,8 @@ static int converge_replica(struct ml_rollout_state *st,
 fail_new:
 	/* the old container keeps serving; the new one goes */
 	event(ro, host, "start", "failed", "%s", ml_err_msg());
-	if (new_id) {
+	/* but not when the fleet lock is lost: the host is someone else's */
+	if (new_id && rc != ML_ELOCKED) {
 		char *msg = ml_xstrdup(ml_err_msg());
 
 		stop_container(ro, hs, new_id);
@@ -672,6 +680,13 @@ int ml_rollout_run(struct ml_rollout *ro)
 				ro->failed++;
 		}
 		done += n;
+		/* a lost fleet lock stops everything, whatever the budget */
+		for (i = done - n; i < done; i++)
+			if (st->app[i].rc == ML_ELOCKED) {
+				ro->stopped = true;
+				return ml_err_set(ML_ELOCKED, "%s",
+						  st->app[i].error);
+			}
 		if ((int)ro->failed > rs->failure_budget) {
 			for (i = 0; i < done; i++)
 				if (st->app[i].rc < 0)

@@ -522,6 +522,140 @@ static void test_deploy__wait_for_the_lock(void **s)
 	ml_test_out_release(&o);
 }
 
+/* Start `mlctl deploy` with extra environment entries in the background,
+ * its stdout and stderr in files named after path. */
+static pid_t deploy_bg(const char *path, const char *const *extra,
+		       const char *const *args)
+{
+	const char *bin = getenv("MLCTL_BIN");
+	char *def = NULL, *out = ml_xasprintf("%s.out", path);
+	char *err = ml_xasprintf("%s.err", path);
+	const char *argv[16];
+	size_t k = 0;
+	pid_t pid;
+
+	if (!bin || !*bin)
+		bin = def = ml_xasprintf("%s/bin/mlctl", ml_test_src());
+	argv[k++] = bin;
+	argv[k++] = "--known-hosts";
+	argv[k++] = F.known_hosts;
+	for (; *args && k < ML_ARRAY_SIZE(argv) - 1; args++)
+		argv[k++] = *args;
+	argv[k] = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(o, 1);
+		dup2(e, 2);
+		putenv(F.ledger_env);
+		for (; extra && *extra; extra++)
+			putenv((char *)*extra);
+		if (chdir(F.repo) < 0)
+			_exit(126);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	free(def);
+	free(out);
+	free(err);
+	return pid;
+}
+
+/* The revision entry of history with this number. */
+static json_t *revision_in(json_t *h, json_int_t number)
+{
+	json_t *r;
+	size_t i;
+
+	json_array_foreach(h, i, r)
+		if (json_integer_value(json_object_get(r, "number")) == number)
+			return r;
+	return NULL;
+}
+
+/*
+ * Controller A deploys X and is frozen (SIGSTOP) with a new container
+ * healthy on its first host; its lease runs out, B (--wait) takes the lock
+ * and deploys Y everywhere. Resumed, A must notice the lost lease before
+ * it changes anything: exit 8, its revision interrupted, the fleet on Y,
+ * and no client request fails throughout.
+ */
+static void test_deploy__frozen_controller_loses_the_lock(void **s)
+{
+	const char *const a_env[] = { "MLCTL_TEST_STOP_AT=after-first-healthy",
+				      "MLCTL_TEST_LOCK_TTL_MS=5000", NULL };
+	char *a_path = ml_xasprintf("%s.frozen", F.repo), *p, *text;
+	struct ml_loadgen *lg;
+	struct ml_test_out o;
+	json_t *h, *ra;
+	json_int_t a_rev;
+	int st;
+	pid_t a;
+
+	ML_UNUSED(s);
+	free(commit_score(31, "X: deployed by a controller that freezes"));
+	lg = load_start();
+	usleep(500000);
+	a = deploy_bg(a_path, a_env, (const char *const[]){ "deploy", NULL });
+	assert_int_equal(waitpid(a, &st, WUNTRACED), a);
+	if (!WIFSTOPPED(st)) {
+		p = ml_xasprintf("%s.err", a_path);
+		text = ml_test_slurp(p);
+		print_error("controller A did not stop: %s\n", text);
+		free(text);
+		free(p);
+	}
+	assert_true(WIFSTOPPED(st));
+
+	free(commit_score(32, "Y: deployed while A is frozen"));
+	mlctl(&o, (const char *const[]){ "deploy", "--wait", "2m", NULL });
+	if (o.status != 0)
+		kill(a, SIGKILL);
+	must(&o, 0);
+	ml_test_out_release(&o);
+
+	kill(a, SIGCONT);
+	assert_int_equal(waitpid(a, &st, 0), a);
+	p = ml_xasprintf("%s.err", a_path);
+	text = ml_test_slurp(p);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 8)
+		print_error("controller A: status %d\n%s\n", st, text);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 8);
+	assert_non_null(strstr(text, "lost the fleet lock"));
+	free(text);
+	unlink(p);
+	free(p);
+	p = ml_xasprintf("%s.out", a_path);
+	unlink(p);
+	free(p);
+	load_check(lg, "a frozen controller and a newer deploy");
+	expect_score(32);
+
+	/* the ledger: Y succeeded last; X was interrupted */
+	h = history();
+	assert_string_equal(newest_outcome(h), "succeeded");
+	a_rev = json_integer_value(
+			json_object_get(json_array_get(h, 0), "number")) -
+		1;
+	ra = revision_in(h, a_rev);
+	assert_non_null(ra);
+	assert_string_equal(
+		json_string_value(json_object_get(ra, "outcome")),
+		"interrupted");
+	json_decref(h);
+	free(a_path);
+
+	/* the state the tests after this one expect */
+	free(commit_score(9, "back to v5 again"));
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+}
+
 /*
  * kill -9 of the controller at four points of a rollout; after `mlctl
  * recover` the fleet serves one revision everywhere and the ledger says
@@ -793,6 +927,8 @@ int main(void)
 		cmocka_unit_test(
 			test_deploy__two_concurrent_deploys_one_proceeds),
 		cmocka_unit_test(test_deploy__wait_for_the_lock),
+		cmocka_unit_test(
+			test_deploy__frozen_controller_loses_the_lock),
 		cmocka_unit_test(test_deploy__crash_at_each_point_then_recover),
 		cmocka_unit_test(test_deploy__ctrl_c_stops_at_a_safe_point),
 		cmocka_unit_test(test_deploy__secrets_stay_secret),
