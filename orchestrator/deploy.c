@@ -456,6 +456,19 @@ static void close_stale(struct ml_ledger *l, int64_t keep)
 	ml_revisions_free(revs, n);
 }
 
+/* The event that opens or closes an automatic rollback's steps in the
+ * failed revision's record. */
+static void rollback_mark(struct ml_ledger *l, int64_t failed,
+			  const char *status, int64_t to)
+{
+	char detail[64];
+
+	snprintf(detail, sizeof(detail), "to revision %lld", (long long)to);
+	if (ml_ledger_event(l, failed, "-", "rollback", status, detail) < 0)
+		ml_warn("cannot record the rollback of revision %lld: %s",
+			(long long)failed, ml_err_msg());
+}
+
 /* Deliver img and roll the fleet to cfg; fills *ro (released by caller). */
 static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 		const struct ml_config *cfg, struct ml_image *img,
@@ -695,10 +708,17 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 			}
 			if (rc2 == 0) {
 				back.revision = prev->number;
-				/* events of the rollback go to this
-				 * revision's record */
-				back.ledger = NULL;
+				/* the rollback's steps are part of this
+				 * revision's record, between two marks */
+				back.record_as = rev.number;
+				rollback_mark(ctx->ledger, rev.number,
+					      "started", prev->number);
 				rc2 = ml_rollout_run(&back);
+				if (rc2 < 0 && lock_is_lost(&lk))
+					rc2 = ML_ELOCKED;
+				rollback_mark(ctx->ledger, rev.number,
+					      rc2 == 0 ? "ok" : "failed",
+					      prev->number);
 			}
 			if (rc2 == 0) {
 				outcome = ML_OUTCOME_ROLLED_BACK;

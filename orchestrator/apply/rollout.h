@@ -31,6 +31,10 @@ struct ml_rollout {
 	const char *spec;            /* ml_rollout_spec() of cfg + image */
 	json_t *secrets;             /* {"NAME": "value"}, borrowed */
 	int64_t revision;            /* labels of new containers, ledger */
+	int64_t record_as;           /* nonzero: record events under this
+				      * revision instead (an automatic
+				      * rollback's steps belong to the
+				      * revision that failed) */
 	struct ml_ledger *ledger;    /* may be NULL: no events recorded */
 	struct ml_host_session *hosts; /* every target, connected */
 	size_t nhosts;

@@ -427,6 +427,74 @@ static void test_deploy__failing_health_check_rolls_back(void **s)
 	json_decref(h);
 }
 
+/*
+ * Open-loop load (a new connection per request, sent on schedule whether
+ * or not earlier ones were answered) on a static page, at a rate first
+ * shown to be held by the fleet as it is.
+ */
+static struct ml_loadgen *open_load_start(void)
+{
+	char *url = ml_xasprintf("http://%s/healthz", F.lb_addr);
+	struct ml_loadgen *lg;
+	struct ml_loadgen_stats st;
+
+	lg = ml_loadgen_start_open(url, RATE, RATE * 3, 10, NULL);
+	usleep(3200000);
+	ml_loadgen_stop(lg, &st);
+	fprintf(stderr, "steady state, open loop at %d/s: %ld requests, %ld "
+			"failed\n",
+		RATE, st.sent, st.failed);
+	if (st.failed)
+		print_error("the fleet does not hold %d requests/s as it is: "
+			    "%ld of %ld failed (%s)\n",
+			    RATE, st.failed, st.sent, st.first_error);
+	assert_int_equal(st.failed, 0);
+	lg = ml_loadgen_start_open(url, RATE, (long)RATE * MAX_LOAD_S,
+				   MAX_LOAD_S, NULL);
+	free(url);
+	return lg;
+}
+
+/*
+ * A playbook whose health check path the app does not serve: the new
+ * containers never get healthy and the deploy rolls back, while the
+ * servers that were serving keep the check they had, so not one request
+ * of an open-loop load fails.
+ */
+static void test_deploy__wrong_health_path_rolls_back_with_zero_failed(
+	void **s)
+{
+	char *path = ml_xasprintf("%s/mlctl.yaml", F.repo);
+	char *good = ml_test_slurp(path), *bad, *at;
+	struct ml_test_out o;
+	struct ml_loadgen *lg;
+	json_t *h;
+
+	ML_UNUSED(s);
+	at = strstr(good, "path: /healthz");
+	assert_non_null(at);
+	bad = ml_xasprintf("%.*spath: /no-such-page%s", (int)(at - good), good,
+			   at + strlen("path: /healthz"));
+	ml_test_write(F.repo, "mlctl.yaml", bad);
+	free(ml_test_commit(F.repo, "health check on a page the app lacks"));
+	lg = open_load_start();
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	usleep(1000000);
+	load_check(lg, "a deploy with a wrong health path, rolled back");
+	must(&o, 7);
+	assert_non_null(strstr(o.err, "rolled back"));
+	ml_test_out_release(&o);
+	h = history();
+	assert_string_equal(newest_outcome(h), "rolled-back");
+	json_decref(h);
+
+	ml_test_write(F.repo, "mlctl.yaml", good);
+	free(ml_test_commit(F.repo, "the right health check again"));
+	free(good);
+	free(bad);
+	free(path);
+}
+
 static void test_deploy__two_concurrent_deploys_one_proceeds(void **s)
 {
 	const char *bin = getenv("MLCTL_BIN");
@@ -929,6 +997,8 @@ int main(void)
 		cmocka_unit_test(test_deploy__wait_for_the_lock),
 		cmocka_unit_test(
 			test_deploy__frozen_controller_loses_the_lock),
+		cmocka_unit_test(
+			test_deploy__wrong_health_path_rolls_back_with_zero_failed),
 		cmocka_unit_test(test_deploy__crash_at_each_point_then_recover),
 		cmocka_unit_test(test_deploy__ctrl_c_stops_at_a_safe_point),
 		cmocka_unit_test(test_deploy__secrets_stay_secret),

@@ -144,6 +144,142 @@ struct ml_loadgen *ml_loadgen_start(const char *url, int rate, int threads,
 	return lg;
 }
 
+/* ---- open loop ---------------------------------------------------------- */
+
+#define OPEN_MAX_IN_FLIGHT 2000
+
+struct open_req {
+	struct ml_buf body;
+	long n;
+};
+
+/* A finished transfer of the open loop: count it, free it. */
+static void open_done(struct ml_loadgen *lg, CURLM *m, CURL *c, CURLcode rc)
+{
+	struct open_req *r = NULL;
+	long code = 0;
+	size_t i;
+
+	curl_easy_getinfo(c, CURLINFO_PRIVATE, (char **)&r);
+	if (rc != CURLE_OK) {
+		atomic_fetch_add(&lg->failed, 1);
+		note_error(lg, "request %ld: %s", r->n, curl_easy_strerror(rc));
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		if (code < 200 || code > 299) {
+			atomic_fetch_add(&lg->failed, 1);
+			atomic_fetch_add(&lg->http_errors, 1);
+			note_error(lg, "request %ld: HTTP %ld", r->n, code);
+		} else {
+			atomic_fetch_add(&lg->ok, 1);
+			for (i = 0; i < lg->nmarkers; i++)
+				if (strstr(ml_buf_str(&r->body),
+					   lg->markers[i]))
+					atomic_fetch_add(&lg->by_body[i], 1);
+		}
+	}
+	curl_multi_remove_handle(m, c);
+	curl_easy_cleanup(c);
+	ml_buf_release(&r->body);
+	free(r);
+}
+
+/*
+ * One thread, one curl multi handle: request n starts at t0 + n / rate
+ * whatever the earlier ones are doing (open loop: a stalled server
+ * does not slow the clients down, as real clients do not wait for each
+ * other), each on a new connection. At most OPEN_MAX_IN_FLIGHT at once;
+ * beyond that a request counts as failed without being sent.
+ */
+static void *lg_open_thread(void *arg)
+{
+	struct ml_loadgen *lg = arg;
+	CURLM *m = curl_multi_init();
+	int64_t t0 = now_ms();
+	long started = 0;
+	int running = 0;
+
+	if (!m)
+		return NULL;
+	for (;;) {
+		int64_t t = now_ms(), due;
+		bool more = !atomic_load(&lg->stop) && t < lg->deadline_ms &&
+			    started < lg->max_requests;
+		CURLMsg *msg;
+		int left, wait;
+
+		due = t0 + (int64_t)started * 1000 / lg->rate;
+		while (more && due <= t && started < lg->max_requests) {
+			struct open_req *r = ml_xcalloc(1, sizeof(*r));
+			CURL *c = curl_easy_init();
+
+			r->body = (struct ml_buf)ML_BUF_INIT(1 << 20);
+			r->n = started++;
+			atomic_fetch_add(&lg->sent, 1);
+			if (!c || running >= OPEN_MAX_IN_FLIGHT) {
+				atomic_fetch_add(&lg->failed, 1);
+				note_error(lg, "request %ld: %d in flight",
+					   r->n, running);
+				if (c)
+					curl_easy_cleanup(c);
+				free(r);
+			} else {
+				curl_easy_setopt(c, CURLOPT_URL, lg->url);
+				curl_easy_setopt(c, CURLOPT_WRITEFUNCTION,
+						 body_cb);
+				curl_easy_setopt(c, CURLOPT_WRITEDATA,
+						 &r->body);
+				curl_easy_setopt(c, CURLOPT_PRIVATE, r);
+				curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+				curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+						 5000L);
+				curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+				curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+				curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+				curl_multi_add_handle(m, c);
+				running++;
+			}
+			due = t0 + (int64_t)started * 1000 / lg->rate;
+		}
+		curl_multi_perform(m, &running);
+		while ((msg = curl_multi_info_read(m, &left)))
+			if (msg->msg == CURLMSG_DONE)
+				open_done(lg, m, msg->easy_handle,
+					  msg->data.result);
+		if (!more && running == 0)
+			break;
+		wait = more ? (int)(due - now_ms()) : 50;
+		if (wait < 0)
+			wait = 0;
+		if (wait > 50)
+			wait = 50;
+		curl_multi_poll(m, NULL, 0, wait, NULL);
+	}
+	curl_multi_cleanup(m);
+	return NULL;
+}
+
+struct ml_loadgen *ml_loadgen_start_open(const char *url, int rate,
+					 long max_requests, int max_seconds,
+					 const char *const *markers)
+{
+	struct ml_loadgen *lg = ml_xcalloc(1, sizeof(*lg));
+	int i;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	lg->url = ml_xstrdup(url);
+	lg->rate = rate > 0 ? rate : 1;
+	lg->nthreads = 1;
+	lg->max_requests = max_requests;
+	lg->deadline_ms = now_ms() + (int64_t)max_seconds * 1000;
+	for (i = 0; markers && markers[i] && i < 4; i++)
+		lg->markers[lg->nmarkers++] = markers[i];
+	pthread_mutex_init(&lg->lock, NULL);
+	if (pthread_create(&lg->threads[0], NULL, lg_open_thread, lg))
+		BUG("cannot start a load thread");
+	return lg;
+}
+
 void ml_loadgen_peek(struct ml_loadgen *lg, struct ml_loadgen_stats *st)
 {
 	size_t i;
