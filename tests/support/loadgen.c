@@ -280,6 +280,29 @@ struct ml_loadgen *ml_loadgen_start_open(const char *url, int rate,
 	return lg;
 }
 
+int ml_loadgen_held_rate(const char *url, int max_rate, int min_rate,
+			 int seconds)
+{
+	struct ml_loadgen_stats st;
+	struct timespec ts = { seconds, 200000000L };
+	int rate;
+
+	for (rate = max_rate; rate >= min_rate && rate > 0; rate /= 2) {
+		struct ml_loadgen *lg = ml_loadgen_start_open(
+			url, rate, (long)rate * seconds, seconds + 10, NULL);
+
+		nanosleep(&ts, NULL);
+		ml_loadgen_stop(lg, &st);
+		fprintf(stderr,
+			"open loop at %d/s for %d s: %ld sent, %ld failed%s%s\n",
+			rate, seconds, st.sent, st.failed,
+			st.failed ? ", first: " : "", st.first_error);
+		if (st.sent > 0 && st.failed == 0)
+			return rate;
+	}
+	return 0;
+}
+
 void ml_loadgen_peek(struct ml_loadgen *lg, struct ml_loadgen_stats *st)
 {
 	size_t i;

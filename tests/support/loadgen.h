@@ -40,6 +40,14 @@ struct ml_loadgen *ml_loadgen_start_open(const char *url, int rate,
 					 long max_requests, int max_seconds,
 					 const char *const *markers);
 
+/*
+ * The rate url holds as it is: open-loop runs of `seconds` at max_rate,
+ * then half of it, ... down to min_rate; the first with no failed request
+ * (each run's counts go to stderr). 0 when none holds.
+ */
+int ml_loadgen_held_rate(const char *url, int max_rate, int min_rate,
+			 int seconds);
+
 /* Stop, wait for the threads, copy the counts, free. */
 void ml_loadgen_stop(struct ml_loadgen *lg, struct ml_loadgen_stats *st);
 
