@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "common/ml.h"
+#include "tests/support/app.h"
 #include "tests/support/loadgen.h"
 #include "tests/support/proc.h"
 
@@ -30,6 +31,7 @@
 #define MAX_LOAD_S 300 /* no load loop runs longer than this */
 
 static struct {
+	struct ml_test_app app;
 	const char *dir;
 	char *repo;
 	char *known_hosts;
@@ -143,52 +145,20 @@ static const char *newest_outcome(json_t *h)
 static int group_setup(void **state)
 {
 	struct ml_test_out o;
-	char *pb, *inv, *p, *addr;
+	char *pb;
 
 	ML_UNUSED(state);
-	F.dir = getenv("MLCTL_FLEET_DIR");
-	if (!F.dir || !*F.dir) {
-		print_error("MLCTL_FLEET_DIR is not set: run through "
-			    "'make test'\n");
+	if (ml_test_app_init(&F.app, "deploy") < 0)
 		return -1;
-	}
-	F.repo = ml_test_tmpdir("deploy");
-	F.known_hosts = ml_xasprintf("%s/known_hosts", F.dir);
-	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", F.repo);
-	p = ml_xasprintf("%s/inventory.yaml", F.dir);
-	inv = ml_test_slurp(p);
-	free(p);
-	addr = strstr(inv, "lb1:");
-	addr = addr ? strstr(addr, "address: ") : NULL;
-	if (!addr) {
-		print_error("no lb1 address in the fleet's inventory\n");
-		return -1;
-	}
-	addr += strlen("address: ");
-	F.lb_addr = ml_xstrndup(addr, strcspn(addr, "\n \r"));
+	F.dir = F.app.fleet_dir;
+	F.repo = F.app.repo;
+	F.known_hosts = F.app.known_hosts;
+	F.ledger_env = F.app.ledger_env;
+	F.lb_addr = F.app.lb_addr;
 	F.url = ml_xasprintf("http://%s/cgi-bin/predict?text=great",
 			     F.lb_addr);
 
-	/* the example app, its playbook with quick health checks, and the
-	 * fleet's inventory */
-	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
-	{
-		const char *files[] = { "Dockerfile", "www/healthz",
-					"www/cgi-bin/predict" };
-
-		for (size_t i = 0; i < ML_ARRAY_SIZE(files); i++) {
-			char *rel = ml_xasprintf("examples/sentiment/%s",
-						 files[i]);
-			char *text = ml_test_read_src(rel);
-
-			ml_test_write(F.repo, files[i], text);
-			free(text);
-			free(rel);
-		}
-		p = ml_xasprintf("%s/www/cgi-bin/predict", F.repo);
-		chmod(p, 0755);
-		free(p);
-	}
+	/* the example app with quick health checks */
 	pb = ml_xasprintf(
 		"app: sentiment-api\n"
 		"image:\n  build: {context: ., dockerfile: Dockerfile}\n"
@@ -201,11 +171,8 @@ static int group_setup(void **state)
 		" drain_timeout: 5s}\n"
 		"load_balancer: {hosts: [lb], listen: 80}\n");
 	ml_test_write(F.repo, "mlctl.yaml", pb);
-	ml_test_write(F.repo, "inventory.yaml", inv);
-	ml_test_write(F.repo, ".gitignore", "*.ledger*\n");
 	free(commit_score(3, "v1"));
 	free(pb);
-	free(inv);
 
 	mlctl(&o, (const char *const[]){ "bootstrap", NULL });
 	if (o.status != 0)
@@ -217,21 +184,10 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	struct ml_test_out o;
-
 	ML_UNUSED(state);
-	/* take the app off the shared fleet for the suites after this one */
-	mlctl(&o, (const char *const[]){ "remove", NULL });
-	if (o.status != 0)
-		print_error("remove failed (%d): %s%s\n", o.status, o.out,
-			    o.err);
-	ml_test_out_release(&o);
-	ml_test_rmtree(F.repo);
-	free(F.repo);
-	free(F.known_hosts);
-	free(F.ledger_env);
+	/* takes the app off the shared fleet for the suites after this one */
+	ml_test_app_release(&F.app);
 	free(F.url);
-	free(F.lb_addr);
 	return 0;
 }
 

@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "common/ml.h"
+#include "tests/support/app.h"
 #include "tests/support/loadgen.h"
 #include "tests/support/proc.h"
 
@@ -46,8 +47,8 @@
 #define MAX_LOAD_S 300 /* no load runs longer than this */
 
 static struct {
-	const char *dir;
-	char *repo, *known_hosts, *ledger_env, *lb_addr;
+	struct ml_test_app app;
+	char *repo, *known_hosts, *ledger_env; /* borrowed from app */
 	char *static_url, *score_url;
 	int row;
 	int rate;  /* open-loop requests per second the fleet holds */
@@ -210,52 +211,17 @@ static int64_t newest_number(void)
 
 static int group_setup(void **state)
 {
-	static const char *const files[] = { "Dockerfile", "www/healthz",
-					     "www/cgi-bin/predict" };
 	struct ml_test_out o;
-	char *inv, *p;
-	const char *addr;
 
 	ML_UNUSED(state);
-	F.dir = getenv("MLCTL_FLEET_DIR");
-	if (!F.dir || !*F.dir) {
-		print_error("MLCTL_FLEET_DIR is not set: run through "
-			    "'make test'\n");
+	if (ml_test_app_init(&F.app, "faults") < 0)
 		return -1;
-	}
-	F.repo = ml_test_tmpdir("faults");
-	F.known_hosts = ml_xasprintf("%s/known_hosts", F.dir);
-	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", F.repo);
-	p = ml_xasprintf("%s/inventory.yaml", F.dir);
-	inv = ml_test_slurp(p);
-	free(p);
-	addr = strstr(inv, "lb1:");
-	addr = addr ? strstr(addr, "address: ") : NULL;
-	if (!addr) {
-		print_error("no lb1 address in the fleet's inventory\n");
-		return -1;
-	}
-	addr += strlen("address: ");
-	F.lb_addr = ml_xstrndup(addr, strcspn(addr, "\n \r"));
-	F.static_url = ml_xasprintf("http://%s/healthz", F.lb_addr);
+	F.repo = F.app.repo;
+	F.known_hosts = F.app.known_hosts;
+	F.ledger_env = F.app.ledger_env;
+	F.static_url = ml_xasprintf("http://%s/healthz", F.app.lb_addr);
 	F.score_url = ml_xasprintf("http://%s/cgi-bin/predict?text=great",
-				   F.lb_addr);
-
-	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
-	for (size_t i = 0; i < ML_ARRAY_SIZE(files); i++) {
-		char *rel = ml_xasprintf("examples/sentiment/%s", files[i]);
-		char *text = ml_test_read_src(rel);
-
-		ml_test_write(F.repo, files[i], text);
-		free(text);
-		free(rel);
-	}
-	p = ml_xasprintf("%s/www/cgi-bin/predict", F.repo);
-	chmod(p, 0755);
-	free(p);
-	ml_test_write(F.repo, "inventory.yaml", inv);
-	ml_test_write(F.repo, ".gitignore", "*.ledger*\n");
-	free(inv);
+				   F.app.lb_addr);
 	F.score = 3;
 	free(commit_score(F.score, "v1"));
 	commit_health_path("/healthz", "playbook");
@@ -285,19 +251,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	struct ml_test_out o;
-
 	ML_UNUSED(state);
-	mlctl(&o, (const char *const[]){ "remove", NULL });
-	if (o.status != 0)
-		print_error("remove failed (%d): %s%s\n", o.status, o.out,
-			    o.err);
-	ml_test_out_release(&o);
-	ml_test_rmtree(F.repo);
-	free(F.repo);
-	free(F.known_hosts);
-	free(F.ledger_env);
-	free(F.lb_addr);
+	ml_test_app_release(&F.app);
 	free(F.static_url);
 	free(F.score_url);
 	return 0;

@@ -1,8 +1,10 @@
 /*
- * The bounded load generator of loadgen.h, on libcurl easy handles (one per
- * thread, reused so connections are kept alive as real clients do). Each
- * thread paces itself to rate / threads requests per second. Bounds: at
- * most max_requests in all and max_seconds of wall time.
+ * The bounded load generators of loadgen.h. Closed loop: libcurl easy
+ * handles (one per thread, reused so connections are kept alive as real
+ * clients do), each thread pacing itself to rate / threads requests per
+ * second. Open loop: one thread and a curl multi handle, a fresh handle
+ * and connection per request, sent on schedule. Bounds: at most
+ * max_requests in all and max_seconds of wall time.
  */
 #include "common/ml.h"
 #include "tests/support/loadgen.h"
@@ -120,9 +122,10 @@ static void *lg_thread(void *arg)
 	return NULL;
 }
 
-struct ml_loadgen *ml_loadgen_start(const char *url, int rate, int threads,
-				    long max_requests, int max_seconds,
-				    const char *const *markers)
+/* A generator with its bounds, not started yet. */
+static struct ml_loadgen *lg_new(const char *url, int rate, int threads,
+				 long max_requests, int max_seconds,
+				 const char *const *markers)
 {
 	struct ml_loadgen *lg = ml_xcalloc(1, sizeof(*lg));
 	int i;
@@ -138,6 +141,17 @@ struct ml_loadgen *ml_loadgen_start(const char *url, int rate, int threads,
 	for (i = 0; markers && markers[i] && i < 4; i++)
 		lg->markers[lg->nmarkers++] = markers[i];
 	pthread_mutex_init(&lg->lock, NULL);
+	return lg;
+}
+
+struct ml_loadgen *ml_loadgen_start(const char *url, int rate, int threads,
+				    long max_requests, int max_seconds,
+				    const char *const *markers)
+{
+	struct ml_loadgen *lg = lg_new(url, rate, threads, max_requests,
+				       max_seconds, markers);
+	int i;
+
 	for (i = 0; i < lg->nthreads; i++)
 		if (pthread_create(&lg->threads[i], NULL, lg_thread, lg))
 			BUG("cannot start a load thread");
@@ -263,18 +277,9 @@ struct ml_loadgen *ml_loadgen_start_open(const char *url, int rate,
 					 long max_requests, int max_seconds,
 					 const char *const *markers)
 {
-	struct ml_loadgen *lg = ml_xcalloc(1, sizeof(*lg));
-	int i;
+	struct ml_loadgen *lg = lg_new(url, rate, 1, max_requests,
+				       max_seconds, markers);
 
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	lg->url = ml_xstrdup(url);
-	lg->rate = rate > 0 ? rate : 1;
-	lg->nthreads = 1;
-	lg->max_requests = max_requests;
-	lg->deadline_ms = now_ms() + (int64_t)max_seconds * 1000;
-	for (i = 0; markers && markers[i] && i < 4; i++)
-		lg->markers[lg->nmarkers++] = markers[i];
-	pthread_mutex_init(&lg->lock, NULL);
 	if (pthread_create(&lg->threads[0], NULL, lg_open_thread, lg))
 		BUG("cannot start a load thread");
 	return lg;
