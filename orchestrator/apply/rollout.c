@@ -74,7 +74,14 @@ void ml_test_crash_point(const char *name)
 {
 	const char *at = getenv("MLCTL_TEST_CRASH_AT");
 	const char *intr = getenv("MLCTL_TEST_SIGINT_AT");
+	const char *stop = getenv("MLCTL_TEST_STOP_AT");
 
+	if (stop && !strcmp(stop, name)) {
+		/* frozen like a suspended laptop until SIGCONT */
+		fprintf(stderr, "mlctl: test point '%s': stopping\n", name);
+		fflush(NULL);
+		raise(SIGSTOP);
+	}
 	if (intr && !strcmp(intr, name)) {
 		fprintf(stderr, "mlctl: test point '%s': sending SIGINT\n",
 			name);
@@ -140,8 +147,9 @@ static void event(struct ml_rollout *ro, const char *host, const char *step,
 	fflush(ro->out ? ro->out : stdout);
 	/* revision 0: a deploy with nothing to do records nothing */
 	if (ro->ledger && ro->revision > 0 &&
-	    ml_ledger_event(ro->ledger, ro->revision, host, step, status,
-			    fmt ? detail : NULL) < 0)
+	    ml_ledger_event(ro->ledger,
+			    ro->record_as ? ro->record_as : ro->revision,
+			    host, step, status, fmt ? detail : NULL) < 0)
 		ml_warn("cannot record %s %s for '%s': %s", step, status, host,
 			ml_err_msg());
 }
@@ -292,7 +300,43 @@ static const char *balance_word(enum ml_balance b)
 					 : "roundrobin";
 }
 
-/* Give every balancer the full server list with states from what runs. */
+/*
+ * The health check revision number was deployed with, from its recorded
+ * desired state, in lb_apply's form; NULL when the ledger does not know
+ * it (a revision recorded by another controller's ledger).
+ */
+static json_t *revision_health(struct ml_rollout *ro, int64_t number)
+{
+	struct ml_revision *rev = NULL;
+	json_t *d = NULL, *h, *out = NULL;
+
+	if (!ro->ledger || number <= 0 ||
+	    ml_ledger_get(ro->ledger, number, &rev) < 0 || !rev->desired_json)
+		goto out;
+	d = json_loads(rev->desired_json, 0, NULL);
+	h = json_object_get(d, "health");
+	if (json_is_string(json_object_get(h, "path")))
+		out = json_pack("{s:O,s:O,s:O,s:O,s:O}", "path",
+				json_object_get(h, "path"), "interval_ms",
+				json_object_get(h, "interval_ms"), "timeout_ms",
+				json_object_get(h, "timeout_ms"),
+				"healthy_threshold",
+				json_object_get(h, "healthy_threshold"),
+				"unhealthy_threshold",
+				json_object_get(h, "unhealthy_threshold"));
+out:
+	json_decref(d);
+	ml_revision_free(rev);
+	return out;
+}
+
+/*
+ * Give every balancer the full server list with states from what runs.
+ * A slot running another revision keeps the health check that revision
+ * took traffic with (the balancer checks it apart, agent/haproxy.h): a
+ * changed check applies to the new revision's servers only, so a wrong
+ * new health path never takes the serving ones down.
+ */
 static int lb_apply_all(struct ml_rollout_state *st)
 {
 	struct ml_rollout *ro = st->ro;
@@ -307,26 +351,31 @@ static int lb_apply_all(struct ml_rollout_state *st)
 		for (r = 0; r < cfg->playbook->replicas; r++) {
 			for (char slot = 'a'; slot <= 'b'; slot++) {
 				char name[160];
-				bool running = false;
+				const struct ml_obs_container *run = NULL;
+				json_t *srv, *health = NULL;
 
 				for (k = 0; k < hs->nobs; k++)
 					if (hs->obs[k].replica == r &&
 					    hs->obs[k].slot == slot &&
 					    hs->obs[k].running)
-						running = true;
+						run = &hs->obs[k];
 				server_name(name, sizeof(name),
 					    hs->h->target->name, r, slot);
-				json_array_append_new(
-					servers,
-					json_pack("{s:s,s:s,s:i,s:s,s:i}",
-						  "name", name, "address",
-						  hs->h->target->address,
-						  "port",
-						  ml_rollout_host_port(cfg, r,
-								       slot),
-						  "state",
-						  running ? "ready" : "maint",
-						  "weight", 100));
+				srv = json_pack("{s:s,s:s,s:i,s:s,s:i}",
+						"name", name, "address",
+						hs->h->target->address, "port",
+						ml_rollout_host_port(cfg, r,
+								     slot),
+						"state", run ? "ready" : "maint",
+						"weight", 100);
+				if (run && run->spec &&
+				    strcmp(run->spec, ro->spec))
+					health = revision_health(
+						ro, run->revision);
+				if (health)
+					json_object_set_new(srv, "health",
+							    health);
+				json_array_append_new(servers, srv);
 			}
 		}
 	}
@@ -508,7 +557,8 @@ static int converge_replica(struct ml_rollout_state *st,
 fail_new:
 	/* the old container keeps serving; the new one goes */
 	event(ro, host, "start", "failed", "%s", ml_err_msg());
-	if (new_id) {
+	/* but not when the fleet lock is lost: the host is someone else's */
+	if (new_id && rc != ML_ELOCKED) {
 		char *msg = ml_xstrdup(ml_err_msg());
 
 		stop_container(ro, hs, new_id);
@@ -672,6 +722,13 @@ int ml_rollout_run(struct ml_rollout *ro)
 				ro->failed++;
 		}
 		done += n;
+		/* a lost fleet lock stops everything, whatever the budget */
+		for (i = done - n; i < done; i++)
+			if (st->app[i].rc == ML_ELOCKED) {
+				ro->stopped = true;
+				return ml_err_set(ML_ELOCKED, "%s",
+						  st->app[i].error);
+			}
 		if ((int)ro->failed > rs->failure_budget) {
 			for (i = 0; i < done; i++)
 				if (st->app[i].rc < 0)
