@@ -35,7 +35,7 @@
 
 static const char *const harden_keys[] = {
 	"secrets_as", "no_new_privileges", "cap_add", "pids_limit",
-	"read_only_root", "init", "restart", "open_slots", NULL};
+	"read_only_root", "init", "restart", "open_slots", "allow_from", NULL};
 static const char *const restarts[] = {"no", "on-failure", "always",
 				       "unless-stopped", NULL};
 
@@ -113,6 +113,12 @@ int ml_agent_harden_parse(struct ml_agent_harden *out, json_t *sec,
 			       "no_new_privileges");
 	if (rc == 0)
 		rc = want_bool(&out->read_only_root, sec, op, "read_only_root");
+	if (rc == 0)
+		rc = want_bool(&out->open_slots, sec, op, "open_slots");
+	out->allow_from = json_object_get(sec, "allow_from");
+	if (rc == 0 && out->allow_from && !json_is_array(out->allow_from))
+		rc = ml_err_set(ML_EPROTO,
+				"%s: 'security.allow_from' must be a list", op);
 	if (rc < 0)
 		return rc;
 	v = json_object_get(sec, "pids_limit");

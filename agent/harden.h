@@ -9,11 +9,13 @@
  *	"security": {"secrets_as": "files"|"env", "no_new_privileges": bool,
  *		     "cap_add": ["NET_BIND_SERVICE", ...], "pids_limit": N,
  *		     "read_only_root": bool, "init": "auto"|"yes"|"no",
- *		     "restart": "no"|"on-failure"|"always"|"unless-stopped"}
+ *		     "restart": "no"|"on-failure"|"always"|"unless-stopped",
+ *		     "open_slots": bool, "allow_from": ["10.0.0.2", ...]}
  *
  * Defaults: files, no-new-privileges, every capability dropped, 4096
  * processes, writable root, an init process unless the image's entrypoint
- * is one, restart unless-stopped.
+ * is one, restart unless-stopped, slots bound to the VM's fleet address
+ * and reachable from allow_from only (agent/firewall.h).
  */
 
 #include <jansson.h>
@@ -32,6 +34,8 @@ struct ml_agent_harden {
 	bool read_only_root;
 	int init;		/* -1: auto, 0: no, 1: yes */
 	const char *restart;
+	bool open_slots;	/* no binding to the fleet address, no rules */
+	json_t *allow_from;	/* borrowed array: LB addresses, or NULL */
 };
 
 /*

@@ -34,6 +34,7 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
+#include "agent/firewall.h"
 #include "agent/harden.h"
 #include "common/docker.h"
 
@@ -59,6 +60,7 @@ struct run_spec {
 	json_int_t revision, replica, port, host_port;
 	json_t *env, *secrets, *cmd; /* borrowed from args, may be NULL */
 	struct ml_agent_harden harden; /* "security", defaults when absent */
+	char bind[64];		       /* HostIp of the slot */
 	double cpus;		     /* 0: no limit */
 	json_int_t memory;	     /* bytes, 0: no limit */
 	json_int_t gpus;	     /* -1: all, 0: none */
@@ -276,6 +278,10 @@ static int parse_args(struct run_spec *s, json_t *args)
 				   json_object_get(args, "security"), OP);
 	if (rc < 0)
 		return rc;
+	if (s->harden.open_slots)
+		snprintf(s->bind, sizeof(s->bind), "0.0.0.0");
+	else
+		ml_agent_fleet_address(s->bind, sizeof(s->bind));
 
 	n = snprintf(s->name, sizeof(s->name), "%s-r%lld-%s%lld", s->app,
 		     (long long)s->revision, s->slot, (long long)s->replica);
@@ -625,6 +631,12 @@ static json_t *create_body(const struct run_spec *s, json_t *img_config,
 		BUG("out of memory");
 	/* replaces RestartPolicy and Init with the playbook's */
 	ml_agent_harden_apply(hc, &s->harden, img_config, warnings);
+	/* the slot listens on the fleet address only (agent/firewall.h) */
+	json_object_set_new(json_array_get(json_object_get(json_object_get(
+						   hc, "PortBindings"),
+					   s->port_key),
+			    0),
+			    "HostIp", json_string(s->bind));
 	if (secret_dir)
 		json_object_set_new(
 			hc, "Mounts",
@@ -728,6 +740,9 @@ static int op_container_run(struct ml_agent *a, json_t *args, json_t **result)
 		rc = ml_agent_secret_dir(&sdir, s.name);
 		wrote = true;
 	}
+	if (rc == 0 && !s.harden.open_slots)
+		rc = ml_agent_firewall_open(s.app, (int)s.host_port,
+					    s.harden.allow_from, s.bind);
 	if (rc < 0)
 		goto out;
 	if (id)

@@ -361,7 +361,7 @@ static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 		return rc;
 	ml_test_crash_point("after-delivery");
 	ml_rollout_spec(spec, cfg, img->id);
-	rc = ml_secrets_spec(spec, cfg->playbook, secrets, ctx->ledger_path);
+	rc = ml_secrets_spec(spec, cfg, secrets, ctx->ledger_path);
 	if (rc < 0)
 		return rc;
 	ro->cfg = cfg;

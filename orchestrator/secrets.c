@@ -229,12 +229,13 @@ static int load_key(unsigned char key[KEY_LEN], const char *path)
 	return rc;
 }
 
-int ml_secrets_spec(char spec[65], const struct ml_playbook *pb,
+int ml_secrets_spec(char spec[65], const struct ml_config *cfg,
 		    json_t *secrets, const char *ledger_path)
 {
+	const struct ml_playbook *pb = cfg->playbook;
 	unsigned char key[KEY_LEN];
 	char mac[ML_SHA256_HEX] = "", *text, *kp = NULL, *def = NULL;
-	json_t *sec = ml_security_json(&pb->security);
+	json_t *sec = ml_security_json(&pb->security, cfg);
 	int rc = 0;
 
 	if (secrets && json_object_size(secrets)) {

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 struct ml_playbook;
+struct ml_config;
 
 /*
  * Collect a value for every secret pb names into *out ({"NAME": "value"},
@@ -29,14 +30,15 @@ int ml_secrets_load(json_t **out, const struct ml_playbook *pb,
 
 /*
  * Fold what the rollout spec (ml_rollout_spec) leaves out into spec, in
- * place: the playbook's security settings, and a keyed digest (HMAC) of
+ * place: the playbook's security settings and the load balancers'
+ * addresses (the slots' filter rules follow them), and a keyed digest of
  * the secret values, so that a changed value rolls the containers while
  * neither the spec label nor the ledger can be used to test a guessed
  * value. The key is <ledger_path>.key (ledger_path NULL: the default
  * ledger's), made on first use. Fails (ML_EFAIL) when the key file cannot
  * be made or read, or is readable by others.
  */
-int ml_secrets_spec(char spec[65], const struct ml_playbook *pb,
+int ml_secrets_spec(char spec[65], const struct ml_config *cfg,
 		    json_t *secrets, const char *ledger_path);
 
 /* Print, as warnings on stderr, the "warnings" a container_run reply

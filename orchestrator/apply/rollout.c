@@ -412,7 +412,7 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 			  env, "secrets",
 			  ro->secrets ? ro->secrets : json_object(),
 			  "resources", resources, "spec", ro->spec, "security",
-			  ml_security_json(&pb->security)),
+			  ml_security_json(&pb->security, ro->cfg)),
 		&res);
 	if (rc < 0)
 		goto out;

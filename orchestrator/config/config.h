@@ -312,7 +312,10 @@ void ml_security_defaults(struct ml_security_spec *s);
 void ml_security_parse(struct ml_cfgctx *c, struct ml_security_spec *s,
 		       const struct ml_ynode *n);
 void ml_security_release(struct ml_security_spec *s);
-json_t *ml_security_json(const struct ml_security_spec *s);
+/* The agent's "security" argument; with cfg (may be NULL), allow_from
+ * lists the load balancers' addresses, who alone may reach the slots. */
+json_t *ml_security_json(const struct ml_security_spec *s,
+			 const struct ml_config *cfg);
 void ml_strlist_release(struct ml_strlist *l);
 void ml_kvlist_release(struct ml_kvlist *l);
 void ml_ssh_spec_release(struct ml_ssh_spec *s);

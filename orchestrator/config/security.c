@@ -145,19 +145,24 @@ void ml_security_release(struct ml_security_spec *s)
 	s->restart = NULL;
 }
 
-json_t *ml_security_json(const struct ml_security_spec *s)
+json_t *ml_security_json(const struct ml_security_spec *s,
+			 const struct ml_config *cfg)
 {
-	json_t *caps = json_array();
+	json_t *caps = json_array(), *lbs = json_array();
 	size_t i;
 
 	for (i = 0; i < s->cap_add.n; i++)
 		json_array_append_new(caps, json_string(s->cap_add.v[i]));
-	return json_pack("{s:s,s:b,s:o,s:i,s:b,s:s,s:s,s:b}", "secrets_as",
+	for (i = 0; cfg && i < cfg->ntargets; i++)
+		if (cfg->targets[i].is_lb)
+			json_array_append_new(
+				lbs, json_string(cfg->targets[i].address));
+	return json_pack("{s:s,s:b,s:o,s:i,s:b,s:s,s:s,s:b,s:o}", "secrets_as",
 			 s->secrets_env ? "env" : "files",
 			 "no_new_privileges", s->no_new_privileges, "cap_add",
 			 caps, "pids_limit", s->pids_limit, "read_only_root",
 			 s->read_only_root, "init",
 			 s->init < 0 ? "auto" : s->init ? "yes" : "no",
 			 "restart", s->restart ? s->restart : "unless-stopped",
-			 "open_slots", s->open_slots);
+			 "open_slots", s->open_slots, "allow_from", lbs);
 }

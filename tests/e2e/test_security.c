@@ -8,6 +8,8 @@
  *     containers, and the value is in no label and no ledger;
  *   - containers are hardened by default (docker inspect shows each
  *     setting) and a root process in one cannot use a dropped capability;
+ *   - a slot answers the balancer only (bound to the VM's fleet address,
+ *     filter rules in DOCKER-USER), and remove takes the rules away;
  *   - the playbook relaxes a default by name.
  *
  * The app answers /cgi-bin/predict?text=great with {"score": 3, ...}.
@@ -340,6 +342,77 @@ static void test_security__containers_are_hardened(void **s)
 	ml_test_out_release(&o);
 }
 
+/* curl's exit status for url, run on vm (NULL: the controller). */
+static int curl_from(const char *vm, const char *url)
+{
+	struct ml_test_out o;
+	int st;
+
+	if (vm) {
+		char *script = ml_xasprintf("curl -fsS -o /dev/null "
+					    "--max-time 3 %s; echo rc=$?",
+					    url);
+		char *p;
+
+		on_vm(&o, vm, script);
+		free(script);
+		p = strstr(o.out, "rc=");
+		st = p ? atoi(p + 3) : -1;
+	} else {
+		const char *argv[] = { "curl", "-fs", "-o", "/dev/null",
+				       "--max-time", "3", url, NULL };
+
+		ml_test_run(&o, NULL, NULL, NULL, 10, argv);
+		st = o.status;
+	}
+	ml_test_out_release(&o);
+	return st;
+}
+
+/* vm1's slot URL, from what Docker publishes ("10.77.17.11:18000->"). */
+static char *slot_url(void)
+{
+	struct ml_test_out o;
+	char *url, *arrow;
+
+	on_vm(&o, "vm1",
+	      "docker ps --filter label=mlctl.app=sec-api "
+	      "--format '{{.Ports}}' | head -1");
+	assert_int_equal(o.status, 0);
+	arrow = strstr(o.out, "->");
+	assert_non_null(arrow);
+	*arrow = '\0';
+	/* bound to the VM's fleet address, not 0.0.0.0 */
+	assert_null(strstr(o.out, "0.0.0.0"));
+	url = ml_xasprintf("http://%s/healthz", o.out);
+	ml_test_out_release(&o);
+	return url;
+}
+
+/*
+ * Only the balancer reaches the app: a direct request to a slot from
+ * the controller or from another app VM is refused; from the LB host and
+ * through HAProxy it works.
+ */
+static void test_security__only_the_balancer_reaches_slots(void **s)
+{
+	char *url = slot_url();
+
+	ML_UNUSED(s);
+	if (curl_from(NULL, F.url) != 0 || curl_from("lb1", url) != 0) {
+		struct ml_test_out o;
+
+		on_vm(&o, "vm1", "iptables -S; docker ps");
+		print_error("%s\n%s", url, o.out);
+		ml_test_out_release(&o);
+	}
+	assert_int_equal(curl_from(NULL, F.url), 0);
+	assert_int_equal(curl_from("lb1", url), 0);
+	assert_int_not_equal(curl_from(NULL, url), 0);
+	assert_int_not_equal(curl_from("vm2", url), 0);
+	free(url);
+}
+
 /* Each default relaxed by name; the playbook is checked first. */
 static void test_security__relaxed_by_name(void **s)
 {
@@ -388,6 +461,50 @@ static void test_security__relaxed_by_name(void **s)
 	write_pb("");
 }
 
+/* open_slots: true publishes without rules; remove takes every rule of
+ * the app away. */
+static void test_security__open_slots_and_remove(void **s)
+{
+	struct ml_test_out o;
+	const char *aws = "MLCTL_SECRET_AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns";
+	char *url;
+
+	ML_UNUSED(s);
+	write_pb("security: {open_slots: true}\n");
+	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	on_vm(&o, "vm1",
+	      "docker ps --filter label=mlctl.app=sec-api "
+	      "--format '{{.Ports}}' | head -1");
+	assert_non_null(strstr(o.out, "0.0.0.0:"));
+	ml_test_out_release(&o);
+	assert_int_equal(curl_from("vm2", "http://10.77.17.11:18000/healthz") &&
+				 curl_from("vm2",
+					   "http://10.77.17.11:18001/healthz"),
+			 0);
+
+	write_pb("");
+	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	url = slot_url();
+	assert_int_not_equal(curl_from("vm2", url), 0);
+	free(url);
+	on_vm(&o, "vm1", "iptables -S DOCKER-USER | grep -c mlctl:sec-api");
+	assert_non_null(strstr(o.out, "1"));
+	ml_test_out_release(&o);
+
+	mlctl_env(&o, NULL, (const char *const[]){ "remove", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	on_vm(&o, "vm1",
+	      "iptables -S DOCKER-USER; iptables -S | grep -c MLCTL-");
+	assert_null(strstr(o.out, "mlctl:sec-api"));
+	assert_non_null(strstr(o.out, "\n0\n"));
+	ml_test_out_release(&o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,7 +515,10 @@ int main(void)
 		cmocka_unit_test(
 			test_security__changed_secret_rolls_the_containers),
 		cmocka_unit_test(test_security__containers_are_hardened),
+		cmocka_unit_test(
+			test_security__only_the_balancer_reaches_slots),
 		cmocka_unit_test(test_security__relaxed_by_name),
+		cmocka_unit_test(test_security__open_slots_and_remove),
 	};
 
 	return cmocka_run_group_tests_name("e2e/security", tests, group_setup,

@@ -412,6 +412,9 @@ static int setup(void **state)
 	if (!mkdtemp(run_dir))
 		abort();
 	setenv("MLCTL_RUN_DIR", run_dir, 1);
+	/* never touch this machine's filter rules */
+	setenv("MLCTL_IPTABLES", "true", 1);
+	unsetenv("SSH_CONNECTION");
 	ml_agent_init(&agent);
 	agent.docker_sock = xf.sock;
 	agent.state_dir = state_dir;
