@@ -15,6 +15,7 @@
 #include "common/ml.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "common/secure.h"
 #include "agent/agent.h"
 #include "common/docker.h"
 
@@ -128,6 +129,7 @@ int main(int argc, char **argv)
 	size_t c;
 
 	ml_log_init("mlctl-agent", level);
+	ml_secure_process(); /* secrets arrive in requests */
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
 			if (level < ML_LOG_TRACE)

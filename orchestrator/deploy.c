@@ -481,7 +481,6 @@ static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 	size_t i;
 	int rc;
 
-	ML_UNUSED(ctx);
 	dopt.parallel = ro->parallel;
 	dopt.progress = isatty(STDERR_FILENO);
 	dopt.tags = tags;
@@ -493,6 +492,9 @@ static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 		return rc;
 	ml_test_crash_point("after-delivery");
 	ml_rollout_spec(spec, cfg, img->id);
+	rc = ml_secrets_spec(spec, cfg, secrets, ctx->ledger_path);
+	if (rc < 0)
+		return rc;
 	ro->cfg = cfg;
 	ro->image_id = img->id;
 	ro->spec = spec;

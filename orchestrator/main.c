@@ -7,6 +7,7 @@
  */
 #include "common/ml.h"
 #include "common/log.h"
+#include "common/secure.h"
 #include "orchestrator/cmd.h"
 #include "orchestrator/load.h"
 #include "orchestrator/config/config.h"
@@ -400,6 +401,7 @@ int main(int argc, char **argv)
 	/* a host that hangs up must give an error, not kill us */
 	signal(SIGPIPE, SIG_IGN);
 	ml_log_init("mlctl", ML_LOG_INFO);
+	ml_secure_process(); /* before any secret is read */
 	rc = run(argc, argv);
 	if (rc < 0 && ml_err_msg()[0])
 		ml_error("%s", ml_err_msg());

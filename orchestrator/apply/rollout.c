@@ -19,6 +19,7 @@
 #include "common/proto.h"
 #include "common/sha256.h"
 #include "orchestrator/apply/rollout.h"
+#include "orchestrator/secrets.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/ledger/ledger.h"
@@ -450,7 +451,8 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 			      pb->resources.gpus);
 	rc = ml_host_call(
 		hs->h, "container_run",
-		json_pack("{s:s,s:I,s:s,s:i,s:s,s:s,s:i,s:i,s:o,s:O,s:o,s:s}",
+		json_pack("{s:s,s:I,s:s,s:i,s:s,s:s,s:i,s:i,s:o,s:O,s:o,s:s,"
+			  "s:o}",
 			  "app", pb->app, "revision", (json_int_t)ro->revision,
 			  "slot", slot_s, "replica", replica, "commit",
 			  ro->cfg->commit ? ro->cfg->commit : "none", "image",
@@ -458,7 +460,8 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 			  ml_rollout_host_port(ro->cfg, replica, slot), "env",
 			  env, "secrets",
 			  ro->secrets ? ro->secrets : json_object(),
-			  "resources", resources, "spec", ro->spec),
+			  "resources", resources, "spec", ro->spec, "security",
+			  ml_security_json(&pb->security, ro->cfg)),
 		&res);
 	if (rc < 0)
 		goto out;
@@ -466,6 +469,7 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 				     ?: "");
 	event(ro, hs->h->target->name, "start", "ok", "%s slot %c",
 	      json_string_value(json_object_get(res, "name")) ?: "?", slot);
+	ml_security_warn(hs->h->target->name, res);
 out:
 	json_decref(res);
 	return rc;

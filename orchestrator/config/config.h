@@ -116,6 +116,19 @@ struct ml_lb_spec {
 	char *tls_cert;          /* path on the LB host, NULL: plain HTTP */
 };
 
+/* security: the container's hardening, each default relaxable by name */
+struct ml_security_spec {
+	bool secrets_env;	  /* secrets_as: env (default files) */
+	bool no_new_privileges;	  /* default true */
+	struct ml_strlist cap_add; /* capabilities kept; default none */
+	int pids_limit;		  /* default 4096; 0: no limit */
+	bool read_only_root;	  /* default false; true adds a tmpfs /tmp */
+	int init;		  /* -1 auto (default), 0 no, 1 yes */
+	char *restart;		  /* default "unless-stopped" */
+	bool open_slots;	  /* slots reachable from anywhere, not only
+				   * from the balancer (default false) */
+};
+
 struct ml_playbook {
 	char *file;     /* name used in diagnostics */
 	char *app;      /* [a-z0-9][a-z0-9-]{0,62} */
@@ -129,6 +142,7 @@ struct ml_playbook {
 	struct ml_strlist targets; /* host or group names */
 	struct ml_rollout_spec rollout;
 	struct ml_lb_spec lb;
+	struct ml_security_spec security;
 };
 
 /* ---- the inventory: inventory.yaml ------------------------------------- */
@@ -292,6 +306,16 @@ int ml_cfg_kvmap(struct ml_cfgctx *c, const struct ml_ynode *n,
 bool ml_cfg_is_ident(const char *s);
 /* [A-Za-z0-9][A-Za-z0-9._-]{0,62}: host and group names. */
 bool ml_cfg_is_name(const char *s);
+/* The playbook's "security" mapping (orchestrator/config/security.c):
+ * defaults, parsing with located errors, release, and the agent's form. */
+void ml_security_defaults(struct ml_security_spec *s);
+void ml_security_parse(struct ml_cfgctx *c, struct ml_security_spec *s,
+		       const struct ml_ynode *n);
+void ml_security_release(struct ml_security_spec *s);
+/* The agent's "security" argument; with cfg (may be NULL), allow_from
+ * lists the load balancers' addresses, who alone may reach the slots. */
+json_t *ml_security_json(const struct ml_security_spec *s,
+			 const struct ml_config *cfg);
 void ml_strlist_release(struct ml_strlist *l);
 void ml_kvlist_release(struct ml_kvlist *l);
 void ml_ssh_spec_release(struct ml_ssh_spec *s);

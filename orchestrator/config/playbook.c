@@ -28,7 +28,8 @@
 
 static const char *const top_keys[] = {
 	"app",	   "image",	"port",	   "health",  "replicas",      "env",
-	"secrets", "resources", "targets", "rollout", "load_balancer", NULL};
+	"secrets", "resources", "targets", "rollout", "load_balancer",
+	"security", NULL};
 static const char *const image_keys[] = {"ref", "build", NULL};
 static const char *const build_keys[] = {"context", "dockerfile", "args", NULL};
 static const char *const health_keys[] = {"path",
@@ -658,6 +659,7 @@ static void set_defaults(struct ml_playbook *pb)
 	pb->rollout.drain_timeout_ms = 30000;
 	pb->lb.listen_port = 80;
 	pb->lb.balance = ML_BALANCE_ROUNDROBIN;
+	ml_security_defaults(&pb->security);
 }
 
 static void parse_root(struct ml_cfgctx *c, struct ml_playbook *pb,
@@ -703,6 +705,8 @@ static void parse_root(struct ml_cfgctx *c, struct ml_playbook *pb,
 		parse_rollout(c, pb, v);
 	if ((v = ml_ymap_get(root, "load_balancer")))
 		parse_lb(c, pb, v);
+	if ((v = opt(root, "security")))
+		ml_security_parse(c, &pb->security, v);
 }
 
 int ml_playbook_parse(struct ml_playbook **out, const char *name,
@@ -757,5 +761,6 @@ void ml_playbook_free(struct ml_playbook *pb)
 	free(pb->rollout.canary_percent);
 	ml_strlist_release(&pb->lb.hosts);
 	free(pb->lb.tls_cert);
+	ml_security_release(&pb->security);
 	free(pb);
 }

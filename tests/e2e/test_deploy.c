@@ -848,7 +848,7 @@ static bool file_has(const char *path, const char *needle)
 }
 
 /*
- * A secret reaches the containers, in a 0600 file on the VM, and nowhere
+ * A secret reaches the containers, in a 0400 file on the VM, and nowhere
  * else: not in mlctl's output, not in the ledger; a secrets file others can
  * read is refused.
  */
@@ -902,18 +902,21 @@ static void test_deploy__secrets_stay_secret(void **s)
 		char *tool = ml_xasprintf("%s/tests/fleet/fleet", ml_test_src());
 		const char *st[] = { tool, "exec", "--dir", F.dir, "vm1", "--",
 				     "sh", "-c",
-				     "stat -c %a /var/lib/mlctl/secrets/*.env; "
+				     "stat -c %a /run/mlctl/secrets/*/*; "
 				     "for c in $(docker ps -q --filter "
 				     "label=mlctl.app=sentiment-api); do "
 				     "docker inspect -f '{{json .Config.Env}}' "
-				     "$c; done",
+				     "$c; docker exec $c cat "
+				     "/run/secrets/API_TOKEN; done",
 				     NULL };
 
 		ml_test_run(&o, NULL, NULL, NULL, 60, st);
 		assert_int_equal(o.status, 0);
-		assert_non_null(strstr(o.out, "600"));
+		assert_non_null(strstr(o.out, "400"));
 		assert_null(strstr(o.out, "644"));
+		/* in the file, not in docker inspect's env */
 		assert_non_null(strstr(o.out, secret));
+		assert_null(strstr(o.out, "API_TOKEN="));
 		ml_test_out_release(&o);
 		free(tool);
 	}
