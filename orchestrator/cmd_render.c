@@ -44,45 +44,45 @@ extern const struct ml_option ml_opt_secrets;
 
 static const struct ml_option opt_namespace = {
 	OPT_NAMESPACE, "namespace", 'n', "NS",
-	"put every object in namespace NS (default: kubectl's current one)"
-};
+	"put every object in namespace NS (default: kubectl's current one)"};
 static const struct ml_option opt_registry = {
 	OPT_IMAGE_REGISTRY, "image-registry", 0, "REG",
 	"name the image under registry REG (e.g. registry.example.com/team), "
-	"where you pushed it"
-};
+	"where you pushed it"};
 static const struct ml_option opt_digest = {
 	OPT_IMAGE_DIGEST, "image-digest", 0, "DIGEST",
 	"pin the image to the manifest digest the registry gave on push "
-	"(sha256:...)"
-};
+	"(sha256:...)"};
 static const struct ml_option opt_output = {
 	OPT_OUTPUT, "output", 'o', "DIR|-",
-	"write one file per object into DIR (default -: one stream on stdout)"
-};
+	"write one file per object into DIR (default -: one stream on stdout)"};
 static const struct ml_option opt_secrets_file = {
 	OPT_SECRETS_FILE, "secrets-file", 0, "FILE",
-	"also write the Secret, with the values, to FILE (mode 600)"
-};
+	"also write the Secret, with the values, to FILE (mode 600)"};
 static const struct ml_option opt_rollouts = {
 	OPT_ROLLOUTS, "rollouts", 0, NULL,
-	"render a canary playbook as an Argo Rollouts Rollout"
-};
+	"render a canary playbook as an Argo Rollouts Rollout"};
 static const struct ml_option opt_read_only = {
 	OPT_READ_ONLY_ROOT, "read-only-root", 0, NULL,
-	"make the container's root filesystem read-only (/tmp stays writable)"
-};
+	"make the container's root filesystem read-only (/tmp stays writable)"};
 
 static const struct ml_option *const options[] = {
-	&ml_opt_commit,	   &ml_opt_allow_dirty, &opt_namespace,
-	&opt_registry,	   &opt_digest,		&opt_output,
-	&opt_rollouts,	   &opt_read_only,	&opt_secrets_file,
-	&ml_opt_secrets,   &ml_opt_local_docker, NULL,
+	&ml_opt_commit,
+	&opt_namespace,
+	&opt_registry,
+	&opt_digest,
+	&opt_output,
+	&opt_rollouts,
+	&opt_read_only,
+	&opt_secrets_file,
+	&ml_opt_secrets,
+	&ml_opt_local_docker,
+	NULL,
 };
 
 /* The kinds we write, as file names in DIR. */
-static const char *const kinds[] = { "ConfigMap", "Deployment", "Rollout",
-				     "Service", "PodDisruptionBudget" };
+static const char *const kinds[] = {"ConfigMap", "Deployment", "Rollout",
+				    "Service", "PodDisruptionBudget"};
 
 static char *file_for(const char *dir, const char *kind)
 {
@@ -181,8 +181,8 @@ static int write_stream(const json_t *docs, const struct ml_config *cfg)
 		if (rc == 0)
 			rc = ml_render_yaml(&b, d);
 	}
-	if (rc == 0 && (fwrite(b.data, 1, b.len, stdout) != b.len ||
-			fflush(stdout) != 0))
+	if (rc == 0 &&
+	    (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0))
 		rc = ml_err_errno(ML_EFAIL, errno, "cannot write the output");
 	ml_buf_release(&b);
 	return rc;
@@ -193,10 +193,11 @@ static bool rendered(const json_t *docs, const char *kind)
 	const json_t *d;
 	size_t i;
 
-	json_array_foreach(docs, i, d)
+	json_array_foreach(docs, i, d) {
 		if (!strcmp(json_string_value(json_object_get(d, "kind")),
 			    kind))
 			return true;
+	}
 	return false;
 }
 
@@ -212,7 +213,8 @@ static int write_dir(const char *dir, const json_t *docs,
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return ml_err_errno(ML_EFAIL, errno, "cannot make '%s'", dir);
 	json_array_foreach(docs, i, d) {
-		const char *kind = json_string_value(json_object_get(d, "kind"));
+		const char *kind =
+			json_string_value(json_object_get(d, "kind"));
 		char what[64];
 
 		ml_buf_reset(&b);
@@ -343,7 +345,7 @@ static int render_run(struct ml_ctx *ctx)
 		.read_only_root = ml_ctx_flag(ctx, OPT_READ_ONLY_ROOT),
 	};
 	const char *dir = ctx->opt[OPT_OUTPUT];
-	struct ml_render_warns w = { 0 };
+	struct ml_render_warns w = {0};
 	json_t *docs = NULL, *problems = json_array(), *p;
 	char *digest = NULL;
 	size_t i;
@@ -354,14 +356,21 @@ static int render_run(struct ml_ctx *ctx)
 					   "(mlctl render k8s)");
 		goto out;
 	}
+	if (ctx->opt[OPT_SECRETS] && !ctx->opt[OPT_SECRETS_FILE]) {
+		rc = ml_err_set(ML_EUSAGE, "--secrets is read only to write "
+					   "--secrets-file FILE; the manifests "
+					   "name the Secret, never its values");
+		goto out;
+	}
 	if (!o.image_digest)
 		o.image_digest = digest = pushed_digest(ctx, &o);
 	rc = ml_render_k8s(&docs, &w, ctx->config, &o);
 	if (rc < 0)
 		goto out;
 	if (ml_render_check(problems, docs)) {
-		json_array_foreach(problems, i, p)
+		json_array_foreach(problems, i, p) {
 			ml_error("%s", json_string_value(p));
+		}
 		rc = ml_err_set(ML_EINVALID,
 				"the manifests for '%s' would be refused by "
 				"Kubernetes; nothing was written",

@@ -127,8 +127,7 @@ static const char *str(const json_t *o, const char *key)
 	return s ? s : "";
 }
 
-static void check_labels(struct chk *c, const json_t *labels,
-			 const char *where)
+static void check_labels(struct chk *c, const json_t *labels, const char *where)
 {
 	const char *k;
 	json_t *v;
@@ -139,8 +138,9 @@ static void check_labels(struct chk *c, const json_t *labels,
 				where, k);
 		if (!json_is_string(v) ||
 		    !ml_k8s_is_label_value(json_string_value(v)))
-			problem(c, "%s: the value of '%.80s' is not a valid "
-				   "label value",
+			problem(c,
+				"%s: the value of '%.80s' is not a valid "
+				"label value",
 				where, k);
 	}
 }
@@ -158,8 +158,9 @@ static void check_selects(struct chk *c, const json_t *sel,
 	}
 	json_object_foreach((json_t *)sel, k, v) {
 		if (!json_equal(v, json_object_get(labels, k)))
-			problem(c, "%s '%.80s' is not a label of the pod "
-				   "template with the same value",
+			problem(c,
+				"%s '%.80s' is not a label of the pod "
+				"template with the same value",
 				where, k);
 	}
 }
@@ -170,7 +171,7 @@ static void check_metadata(struct chk *c, const json_t *doc)
 	const char *ns = json_string_value(json_object_get(meta, "namespace"));
 
 	if (!strcmp(c->kind, "Service") ? !ml_k8s_is_dns1035_label(c->name)
-					 : !ml_k8s_is_dns_subdomain(c->name))
+					: !ml_k8s_is_dns_subdomain(c->name))
 		problem(c, "metadata.name is not a %s",
 			!strcmp(c->kind, "Service") ? "DNS-1035 label"
 						    : "DNS-1123 subdomain");
@@ -184,15 +185,17 @@ static void check_resources(struct chk *c, const json_t *res)
 	const char *k;
 	json_t *v;
 
-	json_object_foreach(json_object_get(res, "requests"), k, v)
+	json_object_foreach(json_object_get(res, "requests"), k, v) {
 		if (!strcmp(k, "nvidia.com/gpu"))
 			problem(c, "nvidia.com/gpu is in resources.requests: "
 				   "GPUs go in limits only");
-	json_object_foreach(json_object_get(res, "limits"), k, v)
+	}
+	json_object_foreach(json_object_get(res, "limits"), k, v) {
 		if (!strcmp(k, "nvidia.com/gpu") &&
 		    (!json_is_string(v) || !*json_string_value(v)))
 			problem(c, "nvidia.com/gpu in resources.limits is "
 				   "not a quantity");
+	}
 }
 
 static void check_workload(struct chk *c, const json_t *doc)
@@ -217,13 +220,15 @@ static void check_workload(struct chk *c, const json_t *doc)
 		const char *image = str(ct, "image");
 
 		if (!ml_k8s_is_dns_label(str(ct, "name")))
-			problem(c, "container %zu: the name is not a DNS-1123 "
-				   "label",
+			problem(c,
+				"container %zu: the name is not a DNS-1123 "
+				"label",
 				i);
 		if (!*image || strpbrk(image, " \t\r\n") ||
 		    !strncmp(image, "sha256:", 7))
-			problem(c, "container %zu: no image a registry can "
-				   "serve",
+			problem(c,
+				"container %zu: no image a registry can "
+				"serve",
 				i);
 		check_resources(c, json_object_get(ct, "resources"));
 	}
@@ -254,10 +259,12 @@ static bool has_port_name(const json_t *ctrs, const char *name)
 	const json_t *ct, *p;
 	size_t i, j;
 
-	json_array_foreach(ctrs, i, ct)
-		json_array_foreach(json_object_get(ct, "ports"), j, p)
+	json_array_foreach(ctrs, i, ct) {
+		json_array_foreach(json_object_get(ct, "ports"), j, p) {
 			if (!strcmp(str(p, "name"), name))
 				return true;
+		}
+	}
 	return false;
 }
 
@@ -278,15 +285,16 @@ static void check_service(struct chk *c, const json_t *doc,
 
 		if (json_is_string(tp) &&
 		    !has_port_name(ctrs, json_string_value(tp)))
-			problem(c, "port %zu: targetPort '%.80s' is no "
-				   "container's port",
+			problem(c,
+				"port %zu: targetPort '%.80s' is no "
+				"container's port",
 				i, json_string_value(tp));
 	}
 }
 
 size_t ml_render_check(json_t *problems, const json_t *docs)
 {
-	struct chk c = { problems, 0, NULL, NULL };
+	struct chk c = {problems, 0, NULL, NULL};
 	const json_t *ctrs = NULL;
 	const json_t *tlabels = template_labels(docs, &ctrs);
 	const json_t *d;
@@ -301,14 +309,15 @@ size_t ml_render_check(json_t *problems, const json_t *docs)
 		else if (!strcmp(c.kind, "Service"))
 			check_service(&c, d, tlabels, ctrs);
 		else if (!strcmp(c.kind, "PodDisruptionBudget"))
-			check_selects(&c,
-				      json_object_get(
-					      json_object_get(
-						      json_object_get(d, "spec"),
-						      "selector"),
-					      "matchLabels"),
-				      tlabels ? tlabels : json_null(),
-				      "spec.selector.matchLabels");
+			check_selects(
+				&c,
+				json_object_get(
+					json_object_get(
+						json_object_get(d, "spec"),
+						"selector"),
+					"matchLabels"),
+				tlabels ? tlabels : json_null(),
+				"spec.selector.matchLabels");
 	}
 	return c.n;
 }

@@ -58,8 +58,8 @@ struct rctx {
 	const struct ml_render_opts *o;
 	struct ml_render_warns *w;
 	size_t app_hosts;
-	char *image;	/* the reference the cluster pulls */
-	char *version;	/* app.kubernetes.io/version, or NULL */
+	char *image;   /* the reference the cluster pulls */
+	char *version; /* app.kubernetes.io/version, or NULL */
 	int64_t period_s, timeout_s, startup_failures;
 };
 
@@ -122,11 +122,11 @@ static bool registry_ok(const char *r)
 {
 	size_t i, n = strlen(r);
 
-	if (!n || n > 200 || r[0] == '/' || r[n - 1] == '/' ||
-	    strstr(r, "//"))
+	if (!n || n > 200 || r[0] == '/' || r[n - 1] == '/' || strstr(r, "//"))
 		return false;
 	for (i = 0; i < n; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+			    "YZ"
 			    "0123456789._-:/",
 			    r[i]))
 			return false;
@@ -192,8 +192,8 @@ static void image_parts(struct image_parts *p, const struct ml_config *cfg,
 			struct ml_render_warns *w)
 {
 	const struct ml_image_spec *is = &cfg->playbook->image;
-	const char *key = is->kind == ML_IMAGE_BUILD ? "image.build"
-						     : "image.ref";
+	const char *key =
+		is->kind == ML_IMAGE_BUILD ? "image.build" : "image.ref";
 	char *repo = NULL, *at, *colon, *slash;
 	const char *path;
 
@@ -258,8 +258,7 @@ static void image_parts(struct image_parts *p, const struct ml_config *cfg,
 	free(repo);
 }
 
-int ml_render_k8s_image(char **local, char **repo,
-			const struct ml_config *cfg,
+int ml_render_k8s_image(char **local, char **repo, const struct ml_config *cfg,
 			const struct ml_render_opts *o)
 {
 	struct image_parts p;
@@ -307,8 +306,7 @@ static json_t *labels(const struct rctx *r)
 			      LABEL_MANAGED, "mlctl");
 
 	if (r->version)
-		json_object_set_new(l, LABEL_VERSION,
-				    json_string(r->version));
+		json_object_set_new(l, LABEL_VERSION, json_string(r->version));
 	if (r->cfg->commit)
 		json_object_set_new(l, LABEL_COMMIT,
 				    json_string(r->cfg->commit));
@@ -352,9 +350,9 @@ static int64_t seconds(struct rctx *r, const char *key, int64_t ms)
 
 static json_t *probe(const struct rctx *r, int64_t success, int64_t failure)
 {
-	return json_pack("{s:{s:s,s:s,s:s},s:I,s:I,s:I,s:I}", "httpGet",
-			 "path", r->pb->health.path, "port", "http", "scheme",
-			 "HTTP", "periodSeconds", (json_int_t)r->period_s,
+	return json_pack("{s:{s:s,s:s,s:s},s:I,s:I,s:I,s:I}", "httpGet", "path",
+			 r->pb->health.path, "port", "http", "scheme", "HTTP",
+			 "periodSeconds", (json_int_t)r->period_s,
 			 "timeoutSeconds", (json_int_t)r->timeout_s,
 			 "successThreshold", (json_int_t)success,
 			 "failureThreshold", (json_int_t)failure);
@@ -379,7 +377,7 @@ static json_t *cpu_quantity(struct rctx *r)
 /* Bytes as a quantity, in the largest binary unit that divides them. */
 static json_t *memory_quantity(int64_t b)
 {
-	static const char *const units[] = { "Ti", "Gi", "Mi", "Ki" };
+	static const char *const units[] = {"Ti", "Gi", "Mi", "Ki"};
 	int i;
 
 	for (i = 0; i < 4; i++) {
@@ -408,9 +406,9 @@ static json_t *resources(struct rctx *r)
 	}
 	if (rs->gpus) {
 		/* extended resources: limits only, requests follow */
-		json_object_set_new(lim, GPU_RESOURCE,
-				    json_sprintf("%d",
-						 rs->gpus < 0 ? 1 : rs->gpus));
+		json_object_set_new(
+			lim, GPU_RESOURCE,
+			json_sprintf("%d", rs->gpus < 0 ? 1 : rs->gpus));
 		if (rs->gpus < 0)
 			warn(r->w, "resources.gpus",
 			     "'all' has no Kubernetes form (a pod asks for a "
@@ -435,8 +433,7 @@ static json_t *env_hash(const struct ml_playbook *pb)
 	size_t i;
 
 	for (i = 0; i < pb->env.n; i++) {
-		ml_sha256_update(h, pb->env.v[i].key,
-				 strlen(pb->env.v[i].key));
+		ml_sha256_update(h, pb->env.v[i].key, strlen(pb->env.v[i].key));
 		ml_sha256_update(h, "=", 1);
 		ml_sha256_update(h, pb->env.v[i].value,
 				 strlen(pb->env.v[i].value) + 1);
@@ -459,9 +456,9 @@ static json_t *container(struct rctx *r)
 	if (pb->env.n) {
 		char *cm = ml_xasprintf("%s" ML_RENDER_ENV_SUFFIX, pb->app);
 
-		json_object_set_new(c, "envFrom",
-				    json_pack("[{s:{s:s}}]", "configMapRef",
-					      "name", cm));
+		json_object_set_new(
+			c, "envFrom",
+			json_pack("[{s:{s:s}}]", "configMapRef", "name", cm));
 		free(cm);
 	}
 	if (pb->secrets.n) {
@@ -522,8 +519,7 @@ static json_t *node_selector(struct rctx *r)
 				continue;
 			for (k = 0; k < t->labels.n && !same; k++)
 				same = !strcmp(t->labels.v[k].key, kv->key) &&
-				       !strcmp(t->labels.v[k].value,
-					       kv->value);
+				       !strcmp(t->labels.v[k].value, kv->value);
 			everywhere = same;
 		}
 		if (!everywhere)
@@ -555,17 +551,15 @@ static json_t *pod_template(struct rctx *r)
 
 	meta = json_pack("{s:o}", "labels", labels(r));
 	if (pb->env.n)
-		json_object_set_new(meta, "annotations",
-				    json_pack("{s:o}", ANNOT_ENV,
-					      env_hash(pb)));
-	spec = json_pack("{s:b,s:b,s:I,s:{s:b,s:{s:s}}}",
-			 "automountServiceAccountToken", 0,
-			 "enableServiceLinks", 0,
-			 "terminationGracePeriodSeconds",
-			 (json_int_t)((pb->rollout.drain_timeout_ms + 999) /
-				      1000),
-			 "securityContext", "runAsNonRoot", 1,
-			 "seccompProfile", "type", "RuntimeDefault");
+		json_object_set_new(
+			meta, "annotations",
+			json_pack("{s:o}", ANNOT_ENV, env_hash(pb)));
+	spec = json_pack(
+		"{s:b,s:b,s:I,s:{s:b,s:{s:s}}}", "automountServiceAccountToken",
+		0, "enableServiceLinks", 0, "terminationGracePeriodSeconds",
+		(json_int_t)((pb->rollout.drain_timeout_ms + 999) / 1000),
+		"securityContext", "runAsNonRoot", 1, "seccompProfile", "type",
+		"RuntimeDefault");
 	sel = node_selector(r);
 	if (json_object_size(sel))
 		json_object_set(spec, "nodeSelector", sel);
@@ -577,19 +571,17 @@ static json_t *pod_template(struct rctx *r)
 					      "Exists", "effect",
 					      "NoSchedule"));
 	/* the VMs spread replicas over hosts; so do nodes, when they can */
-	json_object_set_new(
-		spec, "topologySpreadConstraints",
-		json_pack("[{s:i,s:s,s:s,s:{s:o}}]", "maxSkew", 1,
-			  "topologyKey", "kubernetes.io/hostname",
-			  "whenUnsatisfiable", "ScheduleAnyway",
-			  "labelSelector", "matchLabels",
-			  selector_labels(r)));
-	json_object_set_new(spec, "containers",
-			    json_pack("[o]", container(r)));
+	json_object_set_new(spec, "topologySpreadConstraints",
+			    json_pack("[{s:i,s:s,s:s,s:{s:o}}]", "maxSkew", 1,
+				      "topologyKey", "kubernetes.io/hostname",
+				      "whenUnsatisfiable", "ScheduleAnyway",
+				      "labelSelector", "matchLabels",
+				      selector_labels(r)));
+	json_object_set_new(spec, "containers", json_pack("[o]", container(r)));
 	if (r->o->read_only_root)
-		json_object_set_new(spec, "volumes",
-				    json_pack("[{s:s,s:{}}]", "name", "tmp",
-					      "emptyDir"));
+		json_object_set_new(
+			spec, "volumes",
+			json_pack("[{s:s,s:{}}]", "name", "tmp", "emptyDir"));
 	return json_pack("{s:o,s:o}", "metadata", meta, "spec", spec);
 }
 
@@ -623,19 +615,20 @@ static json_t *workload(struct rctx *r)
 	free(cause);
 	json_object_set_new(json_object_get(obj, "metadata"), "annotations",
 			    annot);
-	spec = json_pack("{s:I,s:i,s:I,s:{s:o}}", "replicas",
-			 (json_int_t)(r->app_hosts * (size_t)pb->replicas),
-			 "revisionHistoryLimit", REVISION_HISTORY,
-			 "progressDeadlineSeconds",
-			 (json_int_t)(startup_s + 300 > 600 ? startup_s + 300
-							    : 600),
-			 "selector", "matchLabels", selector_labels(r));
+	spec = json_pack(
+		"{s:I,s:i,s:I,s:{s:o}}", "replicas",
+		(json_int_t)(r->app_hosts * (size_t)pb->replicas),
+		"revisionHistoryLimit", REVISION_HISTORY,
+		"progressDeadlineSeconds",
+		(json_int_t)(startup_s + 300 > 600 ? startup_s + 300 : 600),
+		"selector", "matchLabels", selector_labels(r));
 	if (rollout) {
 		steps = json_array();
 		for (i = 0; i < pb->rollout.canary_n; i++) {
 			json_array_append_new(
-				steps, json_pack("{s:i}", "setWeight",
-						 pb->rollout.canary_percent[i]));
+				steps,
+				json_pack("{s:i}", "setWeight",
+					  pb->rollout.canary_percent[i]));
 			json_array_append_new(steps,
 					      json_pack("{s:{}}", "pause"));
 		}
@@ -656,13 +649,12 @@ static json_t *workload(struct rctx *r)
 static json_t *service(struct rctx *r)
 {
 	const struct ml_lb_spec *lb = &r->pb->lb;
-	int port = lb->hosts.n && !lb->tls_cert ? lb->listen_port
-						: r->pb->port;
+	int port = lb->hosts.n && !lb->tls_cert ? lb->listen_port : r->pb->port;
 	json_t *obj = object(r, "v1", "Service", r->pb->app);
 
 	json_object_set_new(obj, "spec",
-			    json_pack("{s:s,s:o,s:[{s:s,s:i,s:s,s:s}]}",
-				      "type", "ClusterIP", "selector",
+			    json_pack("{s:s,s:o,s:[{s:s,s:i,s:s,s:s}]}", "type",
+				      "ClusterIP", "selector",
 				      selector_labels(r), "ports", "name",
 				      "http", "port", port, "targetPort",
 				      "http", "protocol", "TCP"));
@@ -671,8 +663,7 @@ static json_t *service(struct rctx *r)
 
 static json_t *pdb(struct rctx *r)
 {
-	json_t *obj = object(r, "policy/v1", "PodDisruptionBudget",
-			     r->pb->app);
+	json_t *obj = object(r, "policy/v1", "PodDisruptionBudget", r->pb->app);
 
 	/* a drain may take what a rollout batch may: the playbook's word on
 	 * how much of the app can be away at once */
@@ -744,10 +735,9 @@ static void warn_unexpressed(struct rctx *r)
 }
 
 int ml_render_k8s(json_t **out, struct ml_render_warns *w,
-		  const struct ml_config *cfg,
-		  const struct ml_render_opts *o)
+		  const struct ml_config *cfg, const struct ml_render_opts *o)
 {
-	struct rctx r = { cfg, cfg->playbook, o, w, 0, NULL, NULL, 0, 0, 0 };
+	struct rctx r = {cfg, cfg->playbook, o, w, 0, NULL, NULL, 0, 0, 0};
 	const struct ml_health_spec *h = &cfg->playbook->health;
 	json_t *docs;
 	size_t i;
@@ -785,9 +775,9 @@ json_t *ml_render_k8s_secret(const struct ml_config *cfg,
 			     const struct ml_render_opts *o,
 			     const json_t *values)
 {
-	struct rctx r = { cfg, cfg->playbook, o, NULL, 0, NULL, NULL, 0, 0, 0 };
-	char *name = ml_xasprintf("%s" ML_RENDER_SECRET_SUFFIX,
-				  cfg->playbook->app);
+	struct rctx r = {cfg, cfg->playbook, o, NULL, 0, NULL, NULL, 0, 0, 0};
+	char *name =
+		ml_xasprintf("%s" ML_RENDER_SECRET_SUFFIX, cfg->playbook->app);
 	json_t *obj, *data = json_object(), *v;
 	size_t i;
 

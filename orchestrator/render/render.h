@@ -21,7 +21,7 @@
 struct ml_config;
 
 struct ml_render_opts {
-	const char *namespace;      /* metadata.namespace, NULL: none */
+	const char *namespace;	    /* metadata.namespace, NULL: none */
 	const char *image_registry; /* "registry.example.com/team", NULL:
 				     * image names as the playbook has them */
 	const char *image_digest;   /* "sha256:<64 hex>": the manifest
@@ -59,8 +59,7 @@ void ml_render_warns_print(const struct ml_render_warns *w, FILE *stream);
  * cannot hold); *out is then NULL.
  */
 int ml_render_k8s(json_t **out, struct ml_render_warns *w,
-		  const struct ml_config *cfg,
-		  const struct ml_render_opts *o);
+		  const struct ml_config *cfg, const struct ml_render_opts *o);
 
 /*
  * The image of cfg as two names: *local, its name in the local Docker
@@ -69,8 +68,7 @@ int ml_render_k8s(json_t **out, struct ml_render_warns *w,
  * the caller's. For finding the digest Docker recorded when the image was
  * pushed (its RepoDigests). ML_EINVALID for malformed options.
  */
-int ml_render_k8s_image(char **local, char **repo,
-			const struct ml_config *cfg,
+int ml_render_k8s_image(char **local, char **repo, const struct ml_config *cfg,
 			const struct ml_render_opts *o);
 
 /*

@@ -37,9 +37,8 @@ static bool is_digit(unsigned char c)
 static bool plain_key(const char *s)
 {
 	/* YAML 1.1's booleans and null, any case */
-	static const char *const words[] = { "y",	"n",   "yes",  "no",
-					     "on",	"off", "true", "false",
-					     "null" };
+	static const char *const words[] = {"y",   "n",	   "yes",   "no",  "on",
+					    "off", "true", "false", "null"};
 	size_t i;
 
 	if (!is_alpha((unsigned char)s[0]) && s[0] != '_')
@@ -184,7 +183,8 @@ static int emit_seq(struct ml_buf *b, const json_t *a, int ind)
 	int rc;
 
 	json_array_foreach(a, i, v) {
-		if ((rc = indent(b, ind)) < 0 || (rc = ml_buf_addch(b, '-')) < 0)
+		if ((rc = indent(b, ind)) < 0 ||
+		    (rc = ml_buf_addch(b, '-')) < 0)
 			return rc;
 		rc = inline_value(b, v);
 		if (rc < 0)

@@ -20,8 +20,10 @@ int ml_test_k8s_validate(struct ml_test_out *o, const char *const *files)
 	size_t i;
 
 	if (access(mods, R_OK) < 0) {
-		fprintf(stderr, "the validator's npm packages are missing "
-				"('%s'): run scripts/setup.sh\n", mods);
+		fprintf(stderr,
+			"the validator's npm packages are missing "
+			"('%s'): run scripts/setup.sh\n",
+			mods);
 		abort();
 	}
 	argv[0] = "node";
@@ -37,7 +39,8 @@ int ml_test_k8s_validate(struct ml_test_out *o, const char *const *files)
 		abort();
 	}
 	if (o->status == 127) {
-		fprintf(stderr, "node is not installed: run scripts/setup.sh\n");
+		fprintf(stderr,
+			"node is not installed: run scripts/setup.sh\n");
 		abort();
 	}
 	free(script);

@@ -45,7 +45,7 @@ static struct ml_config *load(const char *pb_rel, const char *inv_rel,
 			      const char *commit)
 {
 	char *pb = ml_test_read_src(pb_rel), *inv = ml_test_read_src(inv_rel);
-	struct ml_diags d = { 0 };
+	struct ml_diags d = {0};
 	struct ml_playbook *p = NULL;
 	struct ml_inventory *i = NULL;
 	struct ml_config *cfg = NULL;
@@ -67,23 +67,24 @@ static struct ml_config *load(const char *pb_rel, const char *inv_rel,
 /* Render, check and emit; the YAML stream in *yaml, the warnings as
  * "key: msg" lines in *warns (may be NULL). Returns the documents. */
 static json_t *render(const struct ml_config *cfg,
-		      const struct ml_render_opts *o, char **yaml,
-		      char **warns)
+		      const struct ml_render_opts *o, char **yaml, char **warns)
 {
-	struct ml_render_warns w = { 0 };
+	struct ml_render_warns w = {0};
 	struct ml_buf b = ML_BUF_INIT(0), wb = ML_BUF_INIT(0);
 	json_t *docs = NULL, *problems = json_array(), *d;
 	size_t i;
 
 	assert_int_equal(ml_render_k8s(&docs, &w, cfg, o), 0);
 	if (ml_render_check(problems, docs)) {
-		json_array_foreach(problems, i, d)
+		json_array_foreach(problems, i, d) {
 			print_error("%s\n", json_string_value(d));
+		}
 		fail_msg("mlctl's checks refuse the manifests of '%s'",
 			 cfg->playbook->app);
 	}
-	json_array_foreach(docs, i, d)
+	json_array_foreach(docs, i, d) {
 		assert_int_equal(ml_render_yaml(&b, d), 0);
+	}
 	for (i = 0; i < w.n; i++)
 		ml_buf_addf(&wb, "%s: %s\n", w.v[i].key, w.v[i].msg);
 	*yaml = ml_buf_detach(&b, NULL);
@@ -138,8 +139,8 @@ static char *paired_inventory(const char *readme, const char *file)
 
 static void test_render__every_example_playbook_validates(void **state)
 {
-	char *dir = src_path("playbooks"), *readme =
-		ml_test_read_src("playbooks/README.md");
+	char *dir = src_path("playbooks"),
+	     *readme = ml_test_read_src("playbooks/README.md");
 	char *tmp = ml_test_tmpdir("render");
 	struct dirent **names = NULL;
 	const char *files[64];
@@ -155,7 +156,7 @@ static void test_render__every_example_playbook_validates(void **state)
 		size_t len = strlen(name);
 
 		if (len > 5 && !strcmp(name + len - 5, ".yaml")) {
-			struct ml_render_opts o = { 0 };
+			struct ml_render_opts o = {0};
 			char *pb = ml_xasprintf("playbooks/%s", name);
 			char *inv = paired_inventory(readme, name);
 			struct ml_config *cfg;
@@ -166,8 +167,9 @@ static void test_render__every_example_playbook_validates(void **state)
 				fail_msg("playbooks/README.md names no "
 					 "inventory for '%s'",
 					 name);
-			cfg = load(pb, inv, "fedcba9876543210fedcba9876543210"
-					    "fedcba98");
+			cfg = load(pb, inv,
+				   "fedcba9876543210fedcba9876543210"
+				   "fedcba98");
 			docs = render(cfg, &o, &yaml, NULL);
 			out = ml_xasprintf("%.*s.k8s.yaml", (int)(len - 5),
 					   name);
@@ -305,7 +307,7 @@ static void test_render__golden_cases(void **state)
 		char *cdir = ml_xasprintf("%s/%s", dir, names[k]->d_name);
 		char *cfile = ml_xasprintf("%s/case", cdir);
 		char *exp, *wexp, *yaml, *warns;
-		struct ml_render_opts o = { 0 };
+		struct ml_render_opts o = {0};
 		struct ml_config *cfg;
 		struct kase c;
 		json_t *docs;
@@ -354,13 +356,13 @@ static void test_render__golden_cases(void **state)
  * the lines that name it. */
 static void test_render__deterministic(void **state)
 {
-	struct ml_config *a = load("playbooks/gpu.yaml",
-				   "inventory/gpu-fleet.yaml",
-				   "1111111111111111111111111111111111111111");
-	struct ml_config *b = load("playbooks/gpu.yaml",
-				   "inventory/gpu-fleet.yaml",
-				   "1111111111111111111111111111111111111111");
-	struct ml_render_opts o = { 0 };
+	struct ml_config *a =
+		load("playbooks/gpu.yaml", "inventory/gpu-fleet.yaml",
+		     "1111111111111111111111111111111111111111");
+	struct ml_config *b =
+		load("playbooks/gpu.yaml", "inventory/gpu-fleet.yaml",
+		     "1111111111111111111111111111111111111111");
+	struct ml_render_opts o = {0};
 	char *ya, *yb;
 	json_t *da, *db;
 
@@ -389,7 +391,7 @@ static void test_render__validator_rejects_broken_manifests(void **state)
 	assert_true(n > 0);
 	for (k = 0; k < n; k++) {
 		char *path = ml_xasprintf("%s/%s", dir, names[k]->d_name);
-		const char *files[] = { path, NULL };
+		const char *files[] = {path, NULL};
 		struct ml_test_out o;
 		char *text, *expect, *nl;
 
@@ -428,10 +430,11 @@ static const json_t *find_kind(const json_t *docs, const char *kind)
 	const json_t *d;
 	size_t i;
 
-	json_array_foreach(docs, i, d)
+	json_array_foreach(docs, i, d) {
 		if (!strcmp(json_string_value(json_object_get(d, "kind")),
 			    kind))
 			return d;
+	}
 	return NULL;
 }
 
@@ -458,9 +461,9 @@ static const json_t *at(const json_t *v, const char *path)
 
 static void test_render__gpu_playbook(void **state)
 {
-	struct ml_config *cfg = load("playbooks/gpu.yaml",
-				     "inventory/gpu-fleet.yaml", NULL);
-	struct ml_render_opts o = { 0 };
+	struct ml_config *cfg =
+		load("playbooks/gpu.yaml", "inventory/gpu-fleet.yaml", NULL);
+	struct ml_render_opts o = {0};
 	const json_t *dep, *ct, *sp;
 	int64_t budget, start_s;
 	char *yaml, *warns;
@@ -473,15 +476,16 @@ static void test_render__gpu_playbook(void **state)
 	ct = at(dep, "spec.template.spec.containers.0");
 	assert_non_null(ct);
 	/* GPUs in limits, never in requests */
-	assert_string_equal(json_string_value(
-				    at(ct, "resources.limits.nvidia.com/gpu")),
-			    "1");
+	assert_string_equal(
+		json_string_value(at(ct, "resources.limits.nvidia.com/gpu")),
+		"1");
 	assert_null(json_object_get(at(ct, "resources.requests"),
 				    "nvidia.com/gpu"));
 	assert_non_null(strstr(warns, "resources.gpus: 'all'"));
 	/* placed on the nodes labelled like the GPU hosts */
 	assert_string_equal(
-		json_string_value(at(dep, "spec.template.spec.nodeSelector.gpu")),
+		json_string_value(
+			at(dep, "spec.template.spec.nodeSelector.gpu")),
 		"true");
 	assert_null(at(dep, "spec.template.spec.nodeSelector.gpu_model"));
 	/* the startup budget covers the 10-minute model load */
@@ -495,16 +499,18 @@ static void test_render__gpu_playbook(void **state)
 			    at(dep, "spec.progressDeadlineSeconds")) > budget);
 	/* 3 GPU hosts, 1 replica each; a quarter at a time, none missing */
 	assert_int_equal(json_integer_value(at(dep, "spec.replicas")), 3);
-	assert_string_equal(json_string_value(at(
-				    dep, "spec.strategy.rollingUpdate.maxSurge")),
-			    "25%");
-	assert_int_equal(json_integer_value(at(
-				 dep, "spec.strategy.rollingUpdate.maxUnavailable")),
-			 0);
+	assert_string_equal(
+		json_string_value(
+			at(dep, "spec.strategy.rollingUpdate.maxSurge")),
+		"25%");
+	assert_int_equal(
+		json_integer_value(
+			at(dep, "spec.strategy.rollingUpdate.maxUnavailable")),
+		0);
 	/* the secrets by name, never a value */
-	assert_string_equal(json_string_value(at(
-				    ct, "env.0.valueFrom.secretKeyRef.name")),
-			    "llm-serve-secrets");
+	assert_string_equal(
+		json_string_value(at(ct, "env.0.valueFrom.secretKeyRef.name")),
+		"llm-serve-secrets");
 	assert_null(find_kind(docs, "Secret"));
 	/* the canary is said, not dropped */
 	assert_non_null(strstr(warns, "rollout.canary:"));
@@ -516,9 +522,9 @@ static void test_render__gpu_playbook(void **state)
 
 static void test_render__rollouts_keep_the_canary_steps(void **state)
 {
-	struct ml_config *cfg = load("playbooks/gpu.yaml",
-				     "inventory/gpu-fleet.yaml", NULL);
-	struct ml_render_opts o = { .rollouts = true };
+	struct ml_config *cfg =
+		load("playbooks/gpu.yaml", "inventory/gpu-fleet.yaml", NULL);
+	struct ml_render_opts o = {.rollouts = true};
 	const json_t *ro, *steps;
 	char *yaml;
 	json_t *docs;
@@ -544,20 +550,21 @@ static void test_render__rollouts_keep_the_canary_steps(void **state)
 static void expect_problem(const char *what, void (*mutate)(json_t *docs),
 			   const char *msg)
 {
-	struct ml_config *cfg = load("playbooks/gpu.yaml",
-				     "inventory/gpu-fleet.yaml", NULL);
-	struct ml_render_warns w = { 0 };
+	struct ml_config *cfg =
+		load("playbooks/gpu.yaml", "inventory/gpu-fleet.yaml", NULL);
+	struct ml_render_warns w = {0};
 	json_t *docs = NULL, *problems = json_array(), *p;
 	bool found = false;
 	size_t i;
 
-	assert_int_equal(ml_render_k8s(&docs, &w, cfg, &(struct ml_render_opts){ 0 }),
-			 0);
+	assert_int_equal(
+		ml_render_k8s(&docs, &w, cfg, &(struct ml_render_opts){0}), 0);
 	assert_int_equal(ml_render_check(problems, docs), 0);
 	mutate(docs);
 	assert_true(ml_render_check(problems, docs) > 0);
-	json_array_foreach(problems, i, p)
+	json_array_foreach(problems, i, p) {
 		found = found || strstr(json_string_value(p), msg);
+	}
 	if (!found) {
 		char *s = json_dumps(problems, 0);
 
@@ -576,22 +583,22 @@ static json_t *mut_obj(json_t *docs, const char *kind, const char *path)
 
 static void sel_value(json_t *docs)
 {
-	json_object_set_new(mut_obj(docs, "Deployment",
-				    "spec.selector.matchLabels"),
-			    "app.kubernetes.io/name", json_string("other"));
+	json_object_set_new(
+		mut_obj(docs, "Deployment", "spec.selector.matchLabels"),
+		"app.kubernetes.io/name", json_string("other"));
 }
 
 static void sel_extra(json_t *docs)
 {
-	json_object_set_new(mut_obj(docs, "Deployment",
-				    "spec.selector.matchLabels"),
-			    "tier", json_string("web"));
+	json_object_set_new(
+		mut_obj(docs, "Deployment", "spec.selector.matchLabels"),
+		"tier", json_string("web"));
 }
 
 static void sel_empty(json_t *docs)
 {
-	json_object_clear(mut_obj(docs, "Deployment",
-				  "spec.selector.matchLabels"));
+	json_object_clear(
+		mut_obj(docs, "Deployment", "spec.selector.matchLabels"));
 }
 
 static void svc_selector(json_t *docs)
@@ -609,16 +616,16 @@ static void pdb_selector(json_t *docs)
 
 static void no_image(json_t *docs)
 {
-	json_object_del(mut_obj(docs, "Deployment",
-				"spec.template.spec.containers.0"),
-			"image");
+	json_object_del(
+		mut_obj(docs, "Deployment", "spec.template.spec.containers.0"),
+		"image");
 }
 
 static void id_image(json_t *docs)
 {
-	json_object_set_new(mut_obj(docs, "Deployment",
-				    "spec.template.spec.containers.0"),
-			    "image", json_string("sha256:abc"));
+	json_object_set_new(
+		mut_obj(docs, "Deployment", "spec.template.spec.containers.0"),
+		"image", json_string("sha256:abc"));
 }
 
 static void bad_name(json_t *docs)
@@ -643,8 +650,8 @@ static void gpu_request(json_t *docs)
 
 static void bad_label(json_t *docs)
 {
-	json_object_set_new(mut_obj(docs, "Service", "metadata.labels"),
-			    "-bad", json_string("x"));
+	json_object_set_new(mut_obj(docs, "Service", "metadata.labels"), "-bad",
+			    json_string("x"));
 }
 
 static void bad_target_port(json_t *docs)
@@ -677,9 +684,10 @@ static void test_render__checks_catch_what_schemas_miss(void **state)
 		       "matchLabels 'x'");
 	expect_problem("no image", no_image, "container 0: no image");
 	expect_problem("image id", id_image, "container 0: no image");
-	expect_problem("name", bad_name,
-		       "ConfigMap 'Env_Of_App': metadata.name is not a DNS-1123 "
-		       "subdomain");
+	expect_problem(
+		"name", bad_name,
+		"ConfigMap 'Env_Of_App': metadata.name is not a DNS-1123 "
+		"subdomain");
 	expect_problem("service name", svc_digit_name,
 		       "metadata.name is not a DNS-1035 label");
 	expect_problem("gpu request", gpu_request,
@@ -702,7 +710,7 @@ static void test_render__names(void **state)
 	assert_false(ml_k8s_is_dns_label("Api"));
 	assert_false(ml_k8s_is_dns_label(""));
 	assert_false(ml_k8s_is_dns_label("a234567890123456789012345678901234"
-					  "567890123456789012345678901234"));
+					 "567890123456789012345678901234"));
 	assert_true(ml_k8s_is_dns_subdomain("a.b-c.d"));
 	assert_false(ml_k8s_is_dns_subdomain("a..b"));
 	assert_false(ml_k8s_is_dns1035_label("1abc"));
@@ -721,10 +729,10 @@ static void test_render__names(void **state)
  * and bad options are refused before anything is rendered. */
 static void test_render__refuses(void **state)
 {
-	struct ml_config *cfg = load("playbooks/example.yaml",
-				     "inventory/example.yaml", NULL);
-	struct ml_render_warns w = { 0 };
-	struct ml_render_opts o = { 0 };
+	struct ml_config *cfg =
+		load("playbooks/example.yaml", "inventory/example.yaml", NULL);
+	struct ml_render_warns w = {0};
+	struct ml_render_opts o = {0};
 	json_t *docs = NULL, *problems = json_array();
 
 	ML_UNUSED(state);
@@ -761,32 +769,32 @@ static void test_render__yaml_quotes_everything(void **state)
 		"s:[s,{s:s,s:[i]}],s:s,s:s}",
 		"on", "on", "Yes", "0755", "null", "~", "empty", "", "quote",
 		"a\"b\\c", "lines", "one\ntwo\tthree\r", "ctl",
-		"\x01\x7f\xc2\x85", "seps", "\xe2\x80\xa8\xe2\x80\xa9\xef\xbb\xbf",
-		"text", "caf\xc3\xa9 \xe2\x9c\x93", "int", 42, "bool", 1,
-		"map", "seq", "list", "x", "k", "v", "n", 1, "8080", "port",
-		"has space", "v");
-	const char *want =
-		"---\n"
-		"\"on\": \"on\"\n"
-		"\"Yes\": \"0755\"\n"
-		"\"null\": \"~\"\n"
-		"empty: \"\"\n"
-		"quote: \"a\\\"b\\\\c\"\n"
-		"lines: \"one\\ntwo\\tthree\\x0d\"\n"
-		"ctl: \"\\x01\\x7f\\u0085\"\n"
-		"seps: \"\\u2028\\u2029\\ufeff\"\n"
-		"text: \"caf\xc3\xa9 \xe2\x9c\x93\"\n"
-		"int: 42\n"
-		"bool: true\n"
-		"map: {}\n"
-		"seq: []\n"
-		"list:\n"
-		"  - \"x\"\n"
-		"  - k: \"v\"\n"
-		"    \"n\":\n"
-		"      - 1\n"
-		"\"8080\": \"port\"\n"
-		"\"has space\": \"v\"\n";
+		"\x01\x7f\xc2\x85", "seps",
+		"\xe2\x80\xa8\xe2\x80\xa9\xef\xbb\xbf", "text",
+		"caf\xc3\xa9 \xe2\x9c\x93", "int", 42, "bool", 1, "map", "seq",
+		"list", "x", "k", "v", "n", 1, "8080", "port", "has space",
+		"v");
+	const char *want = "---\n"
+			   "\"on\": \"on\"\n"
+			   "\"Yes\": \"0755\"\n"
+			   "\"null\": \"~\"\n"
+			   "empty: \"\"\n"
+			   "quote: \"a\\\"b\\\\c\"\n"
+			   "lines: \"one\\ntwo\\tthree\\x0d\"\n"
+			   "ctl: \"\\x01\\x7f\\u0085\"\n"
+			   "seps: \"\\u2028\\u2029\\ufeff\"\n"
+			   "text: \"caf\xc3\xa9 \xe2\x9c\x93\"\n"
+			   "int: 42\n"
+			   "bool: true\n"
+			   "map: {}\n"
+			   "seq: []\n"
+			   "list:\n"
+			   "  - \"x\"\n"
+			   "  - k: \"v\"\n"
+			   "    \"n\":\n"
+			   "      - 1\n"
+			   "\"8080\": \"port\"\n"
+			   "\"has space\": \"v\"\n";
 	json_t *bad;
 
 	ML_UNUSED(state);
@@ -815,7 +823,8 @@ int main(void)
 		cmocka_unit_test(test_render__every_example_playbook_validates),
 		cmocka_unit_test(test_render__golden_cases),
 		cmocka_unit_test(test_render__deterministic),
-		cmocka_unit_test(test_render__validator_rejects_broken_manifests),
+		cmocka_unit_test(
+			test_render__validator_rejects_broken_manifests),
 		cmocka_unit_test(test_render__gpu_playbook),
 		cmocka_unit_test(test_render__rollouts_keep_the_canary_steps),
 		cmocka_unit_test(test_render__checks_catch_what_schemas_miss),

@@ -24,11 +24,11 @@
 
 /* Values no rendering may show; "\n" in the file is a newline in the
  * value, and the quote and backslash test the Secret's escaping. */
-#define SECRETS_TEXT "HF_TOKEN=hf_Zq7-token-VALUE-one\n" \
-		     "API_KEYS=k3y\"VALUE\\\\two\\nline2\n"
-static const char *const values[] = { "hf_Zq7-token-VALUE-one",
-				      "VALUE-one", "k3y", "VALUE\\",
-				      "line2" };
+#define SECRETS_TEXT                                                           \
+	"HF_TOKEN=hf_Zq7-token-VALUE-one\n"                                    \
+	"API_KEYS=k3y\"VALUE\\\\two\\nline2\n"
+static const char *const values[] = {"hf_Zq7-token-VALUE-one", "VALUE-one",
+				     "k3y", "VALUE\\", "line2"};
 
 struct repo {
 	char *dir;
@@ -42,7 +42,7 @@ static int repo_setup(void **state)
 	char *sf;
 
 	r->dir = ml_test_tmpdir("render-cli");
-	free(ml_test_git(r->dir, (const char *const[]){ "init", "-q", NULL }));
+	free(ml_test_git(r->dir, (const char *const[]){"init", "-q", NULL}));
 	ml_test_write(r->dir, "mlctl.yaml", pb);
 	ml_test_write(r->dir, "inventory.yaml", inv);
 	ml_test_write(r->dir, ".gitignore", ".mlctl/\nout/\n*.secret.yaml\n");
@@ -110,7 +110,7 @@ static struct ml_test_out run(struct repo *r, const char *const *args)
 
 static void validate(const char *path)
 {
-	const char *files[] = { path, NULL };
+	const char *files[] = {path, NULL};
 	struct ml_test_out o;
 
 	if (ml_test_k8s_validate(&o, files) != 0)
@@ -124,11 +124,12 @@ static void test_render_cli__stdout_names_secrets_only(void **state)
 	struct ml_test_out o;
 	char *path;
 
-	o = run(r, (const char *const[]){ "render", "k8s", "--image-registry",
-					  "registry.example.com/ml", NULL });
+	o = run(r, (const char *const[]){"render", "k8s", "--image-registry",
+					 "registry.example.com/ml", NULL});
 	assert_int_equal(o.status, 0);
-	assert_true(!strncmp(o.out, "# mlctl render k8s: manifests of "
-				    "'llm-serve' at commit ",
+	assert_true(!strncmp(o.out,
+			     "# mlctl render k8s: manifests of "
+			     "'llm-serve' at commit ",
 			     50));
 	assert_non_null(strstr(o.out, "secretKeyRef"));
 	assert_non_null(strstr(o.out, "name: \"llm-serve-secrets\""));
@@ -157,9 +158,9 @@ static void test_render_cli__secrets_file_alone_holds_values(void **state)
 
 	for (pass = 0; pass < 2; pass++) {
 		/* the second time replaces the file the first one wrote */
-		o = run(r, (const char *const[]){ "render", "k8s", "-o", "out",
-						  "--secrets-file",
-						  "llm.secret.yaml", NULL });
+		o = run(r, (const char *const[]){"render", "k8s", "-o", "out",
+						 "--secrets-file",
+						 "llm.secret.yaml", NULL});
 		assert_int_equal(o.status, 0);
 		no_value_in("stdout", o.out);
 		no_value_in("stderr", o.err);
@@ -170,7 +171,8 @@ static void test_render_cli__secrets_file_alone_holds_values(void **state)
 	text = ml_test_slurp(sf);
 	assert_non_null(strstr(text, "kind: \"Secret\""));
 	assert_non_null(strstr(text, "HF_TOKEN: \"hf_Zq7-token-VALUE-one\""));
-	assert_non_null(strstr(text, "API_KEYS: \"k3y\\\"VALUE\\\\two\\nline2\""));
+	assert_non_null(
+		strstr(text, "API_KEYS: \"k3y\\\"VALUE\\\\two\\nline2\""));
 	free(text);
 	validate(sf);
 	assert_int_equal(no_value_in_dir(out), 4);
@@ -187,8 +189,8 @@ static void test_render_cli__never_overwrites_a_foreign_file(void **state)
 	char *sf = ml_xasprintf("%s/.mlctl/secrets", r->dir);
 	char *text;
 
-	o = run(r, (const char *const[]){ "render", "k8s", "--secrets-file",
-					  ".mlctl/secrets", NULL });
+	o = run(r, (const char *const[]){"render", "k8s", "--secrets-file",
+					 ".mlctl/secrets", NULL});
 	assert_int_equal(o.status, 2);
 	assert_non_null(strstr(o.err, "is not a Secret manifest written by"));
 	no_value_in("stdout", o.out);
@@ -209,8 +211,8 @@ static void test_render_cli__dir_drops_stale_objects(void **state)
 	char *dep = ml_xasprintf("%s/deployment.yaml", dir);
 	char *notes = ml_xasprintf("%s/notes.yaml", dir);
 
-	o = run(r, (const char *const[]){ "render", "k8s", "--rollouts", "-o",
-					  "out2", NULL });
+	o = run(r, (const char *const[]){"render", "k8s", "--rollouts", "-o",
+					 "out2", NULL});
 	assert_int_equal(o.status, 0);
 	ml_test_out_release(&o);
 	assert_int_equal(access(ro, R_OK), 0);
@@ -218,8 +220,7 @@ static void test_render_cli__dir_drops_stale_objects(void **state)
 	validate(ro);
 	ml_test_write(dir, "notes.yaml", "# someone else's file\n");
 
-	o = run(r, (const char *const[]){ "render", "k8s", "-o", "out2",
-					  NULL });
+	o = run(r, (const char *const[]){"render", "k8s", "-o", "out2", NULL});
 	assert_int_equal(o.status, 0);
 	ml_test_out_release(&o);
 	assert_int_equal(access(dep, R_OK), 0);
@@ -233,32 +234,36 @@ static void test_render_cli__dir_drops_stale_objects(void **state)
 	free(notes);
 }
 
-#define DIGEST "sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
-#define OTHER "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define DIGEST                                                                 \
+	"sha256:"                                                              \
+	"0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+#define OTHER                                                                  \
+	"sha256:"                                                              \
+	"1111111111111111111111111111111111111111111111111111111111111111"
 
 /* After `docker push`, Docker knows the image's digest in the registry:
  * render pins the image to it, and only to the one of that registry. */
 static void test_render_cli__digest_from_docker(void **state)
 {
 	static const struct fake_route routes[] = {
-		{ "GET /version ", 200,
-		  "{\"Version\":\"20.10.24\",\"ApiVersion\":\"1.41\","
-		  "\"MinAPIVersion\":\"1.12\"}",
-		  0 },
-		{ "GET /v1.41/images/llm-serve%3A2024.06.1/json", 200,
-		  "{\"Id\":\"sha256:aa\",\"RepoDigests\":["
-		  "\"other.example.com/ml/llm-serve@" OTHER "\","
-		  "\"registry.example.com/ml/llm-serve@" DIGEST "\"]}",
-		  0 },
+		{"GET /version ", 200,
+		 "{\"Version\":\"20.10.24\",\"ApiVersion\":\"1.41\","
+		 "\"MinAPIVersion\":\"1.12\"}",
+		 0},
+		{"GET /v1.41/images/llm-serve%3A2024.06.1/json", 200,
+		 "{\"Id\":\"sha256:aa\",\"RepoDigests\":["
+		 "\"other.example.com/ml/llm-serve@" OTHER "\","
+		 "\"registry.example.com/ml/llm-serve@" DIGEST "\"]}",
+		 0},
 	};
 	struct repo *r = *state;
 	struct fake_docker fd;
 	struct ml_test_out o;
 
 	fake_docker_start(&fd, routes, ML_ARRAY_SIZE(routes));
-	o = run(r, (const char *const[]){ "render", "k8s", "--image-registry",
-					  "registry.example.com/ml",
-					  "--docker-socket", fd.sock, NULL });
+	o = run(r, (const char *const[]){"render", "k8s", "--image-registry",
+					 "registry.example.com/ml",
+					 "--docker-socket", fd.sock, NULL});
 	assert_int_equal(o.status, 0);
 	assert_non_null(strstr(o.out, "image: \"registry.example.com/ml/"
 				      "llm-serve:2024.06.1@" DIGEST "\""));
@@ -267,9 +272,9 @@ static void test_render_cli__digest_from_docker(void **state)
 	ml_test_out_release(&o);
 
 	/* a registry Docker has no digest for: by tag, and said so */
-	o = run(r, (const char *const[]){ "render", "k8s", "--image-registry",
-					  "third.example.com/x",
-					  "--docker-socket", fd.sock, NULL });
+	o = run(r, (const char *const[]){"render", "k8s", "--image-registry",
+					 "third.example.com/x",
+					 "--docker-socket", fd.sock, NULL});
 	assert_int_equal(o.status, 0);
 	assert_non_null(strstr(o.out, "image: \"third.example.com/x/"
 				      "llm-serve:2024.06.1\""));
@@ -279,8 +284,8 @@ static void test_render_cli__digest_from_docker(void **state)
 	fake_docker_stop(&fd);
 
 	/* no Docker at all: the same, no error */
-	o = run(r, (const char *const[]){ "render", "k8s", "--docker-socket",
-					  "/nonexistent/docker.sock", NULL });
+	o = run(r, (const char *const[]){"render", "k8s", "--docker-socket",
+					 "/nonexistent/docker.sock", NULL});
 	assert_int_equal(o.status, 0);
 	assert_non_null(strstr(o.err, "named by its tag"));
 	ml_test_out_release(&o);
@@ -291,14 +296,20 @@ static void test_render_cli__bad_use(void **state)
 	struct repo *r = *state;
 	struct ml_test_out o;
 
-	o = run(r, (const char *const[]){ "render", "helm", NULL });
+	o = run(r, (const char *const[]){"render", "helm", NULL});
 	assert_int_equal(o.status, 2);
 	assert_non_null(strstr(o.err, "'k8s'"));
 	ml_test_out_release(&o);
-	o = run(r, (const char *const[]){ "render", "k8s", "--namespace",
-					  "Prod", NULL });
+	o = run(r, (const char *const[]){"render", "k8s", "--namespace", "Prod",
+					 NULL});
 	assert_int_equal(o.status, 3);
 	assert_non_null(strstr(o.err, "namespace 'Prod'"));
+	assert_string_equal(o.out, "");
+	ml_test_out_release(&o);
+	/* values are read only for the Secret file */
+	o = run(r, (const char *const[]){"render", "k8s", "--secrets",
+					 ".mlctl/secrets", NULL});
+	assert_int_equal(o.status, 2);
 	assert_string_equal(o.out, "");
 	ml_test_out_release(&o);
 }
