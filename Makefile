@@ -65,7 +65,7 @@ ORCH_SRC := $(filter-out orchestrator/main.c, \
 	$(wildcard orchestrator/*.c orchestrator/*/*.c))
 AGENT_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c))
 LIB_SRC := $(COMMON_SRC) $(ORCH_SRC) $(AGENT_SRC)
-LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/schemas.o
 LIB := $(O)/libml.a
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c tests/unit/*/test_*.c)
@@ -87,6 +87,17 @@ all: $(BIN)/mlctl $(BIN)/mlctl-agent
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(QCC)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The JSON Schemas, embedded for `mlctl explain` (orchestrator/explain.c).
+SCHEMAS := schema/playbook.schema.json schema/inventory.schema.json
+$(O)/gen/schemas.c: $(SCHEMAS) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	$(Q)sh scripts/embed.sh ml_schema_playbook schema/playbook.schema.json \
+		ml_schema_inventory schema/inventory.schema.json > $@.tmp
+	$(Q)mv $@.tmp $@
+
+$(O)/gen/%.o: $(O)/gen/%.c
 	$(QCC)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
