@@ -248,16 +248,20 @@ static const char *type_word(const char *t)
 	return t;
 }
 
+/* Append word to the " or "-joined list in b unless it is there. */
 static void add_unique(struct ml_buf *b, const char *word)
 {
-	const char *p = ml_buf_str(b);
+	const char *p = ml_buf_str(b), *end;
 	size_t len = strlen(word);
 
-	while ((p = strstr(p, word))) {
-		if ((p == b->data || p[-1] == ' ') &&
-		    (!p[len] || p[len] == ' '))
+	while (*p) {
+		end = strstr(p, " or ");
+		if ((size_t)((end ? end : p + strlen(p)) - p) == len &&
+		    !strncmp(p, word, len))
 			return;
-		p += len;
+		if (!end)
+			break;
+		p = end + 4;
 	}
 	ml_buf_addf(b, "%s%s", b->len ? " or " : "", word);
 }
@@ -296,8 +300,11 @@ static void describe_type(struct ml_buf *b, const struct schema *s,
 			char *lw;
 
 			describe_type(&it, s, resolve(s, items), depth + 1);
-			lw = ml_xasprintf("list of %s",
-					  it.len ? ml_buf_str(&it) : "values");
+			/* "list of strings", "list of string or null" */
+			lw = ml_xasprintf("list of %s%s",
+					  it.len ? ml_buf_str(&it) : "values",
+					  it.len && !strchr(it.data, ' ')
+						  ? "s" : "");
 			add_unique(b, lw);
 			free(lw);
 			ml_buf_release(&it);
