@@ -347,6 +347,9 @@ static void gen_man(FILE *fp, const struct ml_cli *cli)
 	fprintf(fp, ".\\\" generated from the command table by "
 		    "'mlctl __gen man'; do not edit\n"
 		    ".TH MLCTL 1 \"\" \"mlctl %s\" \"User Commands\"\n"
+		    /* a reference: no justification, no hyphens inserted
+		     * into option names */
+		    ".nh\n.ad l\n"
 		    ".SH NAME\n"
 		    "mlctl \\- deploy model APIs to a fleet of VMs from a git "
 		    "commit\n"
