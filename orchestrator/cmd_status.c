@@ -19,6 +19,7 @@
  */
 #include "common/ml.h"
 #include "common/fmt.h"
+#include "common/log.h"
 #include "common/table.h"
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
@@ -630,6 +631,48 @@ static void print_table(const struct status_job *job, size_t n,
 	ml_table_free(t);
 }
 
+/*
+ * Below the table, on stderr, what a person should do about a reachable
+ * host: its Docker is not answering (the agent's error says what to
+ * install or start), or its agent could not probe (usually too old: the
+ * error says to run bootstrap). Once per host; text from hosts escaped.
+ */
+static void print_notes(const struct status_job *job, size_t n)
+{
+	struct ml_buf esc = ML_BUF_INIT(2048);
+	const char *err;
+	json_t *c;
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		const struct ml_host_session *h = &job->hosts[i];
+
+		if (h->rc < 0 || !h->target->is_app)
+			continue;
+		err = hello_str(h->hello, "docker", "error");
+		if (err && !hello_str(h->hello, "docker", "version")) {
+			ml_buf_reset(&esc);
+			ml_escape(&esc, err, strlen(err));
+			fprintf(stderr, "mlctl: %s: docker is not reachable: "
+				"%s\n", h->target->name, ml_buf_str(&esc));
+		}
+		json_array_foreach(job->containers[i], k, c) {
+			json_t *p = json_object_get(c, "probe");
+
+			err = json_string_value(json_object_get(p, "error"));
+			if (!p || !json_is_null(json_object_get(p, "healthy")) ||
+			    !err)
+				continue;
+			ml_buf_reset(&esc);
+			ml_escape(&esc, err, strlen(err));
+			fprintf(stderr, "mlctl: %s: cannot check health: %s\n",
+				h->target->name, ml_buf_str(&esc));
+			break;
+		}
+	}
+	ml_buf_release(&esc);
+}
+
 static int status_run(struct ml_ctx *ctx)
 {
 	struct ml_fleet_opts fo;
@@ -675,6 +718,8 @@ static int status_run(struct ml_ctx *ctx)
 		json_decref(doc);
 	} else {
 		print_table(&job, n, newest);
+		fflush(stdout);
+		print_notes(&job, n);
 	}
 	for (i = 0; i < n; i++) {
 		if (hosts[i].rc == 0)
