@@ -38,6 +38,8 @@ struct status_job {
 	struct ml_host_session *hosts;
 	json_t **containers; /* per host: array, or NULL on failure */
 	json_t **lb;         /* per LB host: its lb_status, or NULL */
+	char **list_err;     /* per host: why its agent could not list the
+			      * containers (Docker down), or NULL */
 	const char *app;
 	const char *health_path; /* the playbook's health check */
 	int64_t probe_timeout_ms;
@@ -117,6 +119,11 @@ static int status_one(size_t i, void *arg)
 		return 0; /* a load balancer runs no app containers */
 	rc = ml_host_call(h, "list", json_pack("{s:s}", "app", job->app),
 			  &res);
+	if (rc < 0 && rc != ML_EHOST) {
+		/* the host answers, its Docker does not: not unreachable */
+		job->list_err[i] = ml_xstrdup(ml_err_msg());
+		return rc;
+	}
 	if (rc < 0) {
 		ml_host_fail(h, rc);
 		return rc;
@@ -306,7 +313,7 @@ static void annotate(const struct status_job *job, size_t n, int64_t now)
 }
 
 static json_t *host_json(const struct ml_host_session *h, json_t *cont,
-			 json_t *lb, int64_t newest)
+			 json_t *lb, const char *list_err, int64_t newest)
 {
 	const struct ml_target *t = h->target;
 	json_t *o = json_object();
@@ -318,6 +325,8 @@ static json_t *host_json(const struct ml_host_session *h, json_t *cont,
 	json_object_set_new(o, "connect_ms", json_integer(h->connect_ms));
 	if (h->rc < 0)
 		json_object_set_new(o, "error", json_string(h->error));
+	else if (list_err)
+		json_object_set_new(o, "error", json_string(list_err));
 	if (h->hello) {
 		json_object_set_new(
 			o, "agent_version",
@@ -655,6 +664,9 @@ static void print_notes(const struct status_job *job, size_t n)
 			ml_escape(&esc, err, strlen(err));
 			fprintf(stderr, "mlctl: %s: docker is not reachable: "
 				"%s\n", h->target->name, ml_buf_str(&esc));
+		} else if (job->list_err[i]) {
+			fprintf(stderr, "mlctl: %s: %s\n", h->target->name,
+				job->list_err[i]);
 		}
 		json_array_foreach(job->containers[i], k, c) {
 			json_t *p = json_object_get(c, "probe");
@@ -679,7 +691,7 @@ static int status_run(struct ml_ctx *ctx)
 	struct ml_host_session *hosts = NULL;
 	struct status_job job = { 0 };
 	const struct ml_playbook *pb = ctx->config->playbook;
-	size_t n = 0, i, down = 0;
+	size_t n = 0, i, down = 0, nodocker = 0;
 	int64_t now = (int64_t)time(NULL), newest;
 	int rc;
 
@@ -694,6 +706,7 @@ static int status_run(struct ml_ctx *ctx)
 	job.hosts = hosts;
 	job.containers = ml_xcalloc(n ? n : 1, sizeof(*job.containers));
 	job.lb = ml_xcalloc(n ? n : 1, sizeof(*job.lb));
+	job.list_err = ml_xcalloc(n ? n : 1, sizeof(*job.list_err));
 	job.app = pb->app;
 	job.health_path = pb->health.path ? pb->health.path : "/";
 	job.probe_timeout_ms = pb->health.timeout_ms > 0 ?
@@ -711,7 +724,8 @@ static int status_run(struct ml_ctx *ctx)
 		for (i = 0; i < n; i++)
 			json_array_append_new(
 				arr, host_json(&hosts[i], job.containers[i],
-					       job.lb[i], newest));
+					       job.lb[i], job.list_err[i],
+					       newest));
 		json_object_set_new(doc, "hosts", arr);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("\n");
@@ -732,13 +746,20 @@ static int status_run(struct ml_ctx *ctx)
 	for (i = 0; i < n; i++) {
 		json_decref(job.containers[i]);
 		json_decref(job.lb[i]);
+		nodocker += job.list_err[i] != NULL;
+		free(job.list_err[i]);
 	}
 	free(job.containers);
 	free(job.lb);
+	free(job.list_err);
 	ml_fleet_close(hosts, n);
 	if (down)
 		return ml_err_set(ML_EHOST, "%zu of %zu host%s unreachable",
 				  down, n, n == 1 ? " is" : "s are");
+	if (nodocker)
+		return ml_err_set(ML_EHOST, "%zu of %zu host%s could not list "
+				  "the app's containers", nodocker, n,
+				  n == 1 ? "" : "s");
 	return 0;
 }
 
