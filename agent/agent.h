@@ -149,6 +149,7 @@ extern const struct ml_agent_op ml_agent_op_container_run;
 extern const struct ml_agent_op ml_agent_op_container_wait;
 extern const struct ml_agent_op ml_agent_op_container_stop;
 extern const struct ml_agent_op ml_agent_op_container_logs;
+extern const struct ml_agent_op ml_agent_op_container_probe;
 extern const struct ml_agent_op ml_agent_op_lb_apply;
 extern const struct ml_agent_op ml_agent_op_lb_set;
 extern const struct ml_agent_op ml_agent_op_lb_remove;

@@ -30,6 +30,7 @@ static const struct ml_agent_op *const ops[] = {
 	&ml_agent_op_container_wait,
 	&ml_agent_op_container_stop,
 	&ml_agent_op_container_logs,
+	&ml_agent_op_container_probe,
 	&ml_agent_op_lb_apply,
 	&ml_agent_op_lb_set,
 	&ml_agent_op_lb_remove,

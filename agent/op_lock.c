@@ -378,7 +378,9 @@ static int locked_error(const struct lease *l, int64_t now)
 
 	rc = ml_err_set(ML_ELOCKED,
 			"the fleet is locked by %s since %s (reason: %s), "
-			"expires in %lld s",
+			"expires in %lld s; 'mlctl deploy --wait DURATION' "
+			"waits for it, 'mlctl lock release' breaks it if its "
+			"holder is gone",
 			o, ml_fmt_time(t, l->acquired_at_ms / 1000),
 			*r ? r : "none",
 			(long long)((l->expires_at_ms - now + 999) / 1000));

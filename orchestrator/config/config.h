@@ -242,6 +242,15 @@ void ml_config_free(struct ml_config *cfg);
  * order. New reference. */
 json_t *ml_config_to_json(const struct ml_config *cfg);
 
+/*
+ * The candidate closest to word (optimal string alignment distance) when
+ * close enough to suggest, else NULL; borrowed from cands. Public: the
+ * command line suggests verbs, options and `explain` keys with it, so a
+ * typo is judged the same way everywhere.
+ */
+const char *ml_cfg_suggest(const char *word, const char *const *cands,
+			   size_t n);
+
 /* ---- shared by the parsers in orchestrator/config/ only ---------------- */
 
 /*
@@ -270,9 +279,6 @@ const char *ml_cfg_q(struct ml_cfgctx *c, const char *s);
 /* "a string", "an integer", "a number", "a boolean", "null", "a mapping",
  * "a sequence": how YAML 1.2's core schema reads the node. */
 const char *ml_cfg_kind(const struct ml_ynode *n);
-/* The candidate closest to word when close enough to suggest, else NULL. */
-const char *ml_cfg_suggest(const char *word, const char *const *cands,
-			   size_t n);
 /* Report every key of map not in keys (NULL-terminated), with a "did you
  * mean". Returns the number of unknown keys. */
 int ml_cfg_check_keys(struct ml_cfgctx *c, const struct ml_ynode *map,
