@@ -27,6 +27,7 @@ enum ml_opt_id {
 	OPT_LOCAL_DOCKER,
 	OPT_SECRETS,
 	OPT_FORCE,
+	OPT_DRY_RUN,
 	OPT__COUNT
 };
 

@@ -14,6 +14,8 @@
 #include "orchestrator/ledger/ledger.h"
 #include "orchestrator/revision_view.h"
 
+#include <jansson.h>
+
 extern const struct ml_option ml_opt_secrets;
 
 static const struct ml_option opt_wait = {
@@ -49,6 +51,62 @@ static int previous_good(struct ml_ledger *l, struct ml_revision **out)
 	return rc;
 }
 
+/* Are the config and every layer of rev in the controller's cache? */
+static bool revision_cached(const struct ml_revision *rev)
+{
+	struct ml_cache *c = NULL;
+	json_t *layers = rev->layers_json ? json_loads(rev->layers_json, 0,
+						       NULL)
+					  : NULL, *v;
+	bool all = rev->image_id && json_is_array(layers);
+	size_t i;
+
+	if (all && ml_cache_open(&c, NULL) < 0)
+		all = false;
+	if (all && !ml_cache_has(c, rev->image_id))
+		all = false;
+	json_array_foreach(layers, i, v)
+		if (all && !ml_cache_has(c, json_string_value(v)))
+			all = false;
+	ml_cache_free(c);
+	json_decref(layers);
+	return all;
+}
+
+/*
+ * A revision prune took off some hosts is delivered to them again by the
+ * deploy; say so before it starts, and from where, rather than let a
+ * rollback that is usually instant send bytes unannounced.
+ */
+static void say_if_pruned(struct ml_ctx *ctx, const struct ml_revision *rev,
+			  bool cached)
+{
+	FILE *out = ml_ctx_flag(ctx, OPT_JSON) ? stderr : stdout;
+	struct ml_buf b = ML_BUF_INIT(1 << 16);
+	char **hosts = NULL;
+	size_t n = 0, i;
+
+	if (!rev->image_id ||
+	    ml_ledger_pruned_hosts(ctx->ledger, rev->image_id, &hosts, &n) < 0 ||
+	    !n) {
+		ml_err_clear();
+		free(hosts);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		ml_buf_addf(&b, "%s%s", i ? ", " : "", hosts[i]);
+		free(hosts[i]);
+	}
+	free(hosts);
+	fprintf(out,
+		"revision %lld was pruned from %s: its image is delivered "
+		"again, from the controller's %s\n",
+		(long long)rev->number, ml_buf_str(&b),
+		cached ? "cache"
+		       : "Docker (its blobs were pruned from the cache too)");
+	ml_buf_release(&b);
+}
+
 static int rollback_run(struct ml_ctx *ctx)
 {
 	struct ml_deploy_req req = { 0 };
@@ -57,6 +115,7 @@ static int rollback_run(struct ml_ctx *ctx)
 	struct ml_image *img = NULL;
 	struct ml_cache *cache = NULL;
 	int64_t num;
+	bool cached;
 	int rc;
 
 	if (ctx->argc > 1)
@@ -71,9 +130,11 @@ static int rollback_run(struct ml_ctx *ctx)
 	}
 	if (rc < 0)
 		return rc;
+	cached = revision_cached(rev);
 	rc = ml_deploy_load_revision(&cfg, &img, &cache, ctx, rev);
 	if (rc < 0)
 		goto out;
+	say_if_pruned(ctx, rev, cached);
 	fprintf(ml_ctx_flag(ctx, OPT_JSON) ? stderr : stdout,
 		"rolling back to revision %lld (commit %.12s, image %.19s)\n",
 	       (long long)rev->number, rev->commit ? rev->commit : "-",
