@@ -268,6 +268,19 @@ static void print_items(FILE *out, const char *host, json_t *res, bool dry)
 
 /* ---- the ledger's prune records ---- */
 
+static bool removed_here(json_t *result, const char *id)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(result, "images"), i, v)
+		if (json_is_true(json_object_get(v, "removed")) &&
+		    !strcmp(json_string_value(json_object_get(v, "id")) ?: "",
+			    id))
+			return true;
+	return false;
+}
+
 static void record(struct ml_ledger *l, const char *host,
 		   const struct host_job *job,
 		   const struct ml_prune_input *in)
@@ -282,10 +295,12 @@ static void record(struct ml_ledger *l, const char *host,
 						    v, "id")),
 					 host, true) < 0)
 			ml_warn("prune: %s", ml_err_msg());
-	/* an image of the app that is (again) on the host */
+	/* an image of the app that is (again) on the host, and stays */
 	for (i = 0; i < job->host.nimages; i++) {
 		const char *id = job->host.images[i].id;
 
+		if (removed_here(job->result, id))
+			continue;
 		for (j = 0; j < in->nrevs; j++)
 			if (in->revs[j].image_id &&
 			    !strcmp(in->revs[j].image_id, id))
