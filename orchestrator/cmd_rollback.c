@@ -3,8 +3,9 @@
  * playbook and image; hosts from the current inventory) through the same
  * engine as deploy, recorded as a new revision that names N. Without N:
  * the newest successful revision before the current one. The hosts keep
- * the images of earlier revisions, so no image bytes move when they still
- * have it.
+ * the images of the revisions prune keeps (orchestrator/prune), so no image
+ * bytes move for those; a revision prune removed from some hosts is said
+ * to be delivered again, and is, from the controller's cache (or Docker).
  */
 #include "common/ml.h"
 #include "orchestrator/cmd.h"

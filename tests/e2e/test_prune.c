@@ -180,19 +180,7 @@ static char *tag_of(int rev)
 
 static void write_weights(void)
 {
-	char *path = ml_xasprintf("%s/weights.bin", F.repo);
-	char *buf = ml_xmalloc(WEIGHTS_BYTES);
-	int fd = open("/dev/urandom", O_RDONLY), out;
-
-	assert_true(fd >= 0);
-	assert_int_equal(read(fd, buf, WEIGHTS_BYTES), WEIGHTS_BYTES);
-	close(fd);
-	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(out >= 0);
-	assert_int_equal(write(out, buf, WEIGHTS_BYTES), WEIGHTS_BYTES);
-	close(out);
-	free(buf);
-	free(path);
+	ml_test_write_random(F.repo, "weights.bin", WEIGHTS_BYTES);
 }
 
 static json_t *history(void)
@@ -218,6 +206,32 @@ static json_t *revision_of(json_t *h, int rev)
 		if (json_integer_value(json_object_get(v, "number")) == rev)
 			return v;
 	return NULL;
+}
+
+/* Remove the app's images an earlier run left on the VMs: they belong to
+ * another ledger, so prune rightly leaves them alone. */
+static void vm_forget_app(void)
+{
+	size_t v;
+
+	for (v = 0; v < NVMS; v++) {
+		char *ids = vm_out(vms[v], (const char *const[]){
+			"docker", "images", "-q", "mlctl/" APP, NULL });
+		const char *p, *nl;
+
+		for (p = ids ? ids : ""; *p; p = *nl ? nl + 1 : nl) {
+			char *id;
+
+			nl = p + strcspn(p, "\n");
+			if (nl == p)
+				continue;
+			id = ml_xstrndup(p, (size_t)(nl - p));
+			free(vm_out(vms[v], (const char *const[]){
+				"docker", "rmi", "-f", id, NULL }));
+			free(id);
+		}
+		free(ids);
+	}
 }
 
 static int group_setup(void **state)
@@ -274,6 +288,7 @@ static int group_setup(void **state)
 	write_weights();
 	free(ml_test_commit(F.repo, "the app, before its first deploy"));
 	mlctl(&o, (const char *const[]){ "bootstrap", NULL });
+	vm_forget_app();
 	if (o.status != 0) {
 		print_error("bootstrap failed (%d):\n%s%s\n", o.status, o.out,
 			    o.err);
@@ -299,6 +314,7 @@ static int group_teardown(void **state)
 	ML_UNUSED(state);
 	mlctl(&o, (const char *const[]){ "remove", NULL });
 	ml_test_out_release(&o);
+	vm_forget_app();
 	free(vm_out("vm1", (const char *const[]){
 		"docker", "rm", "prune-bystander", NULL }));
 	free(vm_out("vm1", (const char *const[]){
