@@ -33,7 +33,7 @@
 #include "common/docker.h"
 
 #define OP "prune"
-#define MAX_ITEMS 1000
+#define MAX_ITEMS 1000 /* ML_PRUNE_MAX_ITEMS on the controller */
 
 static bool is_ours(const char *tag, const char *app, json_t *asked)
 {

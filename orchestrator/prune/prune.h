@@ -36,6 +36,7 @@
 #include "orchestrator/ledger/ledger.h"
 
 #define ML_PRUNE_RETAIN_DEFAULT 3
+#define ML_PRUNE_MAX_ITEMS 1000 /* of each kind in one agent request */
 
 /* A revision as prune sees it (from the ledger). */
 struct ml_prune_rev {

@@ -49,6 +49,11 @@ static int call_prune_scan(struct ml_host_session *h, json_t **scan)
 	return ml_host_call(h, "prune_scan", json_object(), scan);
 }
 
+/*
+ * The agent takes at most ML_PRUNE_MAX_ITEMS of each kind per request; a
+ * longer backlog (the first prune of a fleet deployed for years) is
+ * worked off by the prunes after it.
+ */
 static int call_prune(struct ml_host_session *h, const char *app,
 		      const struct ml_prune_plan *p, bool dry_run,
 		      json_t **res)
@@ -56,9 +61,9 @@ static int call_prune(struct ml_host_session *h, const char *app,
 	json_t *cs = json_array(), *is = json_array(), *bs = json_array();
 	size_t i, j;
 
-	for (i = 0; i < p->ncontainers; i++)
+	for (i = 0; i < p->ncontainers && i < ML_PRUNE_MAX_ITEMS; i++)
 		json_array_append_new(cs, json_string(p->containers[i]->id));
-	for (i = 0; i < p->nimages; i++) {
+	for (i = 0; i < p->nimages && i < ML_PRUNE_MAX_ITEMS; i++) {
 		json_t *tags = json_array();
 
 		for (j = 0; j < p->images[i].ntags; j++)
@@ -68,7 +73,7 @@ static int call_prune(struct ml_host_session *h, const char *app,
 						    p->images[i].img->id,
 						    "tags", tags));
 	}
-	for (i = 0; i < p->nblobs; i++)
+	for (i = 0; i < p->nblobs && i < ML_PRUNE_MAX_ITEMS; i++)
 		json_array_append_new(bs, json_string(p->blobs[i]->digest));
 	return ml_host_call(h, "prune",
 			    json_pack("{s:s,s:o,s:o,s:o,s:b}", "app", app,
