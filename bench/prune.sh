@@ -78,13 +78,14 @@ vm_du() { # vm_du PATH: MiB used under PATH on vm1
 	$fleet exec --dir "$dir" vm1 -- du -sm "$1" 2>/dev/null | awk '{ print $1 }'
 }
 row() { # row STEP CMD...
-	local b a t0 t1
+	local step=$1 b a t0 t1
+	shift
 	b=$(rx)
 	t0=$EPOCHREALTIME
 	"$@" >/dev/null
 	t1=$EPOCHREALTIME
 	a=$(rx)
-	printf '| %s | %s | %s | %s | %s | %s |\n' "$1" \
+	printf '| %s | %s | %s | %s | %s | %s |\n' "$step" \
 		"$(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }')" \
 		"$(avg_mib "$b" "$a")" "$(vm_du /var/lib/mlctl/blobs)" \
 		"$(vm_du /var/lib/docker)" \

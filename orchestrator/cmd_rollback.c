@@ -8,11 +8,13 @@
  * to be delivered again, and is, from the controller's cache (or Docker).
  */
 #include "common/ml.h"
+#include "orchestrator/apply/deliver.h"
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/deploy.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/ledger/ledger.h"
+#include "orchestrator/load.h"
 #include "orchestrator/revision_view.h"
 
 #include <jansson.h>
@@ -108,6 +110,49 @@ static void say_if_pruned(struct ml_ctx *ctx, const struct ml_revision *rev,
 	ml_buf_release(&b);
 }
 
+/*
+ * The revision's image is gone from the controller's Docker (removed by
+ * hand, or another machine): a revision built from its commit is built
+ * again from that commit. The result may not be bit-for-bit the image
+ * recorded (build times are part of it), so this says which it is. For
+ * an image named by reference there is nothing to rebuild from, and the
+ * original error stands.
+ */
+static int rebuild(struct ml_config **cfg, struct ml_image **img,
+		   struct ml_cache **cache, struct ml_ctx *ctx,
+		   const struct ml_revision *rev)
+{
+	FILE *out = ml_ctx_flag(ctx, OPT_JSON) ? stderr : stdout;
+	char *why = ml_xstrdup(ml_err_msg());
+	struct ml_config *c = NULL;
+	int rc;
+
+	rc = ml_load_config_with_playbook(&c, ctx, rev->playbook,
+					  strlen(rev->playbook), rev->commit);
+	if (rc < 0 || c->playbook->image.kind != ML_IMAGE_BUILD) {
+		rc = ml_err_set(ML_ENOTFOUND, "%s", why);
+		goto out;
+	}
+	fprintf(out,
+		"the image of revision %lld is not in the controller's Docker "
+		"any more: building it again from commit %.12s\n",
+		(long long)rev->number, rev->commit);
+	rc = ml_image_prepare(img, cache, c, ctx->opt[OPT_LOCAL_DOCKER]);
+	if (rc < 0)
+		goto out;
+	if (strcmp((*img)->id, rev->image_id))
+		fprintf(out,
+			"the rebuilt image is %.19s, not the recorded %.19s "
+			"(builds are not bit-for-bit reproducible)\n",
+			(*img)->id, rev->image_id);
+	*cfg = c;
+	c = NULL;
+out:
+	ml_config_free(c);
+	free(why);
+	return rc;
+}
+
 static int rollback_run(struct ml_ctx *ctx)
 {
 	struct ml_deploy_req req = { 0 };
@@ -133,6 +178,8 @@ static int rollback_run(struct ml_ctx *ctx)
 		return rc;
 	cached = revision_cached(rev);
 	rc = ml_deploy_load_revision(&cfg, &img, &cache, ctx, rev);
+	if (rc == ML_ENOTFOUND && rev->image_id)
+		rc = rebuild(&cfg, &img, &cache, ctx, rev);
 	if (rc < 0)
 		goto out;
 	say_if_pruned(ctx, rev, cached);

@@ -9,8 +9,9 @@
  * pinned revisions; the blob store stops growing; an image and a stopped
  * container that are no mlctl app's stay. Then `mlctl rollback 2` sends
  * no image bytes (the VMs' interface counters), a rollback to a pruned
- * revision says so and sends the image again, and a prune while another
- * controller deploys is refused by the fleet lock.
+ * revision says so and sends the image again (from the cache, or built
+ * again when the controller's Docker lost it too), and a prune while
+ * another controller deploys is refused by the fleet lock.
  *
  * Real parts only: git, the controller's Docker building the image,
  * sshd, dockerd and the agent in the fleet's namespaces.
@@ -545,6 +546,27 @@ static void test_prune__rollback_to_pruned_redelivers_and_says_so(void **s)
 		free(t);
 		free(tag);
 	}
+
+	/* gone from the controller's Docker as well: built again from its
+	 * commit, and delivered */
+	t = tag_of(6);
+	ml_test_run(&o, NULL, NULL, NULL, 60,
+		    (const char *const[]){ "docker", "rmi", t, NULL });
+	assert_int_equal(o.status, 0);
+	ml_test_out_release(&o);
+	mlctl(&o, (const char *const[]){ "rollback", "6", NULL });
+	must(&o, 0);
+	assert_non_null(strstr(o.out, "the image of revision 6 is not in the "
+				      "controller's Docker any more: building "
+				      "it again from commit"));
+	ml_test_out_release(&o);
+	for (v = 0; v < NVMS; v++) {
+		char *tags = vm_app_tags(vms[v]);
+
+		assert_true(has_line(tags, t));
+		free(tags);
+	}
+	free(t);
 }
 
 /* A prune while another controller deploys waits for, or is refused by,
