@@ -159,6 +159,17 @@ extern const struct ml_agent_op ml_agent_op_lock_acquire;
 extern const struct ml_agent_op ml_agent_op_lock_renew;
 extern const struct ml_agent_op ml_agent_op_lock_release;
 extern const struct ml_agent_op ml_agent_op_lock_status;
+extern const struct ml_agent_op ml_agent_op_prune_scan;
+extern const struct ml_agent_op ml_agent_op_prune;
+
+/*
+ * Every container ([{"id","name","app","revision","image_id","running"}])
+ * and every content-addressed image ([{"id","tags","layers","size"}]) of
+ * the host's Docker, new references for the caller. Fails like the Docker
+ * client. (op_prune_scan.c)
+ */
+int ml_agent_host_state(struct ml_agent *a, json_t **containers,
+			json_t **images);
 
 /*
  * The integer member key of args in *out, from min to max. Absent: left

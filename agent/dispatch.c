@@ -40,6 +40,8 @@ static const struct ml_agent_op *const ops[] = {
 	&ml_agent_op_lock_renew,
 	&ml_agent_op_lock_release,
 	&ml_agent_op_lock_status,
+	&ml_agent_op_prune_scan,
+	&ml_agent_op_prune,
 };
 
 const struct ml_agent_op *const *ml_agent_ops(size_t *n)

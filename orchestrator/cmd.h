@@ -35,6 +35,7 @@ enum ml_opt_id {
 	OPT_SECRETS_FILE,
 	OPT_ROLLOUTS,
 	OPT_READ_ONLY_ROOT,
+	OPT_DRY_RUN,
 	OPT__COUNT
 };
 

@@ -18,6 +18,7 @@
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/load.h"
+#include "orchestrator/prune/run.h"
 #include "orchestrator/secrets.h"
 #include "orchestrator/source/source.h"
 #include "orchestrator/transport/transport.h"
@@ -766,6 +767,8 @@ out:
 			       (long long)rev.number, ro.updated,
 			       ro.updated == 1 ? "" : "s",
 			       (double)(mono_ms() - t0) / 1000);
+		if (rc == 0) /* still under the lock, with the sessions */
+			ml_prune_after_deploy(ctx, cfg, hosts, n, hum);
 	}
 	if (lk.h) {
 		char *keep = ml_xstrdup(ml_err_msg());

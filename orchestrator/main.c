@@ -33,6 +33,9 @@ extern const struct ml_cmd ml_cmd_lock;
 extern const struct ml_cmd ml_cmd_remove;
 extern const struct ml_cmd ml_cmd_render;
 extern const struct ml_cmd ml_cmd_explain;
+extern const struct ml_cmd ml_cmd_prune;
+extern const struct ml_cmd ml_cmd_pin;
+extern const struct ml_cmd ml_cmd_unpin;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
@@ -49,6 +52,9 @@ static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_remove,
 	&ml_cmd_render,
 	&ml_cmd_explain,
+	&ml_cmd_prune,
+	&ml_cmd_pin,
+	&ml_cmd_unpin,
 };
 
 const struct ml_option ml_opt_commit = {

@@ -129,6 +129,13 @@ struct ml_security_spec {
 				   * from the balancer (default false) */
 };
 
+/* prune: what old revisions each host keeps (see orchestrator/prune). */
+struct ml_prune_spec {
+	int retain;          /* newest good revisions kept, default 3 */
+	bool after_deploy;   /* prune after each successful deploy (true) */
+	int64_t disk_budget; /* bytes of kept images per host, 0: none */
+};
+
 struct ml_playbook {
 	char *file;     /* name used in diagnostics */
 	char *app;      /* [a-z0-9][a-z0-9-]{0,62} */
@@ -143,6 +150,7 @@ struct ml_playbook {
 	struct ml_rollout_spec rollout;
 	struct ml_lb_spec lb;
 	struct ml_security_spec security;
+	struct ml_prune_spec prune;
 };
 
 /* ---- the inventory: inventory.yaml ------------------------------------- */

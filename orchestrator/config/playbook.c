@@ -29,7 +29,9 @@
 static const char *const top_keys[] = {
 	"app",	   "image",	"port",	   "health",  "replicas",      "env",
 	"secrets", "resources", "targets", "rollout", "load_balancer",
-	"security", NULL};
+	"security", "prune", NULL};
+static const char *const prune_keys[] = {"retain", "after_deploy",
+					 "disk_budget", NULL};
 static const char *const image_keys[] = {"ref", "build", NULL};
 static const char *const build_keys[] = {"context", "dockerfile", "args", NULL};
 static const char *const health_keys[] = {"path",
@@ -554,6 +556,25 @@ static void parse_rollout(struct ml_cfgctx *c, struct ml_playbook *pb,
 		parse_canary(c, r, v);
 }
 
+/* ---- prune ----------------------------------------------------------- */
+
+static void parse_prune(struct ml_cfgctx *c, struct ml_playbook *pb,
+			const struct ml_ynode *n)
+{
+	struct ml_prune_spec *p = &pb->prune;
+	const struct ml_ynode *v;
+
+	if (ml_cfg_want_map(c, n, "prune") < 0)
+		return;
+	ml_cfg_check_keys(c, n, prune_keys);
+	if ((v = ml_ymap_get(n, "retain")))
+		get_int(c, v, "prune.retain", 1, 1000, &p->retain);
+	if ((v = ml_ymap_get(n, "after_deploy")))
+		ml_cfg_bool(c, v, "prune.after_deploy", &p->after_deploy);
+	if ((v = opt(n, "disk_budget")))
+		ml_cfg_size(c, v, "prune.disk_budget", &p->disk_budget);
+}
+
 /* ---- load balancer ----------------------------------------------------- */
 
 static void parse_tls(struct ml_cfgctx *c, struct ml_playbook *pb,
@@ -660,6 +681,8 @@ static void set_defaults(struct ml_playbook *pb)
 	pb->lb.listen_port = 80;
 	pb->lb.balance = ML_BALANCE_ROUNDROBIN;
 	ml_security_defaults(&pb->security);
+	pb->prune.retain = 3;
+	pb->prune.after_deploy = true;
 }
 
 static void parse_root(struct ml_cfgctx *c, struct ml_playbook *pb,
@@ -707,6 +730,8 @@ static void parse_root(struct ml_cfgctx *c, struct ml_playbook *pb,
 		parse_lb(c, pb, v);
 	if ((v = opt(root, "security")))
 		ml_security_parse(c, &pb->security, v);
+	if ((v = opt(root, "prune")))
+		parse_prune(c, pb, v);
 }
 
 int ml_playbook_parse(struct ml_playbook **out, const char *name,
