@@ -51,12 +51,26 @@ enum ml_lb_state {
 	ML_LB_MAINT,
 };
 
+/* A health check of its own for one server (see ml_lb_config). */
+struct ml_lb_check {
+	char *path;
+	long interval_ms, timeout_ms;
+	int rise, fall;
+};
+
 struct ml_lb_server {
 	char *name;    /* [A-Za-z0-9][A-Za-z0-9._-]*, unique in the backend */
 	char *address; /* IPv4, IPv6 or a DNS name */
 	int port;
 	enum ml_lb_state state;
 	int weight; /* 0..ML_LB_WEIGHT_MAX */
+	/* NULL: the backend's check. Else the check this server took
+	 * traffic with (an older revision's, while a new revision with
+	 * another check rolls out): rendered as a check-only backend
+	 * "chk_<app>_<hash of the check>" that the server tracks, so a
+	 * change of the health check never applies to servers already
+	 * serving. */
+	struct ml_lb_check *check;
 };
 
 struct ml_lb_config {

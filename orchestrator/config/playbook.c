@@ -30,7 +30,9 @@
 static const char *const top_keys[] = {
 	"app",	   "image",	"port",	   "health",  "replicas",      "env",
 	"secrets", "resources", "targets", "rollout", "load_balancer",
-	"logs",	   "metrics",	NULL};
+	"security", "prune", "logs", "metrics", NULL};
+static const char *const prune_keys[] = {"retain", "after_deploy",
+					 "disk_budget", NULL};
 static const char *const image_keys[] = {"ref", "build", NULL};
 static const char *const build_keys[] = {"context", "dockerfile", "args", NULL};
 static const char *const health_keys[] = {"path",
@@ -48,7 +50,8 @@ static const char *const lb_keys[] = {"hosts", "listen", "balance", "tls",
 				      NULL};
 static const char *const tls_keys[] = {"cert", NULL};
 static const char *const logs_keys[] = {"max_size", "max_files", NULL};
-static const char *const metrics_keys[] = {"path", "port", "bind", NULL};
+static const char *const metrics_keys[] = {"path", "port", "bind",
+					   "scrape_from", NULL};
 
 static const char ident_rule[] = "use letters, digits and '_', not starting "
 				 "with a digit";
@@ -557,6 +560,25 @@ static void parse_rollout(struct ml_cfgctx *c, struct ml_playbook *pb,
 		parse_canary(c, r, v);
 }
 
+/* ---- prune ----------------------------------------------------------- */
+
+static void parse_prune(struct ml_cfgctx *c, struct ml_playbook *pb,
+			const struct ml_ynode *n)
+{
+	struct ml_prune_spec *p = &pb->prune;
+	const struct ml_ynode *v;
+
+	if (ml_cfg_want_map(c, n, "prune") < 0)
+		return;
+	ml_cfg_check_keys(c, n, prune_keys);
+	if ((v = ml_ymap_get(n, "retain")))
+		get_int(c, v, "prune.retain", 1, 1000, &p->retain);
+	if ((v = ml_ymap_get(n, "after_deploy")))
+		ml_cfg_bool(c, v, "prune.after_deploy", &p->after_deploy);
+	if ((v = opt(n, "disk_budget")))
+		ml_cfg_size(c, v, "prune.disk_budget", &p->disk_budget);
+}
+
 /* ---- load balancer ----------------------------------------------------- */
 
 static void parse_tls(struct ml_cfgctx *c, struct ml_playbook *pb,
@@ -712,6 +734,20 @@ static void parse_metrics(struct ml_cfgctx *c, struct ml_playbook *pb,
 		free(pb->metrics.bind);
 		pb->metrics.bind = s;
 	}
+	if ((v = opt(n, "scrape_from"))) {
+		size_t i;
+
+		ml_cfg_strlist(c, v, "metrics.scrape_from", false,
+			       &pb->metrics.scrape_from);
+		for (i = 0; i < pb->metrics.scrape_from.n; i++)
+			if (!is_ip(pb->metrics.scrape_from.v[i]))
+				ml_cfg_err_pos(c, pb->metrics.scrape_from.pos[i],
+					       "'metrics.scrape_from' must list "
+					       "IP addresses, got '%s'",
+					       ml_cfg_q(c, pb->metrics
+								   .scrape_from
+								   .v[i]));
+	}
 }
 
 /* ---- the whole file ---------------------------------------------------- */
@@ -733,6 +769,9 @@ static void set_defaults(struct ml_playbook *pb)
 	pb->rollout.drain_timeout_ms = 30000;
 	pb->lb.listen_port = 80;
 	pb->lb.balance = ML_BALANCE_ROUNDROBIN;
+	ml_security_defaults(&pb->security);
+	pb->prune.retain = 3;
+	pb->prune.after_deploy = true;
 	pb->logs.max_size_bytes = (int64_t)10 << 20;
 	pb->logs.max_files = 3;
 	pb->metrics.port = 8404;
@@ -785,6 +824,10 @@ static void parse_root(struct ml_cfgctx *c, struct ml_playbook *pb,
 		parse_rollout(c, pb, v);
 	if ((v = ml_ymap_get(root, "load_balancer")))
 		parse_lb(c, pb, v);
+	if ((v = opt(root, "security")))
+		ml_security_parse(c, &pb->security, v);
+	if ((v = opt(root, "prune")))
+		parse_prune(c, pb, v);
 }
 
 int ml_playbook_parse(struct ml_playbook **out, const char *name,
@@ -839,7 +882,9 @@ void ml_playbook_free(struct ml_playbook *pb)
 	free(pb->rollout.canary_percent);
 	ml_strlist_release(&pb->lb.hosts);
 	free(pb->lb.tls_cert);
+	ml_security_release(&pb->security);
 	free(pb->metrics.path);
 	free(pb->metrics.bind);
+	ml_strlist_release(&pb->metrics.scrape_from);
 	free(pb);
 }

@@ -51,6 +51,7 @@ static struct {
 	char *ledger_env;
 	char *url; /* the app through the balancer */
 	char *lb_addr;
+	char *ctl_addr; /* the controller on the fleet's bridge (Prometheus) */
 	char *targets; /* the file_sd file deploys keep current */
 } F;
 
@@ -131,8 +132,8 @@ static void commit_playbook(int fail_every, const char *tag)
 		"rollout: {batch: 1, drain_timeout: 5s}\n"
 		"load_balancer: {hosts: [lb], listen: 80}\n"
 		"logs: {max_size: 1m, max_files: 2}\n"
-		"metrics: {path: /cgi-bin/metrics}\n",
-		env);
+		"metrics: {path: /cgi-bin/metrics, scrape_from: [%s]}\n",
+		env, F.ctl_addr);
 
 	ml_test_write(F.repo, "mlctl.yaml", pb);
 	ml_test_write(F.repo, "www/tag.txt", tag);
@@ -350,6 +351,10 @@ static int group_setup(void **state)
 	addr += strlen("address: ");
 	F.lb_addr = ml_xstrndup(addr, strcspn(addr, "\n \r"));
 	F.url = ml_xasprintf("http://%s/cgi-bin/predict", F.lb_addr);
+	/* the harness gives the bridge, where the controller is, A.B.C.1 */
+	F.ctl_addr = ml_xasprintf("%.*s.1",
+				  (int)(strrchr(F.lb_addr, '.') - F.lb_addr),
+				  F.lb_addr);
 
 	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
 	{
@@ -412,6 +417,7 @@ static int group_teardown(void **state)
 	free(F.ledger_env);
 	free(F.url);
 	free(F.lb_addr);
+	free(F.ctl_addr);
 	free(F.targets);
 	return 0;
 }

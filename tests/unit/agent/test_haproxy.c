@@ -574,7 +574,11 @@ static void *conn_main(void *arg)
 			break;
 	}
 	req[len] = '\0';
-	if (!strncmp(req, "GET /health", 11) || !strncmp(req, "OPTIONS", 7)) {
+	if (!strncmp(req, "GET /nope", 9)) {
+		b->checks++;
+		code = 404; /* a health path the app does not serve */
+	} else if (!strncmp(req, "GET /health", 11) ||
+		   !strncmp(req, "OPTIONS", 7)) {
 		b->checks++;
 		code = b->healthy ? 200 : 503;
 	} else if (len) {
@@ -1306,6 +1310,88 @@ static void test_haproxy__live_reload(void **state)
 	b3.healthy = true;
 }
 
+/*
+ * A new health check (here a path the backends answer 404 to) applies to
+ * new servers only: s1 and s2 keep the check they took traffic with, so
+ * they stay up and no request fails, while s3 on the new check goes down.
+ */
+static void test_haproxy__live_server_keeps_its_check(void **state)
+{
+	struct load l = {0};
+	struct ml_buf cfg = ML_BUF_INIT(1 << 20);
+	json_t *res = NULL, *args, *old;
+	char *path;
+	int64_t t0;
+
+	SKIP_WITHOUT_HAPROXY();
+	b1.healthy = b2.healthy = b3.healthy = true;
+	assert_int_equal(
+		call(&res, "lb_apply",
+		     apply_args(json_pack(
+			     "[o,o]",
+			     server("s1", "127.0.0.1", b1.port, "ready", 100),
+			     server("s2", "127.0.0.1", b2.port, "ready",
+				    100)))),
+		0);
+	json_decref(res);
+	wait_health("s1", "up");
+	wait_health("s2", "up");
+
+	l.port = lb_port;
+	l.count = 400;
+	l.max_ms = 10000;
+	assert_int_equal(pthread_create(&l.th, NULL, load_main, &l), 0);
+	t0 = mono_ms();
+	while (l.done < 50 && mono_ms() - t0 < 10000)
+		sleep_ms(5);
+	old = json_pack("{s:s,s:i,s:i,s:i,s:i}", "path", "/health",
+			"interval_ms", 200, "timeout_ms", 1000,
+			"healthy_threshold", 1, "unhealthy_threshold", 2);
+	args = apply_args(json_pack(
+		"[o,o,o]", server("s1", "127.0.0.1", b1.port, "ready", 100),
+		server("s2", "127.0.0.1", b2.port, "ready", 100),
+		server("s3", "127.0.0.1", b3.port, "ready", 100)));
+	json_object_set_new(json_object_get(args, "health"), "path",
+			    json_string("/nope"));
+	json_object_set(json_array_get(json_object_get(args, "servers"), 0),
+			"health", old);
+	json_object_set(json_array_get(json_object_get(args, "servers"), 1),
+			"health", old);
+	json_decref(old);
+	assert_int_equal(call(&res, "lb_apply", args), 0);
+	assert_true(json_is_true(json_object_get(res, "reloaded")));
+	json_decref(res);
+	wait_health("s3", "down");
+	sleep_ms(1000); /* five intervals of the old check */
+	assert_string_equal(server_str("s1", "health"), "up");
+	assert_string_equal(server_str("s2", "health"), "up");
+	pthread_join(l.th, NULL);
+	print_message("%d requests across the check change, %d failed\n",
+		      (int)l.done, (int)l.failed);
+	assert_true(l.done >= 200);
+	assert_int_equal(l.failed, 0);
+
+	path = ml_xasprintf("%s/haproxy/%s/haproxy.cfg", tmp, APP);
+	assert_int_equal(ml_buf_read_file(&cfg, path), 0);
+	assert_non_null(strstr(ml_buf_str(&cfg), " track chk_"));
+	assert_non_null(strstr(ml_buf_str(&cfg), "option httpchk GET /nope"));
+	ml_buf_release(&cfg);
+	free(path);
+
+	/* the next apply without own checks folds them back: one check */
+	assert_int_equal(
+		call(&res, "lb_apply",
+		     apply_args(json_pack(
+			     "[o,o,o]",
+			     server("s1", "127.0.0.1", b1.port, "ready", 100),
+			     server("s2", "127.0.0.1", b2.port, "ready", 100),
+			     server("s3", "127.0.0.1", b3.port, "ready",
+				    100)))),
+		0);
+	json_decref(res);
+	wait_health("s3", "up");
+}
+
 static void test_haproxy__live_bad_config_kept(void **state)
 {
 	struct ml_haproxy h;
@@ -1432,6 +1518,7 @@ int main(void)
 		cmocka_unit_test(test_haproxy__live_reload),
 		cmocka_unit_test(test_haproxy__live_bad_config_kept),
 		cmocka_unit_test(test_haproxy__live_start_failure),
+		cmocka_unit_test(test_haproxy__live_server_keeps_its_check),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
