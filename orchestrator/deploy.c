@@ -771,17 +771,9 @@ out:
 		if (rc == 0) /* still under the lock, with the sessions */
 			ml_prune_after_deploy(ctx, cfg, hosts, n, hum);
 	}
-	if (lk.h) {
-		char *keep = ml_xstrdup(ml_err_msg());
-
-		lock_drop(&lk);
-		ml_err_set(rc, "%s", keep);
-		free(keep);
-	} else {
-		ml_fleet_close(lk.hosts, lk.n);
-	}
 	if (hosts && (began || nothing)) {
-		/* Prometheus's targets and the balancers' revision map */
+		/* Prometheus's targets and the balancers' revision map,
+		 * still under the lock (the requests carry its fence) */
 		char *tp = ml_metrics_targets_path(ctx->ledger_path,
 						   cfg->playbook->app);
 		char *keep = ml_xstrdup(ml_err_msg());
@@ -791,6 +783,15 @@ out:
 		ml_err_set(rc, "%s", keep);
 		free(keep);
 		free(tp);
+	}
+	if (lk.h) {
+		char *keep = ml_xstrdup(ml_err_msg());
+
+		lock_drop(&lk);
+		ml_err_set(rc, "%s", keep);
+		free(keep);
+	} else {
+		ml_fleet_close(lk.hosts, lk.n);
 	}
 	ml_rollout_release(&ro);
 	ml_rollout_release(&back);
