@@ -832,12 +832,12 @@ static void test_observe__prometheus_scrapes_the_fleet(void **s)
 	rev = current_revision(d);
 	json_decref(d);
 
-	/* the app's metrics endpoint is a CGI that takes a second or more
-	 * when the machine is busy: scrapes every 5 s, 5 s to answer */
+	/* the app's metrics endpoint is a CGI that takes seconds when the
+	 * machine is busy: scrapes every 10 s, 10 s to answer */
 	cfg = ml_xasprintf("global:\n"
-			   "  scrape_interval: 5s\n"
-			   "  scrape_timeout: 5s\n"
-			   "  evaluation_interval: 5s\n"
+			   "  scrape_interval: 10s\n"
+			   "  scrape_timeout: 10s\n"
+			   "  evaluation_interval: 10s\n"
 			   "scrape_configs:\n"
 			   "  - job_name: mlctl\n"
 			   "    file_sd_configs:\n"
@@ -863,13 +863,13 @@ static void test_observe__prometheus_scrapes_the_fleet(void **s)
 	}
 
 	load_start(&l);
-	load_wait(&l, 45);
-	/* the rate over 30 s that ended 6 s ago: every scrape of it is in */
+	load_wait(&l, 80);
+	/* the rate over 60 s that ended 12 s ago: every scrape of it is in */
 	expr = ml_xasprintf("sum(rate(app_requests_total{app=\"" APP
-			    "\",revision=\"%lld\"}[30s]))",
+			    "\",revision=\"%lld\"}[60s]))",
 			    (long long)rev);
 	for (i = 0; i < 10; i++) {
-		t_query = now_s() - 6;
+		t_query = now_s() - 12;
 		d = prom_query_at(expr, t_query);
 		rate = prom_value(d);
 		json_decref(d);
@@ -878,7 +878,7 @@ static void test_observe__prometheus_scrapes_the_fleet(void **s)
 		load_wait(&l, 2);
 	}
 	sent_rate =
-		(double)load_between(&l, t_query - 30, t_query, NULL) / 30;
+		(double)load_between(&l, t_query - 60, t_query, NULL) / 60;
 	fprintf(stderr,
 		"prometheus: revision %lld serves %.2f req/s; the load sent "
 		"%.2f req/s\n",
