@@ -155,6 +155,17 @@ extern const struct ml_agent_op ml_agent_op_lb_set;
 extern const struct ml_agent_op ml_agent_op_lb_remove;
 extern const struct ml_agent_op ml_agent_op_lb_status;
 extern const struct ml_agent_op ml_agent_op_lb_wait_drained;
+extern const struct ml_agent_op ml_agent_op_lb_requests;
+extern const struct ml_agent_op ml_agent_op_lb_revisions;
+
+struct ml_haproxy;
+/*
+ * The server -> revision map lb_revisions keeps for h's app: *out is a new
+ * object, empty when there is none or it is damaged. (op_lb_revisions.c)
+ */
+int ml_agent_lb_map_load(json_t **out, const struct ml_haproxy *h);
+/* The revision that served server at unix time at_ms, -1 when unknown. */
+int64_t ml_agent_lb_revision(json_t *map, const char *server, int64_t at_ms);
 extern const struct ml_agent_op ml_agent_op_lock_acquire;
 extern const struct ml_agent_op ml_agent_op_lock_renew;
 extern const struct ml_agent_op ml_agent_op_lock_release;

@@ -36,6 +36,8 @@ static const struct ml_agent_op *const ops[] = {
 	&ml_agent_op_lb_remove,
 	&ml_agent_op_lb_status,
 	&ml_agent_op_lb_wait_drained,
+	&ml_agent_op_lb_requests,
+	&ml_agent_op_lb_revisions,
 	&ml_agent_op_lock_acquire,
 	&ml_agent_op_lock_renew,
 	&ml_agent_op_lock_release,

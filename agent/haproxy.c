@@ -381,6 +381,18 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 	if (rc < 0)
 		return rc;
 	c->stats_port = (int)n;
+	/* the exporter is an unauthenticated page: an address of its own,
+	 * loopback unless the caller names one, and never every address */
+	rc = get_str(&c->metrics_bind, args, "", "metrics_bind", "127.0.0.1",
+		     false, ml_lb_valid_address, "an IP address or host name");
+	if (rc < 0)
+		return rc;
+	if (!strcmp(c->metrics_bind, "0.0.0.0") ||
+	    !strcmp(c->metrics_bind, "::"))
+		return ml_err_set(ML_EPROTO,
+				  "lb_apply: 'metrics_bind' must be one "
+				  "address of the host, not '%s'",
+				  c->metrics_bind);
 	if (c->stats_port == c->listen_port)
 		return ml_err_set(ML_EPROTO,
 				  "lb_apply: 'stats_port' and "
@@ -476,6 +488,7 @@ void ml_lb_config_release(struct ml_lb_config *c)
 	free(c->servers);
 	free(c->app);
 	free(c->bind);
+	free(c->metrics_bind);
 	free(c->balance);
 	free(c->health_path);
 	free(c->tls_cert);
@@ -735,6 +748,16 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 	ml_buf_addf(b, "\tserver-state-file %s\n", h->state_file);
 	/* requests in flight in an old worker get this long after a reload */
 	ml_buf_addf(b, "\thard-stop-after %ldms\n", c->drain_timeout_ms);
+	/*
+	 * One line per request into a ring in the worker's memory, read back
+	 * with `show events` (lb_requests): the per-server timers that give
+	 * real latency percentiles, with no log file on the LB's disk.
+	 */
+	ml_buf_addf(b, "\nring " ML_HAPROXY_RING "\n"
+		       "\tformat raw\n"
+		       "\tmaxlen %d\n"
+		       "\tsize %zu\n",
+		    ML_HAPROXY_RING_LINE, ML_HAPROXY_RING_SIZE);
 	ml_buf_addstr(b, "\n"
 			 "defaults\n"
 			 "\tmode http\n"
@@ -761,6 +784,8 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 	if (c->tls_cert)
 		ml_buf_addf(b, " ssl crt %s", c->tls_cert);
 	ml_buf_addstr(b, "\n\toption forwardfor\n");
+	ml_buf_addstr(b, "\tlog ring@" ML_HAPROXY_RING " local0 info\n"
+			 "\tlog-format \"" ML_HAPROXY_LOG_FORMAT "\"\n");
 	ml_buf_addf(b, "\tdefault_backend %s\n\n", c->app);
 
 	ml_buf_addf(b, "backend %s\n", c->app);
@@ -796,7 +821,7 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 	render_checks(b, c);
 	if (c->stats_port) {
 		ml_buf_addstr(b, "\nfrontend mlctl_stats\n\tbind ");
-		add_hostport(b, c->bind, c->stats_port);
+		add_hostport(b, c->metrics_bind, c->stats_port);
 		ml_buf_addstr(b, "\n\thttp-request use-service "
 				 "prometheus-exporter if { path /metrics }\n"
 				 "\thttp-request return status 404\n");

@@ -33,6 +33,18 @@
 #define ML_HAPROXY_TIMEOUT_MS 5000	       /* one runtime API command */
 #define ML_HAPROXY_START_MS 10000 /* start or reload until a worker answers */
 
+/*
+ * The per-request log: a ring buffer in the worker, one line per request
+ * in ML_HAPROXY_LOG_FORMAT: accept time (unix seconds with milliseconds),
+ * server, HTTP status, total active time Ta and server response time Tr
+ * (ms, -1 when there was no response), termination state. 4 MiB keeps
+ * about a minute at 1000 requests/s.
+ */
+#define ML_HAPROXY_RING "mlctl_requests"
+#define ML_HAPROXY_RING_LINE 256
+#define ML_HAPROXY_RING_SIZE ((size_t)2 << 20)
+#define ML_HAPROXY_LOG_FORMAT "%Ts.%ms %s %ST %Ta %Tr %tsc"
+
 enum ml_lb_state {
 	ML_LB_READY = 0,
 	ML_LB_DRAIN,
@@ -66,6 +78,7 @@ struct ml_lb_config {
 	char *bind; /* address the frontends bind, default 0.0.0.0 */
 	int listen_port;
 	int stats_port;	       /* Prometheus exporter at /metrics, 0: none */
+	char *metrics_bind;    /* its address, default 127.0.0.1, never any */
 	char *balance;	       /* roundrobin, leastconn or random */
 	char *health_path;     /* GET this, 2xx or 3xx is healthy */
 	long interval_ms;      /* between checks */

@@ -6,7 +6,8 @@
  *	args:   {"app", "revision": N >= 0, "slot": "a"|"b", "replica": N,
  *		 "commit", "image": "sha256:..." or a reference, "port",
  *		 "host_port", "env": {K: V}, "secrets": {K: V},
- *		 "resources": {"cpus", "memory_bytes", "gpus"}, "cmd": [argv]}
+ *		 "resources": {"cpus", "memory_bytes", "gpus"}, "cmd": [argv],
+ *		 "logs": {"max_size_bytes", "max_files"}}
  *	result: {"id", "name", "created": true|false}
  *
  * The container is named "<app>-r<revision>-<slot><replica>" and labelled
@@ -54,6 +55,13 @@
 #define MEMORY_MAX ((json_int_t)1 << 50)
 #define NAME_SIZE (ML_DOCKER_NAME_MAX + 1)
 #define SECRETS_DIR "secrets"
+/* json-file rotation: a container's logs never take more than
+ * max_size * max_files of the VM's disk (defaults 10 MiB x 3) */
+#define LOG_SIZE_DEFAULT ((json_int_t)10 << 20)
+#define LOG_SIZE_MIN ((json_int_t)64 << 10)
+#define LOG_SIZE_MAX ((json_int_t)1 << 40)
+#define LOG_FILES_DEFAULT 3
+#define LOG_FILES_MAX 100
 
 struct run_spec {
 	const char *app, *slot, *commit, *image;
@@ -71,6 +79,8 @@ struct run_spec {
 			      * everything that shapes the container, or "" */
 	char port_key[16];   /* "8000/tcp" */
 	char host_port_s[8]; /* "18000" */
+	json_int_t log_size, log_files; /* json-file max-size, max-file */
+	char log_size_s[24], log_files_s[8];
 };
 
 int ml_agent_arg_int(json_int_t *out, json_t *args, const char *op,
@@ -282,6 +292,23 @@ static int parse_args(struct run_spec *s, json_t *args)
 		snprintf(s->bind, sizeof(s->bind), "0.0.0.0");
 	else
 		ml_agent_fleet_address(s->bind, sizeof(s->bind));
+	s->log_size = LOG_SIZE_DEFAULT;
+	s->log_files = LOG_FILES_DEFAULT;
+	r = json_object_get(args, "logs");
+	if (r && !json_is_object(r))
+		return ml_err_set(ML_EPROTO, "%s: 'logs' must be an object",
+				  OP);
+	rc = ml_agent_arg_int(&s->log_size, r, OP, "max_size_bytes",
+			      LOG_SIZE_MIN, LOG_SIZE_MAX, false);
+	if (rc == 0)
+		rc = ml_agent_arg_int(&s->log_files, r, OP, "max_files", 1,
+				      LOG_FILES_MAX, false);
+	if (rc < 0)
+		return rc;
+	snprintf(s->log_size_s, sizeof(s->log_size_s), "%lld",
+		 (long long)s->log_size);
+	snprintf(s->log_files_s, sizeof(s->log_files_s), "%lld",
+		 (long long)s->log_files);
 
 	n = snprintf(s->name, sizeof(s->name), "%s-r%lld-%s%lld", s->app,
 		     (long long)s->revision, s->slot, (long long)s->replica);
@@ -626,7 +653,8 @@ static json_t *create_body(const struct run_spec *s, json_t *img_config,
 		       "PortBindings", s->port_key, "HostIp", "0.0.0.0",
 		       "HostPort", s->host_port_s, "RestartPolicy", "Name",
 		       "unless-stopped", "LogConfig", "Type", "json-file",
-		       "Config", "max-size", "10m", "max-file", "3", "Init", 1);
+		       "Config", "max-size", s->log_size_s, "max-file",
+		       s->log_files_s, "Init", 1);
 	if (!hc)
 		BUG("out of memory");
 	/* replaces RestartPolicy and Init with the playbook's */

@@ -15,6 +15,7 @@
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/deploy.h"
+#include "orchestrator/metrics/metrics.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/load.h"
@@ -778,6 +779,18 @@ out:
 		free(keep);
 	} else {
 		ml_fleet_close(lk.hosts, lk.n);
+	}
+	if (hosts && (began || nothing)) {
+		/* Prometheus's targets and the balancers' revision map */
+		char *tp = ml_metrics_targets_path(ctx->ledger_path,
+						   cfg->playbook->app);
+		char *keep = ml_xstrdup(ml_err_msg());
+
+		ml_metrics_refresh(cfg, hosts, n, tp, ctx->ledger,
+				   began ? rev.number : 0, mono_ms() - t0);
+		ml_err_set(rc, "%s", keep);
+		free(keep);
+		free(tp);
 	}
 	ml_rollout_release(&ro);
 	ml_rollout_release(&back);

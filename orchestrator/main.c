@@ -36,6 +36,8 @@ extern const struct ml_cmd ml_cmd_explain;
 extern const struct ml_cmd ml_cmd_prune;
 extern const struct ml_cmd ml_cmd_pin;
 extern const struct ml_cmd ml_cmd_unpin;
+extern const struct ml_cmd ml_cmd_logs;
+extern const struct ml_cmd ml_cmd_metrics;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
@@ -55,6 +57,8 @@ static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_prune,
 	&ml_cmd_pin,
 	&ml_cmd_unpin,
+	&ml_cmd_logs,
+	&ml_cmd_metrics,
 };
 
 const struct ml_option ml_opt_commit = {
@@ -181,6 +185,19 @@ static void usage_cmd(FILE *fp, const struct ml_cmd *cmd)
 	fprintf(fp, "\nglobal options: see 'mlctl --help'\n");
 }
 
+/* Whether cmd has an option of that short name: after the verb, the verb's
+ * own letter wins over a global one (`logs -f` follows; `-f FILE` before
+ * the verb still names the playbook). */
+static bool verb_short(const struct ml_cmd *cmd, char c)
+{
+	const struct ml_option *const *o;
+
+	for (o = cmd && cmd->options ? cmd->options : NULL; o && *o; o++)
+		if ((*o)->short_name == c)
+			return true;
+	return false;
+}
+
 /* Build the getopt tables for the globals plus cmd's options (cmd may be
  * NULL: globals only). */
 static void build_opts(const struct ml_cmd *cmd, struct option *lo,
@@ -198,7 +215,8 @@ static void build_opts(const struct ml_cmd *cmd, struct option *lo,
 					    globals[i].arg ? required_argument
 							   : no_argument,
 					    NULL, globals[i].id };
-		if (globals[i].short_name) {
+		if (globals[i].short_name &&
+		    !verb_short(cmd, globals[i].short_name)) {
 			so[ns++] = globals[i].short_name;
 			if (globals[i].arg)
 				so[ns++] = ':';
@@ -227,7 +245,7 @@ static int short_to_id(const struct ml_cmd *cmd, int c)
 	size_t i;
 
 	for (i = 0; i < ML_ARRAY_SIZE(globals); i++)
-		if (globals[i].short_name == c)
+		if (globals[i].short_name == c && !verb_short(cmd, (char)c))
 			return globals[i].id;
 	for (o = cmd && cmd->options ? cmd->options : NULL; o && *o; o++)
 		if ((*o)->short_name == c)

@@ -117,6 +117,14 @@ void ml_rollout_spec(char buf[65], const struct ml_config *cfg,
 	json_object_set_new(o, "memory", json_integer(pb->resources.memory_bytes));
 	json_object_set_new(o, "gpus", json_integer(pb->resources.gpus));
 	json_object_set_new(o, "health", json_string(pb->health.path));
+	/* log rotation is fixed at create: other values roll the containers
+	 * (the default leaves the digest of existing deployments as it was) */
+	if (pb->logs.max_size_bytes != (int64_t)10 << 20 ||
+	    pb->logs.max_files != 3)
+		json_object_set_new(o, "logs",
+				    json_pack("[I,i]",
+					      (json_int_t)pb->logs.max_size_bytes,
+					      pb->logs.max_files));
 	text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
 	ml_sha256_hex(text, strlen(text), buf);
 	free(text);
@@ -385,7 +393,7 @@ static int lb_apply_all(struct ml_rollout_state *st)
 
 		rc = lb_call(
 			st, i, "lb_apply",
-			json_pack("{s:s,s:i,s:s,s:o,s:I,s:O}", "app",
+			json_pack("{s:s,s:i,s:s,s:o,s:I,s:O,s:i,s:s}", "app",
 				  cfg->playbook->app, "listen_port",
 				  cfg->playbook->lb.listen_port, "balance",
 				  balance_word(cfg->playbook->lb.balance),
@@ -393,7 +401,10 @@ static int lb_apply_all(struct ml_rollout_state *st)
 				  "drain_timeout_ms",
 				  (json_int_t)cfg->playbook->rollout
 					  .drain_timeout_ms,
-				  "servers", servers),
+				  "servers", servers, "stats_port",
+				  cfg->playbook->metrics.port, "metrics_bind",
+				  cfg->playbook->metrics.bind
+					  ?: st->lb[i]->target->address),
 			&res);
 		if (rc < 0) {
 			rc = ml_err_set(rc, "load balancer '%s': %s",
@@ -452,7 +463,7 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 	rc = ml_host_call(
 		hs->h, "container_run",
 		json_pack("{s:s,s:I,s:s,s:i,s:s,s:s,s:i,s:i,s:o,s:O,s:o,s:s,"
-			  "s:o}",
+			  "s:o,s:{s:I,s:i}}",
 			  "app", pb->app, "revision", (json_int_t)ro->revision,
 			  "slot", slot_s, "replica", replica, "commit",
 			  ro->cfg->commit ? ro->cfg->commit : "none", "image",
@@ -461,7 +472,9 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 			  env, "secrets",
 			  ro->secrets ? ro->secrets : json_object(),
 			  "resources", resources, "spec", ro->spec, "security",
-			  ml_security_json(&pb->security, ro->cfg)),
+			  ml_security_json(&pb->security, ro->cfg), "logs",
+			  "max_size_bytes", (json_int_t)pb->logs.max_size_bytes,
+			  "max_files", pb->logs.max_files),
 		&res);
 	if (rc < 0)
 		goto out;

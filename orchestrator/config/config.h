@@ -136,6 +136,20 @@ struct ml_prune_spec {
 	int64_t disk_budget; /* bytes of kept images per host, 0: none */
 };
 
+/* Rotation of each container's json-file log (Docker's max-size and
+ * max-file): the most a container's logs take on a VM is their product. */
+struct ml_logs_spec {
+	int64_t max_size_bytes; /* default 10m, at least 64k */
+	int max_files;          /* default 3, 1..100 */
+};
+
+/* What a monitoring system scrapes. */
+struct ml_metrics_spec {
+	char *path;  /* the app's own Prometheus endpoint, NULL: none */
+	int port;    /* HAProxy's exporter on every LB host, default 8404 */
+	char *bind;  /* its address, NULL: each LB host's own address */
+};
+
 struct ml_playbook {
 	char *file;     /* name used in diagnostics */
 	char *app;      /* [a-z0-9][a-z0-9-]{0,62} */
@@ -151,6 +165,8 @@ struct ml_playbook {
 	struct ml_lb_spec lb;
 	struct ml_security_spec security;
 	struct ml_prune_spec prune;
+	struct ml_logs_spec logs;
+	struct ml_metrics_spec metrics;
 };
 
 /* ---- the inventory: inventory.yaml ------------------------------------- */

@@ -565,7 +565,7 @@ static void test_container_ops__run_creates(void **state)
 			json_object_get(json_object_get(hc, "LogConfig"),
 					"Config"),
 			"max-size")),
-		"10m");
+		"10485760");
 	assert_true(json_is_true(json_object_get(hc, "Init")));
 	json_decref(body);
 
@@ -1157,6 +1157,76 @@ static void test_container_ops__logs(void **state)
 	json_decref(reply);
 }
 
+/* Docker's timestamps=1 answer: RFC 3339 with trailing zeros dropped */
+static const char stamped[] =
+	"\x01\0\0\0\0\0\0\x28"
+	"2026-12-01T20:00:00.5Z old line same ns\n"
+	"\x01\0\0\0\0\0\0\x23"
+	"2026-12-01T20:00:01.000000001Z new\n"
+	"\x02\0\0\0\0\0\0\x25"
+	"2026-12-01T20:00:02.25Z esc \x1b[2J err\n";
+
+static void test_container_ops__logs_after(void **state)
+{
+	const int64_t base = (int64_t)1796155200 * 1000000000; /* 20:00:00Z */
+	struct xroute routes[] = {
+		{"GET /version ", 200, VERSION, 0},
+		/* since is inclusive: the line at exactly after_ns comes
+		 * back and is dropped by the agent */
+		{"GET /v1.41/containers/demo-r3-a0/logs?stdout=1&stderr=1&"
+		 "timestamps=1&tail=3&since=1796155200.500000000 ",
+		 200, stamped, sizeof(stamped) - 1},
+		{"GET /v1.41/containers/demo-r3-a0/logs?stdout=1&stderr=1&"
+		 "timestamps=1&tail=2 ",
+		 200, stamped + 0x28 + 8, sizeof(stamped) - 1 - 0x28 - 8},
+		{NULL, 0, NULL, 0},
+	};
+	json_t *reply, *r, *e;
+
+	xf_routes(routes);
+	reply = call("container_logs",
+		     json_pack("{s:s,s:i,s:I}", "id", "demo-r3-a0", "tail", 3,
+			       "after_ns", (json_int_t)(base + 500000000)));
+	r = ok(reply);
+	e = json_object_get(r, "entries");
+	assert_int_equal(json_array_size(e), 2);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_array_get(e, 0), "t")),
+		base + 1000000001);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(e, 0), "line")),
+			    "new");
+	assert_int_equal(
+		json_integer_value(json_object_get(json_array_get(e, 1), "t")),
+		base + 2250000000);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(e, 1), "line")),
+			    "esc \\x1b[2J err");
+	/* one line was not newer: nothing can have been skipped */
+	assert_true(json_is_false(json_object_get(r, "skipped")));
+	json_decref(reply);
+
+	/* without after_ns, with timestamps: all, and a full tail is not a
+	 * gap (there is nothing to follow from) */
+	reply = call("container_logs",
+		     json_pack("{s:s,s:i,s:b}", "id", "demo-r3-a0", "tail", 2,
+			       "timestamps", 1));
+	r = ok(reply);
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 2);
+	assert_true(json_is_false(json_object_get(r, "skipped")));
+	json_decref(reply);
+
+	reply = call("container_logs",
+		     json_pack("{s:s,s:s}", "id", "demo-r3-a0", "timestamps",
+			       "yes"));
+	assert_string_equal(err_code(reply), "bad-request");
+	json_decref(reply);
+	reply = call("container_logs",
+		     json_pack("{s:s,s:i}", "id", "demo-r3-a0", "after_ns", -1));
+	assert_string_equal(err_code(reply), "bad-request");
+	json_decref(reply);
+}
+
 /* ---- the probe ---------------------------------------------------- */
 
 static void test_container_ops__probe(void **state)
@@ -1472,6 +1542,7 @@ int main(void)
 		cmocka_unit_test(test_container_ops__stop_absent_and_foreign),
 		cmocka_unit_test(test_container_ops__log_lines),
 		cmocka_unit_test(test_container_ops__logs),
+		cmocka_unit_test(test_container_ops__logs_after),
 		cmocka_unit_test(test_container_ops__probe),
 		cmocka_unit_test(test_container_ops__wait_healthy),
 		cmocka_unit_test(test_container_ops__wait_flapping),

@@ -117,6 +117,11 @@ static const char golden[] =
 	"\tserver-state-file /var/lib/mlctl/haproxy/demo/server-state\n"
 	"\thard-stop-after 45000ms\n"
 	"\n"
+	"ring mlctl_requests\n"
+	"\tformat raw\n"
+	"\tmaxlen 256\n"
+	"\tsize 2097152\n"
+	"\n"
 	"defaults\n"
 	"\tmode http\n"
 	"\ttimeout connect 3s\n"
@@ -134,6 +139,8 @@ static const char golden[] =
 	"frontend fe_demo\n"
 	"\tbind 0.0.0.0:8080\n"
 	"\toption forwardfor\n"
+	"\tlog ring@mlctl_requests local0 info\n"
+	"\tlog-format \"%Ts.%ms %s %ST %Ta %Tr %tsc\"\n"
 	"\tdefault_backend demo\n"
 	"\n"
 	"backend demo\n"
@@ -147,7 +154,7 @@ static const char golden[] =
 	"\tserver vm3-a0 vm3.example.net:9000 check weight 7 disabled\n"
 	"\n"
 	"frontend mlctl_stats\n"
-	"\tbind 0.0.0.0:8404\n"
+	"\tbind 127.0.0.1:8404\n"
 	"\thttp-request use-service prometheus-exporter if { path /metrics "
 	"}\n"
 	"\thttp-request return status 404\n";
@@ -1128,6 +1135,100 @@ static void test_haproxy__live_wait_drained(void **state)
 			 0);
 }
 
+/* lb_revisions and lb_requests: the request log ring, read per server and
+ * revision, with the server -> revision map. */
+static void test_haproxy__live_requests_per_revision(void **state)
+{
+	struct timespec now;
+	json_int_t since;
+	json_t *res = NULL, *s;
+	int i, n5 = 0, n6 = 0, total = 0;
+	size_t k;
+
+	SKIP_WITHOUT_HAPROXY();
+	clock_gettime(CLOCK_REALTIME, &now);
+	/* requests of the earlier tests came before: their revision is not
+	 * known */
+	since = (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	assert_int_equal(
+		call(&res, "lb_revisions",
+		     json_pack("{s:s,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}]}", "app",
+			       APP, "servers", "name", "s1", "revision", 5,
+			       "since_ms", since, "name", "s2", "revision", 6,
+			       "since_ms", since)),
+		0);
+	assert_true(json_is_true(json_object_get(res, "changed")));
+	json_decref(res);
+	/* the same again changes nothing */
+	assert_int_equal(
+		call(&res, "lb_revisions",
+		     json_pack("{s:s,s:[{s:s,s:i,s:I}]}", "app", APP,
+			       "servers", "name", "s1", "revision", 5,
+			       "since_ms", since + 5)),
+		0);
+	assert_true(json_is_false(json_object_get(res, "changed")));
+	json_decref(res);
+	sleep_ms(5);
+	for (i = 0; i < 20; i++)
+		assert_int_equal(http_get(lb_port, "/", NULL, 0), 200);
+
+	assert_int_equal(call(&res, "lb_requests",
+			      json_pack("{s:s,s:i}", "app", APP, "window_ms",
+					60000)),
+			 0);
+	assert_true(json_is_true(json_object_get(res, "running")));
+	json_array_foreach(json_object_get(res, "servers"), k, s) {
+		json_t *rev = json_object_get(s, "revision");
+		int n = (int)json_integer_value(json_object_get(s, "requests"));
+
+		total += n;
+		if (json_integer_value(rev) == 5) {
+			assert_string_equal(
+				json_string_value(json_object_get(s, "name")),
+				"s1");
+			n5 += n;
+		} else if (json_integer_value(rev) == 6) {
+			n6 += n;
+		} else {
+			assert_true(json_is_null(rev));
+		}
+		assert_int_equal(json_integer_value(json_object_get(s,
+								    "errors")),
+				 0);
+		assert_true(json_number_value(json_object_get(s, "p99_ms")) >=
+			    json_number_value(json_object_get(s, "p50_ms")));
+		assert_true(json_array_size(json_object_get(s, "hist")) > 0);
+	}
+	/* roundrobin over the two: the 20 requests, by revision */
+	assert_int_equal(n5 + n6, 20);
+	assert_true(n5 >= 8 && n6 >= 8);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(res, "frontend"), "requests")),
+			 total);
+	assert_true(json_is_integer(json_object_get(res, "oldest_ms")));
+	json_decref(res);
+
+	/* a window that ends before them sees none of the new ones */
+	assert_int_equal(call(&res, "lb_requests",
+			      json_pack("{s:s,s:i}", "app", APP, "window_ms",
+					1000)),
+			 0);
+	json_decref(res);
+	assert_int_equal(call(NULL, "lb_requests",
+			      json_pack("{s:s,s:i}", "app", APP, "window_ms",
+					10)),
+			 ML_EPROTO);
+	assert_int_equal(
+		call(NULL, "lb_revisions",
+		     json_pack("{s:s,s:[]}", "app", "nosuchapp", "servers")),
+		ML_ENOTFOUND);
+	assert_int_equal(call(NULL, "lb_revisions",
+			      json_pack("{s:s,s:[{s:s,s:i,s:i}]}", "app", APP,
+					"servers", "name", "bad name",
+					"revision", 1, "since_ms", 0)),
+			 ML_EPROTO);
+}
+
 static void test_haproxy__live_reload(void **state)
 {
 	struct load l = {0};
@@ -1413,6 +1514,7 @@ int main(void)
 		cmocka_unit_test(test_haproxy__init_paths),
 		cmocka_unit_test(test_haproxy__live_start_and_set),
 		cmocka_unit_test(test_haproxy__live_wait_drained),
+		cmocka_unit_test(test_haproxy__live_requests_per_revision),
 		cmocka_unit_test(test_haproxy__live_reload),
 		cmocka_unit_test(test_haproxy__live_bad_config_kept),
 		cmocka_unit_test(test_haproxy__live_start_failure),
