@@ -28,6 +28,8 @@ extern const struct ml_cmd ml_cmd_rollback;
 extern const struct ml_cmd ml_cmd_recover;
 extern const struct ml_cmd ml_cmd_lock;
 extern const struct ml_cmd ml_cmd_remove;
+extern const struct ml_cmd ml_cmd_init;
+extern const struct ml_cmd ml_cmd_image;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
@@ -42,6 +44,8 @@ static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_recover,
 	&ml_cmd_lock,
 	&ml_cmd_remove,
+	&ml_cmd_init,
+	&ml_cmd_image,
 };
 
 const struct ml_option ml_opt_commit = {
