@@ -22,6 +22,7 @@
 #include "common/proto.h"
 #include "common/sha256.h"
 #include "agent/haproxy.h"
+#include "agent/probe.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -127,6 +128,80 @@ static bool valid_ip(const char *s)
 
 	return s && (inet_pton(AF_INET, s, &a4) == 1 ||
 		     inet_pton(AF_INET6, s, &a6) == 1);
+}
+
+/*
+ * Append s to b as a regular expression matching it literally, for a
+ * single-quoted HAProxy argument (nothing is interpreted inside single
+ * quotes, so a quote itself becomes '.', which matches it too).
+ */
+static void add_regex_literal(struct ml_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\'')
+			ml_buf_addch(b, '.');
+		else if (strchr("\\^$.|?*+()[]{}/", *s))
+			ml_buf_addf(b, "\\%c", *s);
+		else
+			ml_buf_addch(b, *s);
+	}
+}
+
+/*
+ * The http-check expect lines for health.expect (agent/probe.h has the
+ * format): every rule must pass. HAProxy reads a JSON field with a
+ * regular expression on the body, "key" : "value" with the last key of
+ * the path, which is looser than the agent's own check (a parsed
+ * document); the agent's check gates traffic first, HAProxy's keeps a
+ * server that stops being ready out. *out is NULL when nothing is
+ * expected.
+ */
+static int render_expect(char **out, const json_t *j)
+{
+	struct ml_probe_expect e;
+	struct ml_buf b = ML_BUF_INIT(4096);
+	const char *key;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	rc = ml_probe_expect_from_json(&e, j);
+	if (rc < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", ml_err_msg());
+		return ml_err_set(ML_EPROTO, "lb_apply: health.%s", why);
+	}
+	if (!j || json_is_null(j))
+		return 0;
+	if (e.nstatus) {
+		ml_buf_addstr(&b, "\thttp-check expect rstatus '^(");
+		for (i = 0; i < e.nstatus; i++)
+			ml_buf_addf(&b, "%s%d", i ? "|" : "", e.status[i]);
+		ml_buf_addstr(&b, ")$'\n");
+	} else {
+		ml_buf_addstr(&b, "\thttp-check expect status 200-399\n");
+	}
+	if (e.body) {
+		ml_buf_addstr(&b, "\thttp-check expect rstring '");
+		add_regex_literal(&b, e.body);
+		ml_buf_addstr(&b, "'\n");
+	}
+	if (e.json_field) {
+		key = strrchr(e.json_field, '.');
+		key = key ? key + 1 : e.json_field;
+		ml_buf_addstr(&b, "\thttp-check expect rstring '\"");
+		add_regex_literal(&b, key);
+		ml_buf_addstr(&b, "\"[[:space:]]*:[[:space:]]*\"?");
+		add_regex_literal(&b, e.json_value);
+		ml_buf_addstr(&b, "\"?[[:space:]]*[,}]'\n");
+	}
+	for (i = 0; i < b.len; i++)
+		if ((unsigned char)b.data[i] < 0x20 && b.data[i] != '\t' &&
+		    b.data[i] != '\n')
+			BUG("control byte in a rendered check");
+	*out = ml_buf_detach(&b, NULL);
+	return 0;
 }
 
 /* A health check path: "/" then URL characters that mean nothing to
@@ -357,6 +432,9 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 		     "a path starting with '/' of URL characters");
 	if (rc < 0)
 		return rc;
+	rc = render_expect(&c->health_expect, json_object_get(health, "expect"));
+	if (rc < 0)
+		return rc;
 	rc = get_int(&n, health, "health.", "interval_ms", 2000, 100, 3600000);
 	if (rc < 0)
 		return rc;
@@ -414,6 +492,7 @@ void ml_lb_config_release(struct ml_lb_config *c)
 	free(c->bind);
 	free(c->balance);
 	free(c->health_path);
+	free(c->health_expect);
 	free(c->tls_cert);
 	memset(c, 0, sizeof(*c));
 }
@@ -641,7 +720,10 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 	ml_buf_addf(b, "backend %s\n", c->app);
 	ml_buf_addf(b, "\tbalance %s\n", c->balance);
 	ml_buf_addf(b, "\toption httpchk GET %s\n", c->health_path);
-	ml_buf_addstr(b, "\thttp-check expect status 200-399\n");
+	if (c->health_expect)
+		ml_buf_addstr(b, c->health_expect);
+	else
+		ml_buf_addstr(b, "\thttp-check expect status 200-399\n");
 	ml_buf_addf(b,
 		    "\tdefault-server inter %ldms fall %d rise %d "
 		    "init-addr last,libc,none\n",

@@ -54,6 +54,7 @@ struct ml_lb_config {
 	int stats_port;	       /* Prometheus exporter at /metrics, 0: none */
 	char *balance;	       /* roundrobin, leastconn or random */
 	char *health_path;     /* GET this, 2xx or 3xx is healthy */
+	char *health_expect;   /* http-check expect lines, NULL: 200-399 */
 	long interval_ms;      /* between checks */
 	long timeout_ms;       /* of one check */
 	int rise, fall;	       /* checks in a row to change state */

@@ -278,11 +278,12 @@ static json_t *health_json(const struct ml_config *cfg)
 {
 	const struct ml_health_spec *h = &cfg->playbook->health;
 
-	return json_pack("{s:s,s:I,s:I,s:i,s:i}", "path", h->path,
+	return json_pack("{s:s,s:I,s:I,s:i,s:i,s:o*}", "path", h->path,
 			 "interval_ms", (json_int_t)h->interval_ms,
 			 "timeout_ms", (json_int_t)h->timeout_ms,
 			 "healthy_threshold", h->healthy_threshold,
-			 "unhealthy_threshold", h->unhealthy_threshold);
+			 "unhealthy_threshold", h->unhealthy_threshold,
+			 "expect", ml_health_expect_json(h));
 }
 
 static const char *balance_word(enum ml_balance b)
@@ -436,7 +437,7 @@ static int wait_healthy(struct ml_rollout *ro, struct host_state *hs,
 	ml_ssh_chan_set_timeout(hs->h->chan, (int)deadline + 30000);
 	rc = ml_host_call(
 		hs->h, "container_wait",
-		json_pack("{s:s,s:i,s:s,s:I,s:I,s:I,s:i,s:i,s:I}", "id", id,
+		json_pack("{s:s,s:i,s:s,s:I,s:I,s:I,s:i,s:i,s:I,s:o*}", "id", id,
 			  "host_port",
 			  ml_rollout_host_port(ro->cfg, replica, slot), "path",
 			  h->path, "interval_ms", (json_int_t)h->interval_ms,
@@ -444,7 +445,8 @@ static int wait_healthy(struct ml_rollout *ro, struct host_state *hs,
 			  "start_period_ms", (json_int_t)h->start_period_ms,
 			  "healthy_threshold", h->healthy_threshold,
 			  "unhealthy_threshold", h->unhealthy_threshold,
-			  "deadline_ms", (json_int_t)deadline),
+			  "deadline_ms", (json_int_t)deadline, "expect",
+			  ml_health_expect_json(h)),
 		&res);
 	ml_ssh_chan_set_timeout(hs->h->chan, 60000);
 	if (rc == 0)

@@ -578,7 +578,6 @@ static int build(struct ml_docker *d, const struct ml_base_spec *spec,
 	if (rc < 0)
 		goto out;
 	argv[n++] = "mmdebstrap";
-	argv[n++] = "--quiet";
 	for (i = 0; builder_opts[i]; i++)
 		argv[n++] = builder_opts[i];
 	argv[n++] = include.data;

@@ -70,6 +70,15 @@ int ml_child_start(struct ml_child *c, const char *const *argv,
 		dup2(out[1], 1);
 		if (errfd >= 0)
 			dup2(errfd, 2);
+		/*
+		 * Close what we inherited past stderr: mmdebstrap hands its
+		 * own pipes to apt by number and runs "cat >&N" with dash,
+		 * which takes single-digit fds only; the error pipe stays
+		 * (close-on-exec).
+		 */
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != errp[1])
+				close(fd);
 		execvpe(argv[0], (char *const *)argv, envp);
 		child_errno = errno;
 		r = write(errp[1], &child_errno, sizeof(child_errno));
