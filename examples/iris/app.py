@@ -3,7 +3,8 @@
 GET /healthz answers 503 {"status": "loading"} until the model is loaded,
 then 200 {"status": "ready", "model_version": ...}. POST /predict takes
 {"features": [[sepal_len, sepal_wid, petal_len, petal_wid], ...]} and
-answers {"predictions": [...], "model_version": ...}. GET /metrics is the
+answers {"predictions": [...], "model_version": ...}; GET
+/predict?x=5.1,3.5,1.4,0.2 is the same for one row. GET /metrics is the
 Prometheus text format: requests and latency per route, the model version.
 
 Knobs for tests, read from the environment at start:
@@ -13,6 +14,8 @@ Knobs for tests, read from the environment at start:
   FAIL_RATE          share (0..1) of /predict answered 500
   ALLOW_DELAY_PARAM  when "1", /predict?delay_ms=N (at most 30000) sleeps N
                      ms first, so a test can hold a request in flight
+  LOADING_STATUS     the status /healthz answers while loading (503; 200
+                     mimics APIs that say "ok" before they are ready)
 
 uvicorn handles SIGTERM: it stops accepting, lets requests in flight
 finish, then exits; tini (PID 1) passes the signal on.
@@ -37,6 +40,7 @@ LOAD_DELAY_S = float(os.environ.get("LOAD_DELAY_S", "0"))
 LATENCY_MS = float(os.environ.get("LATENCY_MS", "0"))
 FAIL_RATE = float(os.environ.get("FAIL_RATE", "0"))
 ALLOW_DELAY_PARAM = os.environ.get("ALLOW_DELAY_PARAM") == "1"
+LOADING_STATUS = int(os.environ.get("LOADING_STATUS", "503"))
 
 REQUESTS = Counter("http_requests_total", "HTTP requests served",
                    ["route", "method", "code"])
@@ -90,12 +94,23 @@ async def measure(request: Request, call_next):
 @app.get("/healthz")
 def healthz():
     if state["model"] is None:
-        return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "loading"},
+                            status_code=LOADING_STATUS)
     return {"status": "ready", "model_version": state["meta"]["version"]}
 
 
 class PredictIn(BaseModel):
     features: list
+
+
+@app.get("/predict")
+async def predict_one(x: str, delay_ms: int = 0):
+    """GET /predict?x=5.1,3.5,1.4,0.2: one row, for load generators."""
+    try:
+        row = [float(v) for v in x.split(",")]
+    except ValueError:
+        raise HTTPException(status_code=422, detail="x: 4 numbers")
+    return await predict(PredictIn(features=[row]), delay_ms)
 
 
 @app.post("/predict")
