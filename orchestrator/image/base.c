@@ -5,8 +5,10 @@
  *
  * What makes it small: the minbase variant (essential and required
  * packages and apt, no recommends), and dpkg path excludes for manual
- * pages, locales, documentation (copyright files stay) and the test
- * suites that numpy, scipy and scikit-learn ship inside their packages.
+ * pages, locales, documentation (copyright files stay), C headers,
+ * compilers and static libraries (pulled in by pythran, a dependency of
+ * scipy, never used at run time); and the test suites that numpy, scipy
+ * and scikit-learn ship inside their packages, removed after install.
  * What makes it reproducible: SOURCE_DATE_EPOCH is fixed, the host's
  * resolv.conf and hostname are removed from the root, and apt's lists
  * and caches are emptied, so the same package versions give the same
@@ -63,7 +65,6 @@ static const char *const builder_opts[] = {
 	"--dpkgopt=path-exclude=/usr/share/doc/*",
 	"--dpkgopt=path-include=/usr/share/doc/*/copyright",
 	"--dpkgopt=path-exclude=/usr/share/lintian/*",
-	"--dpkgopt=path-exclude=/usr/lib/python3/dist-packages/*/tests/*",
 	/*
 	 * python3-scipy depends on pythran, which pulls in a C++ compiler,
 	 * Boost and static libraries; none of them is used at run time
@@ -78,6 +79,13 @@ static const char *const builder_opts[] = {
 	"--dpkgopt=path-exclude=/usr/lib/x86_64-linux-gnu/lib*san.so*",
 	/* constant hook scripts, run by mmdebstrap with the root as $1 */
 	"--customize-hook=rm -f \"$1\"/etc/resolv.conf \"$1\"/etc/hostname",
+	/*
+	 * the test suites numpy, scipy and scikit-learn ship (tens of MB):
+	 * removed after installation, since py3compile in the packages'
+	 * postinst scripts expects every file it was given
+	 */
+	"--customize-hook=find \"$1\"/usr/lib/python3/dist-packages -depth "
+	"-type d -name tests -exec rm -rf {} +",
 	"--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* "
 	"\"$1\"/var/cache/apt/* \"$1\"/var/log/* "
 	"\"$1\"/var/cache/ldconfig/aux-cache",
@@ -347,8 +355,7 @@ out:
 
 struct import_ctx {
 	int fd; /* mmdebstrap's stdout */
-	struct ml_buf line;
-	bool skipping;
+	struct ml_lines lines;
 	char *id;    /* the imported image, from Docker's last status */
 	char *error; /* Docker's first error */
 };
@@ -386,29 +393,16 @@ out:
 	json_decref(j);
 }
 
+static void import_line_cb(void *ctx, const char *s, size_t n)
+{
+	import_line(ctx, s, n);
+}
+
 static int import_write(void *ctx, const void *buf, size_t n)
 {
 	struct import_ctx *im = ctx;
-	const char *p = buf, *nl;
-	size_t k;
 
-	while (n) {
-		nl = memchr(p, '\n', n);
-		k = nl ? (size_t)(nl - p) : n;
-		if (!im->skipping && ml_buf_add(&im->line, p, k) < 0) {
-			im->skipping = true;
-			ml_buf_reset(&im->line);
-		}
-		if (nl) {
-			if (!im->skipping && im->line.len)
-				import_line(im, im->line.data, im->line.len);
-			ml_buf_reset(&im->line);
-			im->skipping = false;
-			k++;
-		}
-		p += k;
-		n -= k;
-	}
+	ml_lines_feed(&im->lines, buf, n);
 	return 0;
 }
 
@@ -568,7 +562,9 @@ static int build(struct ml_docker *d, const struct ml_base_spec *spec,
 	char saved[1024];
 	int rc, rc2;
 
-	ml_buf_init(&im.line, LINE_MAX_);
+	ml_buf_init(&im.lines.line, LINE_MAX_);
+	im.lines.on_line = import_line_cb;
+	im.lines.ctx = &im;
 	rc = ml_buf_addstr(&include, "--include=");
 	for (i = 0; rc == 0 && i < k->npkgs; i++)
 		rc = ml_buf_addf(&include, "%s%s", i ? "," : "",
@@ -603,8 +599,7 @@ static int build(struct ml_docker *d, const struct ml_base_spec *spec,
 	if (rc < 0)
 		kill(child.pid, SIGTERM);
 	rc2 = ml_child_finish(&child, "mmdebstrap");
-	if (im.line.len && !im.skipping)
-		import_line(&im, im.line.data, im.line.len);
+	ml_lines_flush(&im.lines);
 	if (rc2 < 0) {
 		(void)ml_buf_addf(&msg, "cannot build the base image: %s",
 				  ml_err_msg());
@@ -637,7 +632,7 @@ out:
 	}
 	free(im.id);
 	free(im.error);
-	ml_buf_release(&im.line);
+	ml_buf_release(&im.lines.line);
 	ml_buf_release(&include);
 	ml_buf_release(&path);
 	ml_buf_release(&msg);

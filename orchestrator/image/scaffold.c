@@ -8,7 +8,12 @@
  *   system         the app user (and apt packages when asked for)
  *   deps           Python packages the base lacks, installed in a stage
  *                  of their own and copied in, so neither pip's cache nor
- *                  the wheelhouse lands in the image
+ *                  the wheelhouse lands in the image. pip installs the
+ *                  pinned list and nothing else (--no-deps): a complete
+ *                  pinned list is what makes two builds agree, and it
+ *                  keeps pip from re-resolving what Debian installed
+ *                  (Debian 12's fastapi asks for an older starlette than
+ *                  the one Debian ships)
  *   weights        model/ copied --chown to the app user
  *   code           everything else, copied from a stage that dropped the
  *                  weights and the wheelhouse, so a weights change leaves
@@ -208,12 +213,14 @@ int ml_scaffold_dockerfile(struct ml_buf *b, const struct ml_scaffold *s)
 			ml_buf_addstr(b, "/ /tmp/deps/wheels/\n");
 		}
 		ml_buf_addstr(b,
-			      "# a requirement the base satisfies already is "
-			      "not fetched again\n"
+			      "# exactly the pinned list (--no-deps: list every "
+			      "dependency, as pip freeze\n"
+			      "# does); a requirement the base satisfies is not "
+			      "fetched again\n"
 			      "RUN mkdir -p /deps && PIP_BREAK_SYSTEM_PACKAGES=1 "
 			      "python3 -m pip install \\\n"
 			      "\t--no-cache-dir --disable-pip-version-check "
-			      "--no-warn-script-location \\\n");
+			      "--no-warn-script-location --no-deps \\\n");
 		if (s->wheelhouse)
 			ml_buf_addstr(b, "\t--no-index --find-links "
 					 "/tmp/deps/wheels \\\n");
