@@ -222,8 +222,52 @@ out:
 	return rc;
 }
 
+/*
+ * main.c stops reading options at the first argument, the subcommand:
+ * take the options that follow it here, so `mlctl image check --json`
+ * works as it reads. Positional arguments keep their order.
+ */
+static int late_options(struct ml_ctx *ctx)
+{
+	int i, k = 1;
+
+	if (ctx->argc < 1)
+		return 0;
+	for (i = 1; i < ctx->argc; i++) {
+		const char *a = ctx->argv[i];
+
+		if (!strcmp(a, "--json")) {
+			ctx->opt[OPT_JSON] = "1";
+		} else if (!strcmp(a, "--force")) {
+			ctx->opt[OPT_FORCE] = "1";
+		} else if (!strcmp(a, "--commit") || !strcmp(a, "-c") ||
+			   !strcmp(a, "--docker-socket")) {
+			if (i + 1 >= ctx->argc)
+				return ml_err_set(ML_EUSAGE,
+						  "option '%s' needs an "
+						  "argument",
+						  a);
+			ctx->opt[a[2] == 'd' ? OPT_LOCAL_DOCKER : OPT_COMMIT] =
+				ctx->argv[++i];
+		} else if (a[0] == '-') {
+			return ml_err_set(ML_EUSAGE,
+					  "unknown option '%.64s' for 'mlctl "
+					  "image'",
+					  a);
+		} else {
+			ctx->argv[k++] = ctx->argv[i];
+		}
+	}
+	ctx->argc = k;
+	return 0;
+}
+
 static int image_run(struct ml_ctx *ctx)
 {
+	int rc = late_options(ctx);
+
+	if (rc < 0)
+		return rc;
 	if (ctx->argc >= 1 && !strcmp(ctx->argv[0], "base"))
 		return image_base(ctx);
 	if (ctx->argc >= 1 && !strcmp(ctx->argv[0], "check"))
