@@ -320,17 +320,32 @@ static int group_teardown(void **state)
 		"docker", "rm", "prune-bystander", NULL }));
 	free(vm_out("vm3", (const char *const[]){
 		"docker", "rmi", "bystander/keep:1", NULL }));
-	for (i = 1; i <= DEPLOYS; i++) {
-		char *t = F.commit[i] ? tag_of(i) : NULL;
+	/* the images this suite built in the controller's Docker: every
+	 * tag of mlctl/prune-test (the race test's commit too) */
+	ml_test_run(&o, NULL, NULL, NULL, 60,
+		    (const char *const[]){ "docker", "images", "--format",
+					   "{{.Repository}}:{{.Tag}}",
+					   "mlctl/" APP, NULL });
+	{
+		const char *p, *nl;
 
-		/* the images this suite built in the controller's Docker */
-		if (t) {
-			ml_test_run(&o, NULL, NULL, NULL, 60,
-				    (const char *const[]){ "docker", "rmi",
-							   t, NULL });
-			ml_test_out_release(&o);
+		for (p = o.out ? o.out : ""; *p; p = *nl ? nl + 1 : nl) {
+			struct ml_test_out r;
+			char *t;
+
+			nl = p + strcspn(p, "\n");
+			if (nl == p)
+				continue;
+			t = ml_xstrndup(p, (size_t)(nl - p));
+			ml_test_run(&r, NULL, NULL, NULL, 60,
+				    (const char *const[]){ "docker", "rmi", t,
+							   NULL });
+			ml_test_out_release(&r);
+			free(t);
 		}
-		free(t);
+	}
+	ml_test_out_release(&o);
+	for (i = 1; i <= DEPLOYS; i++) {
 		free(F.commit[i]);
 		free(F.image[i]);
 	}
