@@ -1002,6 +1002,9 @@ int main(void)
 		cmocka_unit_test(test_deploy__remove_takes_the_app_off),
 	};
 
+	/* ML_TEST_CASES=GLOB runs only the matching cases (tests/README) */
+	if (getenv("ML_TEST_CASES") && *getenv("ML_TEST_CASES"))
+		cmocka_set_test_filter(getenv("ML_TEST_CASES"));
 	return cmocka_run_group_tests_name("e2e/deploy", tests, group_setup,
 					   group_teardown);
 }

@@ -389,5 +389,8 @@ int main(void)
 		cmocka_unit_test(test_faults__kill_during_deploy_then_recover),
 	};
 
+	/* ML_TEST_CASES=GLOB runs only the matching cases (tests/README) */
+	if (getenv("ML_TEST_CASES") && *getenv("ML_TEST_CASES"))
+		cmocka_set_test_filter(getenv("ML_TEST_CASES"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,9 +1,9 @@
 /*
  * End-to-end tests of prune on the simulated fleet: twelve deploys of an
  * image whose weights layer (WEIGHTS_BYTES of random bytes) changes every
- * time, with `prune: {retain: 3}` and revision 2 pinned, on two app VMs
- * (enough to show that every host is pruned, and cheap: the suite runs in
- * about three minutes). Checked on each VM, from Docker's own image list
+ * time, with `prune: {retain: 3}` and revision 2 pinned, on two app VMs,
+ * vm3 and vm4 of the test fleet of four (enough to show that every host
+ * is pruned, and cheap: the suite runs in about three minutes). Checked on each VM, from Docker's own image list
  * and the agent's blob store directory, not from mlctl's output: the
  * hosts hold exactly the images of the current, previous, last 3 and
  * pinned revisions; the blob store stops growing; an image and a stopped
@@ -36,7 +36,7 @@
 #define APP "prune-test"
 #define NVMS 2
 
-static const char *const vms[NVMS] = { "vm1", "vm2" };
+static const char *const vms[NVMS] = { "vm3", "vm4" };
 
 static struct {
 	const char *dir;
@@ -280,7 +280,7 @@ static int group_setup(void **state)
 		      "port: 8000\n"
 		      "health: {path: /healthz, interval: 300ms, timeout: 300ms, "
 		      "start_period: 5s}\n"
-		      "targets: [vm1, vm2]\n"
+		      "targets: [vm3, vm4]\n"
 		      "rollout: {batch: 2, drain_timeout: 1s}\n"
 		      "prune: {retain: 3}\n");
 	ml_test_write(F.repo, "inventory.yaml", env);
@@ -297,11 +297,11 @@ static int group_setup(void **state)
 		return -1;
 	}
 	ml_test_out_release(&o);
-	/* a bystander on vm1 that belongs to no mlctl app */
-	free(vm_out("vm1", (const char *const[]){
+	/* a bystander on vm3 that belongs to no mlctl app */
+	free(vm_out("vm3", (const char *const[]){
 		"docker", "tag", "mlctl-test/busybox:latest",
 		"bystander/keep:1", NULL }));
-	free(vm_out("vm1", (const char *const[]){
+	free(vm_out("vm3", (const char *const[]){
 		"docker", "create", "--name", "prune-bystander",
 		"bystander/keep:1", "true", NULL }));
 	return 0;
@@ -316,23 +316,49 @@ static int group_teardown(void **state)
 	mlctl(&o, (const char *const[]){ "remove", NULL });
 	ml_test_out_release(&o);
 	vm_forget_app();
-	free(vm_out("vm1", (const char *const[]){
+	free(vm_out("vm3", (const char *const[]){
 		"docker", "rm", "prune-bystander", NULL }));
-	free(vm_out("vm1", (const char *const[]){
+	free(vm_out("vm3", (const char *const[]){
 		"docker", "rmi", "bystander/keep:1", NULL }));
-	for (i = 1; i <= DEPLOYS; i++) {
-		char *t = F.commit[i] ? tag_of(i) : NULL;
+	/* the images this suite built in the controller's Docker: every
+	 * tag of mlctl/prune-test (the race test's commit too) */
+	ml_test_run(&o, NULL, NULL, NULL, 60,
+		    (const char *const[]){ "docker", "images", "--format",
+					   "{{.Repository}}:{{.Tag}}",
+					   "mlctl/" APP, NULL });
+	{
+		const char *p, *nl;
 
-		/* the images this suite built in the controller's Docker */
-		if (t) {
-			ml_test_run(&o, NULL, NULL, NULL, 60,
-				    (const char *const[]){ "docker", "rmi",
-							   t, NULL });
-			ml_test_out_release(&o);
+		for (p = o.out ? o.out : ""; *p; p = *nl ? nl + 1 : nl) {
+			struct ml_test_out r;
+			char *t;
+
+			nl = p + strcspn(p, "\n");
+			if (nl == p)
+				continue;
+			t = ml_xstrndup(p, (size_t)(nl - p));
+			ml_test_run(&r, NULL, NULL, NULL, 60,
+				    (const char *const[]){ "docker", "rmi", t,
+							   NULL });
+			ml_test_out_release(&r);
+			free(t);
 		}
-		free(t);
+	}
+	ml_test_out_release(&o);
+	for (i = 1; i <= DEPLOYS; i++) {
 		free(F.commit[i]);
 		free(F.image[i]);
+	}
+	{
+		static const char *const sfx[] = { ".ledger", ".ledger-wal",
+						   ".ledger-shm" };
+
+		for (i = 0; i < (int)ML_ARRAY_SIZE(sfx); i++) {
+			char *l = ml_xasprintf("%s%s", F.repo, sfx[i]);
+
+			unlink(l);
+			free(l);
+		}
 	}
 	ml_test_rmtree(F.repo);
 	ml_test_rmtree(F.cache);
@@ -415,7 +441,7 @@ static void test_prune__twelve_deploys_keep_what_rollback_needs(void **s)
 			ml_test_out_release(&o);
 		}
 		if (i == 6)
-			bytes_at_6 = vm_blob_bytes("vm1");
+			bytes_at_6 = vm_blob_bytes("vm3");
 	}
 	h = history();
 	for (i = 1; i <= DEPLOYS; i++) {
@@ -436,8 +462,8 @@ static void test_prune__twelve_deploys_keep_what_rollback_needs(void **s)
 	expect_kept((const int[]){ 12, 11, 10, 2 }, 4);
 	/* the disk stops growing: the same four images as after deploy 6
 	 * (6 5 4 2), give or take a small layer */
-	bytes = vm_blob_bytes("vm1");
-	fprintf(stderr, "vm1 blob store: %lld bytes after 6 deploys, %lld "
+	bytes = vm_blob_bytes("vm3");
+	fprintf(stderr, "vm3 blob store: %lld bytes after 6 deploys, %lld "
 		"after %d\n", (long long)bytes_at_6, (long long)bytes,
 		DEPLOYS);
 	assert_true(bytes <= bytes_at_6 + WEIGHTS_BYTES / 4);
@@ -445,14 +471,14 @@ static void test_prune__twelve_deploys_keep_what_rollback_needs(void **s)
 
 	/* what belongs to no mlctl app stays */
 	{
-		char *t = vm_out("vm1", (const char *const[]){
+		char *t = vm_out("vm3", (const char *const[]){
 			"docker", "ps", "-a", "--format", "{{.Names}}",
 			NULL });
 
 		assert_non_null(t);
 		assert_true(has_line(t, "prune-bystander"));
 		free(t);
-		t = vm_out("vm1", (const char *const[]){
+		t = vm_out("vm3", (const char *const[]){
 			"docker", "images", "--format",
 			"{{.Repository}}:{{.Tag}}", NULL });
 		assert_true(has_line(t, "bystander/keep:1"));
@@ -481,7 +507,7 @@ static void test_prune__twelve_deploys_keep_what_rollback_needs(void **s)
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "prune", "--dry-run", NULL });
 	must(&o, 0);
-	assert_non_null(strstr(o.out, "vm1: would prune 0 containers, 1 image"));
+	assert_non_null(strstr(o.out, "vm3: would prune 0 containers, 1 image"));
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "pin", "2", NULL });
 	must(&o, 0);
@@ -525,10 +551,10 @@ static void test_prune__rollback_to_pruned_redelivers_and_says_so(void **s)
 		before[v] = vm_rx(vms[v]);
 	mlctl(&o, (const char *const[]){ "rollback", "5", NULL });
 	must(&o, 0);
-	if (!strstr(o.out, "revision 5 was pruned from vm1, vm2: its image "
+	if (!strstr(o.out, "revision 5 was pruned from vm3, vm4: its image "
 			   "is delivered again"))
 		print_error("rollback said:\n%s%s\n", o.out, o.err);
-	assert_non_null(strstr(o.out, "revision 5 was pruned from vm1, vm2: "
+	assert_non_null(strstr(o.out, "revision 5 was pruned from vm3, vm4: "
 				      "its image is delivered again"));
 	ml_test_out_release(&o);
 	for (v = 0; v < NVMS; v++) {

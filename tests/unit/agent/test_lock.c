@@ -298,44 +298,61 @@ static void test_lock__damaged_file(void **state)
 		call(NULL, "lock_release", json_pack("{s:b}", "force", 1)), 0);
 }
 
-/* RACERS processes wait on a pipe, then all acquire at once. */
-static void test_lock__concurrent_acquirers(void **state)
+/*
+ * n processes wait on a pipe, then all call lock_acquire at once as
+ * "racer I" with ttl_ms and, when take_over is not 0, that take-over
+ * generation. *won and *lost count the winners and the ML_ELOCKED losers.
+ */
+static void race(int n, json_int_t take_over, int *won, int *lost)
 {
-	int round, i, p[2], status, won, lost;
 	pid_t pids[RACERS];
+	int i, p[2], status;
 	char owner[32];
 
-	for (round = 0; round < ROUNDS; round++) {
-		assert_int_equal(pipe(p), 0);
-		for (i = 0; i < RACERS; i++) {
-			pids[i] = fork();
-			assert_true(pids[i] >= 0);
-			if (pids[i] == 0) {
-				char c;
-				int rc;
+	assert_true(n <= RACERS);
+	assert_int_equal(pipe(p), 0);
+	for (i = 0; i < n; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			json_t *args;
+			char c;
+			int rc;
 
-				close(p[1]);
-				/* released by the parent closing the pipe */
-				if (read(p[0], &c, 1) != 0)
-					_exit(3);
-				snprintf(owner, sizeof(owner), "racer %d", i);
-				rc = call(NULL, "lock_acquire",
-					  json_pack("{s:s,s:i}", "owner", owner,
-						    "ttl_ms", 60000));
-				_exit(rc == 0 ? 0 : rc == ML_ELOCKED ? 1 : 2);
-			}
+			close(p[1]);
+			/* released by the parent closing the pipe */
+			if (read(p[0], &c, 1) != 0)
+				_exit(3);
+			snprintf(owner, sizeof(owner), "racer %d", i);
+			args = json_pack("{s:s,s:i}", "owner", owner, "ttl_ms",
+					 600000);
+			if (take_over)
+				json_object_set_new(args, "take_over",
+						    json_integer(take_over));
+			rc = call(NULL, "lock_acquire", args);
+			_exit(rc == 0 ? 0 : rc == ML_ELOCKED ? 1 : 2);
 		}
-		close(p[0]);
-		close(p[1]);
-		won = lost = 0;
-		for (i = 0; i < RACERS; i++) {
-			assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
-			assert_true(WIFEXITED(status));
-			if (WEXITSTATUS(status) == 0)
-				won++;
-			else if (WEXITSTATUS(status) == 1)
-				lost++;
-		}
+	}
+	close(p[0]);
+	close(p[1]);
+	*won = *lost = 0;
+	for (i = 0; i < n; i++) {
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status));
+		if (WEXITSTATUS(status) == 0)
+			(*won)++;
+		else if (WEXITSTATUS(status) == 1)
+			(*lost)++;
+	}
+}
+
+/* RACERS processes acquire at once: one wins. */
+static void test_lock__concurrent_acquirers(void **state)
+{
+	int round, won, lost;
+
+	for (round = 0; round < ROUNDS; round++) {
+		race(RACERS, 0, &won, &lost);
 		assert_int_equal(won, 1);
 		assert_int_equal(lost, RACERS - 1);
 		assert_int_equal(call(NULL, "lock_release",
@@ -354,11 +371,9 @@ static void test_lock__concurrent_acquirers(void **state)
 
 static void test_lock__take_over_is_one_compare_and_swap(void **state)
 {
-	int round, i, p[2], status, won, lost;
-	pid_t pids[TAKERS];
+	int round, won, lost;
 	int64_t gen, prev_gen = 0;
 	json_t *res = NULL;
-	char owner[32];
 
 	(void)state;
 	free(acquire("dead controller", 600000));
@@ -368,37 +383,7 @@ static void test_lock__take_over_is_one_compare_and_swap(void **state)
 		gen = json_integer_value(json_object_get(res, "generation"));
 		assert_true(gen > prev_gen);
 		json_decref(res);
-		assert_int_equal(pipe(p), 0);
-		for (i = 0; i < TAKERS; i++) {
-			pids[i] = fork();
-			assert_true(pids[i] >= 0);
-			if (pids[i] == 0) {
-				char c;
-				int rc;
-
-				close(p[1]);
-				if (read(p[0], &c, 1) != 0)
-					_exit(3);
-				snprintf(owner, sizeof(owner), "taker %d", i);
-				rc = call(NULL, "lock_acquire",
-					  json_pack("{s:s,s:i,s:I}", "owner",
-						    owner, "ttl_ms", 600000,
-						    "take_over",
-						    (json_int_t)gen));
-				_exit(rc == 0 ? 0 : rc == ML_ELOCKED ? 1 : 2);
-			}
-		}
-		close(p[0]);
-		close(p[1]);
-		won = lost = 0;
-		for (i = 0; i < TAKERS; i++) {
-			assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
-			assert_true(WIFEXITED(status));
-			if (WEXITSTATUS(status) == 0)
-				won++;
-			else if (WEXITSTATUS(status) == 1)
-				lost++;
-		}
+		race(TAKERS, (json_int_t)gen, &won, &lost);
 		assert_int_equal(won, 1);
 		assert_int_equal(lost, TAKERS - 1);
 		prev_gen = gen;
