@@ -7,7 +7,7 @@
  *
  * What is completed: verbs; each verb's options and the global options;
  * after an option that takes FILE or PATH, file names, after DIR,
- * directories; the words of a usage like "status|release"; the playbook
+ * directories, after REV (bash) the repository's branches and tags; the words of a usage like "status|release"; the playbook
  * and inventory keys after `explain`. Help texts are written into shell
  * strings and roff, so each output has its own quoting below; texts come
  * from our own table, but are quoted anyway so that no character in them
@@ -105,9 +105,14 @@ static bool pred_dir(const char *arg)
 	return arg_is_dir(arg);
 }
 
+static bool pred_rev(const char *arg)
+{
+	return arg && !strcmp(arg, "REV");
+}
+
 static bool pred_other_arg(const char *arg)
 {
-	return arg && !arg_is_file(arg) && !arg_is_dir(arg);
+	return arg && !arg_is_file(arg) && !arg_is_dir(arg) && !pred_rev(arg);
 }
 
 static bool pred_any_arg(const char *arg)
@@ -146,6 +151,10 @@ static void gen_bash(FILE *fp, const struct ml_cli *cli,
 	option_names(fp, cli, pred_dir, "|");
 	fprintf(fp, ")\n\t\tmapfile -t COMPREPLY < <(compgen -d -- \"$cur\")\n"
 		    "\t\treturn ;;\n\t");
+	option_names(fp, cli, pred_rev, "|");
+	fprintf(fp, ")\n\t\tmapfile -t COMPREPLY < <(compgen -W \"HEAD $(git "
+		    "for-each-ref --format='%%(refname:short)' 2>/dev/null)\" "
+		    "-- \"$cur\")\n\t\treturn ;;\n\t");
 	option_names(fp, cli, pred_other_arg, "|");
 	fprintf(fp, ")\n\t\tCOMPREPLY=()\n\t\treturn ;;\n\tesac\n"
 		    "\twords=\"");

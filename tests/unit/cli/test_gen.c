@@ -219,6 +219,11 @@ static void test_gen__bash_completes_every_verb_and_option(void **state)
 							    "mlctl.ba", NULL });
 	assert_true(has_line(got, "mlctl.bash"));
 	free(got);
+	got = complete_bash(script, (const char *const[]){ "mlctl", "plan",
+							    "--commit", "HE",
+							    NULL });
+	assert_true(has_line(got, "HEAD"));
+	free(got);
 	free(script);
 }
 
