@@ -172,23 +172,7 @@ static int group_setup(void **state)
 	/* the example app, its playbook with quick health checks, and the
 	 * fleet's inventory */
 	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
-	{
-		const char *files[] = { "Dockerfile", "www/healthz",
-					"www/cgi-bin/predict" };
-
-		for (size_t i = 0; i < ML_ARRAY_SIZE(files); i++) {
-			char *rel = ml_xasprintf("examples/sentiment/%s",
-						 files[i]);
-			char *text = ml_test_read_src(rel);
-
-			ml_test_write(F.repo, files[i], text);
-			free(text);
-			free(rel);
-		}
-		p = ml_xasprintf("%s/www/cgi-bin/predict", F.repo);
-		chmod(p, 0755);
-		free(p);
-	}
+	ml_test_copy_example(F.repo);
 	pb = ml_xasprintf(
 		"app: sentiment-api\n"
 		"image:\n  build: {context: ., dockerfile: Dockerfile}\n"

@@ -58,10 +58,6 @@ static int group_setup(void **state)
 {
 	struct ml_test_out o;
 	char *inv, *p;
-	size_t i;
-	static const char *const files[] = { "Dockerfile", "model.txt",
-					     "www/healthz",
-					     "www/cgi-bin/predict" };
 
 	ML_UNUSED(state);
 	F.dir = getenv("MLCTL_FLEET_DIR");
@@ -77,17 +73,7 @@ static int group_setup(void **state)
 	inv = ml_test_slurp(p);
 	free(p);
 	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
-	for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
-		char *rel = ml_xasprintf("examples/sentiment/%s", files[i]);
-		char *text = ml_test_read_src(rel);
-
-		ml_test_write(F.repo, files[i], text);
-		free(text);
-		free(rel);
-	}
-	p = ml_xasprintf("%s/www/cgi-bin/predict", F.repo);
-	chmod(p, 0755);
-	free(p);
+	ml_test_copy_example(F.repo);
 	ml_test_write(F.repo, "mlctl.yaml",
 		      "app: firsthour\n"
 		      "image:\n  build: {context: ., dockerfile: Dockerfile}\n"

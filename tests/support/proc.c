@@ -319,3 +319,25 @@ char *ml_test_read_src(const char *relpath)
 	free(path);
 	return text;
 }
+
+void ml_test_copy_example(const char *dir)
+{
+	static const char *const files[] = { "Dockerfile", "model.txt",
+					     "www/healthz",
+					     "www/cgi-bin/predict" };
+	char *p;
+	size_t i;
+
+	for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
+		char *rel = ml_xasprintf("examples/sentiment/%s", files[i]);
+		char *text = ml_test_read_src(rel);
+
+		ml_test_write(dir, files[i], text);
+		free(text);
+		free(rel);
+	}
+	p = ml_xasprintf("%s/www/cgi-bin/predict", dir);
+	if (chmod(p, 0755) < 0)
+		BUG("cannot chmod '%s'", p);
+	free(p);
+}

@@ -62,6 +62,10 @@ char *ml_test_git(const char *dir, const char *const *args);
 /* Commit everything in dir with message; returns the new full sha. */
 char *ml_test_commit(const char *dir, const char *message);
 
+/* Copy the example model API (examples/sentiment: Dockerfile, model.txt,
+ * www/) into dir, the CGI script executable. */
+void ml_test_copy_example(const char *dir);
+
 /* The repository root ($MLCTL_SRC or "."). */
 const char *ml_test_src(void);
 
