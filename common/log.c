@@ -4,6 +4,7 @@
  */
 #include "common/ml.h"
 #include "common/log.h"
+#include "common/utf8.h"
 
 #include <unistd.h>
 
@@ -90,41 +91,14 @@ void ml_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid
+ * or a C1 control character, which can move the cursor too. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
-	size_t len, i;
 	uint32_t cp;
+	size_t len = ml_utf8_decode(s, n, &cp);
 
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-	    (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	/* C1 control characters can move the cursor too */
-	if (cp >= 0x80 && cp < 0xa0)
-		return 0;
-	return len;
+	return len && !(cp >= 0x80 && cp < 0xa0) ? len : 0;
 }
 
 int ml_escape(struct ml_buf *out, const char *s, size_t n)

@@ -24,6 +24,7 @@
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/metrics/metrics.h"
 #include "orchestrator/status_view.h"
 #include "orchestrator/transport/transport.h"
 
@@ -32,7 +33,7 @@
 
 static const struct ml_option *const options[] = {
 	&ml_opt_commit, &ml_opt_json, &ml_opt_timeout, &ml_opt_tofu,
-	&ml_opt_parallel, NULL,
+	&ml_opt_parallel, &ml_opt_watch, &ml_opt_window, NULL,
 };
 
 struct status_job {
@@ -44,6 +45,7 @@ struct status_job {
 	const char *app;
 	const char *health_path; /* the playbook's health check */
 	int64_t probe_timeout_ms;
+	json_t *metrics;     /* orchestrator/metrics: requests per revision */
 };
 
 /*
@@ -197,11 +199,17 @@ static void annotate(const struct status_job *job, size_t n, int64_t now)
 	size_t i, k;
 
 	for (i = 0; i < n; i++)
-		json_array_foreach(job->containers[i], k, c)
+		json_array_foreach(job->containers[i], k, c) {
+			json_object_set(c, "metrics",
+					ml_metrics_container(
+						job->metrics,
+						job->hosts[i].target->name, c)
+						?: json_null());
 			ml_status_annotate(c, lb_view(job, n,
 						      job->hosts[i].target->name,
 						      c),
 					   now);
+		}
 }
 
 static json_t *host_json(const struct ml_host_session *h, json_t *cont,
@@ -282,24 +290,25 @@ static void print_notes(const struct status_job *job, size_t n)
 	ml_buf_release(&esc);
 }
 
-static int status_run(struct ml_ctx *ctx)
+struct status_show {
+	struct ml_ctx *ctx;
+	struct ml_host_session *hosts;
+	size_t n;
+	const struct ml_fleet_opts *fo;
+	int64_t window_ms;
+};
+
+/* One look at the connected hosts: collect, print. */
+static int status_show(void *arg)
 {
-	struct ml_fleet_opts fo;
-	struct ml_host_session *hosts = NULL;
+	struct status_show *ss = arg;
+	struct ml_ctx *ctx = ss->ctx;
+	struct ml_host_session *hosts = ss->hosts;
 	struct status_job job = { 0 };
 	const struct ml_playbook *pb = ctx->config->playbook;
-	size_t n = 0, i, down = 0, nodocker = 0;
+	size_t n = ss->n, i, down = 0, nodocker = 0;
 	int64_t now = (int64_t)time(NULL), newest;
-	int rc;
 
-	if (ctx->argc)
-		return ml_err_set(ML_EUSAGE, "status takes no arguments");
-	rc = ml_fleet_opts_from_ctx(&fo, ctx);
-	if (rc < 0)
-		return rc;
-	rc = ml_fleet_connect(&hosts, &n, ctx->config, &fo, NULL);
-	if (rc < 0)
-		return rc;
 	job.hosts = hosts;
 	job.containers = ml_xcalloc(n ? n : 1, sizeof(*job.containers));
 	job.lb = ml_xcalloc(n ? n : 1, sizeof(*job.lb));
@@ -308,8 +317,10 @@ static int status_run(struct ml_ctx *ctx)
 	job.health_path = pb->health.path ? pb->health.path : "/";
 	job.probe_timeout_ms = pb->health.timeout_ms > 0 ?
 				       pb->health.timeout_ms : 1000;
-	ml_parallel_run(n, fo.parallel, status_one, &job);
+	ml_parallel_run(n, ss->fo->parallel, status_one, &job);
 	newest = newest_revision(&job, n);
+	ml_metrics_collect(&job.metrics, hosts, n, job.containers, job.app,
+			   ss->window_ms);
 	annotate(&job, n, now);
 
 	if (ml_ctx_flag(ctx, OPT_JSON)) {
@@ -324,12 +335,14 @@ static int status_run(struct ml_ctx *ctx)
 					       job.lb[i], job.list_err[i],
 					       newest));
 		json_object_set_new(doc, "hosts", arr);
+		json_object_set(doc, "metrics", job.metrics);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("\n");
 		json_decref(doc);
 	} else {
 		ml_status_print_table(stdout, hosts, job.containers, n, newest,
 				      ml_colour_wanted(STDOUT_FILENO));
+		ml_metrics_print(stdout, job.metrics);
 		fflush(stdout);
 		print_notes(&job, n);
 	}
@@ -350,7 +363,7 @@ static int status_run(struct ml_ctx *ctx)
 	free(job.containers);
 	free(job.lb);
 	free(job.list_err);
-	ml_fleet_close(hosts, n);
+	json_decref(job.metrics);
 	if (down)
 		return ml_err_set(ML_EHOST, "%zu of %zu host%s unreachable",
 				  down, n, n == 1 ? " is" : "s are");
@@ -361,10 +374,35 @@ static int status_run(struct ml_ctx *ctx)
 	return 0;
 }
 
+static int status_run(struct ml_ctx *ctx)
+{
+	struct ml_fleet_opts fo;
+	struct status_show ss = { ctx, NULL, 0, &fo, 60000 };
+	int rc;
+
+	if (ctx->argc)
+		return ml_err_set(ML_EUSAGE, "status takes no arguments");
+	rc = ml_fleet_opts_from_ctx(&fo, ctx);
+	if (rc == 0)
+		rc = ml_metrics_window(&ss.window_ms, ctx->opt[OPT_WINDOW]);
+	if (rc < 0)
+		return rc;
+	rc = ml_fleet_connect(&ss.hosts, &ss.n, ctx->config, &fo, NULL);
+	if (rc < 0)
+		return rc;
+	if (ml_ctx_flag(ctx, OPT_WATCH))
+		rc = ml_metrics_watch(status_show, &ss);
+	else
+		rc = status_show(&ss);
+	ml_fleet_close(ss.hosts, ss.n);
+	return rc;
+}
+
 const struct ml_cmd ml_cmd_status = {
 	.name = "status",
 	.summary = "show every host, its containers, revision and health",
-	.usage = "[--json] [--timeout DURATION] [--trust-new-hosts]",
+	.usage = "[--json] [--watch] [--window DURATION] [--timeout DURATION] "
+		 "[--trust-new-hosts]",
 	.options = options,
 	.flags = ML_CMD_NEEDS_CONFIG,
 	.run = status_run,

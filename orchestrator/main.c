@@ -7,6 +7,7 @@
  */
 #include "common/ml.h"
 #include "common/log.h"
+#include "common/secure.h"
 #include "orchestrator/cli.h"
 #include "orchestrator/cmd.h"
 #include "orchestrator/explain.h"
@@ -30,7 +31,13 @@ extern const struct ml_cmd ml_cmd_rollback;
 extern const struct ml_cmd ml_cmd_recover;
 extern const struct ml_cmd ml_cmd_lock;
 extern const struct ml_cmd ml_cmd_remove;
+extern const struct ml_cmd ml_cmd_render;
 extern const struct ml_cmd ml_cmd_explain;
+extern const struct ml_cmd ml_cmd_prune;
+extern const struct ml_cmd ml_cmd_pin;
+extern const struct ml_cmd ml_cmd_unpin;
+extern const struct ml_cmd ml_cmd_logs;
+extern const struct ml_cmd ml_cmd_metrics;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
@@ -45,7 +52,13 @@ static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_recover,
 	&ml_cmd_lock,
 	&ml_cmd_remove,
+	&ml_cmd_render,
 	&ml_cmd_explain,
+	&ml_cmd_prune,
+	&ml_cmd_pin,
+	&ml_cmd_unpin,
+	&ml_cmd_logs,
+	&ml_cmd_metrics,
 };
 
 const struct ml_option ml_opt_commit = {
@@ -172,6 +185,19 @@ static void usage_cmd(FILE *fp, const struct ml_cmd *cmd)
 	fprintf(fp, "\nglobal options: see 'mlctl --help'\n");
 }
 
+/* Whether cmd has an option of that short name: after the verb, the verb's
+ * own letter wins over a global one (`logs -f` follows; `-f FILE` before
+ * the verb still names the playbook). */
+static bool verb_short(const struct ml_cmd *cmd, char c)
+{
+	const struct ml_option *const *o;
+
+	for (o = cmd && cmd->options ? cmd->options : NULL; o && *o; o++)
+		if ((*o)->short_name == c)
+			return true;
+	return false;
+}
+
 /* Build the getopt tables for the globals plus cmd's options (cmd may be
  * NULL: globals only). */
 static void build_opts(const struct ml_cmd *cmd, struct option *lo,
@@ -180,13 +206,17 @@ static void build_opts(const struct ml_cmd *cmd, struct option *lo,
 	const struct ml_option *const *o;
 	size_t nl = 0, ns = 0, i;
 
-	so[ns++] = '+'; /* stop at the first non-option: the verb */
+	/* globals stop at the first non-option, the verb; after it, options
+	 * and arguments mix (mlctl render k8s --commit X) */
+	if (!cmd)
+		so[ns++] = '+';
 	for (i = 0; i < ML_ARRAY_SIZE(globals); i++) {
 		lo[nl++] = (struct option){ globals[i].name,
 					    globals[i].arg ? required_argument
 							   : no_argument,
 					    NULL, globals[i].id };
-		if (globals[i].short_name) {
+		if (globals[i].short_name &&
+		    !verb_short(cmd, globals[i].short_name)) {
 			so[ns++] = globals[i].short_name;
 			if (globals[i].arg)
 				so[ns++] = ':';
@@ -215,7 +245,7 @@ static int short_to_id(const struct ml_cmd *cmd, int c)
 	size_t i;
 
 	for (i = 0; i < ML_ARRAY_SIZE(globals); i++)
-		if (globals[i].short_name == c)
+		if (globals[i].short_name == c && !verb_short(cmd, (char)c))
 			return globals[i].id;
 	for (o = cmd && cmd->options ? cmd->options : NULL; o && *o; o++)
 		if ((*o)->short_name == c)
@@ -354,7 +384,7 @@ static int run(int argc, char **argv)
 	/* the verb's own options, and globals again, after the verb */
 	argc -= optind;
 	argv += optind;
-	optind = 1;
+	optind = 0; /* 0: glibc reads the new option string afresh */
 	rc = parse_opts(&ctx, cmd, argc, argv, &help);
 	if (rc)
 		return rc > 0 ? 0 : rc;
@@ -408,6 +438,7 @@ int main(int argc, char **argv)
 	/* a host that hangs up must give an error, not kill us */
 	signal(SIGPIPE, SIG_IGN);
 	ml_log_init("mlctl", ML_LOG_INFO);
+	ml_secure_process(); /* before any secret is read */
 	rc = run(argc, argv);
 	if (rc < 0 && ml_err_msg()[0])
 		ml_error("%s", ml_err_msg());

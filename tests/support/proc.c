@@ -270,6 +270,24 @@ void ml_test_write(const char *dir, const char *name, const char *text)
 	free(path);
 }
 
+void ml_test_write_random(const char *dir, const char *name, size_t bytes)
+{
+	char *path = ml_xasprintf("%s/%s", dir, name);
+	char *buf = ml_xmalloc(bytes ? bytes : 1);
+	int fd = open("/dev/urandom", O_RDONLY), out;
+
+	mkdirs_for(path);
+	if (fd < 0 || read(fd, buf, bytes) != (ssize_t)bytes)
+		BUG("cannot read %zu random bytes", bytes);
+	close(fd);
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (out < 0 || write(out, buf, bytes) != (ssize_t)bytes)
+		BUG("cannot write %s: %s", path, strerror(errno));
+	close(out);
+	free(buf);
+	free(path);
+}
+
 char *ml_test_git(const char *dir, const char *const *args)
 {
 	static const char *const env[] = {
@@ -318,26 +336,4 @@ char *ml_test_read_src(const char *relpath)
 
 	free(path);
 	return text;
-}
-
-void ml_test_copy_example(const char *dir)
-{
-	static const char *const files[] = { "Dockerfile", "model.txt",
-					     "www/healthz",
-					     "www/cgi-bin/predict" };
-	char *p;
-	size_t i;
-
-	for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
-		char *rel = ml_xasprintf("examples/sentiment/%s", files[i]);
-		char *text = ml_test_read_src(rel);
-
-		ml_test_write(dir, files[i], text);
-		free(text);
-		free(rel);
-	}
-	p = ml_xasprintf("%s/www/cgi-bin/predict", dir);
-	if (chmod(p, 0755) < 0)
-		BUG("cannot chmod '%s'", p);
-	free(p);
 }
