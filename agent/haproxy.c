@@ -22,6 +22,7 @@
 #include "common/proto.h"
 #include "common/sha256.h"
 #include "agent/haproxy.h"
+#include "agent/probe.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -127,6 +128,80 @@ static bool valid_ip(const char *s)
 
 	return s && (inet_pton(AF_INET, s, &a4) == 1 ||
 		     inet_pton(AF_INET6, s, &a6) == 1);
+}
+
+/*
+ * Append s to b as a regular expression matching it literally, for a
+ * single-quoted HAProxy argument (nothing is interpreted inside single
+ * quotes, so a quote itself becomes '.', which matches it too).
+ */
+static void add_regex_literal(struct ml_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\'')
+			ml_buf_addch(b, '.');
+		else if (strchr("\\^$.|?*+()[]{}/", *s))
+			ml_buf_addf(b, "\\%c", *s);
+		else
+			ml_buf_addch(b, *s);
+	}
+}
+
+/*
+ * The http-check expect lines for health.expect (agent/probe.h has the
+ * format): every rule must pass. HAProxy reads a JSON field with a
+ * regular expression on the body, "key" : "value" with the last key of
+ * the path, which is looser than the agent's own check (a parsed
+ * document); the agent's check gates traffic first, HAProxy's keeps a
+ * server that stops being ready out. *out is NULL when nothing is
+ * expected.
+ */
+static int render_expect(char **out, const json_t *j)
+{
+	struct ml_probe_expect e;
+	struct ml_buf b = ML_BUF_INIT(4096);
+	const char *key;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	rc = ml_probe_expect_from_json(&e, j);
+	if (rc < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", ml_err_msg());
+		return ml_err_set(ML_EPROTO, "lb_apply: health.%s", why);
+	}
+	if (!j || json_is_null(j))
+		return 0;
+	if (e.nstatus) {
+		ml_buf_addstr(&b, "\thttp-check expect rstatus '^(");
+		for (i = 0; i < e.nstatus; i++)
+			ml_buf_addf(&b, "%s%d", i ? "|" : "", e.status[i]);
+		ml_buf_addstr(&b, ")$'\n");
+	} else {
+		ml_buf_addstr(&b, "\thttp-check expect status 200-399\n");
+	}
+	if (e.body) {
+		ml_buf_addstr(&b, "\thttp-check expect rstring '");
+		add_regex_literal(&b, e.body);
+		ml_buf_addstr(&b, "'\n");
+	}
+	if (e.json_field) {
+		key = strrchr(e.json_field, '.');
+		key = key ? key + 1 : e.json_field;
+		ml_buf_addstr(&b, "\thttp-check expect rstring '\"");
+		add_regex_literal(&b, key);
+		ml_buf_addstr(&b, "\"[[:space:]]*:[[:space:]]*\"?");
+		add_regex_literal(&b, e.json_value);
+		ml_buf_addstr(&b, "\"?[[:space:]]*[,}]'\n");
+	}
+	for (i = 0; i < b.len; i++)
+		if ((unsigned char)b.data[i] < 0x20 && b.data[i] != '\t' &&
+		    b.data[i] != '\n')
+			BUG("control byte in a rendered check");
+	*out = ml_buf_detach(&b, NULL);
+	return 0;
 }
 
 /* A health check path: "/" then URL characters that mean nothing to
@@ -319,6 +394,10 @@ static int check_from_json(struct ml_lb_check *k, json_t *health,
 		     "a path starting with '/' of URL characters");
 	if (rc < 0)
 		return rc;
+	/* expect is never inherited: absent means any 2xx or 3xx answer */
+	rc = render_expect(&k->expect, json_object_get(health, "expect"));
+	if (rc < 0)
+		return rc;
 	rc = get_int(&n, health, where, "interval_ms", def->interval_ms, 100,
 		     3600000);
 	if (rc < 0)
@@ -344,7 +423,9 @@ static int check_from_json(struct ml_lb_check *k, json_t *health,
 static bool check_same(const struct ml_lb_check *a,
 		       const struct ml_lb_check *b)
 {
-	return !strcmp(a->path, b->path) && a->interval_ms == b->interval_ms &&
+	return !strcmp(a->path, b->path) &&
+	       !strcmp(a->expect ? a->expect : "", b->expect ? b->expect : "") &&
+	       a->interval_ms == b->interval_ms &&
 	       a->timeout_ms == b->timeout_ms && a->rise == b->rise &&
 	       a->fall == b->fall;
 }
@@ -353,6 +434,7 @@ static void check_free(struct ml_lb_check *k)
 {
 	if (k) {
 		free(k->path);
+		free(k->expect);
 		free(k);
 	}
 }
@@ -415,11 +497,13 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 
 	{
 		char slash[] = "/";
-		struct ml_lb_check k = {0}, def = {slash, 2000, 2000, 2, 3};
+		struct ml_lb_check k = {0}, def = {slash, 2000, 2000, 2, 3,
+						   NULL};
 
 		health = json_object_get(args, "health");
 		rc = check_from_json(&k, health, "health.", &def);
 		c->health_path = k.path;
+		c->health_expect = k.expect;
 		c->interval_ms = k.interval_ms;
 		c->timeout_ms = k.timeout_ms;
 		c->rise = k.rise;
@@ -448,7 +532,7 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 			struct ml_lb_check def = {c->health_path,
 						  c->interval_ms,
 						  c->timeout_ms, c->rise,
-						  c->fall};
+						  c->fall, NULL};
 			struct ml_lb_check *k = ml_xcalloc(1, sizeof(*k));
 			char where[48];
 
@@ -491,6 +575,7 @@ void ml_lb_config_release(struct ml_lb_config *c)
 	free(c->metrics_bind);
 	free(c->balance);
 	free(c->health_path);
+	free(c->health_expect);
 	free(c->tls_cert);
 	memset(c, 0, sizeof(*c));
 }
@@ -674,11 +759,14 @@ static void check_backend(char out[CHECK_NAME_MAX],
 			  const struct ml_lb_config *c,
 			  const struct ml_lb_check *k)
 {
-	char text[ML_LB_PATH_MAX + 96], hex[ML_SHA256_HEX];
+	struct ml_buf text = ML_BUF_INIT(ML_LB_PATH_MAX + 8192);
+	char hex[ML_SHA256_HEX];
 
-	snprintf(text, sizeof(text), "%s %ld %ld %d %d", k->path,
-		 k->interval_ms, k->timeout_ms, k->rise, k->fall);
-	ml_sha256_hex(text, strlen(text), hex);
+	ml_buf_addf(&text, "%s %ld %ld %d %d\n%s", k->path, k->interval_ms,
+		    k->timeout_ms, k->rise, k->fall,
+		    k->expect ? k->expect : "");
+	ml_sha256_hex(text.data, text.len, hex);
+	ml_buf_release(&text);
 	snprintf(out, CHECK_NAME_MAX, "chk_%.*s_%.16s", ML_LB_NAME_MAX, c->app,
 		 hex);
 }
@@ -710,7 +798,8 @@ static void render_checks(struct ml_buf *b, const struct ml_lb_config *c)
 		ml_buf_addf(b, "\nbackend %s\n", name);
 		ml_buf_addf(b, "\ttimeout check %ldms\n", k->timeout_ms);
 		ml_buf_addf(b, "\toption httpchk GET %s\n", k->path);
-		ml_buf_addstr(b, "\thttp-check expect status 200-399\n");
+		ml_buf_addstr(b, k->expect ? k->expect
+				   : "\thttp-check expect status 200-399\n");
 		ml_buf_addf(b,
 			    "\tdefault-server inter %ldms fall %d rise %d "
 			    "init-addr last,libc,none\n",
@@ -791,7 +880,10 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 	ml_buf_addf(b, "backend %s\n", c->app);
 	ml_buf_addf(b, "\tbalance %s\n", c->balance);
 	ml_buf_addf(b, "\toption httpchk GET %s\n", c->health_path);
-	ml_buf_addstr(b, "\thttp-check expect status 200-399\n");
+	if (c->health_expect)
+		ml_buf_addstr(b, c->health_expect);
+	else
+		ml_buf_addstr(b, "\thttp-check expect status 200-399\n");
 	ml_buf_addf(b,
 		    "\tdefault-server inter %ldms fall %d rise %d "
 		    "init-addr last,libc,none\n",

@@ -56,6 +56,7 @@ struct ml_lb_check {
 	char *path;
 	long interval_ms, timeout_ms;
 	int rise, fall;
+	char *expect; /* http-check expect lines, NULL: 200-399 */
 };
 
 struct ml_lb_server {
@@ -81,6 +82,7 @@ struct ml_lb_config {
 	char *metrics_bind;    /* its address, default 127.0.0.1, never any */
 	char *balance;	       /* roundrobin, leastconn or random */
 	char *health_path;     /* GET this, 2xx or 3xx is healthy */
+	char *health_expect;   /* http-check expect lines, NULL: 200-399 */
 	long interval_ms;      /* between checks */
 	long timeout_ms;       /* of one check */
 	int rise, fall;	       /* checks in a row to change state */

@@ -2,7 +2,8 @@
  * container_probe: mlctl's own health check of one running container,
  * once, now, as `mlctl status` shows it.
  *
- *	args:   {"id", "path": "/" , "timeout_ms": 1000 (10..60000)}
+ *	args:   {"id", "path": "/" , "timeout_ms": 1000 (10..60000),
+ *		 "expect": as container_wait's (optional)}
  *	result: {"healthy": bool, "http_status": N or null, "elapsed_ms",
  *		 "host_port", "error": text or null}
  *
@@ -21,8 +22,9 @@
 
 #define OP "container_probe"
 
-/* The first HostPort of the container's port bindings, or 0. */
-static int host_port_of(json_t *c)
+/* The first HostPort of the container's port bindings, or 0; its HostIp
+ * into ip (loopback when Docker binds every address). */
+static int host_port_of(json_t *c, char *ip, size_t iplen)
 {
 	json_t *pb = json_object_get(json_object_get(c, "HostConfig"),
 				     "PortBindings"), *list;
@@ -31,13 +33,21 @@ static int host_port_of(json_t *c)
 	char *end;
 
 	json_object_foreach(pb, key, list) {
-		hp = json_string_value(
-			json_object_get(json_array_get(list, 0), "HostPort"));
+		json_t *b = json_array_get(list, 0);
+		const char *hip = json_string_value(json_object_get(b, "HostIp"));
+
+		hp = json_string_value(json_object_get(b, "HostPort"));
 		if (!hp)
 			continue;
 		v = strtol(hp, &end, 10);
-		if (!*end && v > 0 && v < 65536)
+		if (!*end && v > 0 && v < 65536) {
+			snprintf(ip, iplen, "%s",
+				 hip && *hip && strcmp(hip, "0.0.0.0") &&
+						 strcmp(hip, "::")
+					 ? hip
+					 : "127.0.0.1");
 			return (int)v;
+		}
 	}
 	return 0;
 }
@@ -46,6 +56,8 @@ static int op_container_probe(struct ml_agent *a, json_t *args,
 			      json_t **result)
 {
 	struct ml_probe_result pr = { 0 };
+	struct ml_probe_expect expect;
+	char ip[64];
 	struct ml_docker *d;
 	json_t *c = NULL, *r;
 	const char *id, *path = "/";
@@ -70,6 +82,9 @@ static int op_container_probe(struct ml_agent *a, json_t *args,
 			      false);
 	if (rc < 0)
 		goto out;
+	rc = ml_probe_expect_from_json(&expect, json_object_get(args, "expect"));
+	if (rc < 0)
+		goto out;
 	rc = ml_agent_docker(a, &d);
 	if (rc < 0)
 		goto out;
@@ -77,13 +92,13 @@ static int op_container_probe(struct ml_agent *a, json_t *args,
 	rc = ml_docker_get(d, url, &c);
 	if (rc < 0)
 		goto out;
-	port = host_port_of(c);
+	port = host_port_of(c, ip, sizeof(ip));
 	if (!port) {
 		rc = ml_err_set(ML_EINVALID, "container '%s' publishes no "
 			       "port to probe", id);
 		goto out;
 	}
-	rc = ml_probe_http(&pr, "127.0.0.1", port, path, (long)timeout);
+	rc = ml_probe_http_expect(&pr, ip, port, path, (long)timeout, &expect);
 	r = json_object();
 	json_object_set_new(r, "healthy", json_boolean(rc == 0));
 	json_object_set_new(r, "http_status",

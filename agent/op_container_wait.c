@@ -5,7 +5,9 @@
  *	args:   {"id", "host_port", "path" ("/"), "interval_ms" (1000),
  *		 "timeout_ms" (1000), "start_period_ms" (0),
  *		 "healthy_threshold" (1), "unhealthy_threshold" (3),
- *		 "deadline_ms" (300000)}
+ *		 "deadline_ms" (300000), "expect" (none: 2xx or 3xx passes;
+ *		 else {"status": [..], "body": "..", "json": {"field",
+ *		 "value"}}, see agent/probe.h)}
  *	result: {"healthy": true, "after_ms": N, "probes": N}
  *
  * Every interval_ms (start to start) one round: inspect the container,
@@ -55,6 +57,8 @@
 
 struct wait_spec {
 	const char *id, *path;
+	struct ml_probe_expect expect;
+	bool has_expect;
 	json_int_t host_port, interval, timeout, start_period, healthy_th,
 		unhealthy_th, deadline;
 };
@@ -111,6 +115,15 @@ static int parse_args(struct wait_spec *s, json_t *args)
 				  OP, ML_PROBE_PATH_MAX);
 	if (p)
 		s->path = json_string_value(p);
+	s->has_expect = json_object_get(args, "expect") != NULL;
+	rc = ml_probe_expect_from_json(&s->expect,
+				       json_object_get(args, "expect"));
+	if (rc < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", ml_err_msg());
+		return ml_err_set(ML_EPROTO, "%s: %s", OP, why);
+	}
 	return 0;
 }
 
@@ -270,8 +283,10 @@ static int op_container_wait(struct ml_agent *a, json_t *args, json_t **result)
 		if (rc < 0)
 			return rc;
 		probes++;
-		rc = ml_probe_http(NULL, ml_agent_slot_host(), (int)s.host_port,
-				   s.path, (long)s.timeout);
+		rc = ml_probe_http_expect(NULL, ml_agent_slot_host(),
+					  (int)s.host_port, s.path,
+					  (long)s.timeout,
+					  s.has_expect ? &s.expect : NULL);
 		if (rc < 0)
 			snprintf(last, sizeof(last), "%s", ml_err_msg());
 		else if (health && strcmp(health, "healthy"))

@@ -12,6 +12,7 @@
  */
 #include "common/ml.h"
 #include "agent/probe.h"
+#include "common/log.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -19,7 +20,8 @@
 
 struct probe_sink {
 	size_t bytes;
-	bool cut; /* body passed ML_PROBE_BODY_MAX */
+	bool cut;	 /* body passed ML_PROBE_BODY_MAX */
+	struct ml_buf *keep; /* the body, when an expectation reads it */
 };
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
@@ -36,11 +38,17 @@ static size_t sink_cb(char *p, size_t size, size_t nmemb, void *data)
 	struct probe_sink *s = data;
 	size_t n = size * nmemb;
 
-	s->bytes += n;
-	if (s->bytes > ML_PROBE_BODY_MAX) {
+	if (s->bytes + n > ML_PROBE_BODY_MAX) {
+		if (s->keep)
+			(void)ml_buf_add(s->keep, p,
+					 ML_PROBE_BODY_MAX - s->bytes);
+		s->bytes = ML_PROBE_BODY_MAX;
 		s->cut = true;
 		return 0;
 	}
+	s->bytes += n;
+	if (s->keep)
+		(void)ml_buf_add(s->keep, p, n);
 	return n;
 }
 
@@ -78,7 +86,15 @@ static bool valid_host(const char *host)
 int ml_probe_http(struct ml_probe_result *out, const char *host, int port,
 		  const char *path, long timeout_ms)
 {
-	struct ml_buf url = ML_BUF_INIT(ML_PROBE_PATH_MAX + 128);
+	return ml_probe_http_expect(out, host, port, path, timeout_ms, NULL);
+}
+
+int ml_probe_http_expect(struct ml_probe_result *out, const char *host,
+			 int port, const char *path, long timeout_ms,
+			 const struct ml_probe_expect *expect)
+{
+	struct ml_buf url = ML_BUF_INIT(ML_PROBE_PATH_MAX + 128),
+		      body = ML_BUF_INIT(ML_PROBE_BODY_MAX + 1);
 	struct probe_sink sink = {0};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	long t0 = now_ms(), status = 0, oserr = 0;
@@ -119,6 +135,8 @@ int ml_probe_http(struct ml_probe_result *out, const char *host, int port,
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "mlctl-agent-probe");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+	if (expect && (expect->body || expect->json_field))
+		sink.keep = &body;
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 
 	cc = curl_easy_perform(c);
@@ -142,6 +160,12 @@ int ml_probe_http(struct ml_probe_result *out, const char *host, int port,
 	} else if (cc != CURLE_OK) {
 		rc = ml_err_set(ML_EFAIL, "GET %s: %s", url.data,
 				errbuf[0] ? errbuf : curl_easy_strerror(cc));
+	} else if (expect) {
+		char prefix[ML_PROBE_PATH_MAX + 160];
+
+		snprintf(prefix, sizeof(prefix), "GET %s", url.data);
+		rc = ml_probe_check(expect, status, body.data ? body.data : "",
+				    body.len, prefix);
 	} else if (status < 200 || status > 399) {
 		rc = ml_err_set(ML_EFAIL, "GET %s: HTTP %ld", url.data, status);
 	} else {
@@ -154,5 +178,159 @@ int ml_probe_http(struct ml_probe_result *out, const char *host, int port,
 out:
 	curl_easy_cleanup(c);
 	ml_buf_release(&url);
+	ml_buf_release(&body);
 	return rc;
+}
+
+/* s (n bytes, from the server) escaped and cut, for a message. */
+static const char *quoted(struct ml_buf *b, const char *s, size_t n)
+{
+	ml_buf_reset(b);
+	(void)ml_escape(b, s, n > 80 ? 80 : n);
+	if (n > 80)
+		(void)ml_buf_addstr(b, "...");
+	return ml_buf_str(b);
+}
+
+/* The member at a dotted path of o, or NULL. */
+static json_t *json_at(json_t *o, const char *path)
+{
+	char key[ML_PROBE_PATH_MAX];
+	size_t n;
+
+	while (o && *path) {
+		n = strcspn(path, ".");
+		if (n >= sizeof(key))
+			return NULL;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		o = json_is_object(o) ? json_object_get(o, key) : NULL;
+		path += n;
+		if (*path == '.')
+			path++;
+	}
+	return o;
+}
+
+/* A scalar as the text a playbook would write: "ready", "3", "true". */
+static bool json_text_equals(const json_t *v, const char *want)
+{
+	char num[64];
+
+	if (json_is_string(v))
+		return !strcmp(json_string_value(v), want);
+	if (json_is_true(v))
+		return !strcmp(want, "true");
+	if (json_is_false(v))
+		return !strcmp(want, "false");
+	if (json_is_null(v))
+		return !strcmp(want, "null");
+	if (json_is_integer(v)) {
+		snprintf(num, sizeof(num), "%lld",
+			 (long long)json_integer_value(v));
+		return !strcmp(num, want);
+	}
+	if (json_is_real(v))
+		return json_real_value(v) == strtod(want, NULL) && *want;
+	return false;
+}
+
+int ml_probe_check(const struct ml_probe_expect *e, long status,
+		   const char *body, size_t len, const char *prefix)
+{
+	struct ml_buf q = ML_BUF_INIT(1024);
+	json_t *doc = NULL, *v;
+	size_t i;
+	bool ok;
+	int rc = 0;
+
+	if (e->nstatus) {
+		ok = false;
+		for (i = 0; i < e->nstatus; i++)
+			ok = ok || e->status[i] == status;
+	} else {
+		ok = status >= 200 && status <= 399;
+	}
+	if (!ok) {
+		rc = ml_err_set(ML_EFAIL, "%s: HTTP %ld", prefix, status);
+		goto out;
+	}
+	if (e->body && !memmem(body, len, e->body, strlen(e->body))) {
+		rc = ml_err_set(ML_EFAIL, "%s: HTTP %ld, body lacks '%s'",
+				prefix, status, quoted(&q, e->body,
+						       strlen(e->body)));
+		goto out;
+	}
+	if (e->json_field) {
+		doc = json_loadb(body, len, 0, NULL);
+		if (!json_is_object(doc)) {
+			rc = ml_err_set(ML_EFAIL,
+					"%s: HTTP %ld, body is not a JSON "
+					"object: '%s'",
+					prefix, status, quoted(&q, body, len));
+			goto out;
+		}
+		v = json_at(doc, e->json_field);
+		if (!v || json_is_object(v) || json_is_array(v) ||
+		    !json_text_equals(v, e->json_value ? e->json_value : "")) {
+			char *dump = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+
+			rc = ml_err_set(ML_EFAIL, "%s: HTTP %ld, '%s' is %s, "
+						  "not '%s'",
+					prefix, status, e->json_field,
+					dump ? quoted(&q, dump, strlen(dump))
+					     : "missing",
+					e->json_value);
+			free(dump);
+			goto out;
+		}
+	}
+out:
+	json_decref(doc);
+	ml_buf_release(&q);
+	return rc;
+}
+
+int ml_probe_expect_from_json(struct ml_probe_expect *e, const json_t *j)
+{
+	const json_t *st, *v, *js;
+	size_t i;
+
+	memset(e, 0, sizeof(*e));
+	if (!j || json_is_null(j))
+		return 0;
+	if (!json_is_object(j))
+		return ml_err_set(ML_EPROTO, "'expect' must be an object");
+	st = json_object_get(j, "status");
+	if (st) {
+		if (!json_is_array(st) || !json_array_size(st) ||
+		    json_array_size(st) > ML_PROBE_MAX_STATUS)
+			return ml_err_set(ML_EPROTO,
+					  "'expect.status' must list 1 to %d "
+					  "codes",
+					  ML_PROBE_MAX_STATUS);
+		json_array_foreach(st, i, v)
+		{
+			if (!json_is_integer(v) || json_integer_value(v) < 100 ||
+			    json_integer_value(v) > 599)
+				return ml_err_set(ML_EPROTO,
+						  "'expect.status' holds "
+						  "HTTP codes (100..599)");
+			e->status[e->nstatus++] = (int)json_integer_value(v);
+		}
+	}
+	v = json_object_get(j, "body");
+	if (v && (!json_is_string(v) || !json_string_length(v)))
+		return ml_err_set(ML_EPROTO, "'expect.body' must be a string");
+	e->body = json_string_value(v);
+	js = json_object_get(j, "json");
+	if (js) {
+		e->json_field = json_string_value(json_object_get(js, "field"));
+		e->json_value = json_string_value(json_object_get(js, "value"));
+		if (!e->json_field || !*e->json_field || !e->json_value)
+			return ml_err_set(ML_EPROTO,
+					  "'expect.json' needs string 'field' "
+					  "and 'value'");
+	}
+	return 0;
 }

@@ -10,8 +10,10 @@
  * http only. With common/docker.c, the only code that includes libcurl.
  */
 
+#include <jansson.h>
+
 #define ML_PROBE_PATH_MAX 1024
-#define ML_PROBE_BODY_MAX ((size_t)64 << 10) /* read, then dropped */
+#define ML_PROBE_BODY_MAX ((size_t)64 << 10) /* kept for the checks */
 
 struct ml_probe_result {
 	long status;	 /* HTTP status, 0 when there was no answer */
@@ -29,6 +31,48 @@ struct ml_probe_result {
  */
 int ml_probe_http(struct ml_probe_result *out, const char *host, int port,
 		  const char *path, long timeout_ms);
+
+/*
+ * What a passing answer must also hold. status: the accepted codes
+ * (nstatus of them; none: 200-399); body: a substring of the body; json:
+ * the body is a JSON object whose member json_field (a dotted path,
+ * "model.state") equals json_value (a string, or a number, true, false or
+ * null written as text). Only the first ML_PROBE_BODY_MAX bytes of the
+ * body are looked at. Strings are borrowed.
+ */
+#define ML_PROBE_MAX_STATUS 16
+
+struct ml_probe_expect {
+	int status[ML_PROBE_MAX_STATUS];
+	size_t nstatus;
+	const char *body;
+	const char *json_field, *json_value;
+};
+
+/*
+ * ml_probe_http with an expectation (NULL: as ml_probe_http). A failed
+ * expectation is ML_EFAIL "GET ...: HTTP 200, body lacks 'ready'" or
+ * "...: 'status' is \"loading\", not 'ready'" (text from the server
+ * escaped and cut short).
+ */
+int ml_probe_http_expect(struct ml_probe_result *out, const char *host,
+			 int port, const char *path, long timeout_ms,
+			 const struct ml_probe_expect *expect);
+
+/*
+ * Check an answer against expect: a pure function for tests and for
+ * ml_probe_http_expect. 0 when it passes; ML_EFAIL with why otherwise
+ * (prefix, then ": " and the reason).
+ */
+int ml_probe_check(const struct ml_probe_expect *expect, long status,
+		   const char *body, size_t len, const char *prefix);
+
+/*
+ * Fill e from a JSON "expect" object ({"status": [..], "body": "..",
+ * "json": {"field", "value"}}); NULL or null leaves e empty. Strings are
+ * borrowed from j. ML_EPROTO for wrong types or values out of range.
+ */
+int ml_probe_expect_from_json(struct ml_probe_expect *e, const json_t *j);
 
 /* True when path can be probed: '/' then printable ASCII, no spaces. */
 bool ml_probe_valid_path(const char *path);

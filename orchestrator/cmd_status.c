@@ -45,6 +45,7 @@ struct status_job {
 	const char *app;
 	const char *health_path; /* the playbook's health check */
 	int64_t probe_timeout_ms;
+	const struct ml_health_spec *health;
 	json_t *metrics;     /* orchestrator/metrics: requests per revision */
 };
 
@@ -64,9 +65,11 @@ static void probe_one(struct status_job *job, struct ml_host_session *h,
 	if (!state || strcmp(state, "running"))
 		return;
 	rc = ml_host_call(h, "container_probe",
-			  json_pack("{s:s,s:s,s:I}", "id", id, "path",
+			  json_pack("{s:s,s:s,s:I,s:o*}", "id", id, "path",
 				    job->health_path, "timeout_ms",
-				    (json_int_t)job->probe_timeout_ms),
+				    (json_int_t)job->probe_timeout_ms,
+				    "expect",
+				    ml_health_expect_json(job->health)),
 			  &res);
 	if (rc < 0) {
 		json_object_set_new(c, "probe",
@@ -315,6 +318,7 @@ static int status_show(void *arg)
 	job.list_err = ml_xcalloc(n ? n : 1, sizeof(*job.list_err));
 	job.app = pb->app;
 	job.health_path = pb->health.path ? pb->health.path : "/";
+	job.health = &pb->health;
 	job.probe_timeout_ms = pb->health.timeout_ms > 0 ?
 				       pb->health.timeout_ms : 1000;
 	ml_parallel_run(n, ss->fo->parallel, status_one, &job);

@@ -38,6 +38,8 @@ extern const struct ml_cmd ml_cmd_pin;
 extern const struct ml_cmd ml_cmd_unpin;
 extern const struct ml_cmd ml_cmd_logs;
 extern const struct ml_cmd ml_cmd_metrics;
+extern const struct ml_cmd ml_cmd_init;
+extern const struct ml_cmd ml_cmd_image;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
@@ -59,6 +61,8 @@ static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_unpin,
 	&ml_cmd_logs,
 	&ml_cmd_metrics,
+	&ml_cmd_init,
+	&ml_cmd_image,
 };
 
 const struct ml_option ml_opt_commit = {

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The main job on the built-in default: start a simulated fleet (3 app VMs
-# and a load balancer, each with its own sshd and dockerd), make a git
-# repository holding the example model API with its playbook and the
-# fleet's inventory, validate and plan it, install the agent on every VM,
-# deploy it (built from the commit by the controller's Docker Engine,
-# delivered without a registry, started behind HAProxy), show the status,
-# deploy a second commit, and roll back to the first. Run through
-# `make demo`, which installs packages and builds first. The fleet stays up
+# The main job on the built-in default, with the Python example model API
+# (examples/iris: scikit-learn behind FastAPI): start a simulated fleet (3
+# app VMs and a load balancer, each with its own sshd and dockerd), build
+# mlctl's Python base image without a registry (once: minutes the first
+# time, a no-op after), make a git repository holding only the app, its
+# requirements and its model, run `mlctl init` there and commit, deploy
+# (built from the commit, delivered without a registry, started behind
+# HAProxy), predict through HAProxy, retrain the model in a second commit
+# (only the weights layer changes), change only code in a third (only the
+# code layer changes), and roll back to the first. Run through `make
+# demo`, which installs packages and builds first. The fleet stays up
 # afterwards; the last line says how to stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,25 +25,34 @@ mkdir -p "$work/app"
 export MLCTL_LEDGER=$work/ledger.db
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+gitc() { git -C "$work/app" -c user.name=demo -c user.email=demo@mlctl.invalid "$@"; }
 
 # the controller's Docker Engine first: a dockerd started on the host turns
 # the FORWARD policy to DROP, which the fleet then opens for its own bridge
 bash scripts/dockerd.sh
+
+step "mlctl image base: Debian 12 + Python 3.11 + scikit-learn, FastAPI, uvicorn (no registry)"
+base=$("$mlctl" image base)
+echo "$base"
 
 fleet=$work/fleet
 step "a simulated fleet: 3 app VMs and a load balancer"
 tests/fleet/fleet up --dir "$fleet" --vms 3 --lb --prefix mld --subnet 10.76.0 >/dev/null
 cat "$fleet/inventory.yaml"
 
-step "the example app: a model API with its playbook and the fleet's inventory"
-cp -r examples/sentiment/. "$work/app/"
-cp playbooks/example.yaml "$work/app/mlctl.yaml"
+step "a model API's repository: a FastAPI app, its requirements and its model, nothing else"
+cp examples/iris/app.py examples/iris/train.py examples/iris/requirements.txt "$work/app/"
+cp -r examples/iris/model "$work/app/"
 cp "$fleet/inventory.yaml" "$work/app/inventory.yaml"
-git -C "$work/app" -c init.defaultBranch=main init -q
-git -C "$work/app" add -A
-git -C "$work/app" -c user.name=demo -c user.email=demo@mlctl.invalid \
-	commit -qm "sentiment v1"
-git -C "$work/app" log --oneline
+gitc init -q -b main
+ls -R "$work/app"
+
+step "mlctl init"
+"$mlctl" -C "$work/app" init --name iris
+cat "$work/app/Dockerfile"
+gitc add -A
+gitc commit -qm "iris v1"
+gitc log --oneline
 
 step "mlctl validate"
 "$mlctl" -C "$work/app" validate
@@ -55,8 +67,11 @@ step "mlctl bootstrap: install the agent on every VM, check Docker and HAProxy"
 
 lb=$(sed -n '/lb1:/,/address:/s/^ *address: *//p' "$fleet/inventory.yaml")
 ask() {
-	printf 'GET http://%s/cgi-bin/predict?text=great -> ' "$lb"
-	curl -s --max-time 5 "http://$lb/cgi-bin/predict?text=great"
+	printf 'POST http://%s/predict -> ' "$lb"
+	curl -s --max-time 5 -H 'Content-Type: application/json' \
+		-d '{"features": [[5.1, 3.5, 1.4, 0.2], [6.0, 2.7, 5.1, 1.6]]}' \
+		"http://$lb/predict"
+	echo
 }
 
 step "mlctl deploy: build, deliver, start behind HAProxy, record revision 1"
@@ -66,10 +81,18 @@ ask
 step "mlctl status"
 "$mlctl" -C "$work/app" "${ssh_opts[@]}" status
 
-step "a second commit: the model says 'great' is worth 5"
-sed -i 's/^great 3$/great 5/' "$work/app/model.txt"
-git -C "$work/app" -c user.name=demo -c user.email=demo@mlctl.invalid \
-	commit -qam "sentiment: great is worth 5"
+step "a second commit retrains the model (in the base image): only the weights layer changes"
+docker run --rm -v "$work/app:/w" -w /w "$base" \
+	python3 train.py --C 0.05 --version v2
+gitc commit -qam "iris: retrain with C=0.05 (v2)"
+"$mlctl" -C "$work/app" image check
+"$mlctl" -C "$work/app" "${ssh_opts[@]}" deploy
+ask
+
+step "a third commit changes only code: only the code layer changes"
+sed -i 's/^app = FastAPI(title="iris model API")$/app = FastAPI(title="iris model API", version="1.1")/' "$work/app/app.py"
+gitc commit -qam "iris: API version 1.1"
+"$mlctl" -C "$work/app" image check
 "$mlctl" -C "$work/app" "${ssh_opts[@]}" deploy
 ask
 

@@ -9,7 +9,7 @@ PKGS=(
 	libjansson-dev libcurl4-openssl-dev libarchive-dev libzstd-dev libssh-dev libssl-dev
 	docker.io openssh-server openssh-client haproxy iproute2 iptables
 	util-linux procps busybox-static curl wrk time jq zsh groff-base
-	nodejs prometheus
+	nodejs prometheus mmdebstrap tini
 )
 
 missing=()

@@ -393,7 +393,7 @@ static int deliver_one(size_t i, void *arg)
 	const struct ml_image *img = job->img;
 	json_t *digests = json_array(), *res = NULL, *missing, *partial, *d;
 	json_t *tags = json_array(), *layers = json_array();
-	int64_t t0 = mono_ms();
+	int64_t t0 = mono_ms(), load_ms;
 	size_t k;
 	int rc;
 
@@ -450,11 +450,21 @@ static int deliver_one(size_t i, void *arg)
 		if (strncmp(job->o->tags[k], "sha256:", 7)) /* not a name */
 			json_array_append_new(tags,
 					      json_string(job->o->tags[k]));
+	/*
+	 * docker load reads the whole image from the VM's disk: give it a
+	 * minute plus a second per 8 MiB (a multi-GB model takes minutes)
+	 */
+	load_ms = 60000;
+	for (k = 0; k < img->nlayers; k++)
+		load_ms += img->layer_sizes[k] / (8 << 20) * 1000;
+	ml_ssh_chan_set_timeout(h->chan,
+				(int)(load_ms < 3600000 ? load_ms : 3600000));
 	rc = ml_host_call(h, "image_load",
 			  json_pack("{s:s,s:s,s:O,s:O}", "image_id", img->id,
 				    "config", img->config_digest, "layers",
 				    layers, "tags", tags),
 			  &res);
+	ml_ssh_chan_set_timeout(h->chan, 60000);
 	if (rc < 0)
 		goto out;
 	r->loaded = json_is_true(json_object_get(res, "loaded"));

@@ -295,11 +295,12 @@ static json_t *health_json(const struct ml_config *cfg)
 {
 	const struct ml_health_spec *h = &cfg->playbook->health;
 
-	return json_pack("{s:s,s:I,s:I,s:i,s:i}", "path", h->path,
+	return json_pack("{s:s,s:I,s:I,s:i,s:i,s:o*}", "path", h->path,
 			 "interval_ms", (json_int_t)h->interval_ms,
 			 "timeout_ms", (json_int_t)h->timeout_ms,
 			 "healthy_threshold", h->healthy_threshold,
-			 "unhealthy_threshold", h->unhealthy_threshold);
+			 "unhealthy_threshold", h->unhealthy_threshold,
+			 "expect", ml_health_expect_json(h));
 }
 
 static const char *balance_word(enum ml_balance b)
@@ -325,14 +326,15 @@ static json_t *revision_health(struct ml_rollout *ro, int64_t number)
 	d = json_loads(rev->desired_json, 0, NULL);
 	h = json_object_get(d, "health");
 	if (json_is_string(json_object_get(h, "path")))
-		out = json_pack("{s:O,s:O,s:O,s:O,s:O}", "path",
+		out = json_pack("{s:O,s:O,s:O,s:O,s:O,s:O*}", "path",
 				json_object_get(h, "path"), "interval_ms",
 				json_object_get(h, "interval_ms"), "timeout_ms",
 				json_object_get(h, "timeout_ms"),
 				"healthy_threshold",
 				json_object_get(h, "healthy_threshold"),
 				"unhealthy_threshold",
-				json_object_get(h, "unhealthy_threshold"));
+				json_object_get(h, "unhealthy_threshold"),
+				"expect", json_object_get(h, "expect"));
 out:
 	json_decref(d);
 	ml_revision_free(rev);
@@ -502,7 +504,7 @@ static int wait_healthy(struct ml_rollout *ro, struct host_state *hs,
 	ml_ssh_chan_set_timeout(hs->h->chan, (int)deadline + 30000);
 	rc = ml_host_call(
 		hs->h, "container_wait",
-		json_pack("{s:s,s:i,s:s,s:I,s:I,s:I,s:i,s:i,s:I}", "id", id,
+		json_pack("{s:s,s:i,s:s,s:I,s:I,s:I,s:i,s:i,s:I,s:o*}", "id", id,
 			  "host_port",
 			  ml_rollout_host_port(ro->cfg, replica, slot), "path",
 			  h->path, "interval_ms", (json_int_t)h->interval_ms,
@@ -510,7 +512,8 @@ static int wait_healthy(struct ml_rollout *ro, struct host_state *hs,
 			  "start_period_ms", (json_int_t)h->start_period_ms,
 			  "healthy_threshold", h->healthy_threshold,
 			  "unhealthy_threshold", h->unhealthy_threshold,
-			  "deadline_ms", (json_int_t)deadline),
+			  "deadline_ms", (json_int_t)deadline, "expect",
+			  ml_health_expect_json(h)),
 		&res);
 	ml_ssh_chan_set_timeout(hs->h->chan, 60000);
 	if (rc == 0)

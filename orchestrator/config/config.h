@@ -78,6 +78,9 @@ struct ml_image_spec {
 	struct ml_kvlist build_args;
 };
 
+#define ML_HEALTH_MAX_STATUS 16
+#define ML_HEALTH_TEXT_MAX 256
+
 struct ml_health_spec {
 	char *path;            /* HTTP path, default "/healthz" */
 	int64_t interval_ms;   /* default 2s */
@@ -85,6 +88,14 @@ struct ml_health_spec {
 	int64_t start_period_ms; /* default 60s: model loading time */
 	int healthy_threshold;   /* default 1 */
 	int unhealthy_threshold; /* default 3 */
+	/* what "ready" means beyond answering: expected statuses (none
+	 * given: 200-399), a body substring, a JSON field's value; strings
+	 * are printable ASCII, at most ML_HEALTH_TEXT_MAX bytes */
+	int expect_status[ML_HEALTH_MAX_STATUS];
+	size_t nexpect_status;
+	char *expect_body;	 /* NULL: none */
+	char *expect_json_field; /* "status" or "model.state"; NULL: none */
+	char *expect_json_value; /* the value as text: "ready", "true", "3" */
 };
 
 struct ml_resources_spec {
@@ -274,6 +285,14 @@ json_t *ml_config_to_json(const struct ml_config *cfg);
  */
 const char *ml_cfg_suggest(const char *word, const char *const *cands,
 			   size_t n);
+
+/*
+ * What the health check expects, as the agent's container_wait and
+ * lb_apply take it: {"status": [200], "body": "...", "json": {"field",
+ * "value"}}, each member only when set; NULL when nothing is expected
+ * beyond a 2xx or 3xx answer. The caller owns the reference.
+ */
+json_t *ml_health_expect_json(const struct ml_health_spec *h);
 
 /* ---- shared by the parsers in orchestrator/config/ only ---------------- */
 

@@ -41,7 +41,11 @@ static const char *const health_keys[] = {"path",
 					  "start_period",
 					  "healthy_threshold",
 					  "unhealthy_threshold",
+					  "expect_status",
+					  "expect_body",
+					  "expect_json",
 					  NULL};
+static const char *const expect_json_keys[] = {"field", "value", NULL};
 static const char *const resources_keys[] = {"cpus", "memory", "gpus", NULL};
 static const char *const rollout_keys[] = {"batch",	    "failure_budget",
 					   "auto_rollback", "drain_timeout",
@@ -267,6 +271,102 @@ static void parse_image(struct ml_cfgctx *c, struct ml_playbook *pb,
 
 /* ---- health, resources ------------------------------------------------- */
 
+/*
+ * A string the health check compares with: printable ASCII (it is written
+ * into HAProxy's configuration, escaped, and compared byte for byte),
+ * 1..ML_HEALTH_TEXT_MAX bytes. NULL after a diagnostic.
+ */
+static char *health_text(struct ml_cfgctx *c, const struct ml_ynode *v,
+			 const char *path)
+{
+	char *s;
+	size_t i;
+
+	if (v->type != ML_YSCALAR || ml_yscalar_is_null(v)) {
+		ml_cfg_err(c, v, "'%s' must be a string, got %s", path,
+			   ml_cfg_kind(v));
+		return NULL;
+	}
+	s = ml_xstrdup(v->scalar);
+	for (i = 0; s[i]; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+			break;
+	if (!s[0] || s[i] || i > ML_HEALTH_TEXT_MAX) {
+		ml_cfg_err(c, v,
+			   "'%s' must be 1 to %d printable ASCII "
+			   "characters, got '%s'",
+			   path, ML_HEALTH_TEXT_MAX, ml_cfg_q(c, s));
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* expect_status: 200, or [200, 204]. */
+static void parse_expect_status(struct ml_cfgctx *c, struct ml_health_spec *h,
+				const struct ml_ynode *v)
+{
+	const struct ml_ynode *one = v;
+	size_t i, n = 1;
+	int code;
+
+	if (v->type == ML_YSEQ) {
+		n = v->nitems;
+		if (!n || n > ML_HEALTH_MAX_STATUS) {
+			ml_cfg_err(c, v,
+				   "'health.expect_status' lists 1 to %d "
+				   "status codes",
+				   ML_HEALTH_MAX_STATUS);
+			return;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (v->type == ML_YSEQ)
+			one = v->items[i];
+		if (get_int(c, one, "health.expect_status", 100, 599, &code) <
+		    0)
+			continue;
+		h->expect_status[h->nexpect_status++] = code;
+	}
+}
+
+/* expect_json: {field: status, value: ready}. */
+static void parse_expect_json(struct ml_cfgctx *c, struct ml_health_spec *h,
+			      const struct ml_ynode *n)
+{
+	const struct ml_ynode *f, *v;
+	size_t i;
+
+	if (ml_cfg_want_map(c, n, "health.expect_json") < 0)
+		return;
+	ml_cfg_check_keys(c, n, expect_json_keys);
+	f = ml_ymap_get(n, "field");
+	v = ml_ymap_get(n, "value");
+	if (!f || !v) {
+		ml_cfg_err(c, n,
+			   "'health.expect_json' needs both 'field' and "
+			   "'value'");
+		return;
+	}
+	h->expect_json_field = health_text(c, f, "health.expect_json.field");
+	h->expect_json_value = health_text(c, v, "health.expect_json.value");
+	for (i = 0; h->expect_json_field && h->expect_json_field[i]; i++) {
+		char ch = h->expect_json_field[i];
+
+		if (!isalnum((unsigned char)ch) && ch != '_' && ch != '-' &&
+		    ch != '.') {
+			ml_cfg_err(c, f,
+				   "'health.expect_json.field' is a key or a "
+				   "dotted path of keys ([A-Za-z0-9_-.]), "
+				   "got '%s'",
+				   ml_cfg_q(c, h->expect_json_field));
+			free(h->expect_json_field);
+			h->expect_json_field = NULL;
+			break;
+		}
+	}
+}
+
 static void parse_health(struct ml_cfgctx *c, struct ml_playbook *pb,
 			 const struct ml_ynode *n)
 {
@@ -325,6 +425,12 @@ static void parse_health(struct ml_cfgctx *c, struct ml_playbook *pb,
 	if ((v = ml_ymap_get(n, "unhealthy_threshold")))
 		get_int(c, v, "health.unhealthy_threshold", 1, 100,
 			&h->unhealthy_threshold);
+	if ((v = ml_ymap_get(n, "expect_status")))
+		parse_expect_status(c, h, v);
+	if ((v = ml_ymap_get(n, "expect_body")))
+		h->expect_body = health_text(c, v, "health.expect_body");
+	if ((v = ml_ymap_get(n, "expect_json")))
+		parse_expect_json(c, h, v);
 }
 
 static void parse_cpus(struct ml_cfgctx *c, struct ml_playbook *pb,
@@ -861,6 +967,9 @@ void ml_playbook_free(struct ml_playbook *pb)
 	free(pb->image.dockerfile);
 	ml_kvlist_release(&pb->image.build_args);
 	free(pb->health.path);
+	free(pb->health.expect_body);
+	free(pb->health.expect_json_field);
+	free(pb->health.expect_json_value);
 	ml_kvlist_release(&pb->env);
 	ml_strlist_release(&pb->secrets);
 	ml_strlist_release(&pb->targets);

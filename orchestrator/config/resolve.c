@@ -767,7 +767,7 @@ static json_t *image_json(const struct ml_image_spec *im)
 
 static json_t *health_json(const struct ml_health_spec *h)
 {
-	json_t *o = json_object();
+	json_t *o = json_object(), *e;
 
 	json_object_set_new(o, "path", json_string(h->path));
 	set_duration(o, "interval", h->interval_ms);
@@ -777,6 +777,33 @@ static json_t *health_json(const struct ml_health_spec *h)
 			    json_integer(h->healthy_threshold));
 	json_object_set_new(o, "unhealthy_threshold",
 			    json_integer(h->unhealthy_threshold));
+	if ((e = ml_health_expect_json(h)))
+		json_object_set_new(o, "expect", e);
+	return o;
+}
+
+json_t *ml_health_expect_json(const struct ml_health_spec *h)
+{
+	json_t *o, *st;
+	size_t i;
+
+	if (!h->nexpect_status && !h->expect_body && !h->expect_json_field)
+		return NULL;
+	o = json_object();
+	if (h->nexpect_status) {
+		st = json_array();
+		for (i = 0; i < h->nexpect_status; i++)
+			json_array_append_new(st,
+					      json_integer(h->expect_status[i]));
+		json_object_set_new(o, "status", st);
+	}
+	if (h->expect_body)
+		json_object_set_new(o, "body", json_string(h->expect_body));
+	if (h->expect_json_field && h->expect_json_value)
+		json_object_set_new(o, "json",
+				    json_pack("{s:s,s:s}", "field",
+					      h->expect_json_field, "value",
+					      h->expect_json_value));
 	return o;
 }
 

@@ -315,8 +315,7 @@ static int export_main(void *arg, int fd)
 struct build_ctx {
 	struct ml_pump pump;
 	int fd;		    /* our end: the context tar */
-	struct ml_buf line; /* the build output line being read */
-	bool skipping;	    /* the current line is too long: drop it */
+	struct ml_lines lines; /* the build output, cut into lines */
 	char *tail[BUILD_TAIL];
 	size_t ntail; /* lines ever added; tail is a ring */
 	char *error;  /* Docker's first error */
@@ -404,29 +403,48 @@ out:
 	json_decref(j);
 }
 
-static int build_write(void *ctx, const void *buf, size_t n)
+void ml_lines_feed(struct ml_lines *l, const void *buf, size_t n)
 {
-	struct build_ctx *b = ctx;
 	const char *p = buf, *nl;
 	size_t k;
 
 	while (n) {
 		nl = memchr(p, '\n', n);
 		k = nl ? (size_t)(nl - p) : n;
-		if (!b->skipping && ml_buf_add(&b->line, p, k) < 0) {
-			b->skipping = true; /* too long: not JSON we need */
-			ml_buf_reset(&b->line);
+		if (!l->skipping && ml_buf_add(&l->line, p, k) < 0) {
+			l->skipping = true;
+			ml_buf_reset(&l->line);
 		}
 		if (nl) {
-			if (!b->skipping && b->line.len)
-				build_line(b, b->line.data, b->line.len);
-			ml_buf_reset(&b->line);
-			b->skipping = false;
+			if (!l->skipping && l->line.len)
+				l->on_line(l->ctx, l->line.data, l->line.len);
+			ml_buf_reset(&l->line);
+			l->skipping = false;
 			k++;
 		}
 		p += k;
 		n -= k;
 	}
+}
+
+void ml_lines_flush(struct ml_lines *l)
+{
+	if (l->line.len && !l->skipping)
+		l->on_line(l->ctx, l->line.data, l->line.len);
+	ml_buf_reset(&l->line);
+	l->skipping = false;
+}
+
+static void build_line_cb(void *ctx, const char *s, size_t n)
+{
+	build_line(ctx, s, n);
+}
+
+static int build_write(void *ctx, const void *buf, size_t n)
+{
+	struct build_ctx *b = ctx;
+
+	ml_lines_feed(&b->lines, buf, n);
 	return 0;
 }
 
@@ -584,7 +602,9 @@ static int image_build(struct ml_image **out, struct ml_docker *d,
 
 	memset(&b, 0, sizeof(b));
 	b.fd = -1;
-	ml_buf_init(&b.line, BUILD_LINE_MAX);
+	ml_buf_init(&b.lines.line, BUILD_LINE_MAX);
+	b.lines.on_line = build_line_cb;
+	b.lines.ctx = &b;
 	*out = NULL;
 	if (!valid_app(app)) {
 		rc = ml_err_set(ML_EINVALID,
@@ -670,8 +690,7 @@ static int image_build(struct ml_image **out, struct ml_docker *d,
 		ml_err_set(rc, "%s", saved);
 		goto out;
 	}
-	if (b.line.len && !b.skipping)
-		build_line(&b, b.line.data, b.line.len);
+	ml_lines_flush(&b.lines);
 	if (b.error) {
 		rc = build_failed(&b, tag.data);
 		goto out;
@@ -695,7 +714,7 @@ out:
 	for (i = 0; i < BUILD_TAIL; i++)
 		free(b.tail[i]);
 	free(b.error);
-	ml_buf_release(&b.line);
+	ml_buf_release(&b.lines.line);
 	json_decref(j);
 	ml_buf_release(&tag);
 	ml_buf_release(&df);

@@ -17,6 +17,8 @@
 
 #include <pthread.h>
 
+#include "common/buf.h"
+
 struct ml_docker;
 struct ml_source;
 struct ml_image_spec;
@@ -200,6 +202,22 @@ struct ml_pump {
 int ml_pump_start(struct ml_pump *p, int *fd_out, int (*fn)(void *arg, int fd),
 		  void *arg);
 int ml_pump_finish(struct ml_pump *p, int *fd);
+
+/*
+ * Docker's streamed answers (build, import) are JSON objects, one a line.
+ * ml_lines_feed cuts what arrives into lines and calls on_line for each
+ * complete one; a line longer than line's maximum is dropped whole (it is
+ * not JSON we need). ml_lines_flush passes on an unfinished last line.
+ */
+struct ml_lines {
+	struct ml_buf line;
+	bool skipping;
+	void (*on_line)(void *ctx, const char *s, size_t n);
+	void *ctx;
+};
+
+void ml_lines_feed(struct ml_lines *l, const void *buf, size_t n);
+void ml_lines_flush(struct ml_lines *l);
 
 /* Write all n bytes to the socket fd, without SIGPIPE. */
 int ml_pump_write(int fd, const void *p, size_t n);

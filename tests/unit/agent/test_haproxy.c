@@ -271,6 +271,49 @@ static void expect_reject(const char *key, const char *v, bool in_server)
 		fail_msg("%s=%s: bad message '%s'", key, v, msg);
 }
 
+/* health.expect becomes http-check expect rules that haproxy -c takes */
+static void test_haproxy__render_expect(void **state)
+{
+	json_t *args = golden_args();
+	struct ml_haproxy h;
+	char *text, dir[] = "/tmp/mlctl-hx-XXXXXX", *path;
+
+	ML_UNUSED(state);
+	json_object_set_new(
+		json_object_get(args, "health"), "expect",
+		json_pack("{s:[i,i],s:s,s:{s:s,s:s}}", "status", 200, 204,
+			  "body", "it's (ready)", "json", "field",
+			  "model.state", "value", "ready"));
+	text = render(args, 0);
+	assert_non_null(strstr(text, "\thttp-check expect rstatus '^(200|204)$'\n"));
+	assert_non_null(strstr(text, "\thttp-check expect rstring "
+				     "'it.s \\(ready\\)'\n"));
+	assert_non_null(strstr(text, "\thttp-check expect rstring '\"state\""
+				     "[[:space:]]*:[[:space:]]*\"?ready\"?"));
+	assert_null(strstr(text, "status 200-399"));
+	if (access("/usr/sbin/haproxy", X_OK) == 0) {
+		assert_non_null(mkdtemp(dir));
+		assert_int_equal(ml_haproxy_init(&h, dir, APP), 0);
+		path = ml_xasprintf("%s/check.cfg", dir);
+		assert_int_equal(ml_haproxy_write_file(path, text, strlen(text)),
+				 0);
+		if (ml_haproxy_check(&h, path) < 0)
+			print_error("%s\n%s\n", ml_err_msg(), text);
+		assert_int_equal(ml_haproxy_check(&h, path), 0);
+		unlink(path);
+		free(path);
+		ml_haproxy_release(&h);
+		ml_test_rmtree(dir);
+	}
+	free(text);
+
+	/* bad expectations are protocol errors */
+	args = golden_args();
+	json_object_set_new(json_object_get(args, "health"), "expect",
+			    json_pack("{s:[i]}", "status", 42));
+	assert_null(render(args, ML_EPROTO));
+}
+
 static void test_haproxy__reject_invalid(void **state)
 {
 	static const char *const names[] = {
@@ -1509,6 +1552,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_haproxy__render_golden),
+		cmocka_unit_test(test_haproxy__render_expect),
 		cmocka_unit_test(test_haproxy__reject_invalid),
 		cmocka_unit_test(test_haproxy__parse_tables),
 		cmocka_unit_test(test_haproxy__init_paths),

@@ -154,6 +154,7 @@ static void test_cases__examples_are_valid(void **state)
 	static const char *const pairs[][2] = {
 		{"playbooks/example.yaml", "inventory/example.yaml"},
 		{"playbooks/gpu.yaml", "inventory/gpu-fleet.yaml"},
+		{"playbooks/model-api.yaml", "inventory/example.yaml"},
 	};
 	size_t i;
 
