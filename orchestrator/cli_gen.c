@@ -7,8 +7,9 @@
  *
  * What is completed: verbs; each verb's options and the global options;
  * after an option that takes FILE or PATH, file names, after DIR,
- * directories; the words of a usage like "status|release"; the playbook
- * and inventory keys after `explain`. Help texts are written into shell
+ * directories, after REV (bash) the repository's branches and tags; the
+ * sub-words of a usage like "status|release" or "targets ..."; the
+ * playbook and inventory keys after `explain`. Help texts are written into shell
  * strings and roff, so each output has its own quoting below; texts come
  * from our own table, but are quoted anyway so that no character in them
  * can end a string early.
@@ -31,30 +32,25 @@ static bool arg_is_dir(const char *arg)
 }
 
 /*
- * The fixed words of a usage string: each token made of lowercase words
- * joined by '|' ("status|release") is a choice of sub-words. Written into
- * fp separated by spaces.
+ * The sub-words a verb takes first: its usage's first token when that is
+ * lowercase words joined by '|' ("status|release") or one word ("targets
+ * [--output FILE]", "k8s ..."). Written into fp separated by spaces;
+ * returns whether there were any.
  */
-static void usage_words(FILE *fp, const char *usage)
+static bool usage_words(FILE *fp, const char *usage)
 {
-	const char *p = usage ? usage : "";
+	size_t len = usage ? strcspn(usage, " ") : 0, i;
 
-	while (*p) {
-		size_t len = strcspn(p, " "), i;
-		bool choice = len > 0 && memchr(p, '|', len);
-
-		for (i = 0; choice && i < len; i++)
-			if (!islower((unsigned char)p[i]) && p[i] != '|' &&
-			    p[i] != '-')
-				choice = false;
-		for (i = 0; choice && i < len; i++)
-			fputc(p[i] == '|' ? ' ' : p[i], fp);
-		if (choice)
-			fputc(' ', fp);
-		p += len;
-		while (*p == ' ')
-			p++;
-	}
+	if (!len || !islower((unsigned char)usage[0]))
+		return false;
+	for (i = 0; i < len; i++)
+		if (!islower((unsigned char)usage[i]) &&
+		    !isdigit((unsigned char)usage[i]) && usage[i] != '|' &&
+		    usage[i] != '-')
+			return false;
+	for (i = 0; fp && i < len; i++)
+		fputc(usage[i] == '|' ? ' ' : usage[i], fp);
+	return true;
 }
 
 /* Every option name of the globals and of every verb that matches pred,
@@ -105,9 +101,14 @@ static bool pred_dir(const char *arg)
 	return arg_is_dir(arg);
 }
 
+static bool pred_rev(const char *arg)
+{
+	return arg && !strcmp(arg, "REV");
+}
+
 static bool pred_other_arg(const char *arg)
 {
-	return arg && !arg_is_file(arg) && !arg_is_dir(arg);
+	return arg && !arg_is_file(arg) && !arg_is_dir(arg) && !pred_rev(arg);
 }
 
 static bool pred_any_arg(const char *arg)
@@ -146,6 +147,10 @@ static void gen_bash(FILE *fp, const struct ml_cli *cli,
 	option_names(fp, cli, pred_dir, "|");
 	fprintf(fp, ")\n\t\tmapfile -t COMPREPLY < <(compgen -d -- \"$cur\")\n"
 		    "\t\treturn ;;\n\t");
+	option_names(fp, cli, pred_rev, "|");
+	fprintf(fp, ")\n\t\tmapfile -t COMPREPLY < <(compgen -W \"HEAD $(git "
+		    "for-each-ref --format='%%(refname:short)' 2>/dev/null)\" "
+		    "-- \"$cur\")\n\t\treturn ;;\n\t");
 	option_names(fp, cli, pred_other_arg, "|");
 	fprintf(fp, ")\n\t\tCOMPREPLY=()\n\t\treturn ;;\n\tesac\n"
 		    "\twords=\"");
@@ -161,7 +166,7 @@ static void gen_bash(FILE *fp, const struct ml_cli *cli,
 		fprintf(fp, "\t%s)\n\t\twords+=\"", c->name);
 		for (o = c->options; o && *o; o++)
 			fprintf(fp, " --%s", (*o)->name);
-		if (c->usage && strchr(c->usage, '|')) {
+		if (usage_words(NULL, c->usage)) {
 			fputc(' ', fp);
 			usage_words(fp, c->usage);
 		}
@@ -263,7 +268,7 @@ static void gen_zsh(FILE *fp, const struct ml_cli *cli,
 			zsh_option(fp, (*o)->short_name, (*o)->name,
 				   (*o)->arg, (*o)->help, " \\");
 		}
-		if (c->usage && strchr(c->usage, '|')) {
+		if (usage_words(NULL, c->usage)) {
 			fputs("\t\t\t\t'1:what:(", fp);
 			usage_words(fp, c->usage);
 			fputs(")' \\\n", fp);

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "common/ml.h"
+#include "tests/support/app.h"
 #include "tests/support/proc.h"
 
 #include <fcntl.h>
@@ -33,11 +34,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* borrowed from A below */
 static struct {
 	const char *dir;
-	char *repo;
-	char *known_hosts;
-	char *ledger_env;
+	const char *repo;
+	const char *known_hosts;
+	const char *ledger_env;
 } F;
 
 static const char *const app_vms[] = { "vm1", "vm2", "vm3", "vm4" };
@@ -54,40 +56,23 @@ static int fleet(const char *const *args)
 	return ml_test_fleet(NULL, F.dir, args);
 }
 
+static struct ml_test_app A;
+
 static int group_setup(void **state)
 {
 	struct ml_test_out o;
-	char *inv, *p;
-	size_t i;
-	static const char *const files[] = { "Dockerfile", "model.txt",
-					     "www/healthz",
-					     "www/cgi-bin/predict" };
+	char *model;
 
 	ML_UNUSED(state);
-	F.dir = getenv("MLCTL_FLEET_DIR");
-	if (!F.dir || !*F.dir) {
-		print_error("MLCTL_FLEET_DIR is not set: run through "
-			    "'make test'\n");
+	if (ml_test_app_init(&A, "firsthour") < 0)
 		return -1;
-	}
-	F.repo = ml_test_tmpdir("firsthour");
-	F.known_hosts = ml_xasprintf("%s/known_hosts", F.dir);
-	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", F.repo);
-	p = ml_xasprintf("%s/inventory.yaml", F.dir);
-	inv = ml_test_slurp(p);
-	free(p);
-	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
-	for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
-		char *rel = ml_xasprintf("examples/sentiment/%s", files[i]);
-		char *text = ml_test_read_src(rel);
-
-		ml_test_write(F.repo, files[i], text);
-		free(text);
-		free(rel);
-	}
-	p = ml_xasprintf("%s/www/cgi-bin/predict", F.repo);
-	chmod(p, 0755);
-	free(p);
+	F.dir = A.fleet_dir;
+	F.repo = A.repo;
+	F.known_hosts = A.known_hosts;
+	F.ledger_env = A.ledger_env;
+	model = ml_test_read_src("examples/sentiment/model.txt");
+	ml_test_write(F.repo, "model.txt", model);
+	free(model);
 	ml_test_write(F.repo, "mlctl.yaml",
 		      "app: firsthour\n"
 		      "image:\n  build: {context: ., dockerfile: Dockerfile}\n"
@@ -97,10 +82,7 @@ static int group_setup(void **state)
 		      "targets: [web]\n"
 		      "rollout: {batch: 50%, drain_timeout: 2s}\n"
 		      "load_balancer: {hosts: [lb], listen: 8081}\n");
-	ml_test_write(F.repo, "inventory.yaml", inv);
-	ml_test_write(F.repo, ".gitignore", "*.ledger*\n");
 	free(ml_test_commit(F.repo, "first hour"));
-	free(inv);
 
 	mlctl(&o, (const char *const[]){ "bootstrap", NULL });
 	if (o.status != 0)
@@ -120,18 +102,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	struct ml_test_out o;
-
 	ML_UNUSED(state);
-	mlctl(&o, (const char *const[]){ "remove", NULL });
-	if (o.status != 0)
-		print_error("remove failed (%d): %s%s\n", o.status, o.out,
-			    o.err);
-	ml_test_out_release(&o);
-	ml_test_rmtree(F.repo);
-	free(F.repo);
-	free(F.known_hosts);
-	free(F.ledger_env);
+	ml_test_app_release(&A); /* mlctl remove, then the repository */
 	return 0;
 }
 

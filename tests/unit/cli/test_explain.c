@@ -270,7 +270,7 @@ static void test_explain__examples_validate(void **state)
 	static const char *const keys[] = {
 		"image", "health", "env", "secrets", "resources", "rollout",
 		"load_balancer", "replicas", "targets", "port", "app",
-		"logs", "metrics",
+		"prune", "logs", "metrics",
 	};
 	static const char base_app[] = "app: demo\n";
 	static const char base_image[] = "image: demo:1\n";

@@ -215,9 +215,18 @@ static void test_gen__bash_completes_every_verb_and_option(void **state)
 	assert_true(has_line(got, "status"));
 	assert_true(has_line(got, "release"));
 	free(got);
+	got = complete_bash(script, (const char *const[]){ "mlctl", "metrics",
+							    "", NULL });
+	assert_true(has_line(got, "targets"));
+	free(got);
 	got = complete_bash(script, (const char *const[]){ "mlctl", "-f",
 							    "mlctl.ba", NULL });
 	assert_true(has_line(got, "mlctl.bash"));
+	free(got);
+	got = complete_bash(script, (const char *const[]){ "mlctl", "plan",
+							    "--commit", "HE",
+							    NULL });
+	assert_true(has_line(got, "HEAD"));
 	free(got);
 	free(script);
 }
