@@ -210,7 +210,7 @@ static void image_parts(struct image_parts *p, const struct ml_config *cfg,
 	} else if (!strncmp(is->ref, "sha256:", 7)) {
 		/* an image id names a local image, not a pullable one */
 		repo = ml_xstrdup(cfg->playbook->app);
-		p->tag = ml_xstrndup(is->ref + 7, 12);
+		p->tag = ml_xstrndup(is->ref + 7, strnlen(is->ref + 7, 12));
 		p->local = ml_xstrdup(is->ref);
 		if (w)
 			warn(w, key,
@@ -285,9 +285,10 @@ static void image_ref(struct rctx *r)
 				p.tag ? p.tag : "", p.digest ? "@" : "",
 				p.digest ? p.digest : "");
 	if (p.tag && ml_k8s_is_label_value(p.tag))
-		r->version = ml_xstrndup(p.tag, 63);
+		r->version = ml_xstrdup(p.tag); /* at most 63: a label value */
 	else if (r->cfg->commit)
-		r->version = ml_xstrndup(r->cfg->commit, 12);
+		r->version = ml_xstrndup(r->cfg->commit,
+					 strnlen(r->cfg->commit, 12));
 	parts_release(&p);
 }
 

@@ -83,7 +83,11 @@ static json_t *render(const struct ml_config *cfg,
 			 cfg->playbook->app);
 	}
 	json_array_foreach(docs, i, d) {
+		size_t mark = b.len;
+
 		assert_int_equal(ml_render_yaml(&b, d), 0);
+		if (ml_render_yaml_verify(b.data + mark, b.len - mark, d) < 0)
+			fail_msg("%s", ml_err_msg());
 	}
 	for (i = 0; i < w.n; i++)
 		ml_buf_addf(&wb, "%s: %s\n", w.v[i].key, w.v[i].msg);
@@ -817,6 +821,81 @@ static void test_render__yaml_quotes_everything(void **state)
 	ml_buf_release(&b);
 }
 
+/* Every ASCII byte, the Unicode line and format characters, YAML's
+ * indicators and words, in values and in keys: each document reads back
+ * through libyaml (a YAML 1.1 reader) as exactly what was emitted. */
+static void test_render__yaml_reads_back(void **state)
+{
+	static const char *const hostile[] = {
+		"", " ", "  lead", "trail ", "- item", "? key", ": x", "a: b",
+		"#c", "a #c", "&anchor", "*alias", "!tag", "|", ">", "%YAML",
+		"@", "`", "'", "\"", "\\", "{a: 1}", "[1, 2]", ",", "---",
+		"...", "~", "null", "Null", "NULL", "true", "True", "on", "Off",
+		"y", "N", "yes", "NO", "0", "-1", "0x1f", "0o17", "0755", "1e3",
+		".5", ".inf", "-.Inf", ".nan", "1_000", "12:30:00", "2024-06-01",
+		"=", "<<", "a\nb", "a\r\nb", "\n", "\t", "tab\tin",
+		"\xc2\x85" "nel", "\xe2\x80\xa8ls", "\xe2\x80\xa9ps",
+		"\xef\xbb\xbf" "bom", "\xef\xbf\xbe", "caf\xc3\xa9!",
+		"\xf0\x9f\x98\x80",
+	};
+	struct ml_buf b = ML_BUF_INIT(0);
+	char one[2] = { 0, 0 };
+	json_t *doc;
+	size_t i;
+	int c;
+
+	ML_UNUSED(state);
+	for (c = 1; c < 0x80; c++) {
+		one[0] = (char)c;
+		doc = json_pack("{s:s,s:[s,{s:s}]}", one, one, "seq", one, "k",
+				one);
+		ml_buf_reset(&b);
+		assert_int_equal(ml_render_yaml(&b, doc), 0);
+		if (ml_render_yaml_verify(b.data, b.len, doc) < 0)
+			fail_msg("byte 0x%02x: %s\n%s", c, ml_err_msg(),
+				 ml_buf_str(&b));
+		json_decref(doc);
+	}
+	for (i = 0; i < ML_ARRAY_SIZE(hostile); i++) {
+		doc = json_pack("{s:s,s:{s:s},s:i,s:b}", hostile[i], hostile[i],
+				"nested", hostile[i], hostile[i], "n", -7, "b",
+				0);
+		ml_buf_reset(&b);
+		assert_int_equal(ml_render_yaml(&b, doc), 0);
+		if (ml_render_yaml_verify(b.data, b.len, doc) < 0)
+			fail_msg("'%s': %s\n%s", hostile[i], ml_err_msg(),
+				 ml_buf_str(&b));
+		json_decref(doc);
+	}
+	ml_buf_release(&b);
+}
+
+/* The check itself refuses what does not read back: a plain string, a
+ * plain key YAML 1.1 reads as a boolean, a changed value. */
+static int verify_text(const char *text, const json_t *doc)
+{
+	return ml_render_yaml_verify(text, strlen(text), doc);
+}
+
+static void test_render__yaml_verify_refuses(void **state)
+{
+	json_t *doc = json_pack("{s:s}", "k", "on");
+
+	ML_UNUSED(state);
+	assert_int_equal(verify_text("k: \"on\"\n", doc), 0);
+	assert_int_equal(verify_text("k: on\n", doc), ML_EFAIL);
+	assert_int_equal(verify_text("k: \"of\"\n", doc),
+			 ML_EFAIL);
+	json_decref(doc);
+	doc = json_pack("{s:s}", "on", "x");
+	assert_int_equal(verify_text("on: \"x\"\n", doc),
+			 ML_EFAIL);
+	assert_int_equal(verify_text("\"on\": \"x\"\n", doc),
+			 0);
+	assert_int_equal(verify_text("on: [\n", doc), ML_EFAIL);
+	json_decref(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -831,6 +910,8 @@ int main(void)
 		cmocka_unit_test(test_render__names),
 		cmocka_unit_test(test_render__refuses),
 		cmocka_unit_test(test_render__yaml_quotes_everything),
+		cmocka_unit_test(test_render__yaml_reads_back),
+		cmocka_unit_test(test_render__yaml_verify_refuses),
 	};
 
 	return cmocka_run_group_tests_name("render", tests, NULL, NULL);
