@@ -1,6 +1,7 @@
 /*
  * libFuzzer target for the Kubernetes render and our YAML emitter: the
- * input is a playbook, a NUL byte, then an inventory (as fuzz_config).
+ * input is a playbook, a NUL byte, then an inventory
+ * (tests/fuzz/config_input.h).
  * Whatever resolves must render, in both forms (Deployment and Argo
  * Rollout), and every document must read back through libyaml as exactly
  * the tree that was emitted (ml_render_yaml_verify); mlctl's checks may
@@ -10,6 +11,7 @@
 #include "common/ml.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/render/render.h"
+#include "tests/fuzz/config_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -39,29 +41,12 @@ static void render(const struct ml_config *cfg, bool rollouts)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char *p = (const char *)data;
-	const char *nul = memchr(p, '\0', size);
-	size_t pblen = nul ? (size_t)(nul - p) : size;
-	const char *inv = nul ? nul + 1 : p;
-	size_t invlen = nul ? size - pblen - 1 : size;
-	struct ml_diags diags = { 0 };
-	struct ml_playbook *pb = NULL;
-	struct ml_inventory *iv = NULL;
-	struct ml_config *cfg = NULL;
+	struct ml_config *cfg = fuzz_config_input(data, size);
 
-	ml_playbook_parse(&pb, "mlctl.yaml", p, pblen, &diags);
-	ml_inventory_parse(&iv, "inventory.yaml", inv, invlen, &diags);
-	if (pb && iv) {
-		if (ml_config_resolve(&cfg, pb, iv, &diags) == 0) {
-			render(cfg, false);
-			render(cfg, true);
-		}
-		pb = NULL;
-		iv = NULL;
+	if (cfg) {
+		render(cfg, false);
+		render(cfg, true);
 	}
-	ml_playbook_free(pb);
-	ml_inventory_free(iv);
 	ml_config_free(cfg);
-	ml_diags_release(&diags);
 	return 0;
 }
