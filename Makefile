@@ -2,6 +2,9 @@
 # `make test` builds and runs every suite (unit and end-to-end),
 # `make fuzz` builds the libFuzzer targets with clang.
 #
+# `make install PREFIX=DIR` (default /usr/local; DESTDIR honoured) installs
+# the binaries, the bash and zsh completions and the man page.
+#
 # Knobs:  DEVELOPER=1 (or CI=true) adds -Werror;  SANITIZE=address,undefined
 #         or SANITIZE=leak;  O=DIR puts objects elsewhere (default build/,
 #         build-<sanitizer>/ when SANITIZE is set);  V=1 shows commands.
@@ -65,7 +68,7 @@ ORCH_SRC := $(filter-out orchestrator/main.c, \
 	$(wildcard orchestrator/*.c orchestrator/*/*.c))
 AGENT_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c))
 LIB_SRC := $(COMMON_SRC) $(ORCH_SRC) $(AGENT_SRC)
-LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/schemas.o
 LIB := $(O)/libml.a
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c tests/unit/*/test_*.c)
@@ -81,12 +84,46 @@ MAIN_OBJ := $(O)/orchestrator/main.o $(O)/agent/main.o
 ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_SUPPORT_OBJ) \
 	$(UNIT_SRC:%.c=$(O)/%.o) $(E2E_SRC:%.c=$(O)/%.o) $(FUZZ_SRC:%.c=$(O)/%.o)
 
-.PHONY: all setup test unit-bins e2e-bins check-unit fuzz fuzz-bins clean format bench demo
+.PHONY: all setup test unit-bins e2e-bins check-unit fuzz fuzz-bins clean format bench demo install
 
-all: $(BIN)/mlctl $(BIN)/mlctl-agent
+# Completions and the manual are written by mlctl from its command table.
+GEN_DOCS := $(O)/gen/mlctl.bash $(O)/gen/_mlctl $(O)/gen/mlctl.1
+
+all: $(BIN)/mlctl $(BIN)/mlctl-agent $(GEN_DOCS)
+
+$(O)/gen/mlctl.bash: $(BIN)/mlctl
+	$(Q)$(BIN)/mlctl __gen completion-bash > $@.tmp && mv $@.tmp $@
+$(O)/gen/_mlctl: $(BIN)/mlctl
+	$(Q)$(BIN)/mlctl __gen completion-zsh > $@.tmp && mv $@.tmp $@
+$(O)/gen/mlctl.1: $(BIN)/mlctl
+	$(Q)$(BIN)/mlctl __gen man > $@.tmp && mv $@.tmp $@
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BIN)/mlctl $(BIN)/mlctl-agent $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(O)/gen/mlctl.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/mlctl
+	install -m 644 $(O)/gen/_mlctl \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_mlctl
+	install -m 644 $(O)/gen/mlctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/mlctl.1
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(QCC)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The JSON Schemas, embedded for `mlctl explain` (orchestrator/explain.c).
+SCHEMAS := schema/playbook.schema.json schema/inventory.schema.json
+$(O)/gen/schemas.c: $(SCHEMAS) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	$(Q)sh scripts/embed.sh ml_schema_playbook schema/playbook.schema.json \
+		ml_schema_inventory schema/inventory.schema.json > $@.tmp
+	$(Q)mv $@.tmp $@
+
+$(O)/gen/%.o: $(O)/gen/%.c
 	$(QCC)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)

@@ -22,6 +22,8 @@
 #endif
 
 #define ML_AGENT_STATE_DIR "/var/lib/mlctl"
+#define ML_AGENT_IDLE_TIMEOUT_MS 3600000L /* between requests */
+#define ML_AGENT_STALL_TIMEOUT_MS 60000L  /* inside one */
 #define ML_AGENT_GPU_DIR "/proc/driver/nvidia/gpus"
 
 struct ml_docker;
@@ -32,9 +34,22 @@ struct ml_agent {
 	const char *docker_sock; /* NULL: $MLCTL_DOCKER_SOCK or default */
 	const char *gpu_dir;	 /* ML_AGENT_GPU_DIR; tests point elsewhere */
 	long docker_timeout_ms;	 /* $MLCTL_DOCKER_TIMEOUT_MS or 30 s */
+	long idle_timeout_ms;	 /* $MLCTL_AGENT_IDLE_TIMEOUT_MS or 1 h: a
+				  * peer silent this long between requests
+				  * is cut */
+	long stall_timeout_ms;	 /* $MLCTL_AGENT_STALL_TIMEOUT_MS or 60 s:
+				  * the same inside a request (blob_put's
+				  * data, a reply the peer does not read) */
 
 	/* session state */
 	struct ml_io *io;	  /* the peer, while ml_agent_serve runs */
+	struct ml_io_fd *io_fd;	  /* io's descriptors, whose wait serve sets
+				   * to the idle or stall timeout; NULL: io
+				   * is not an fd stream */
+	int out_of_sync;	  /* set (to the ML_E* code) by an op that
+				   * reads frames itself and lost the frame
+				   * boundary: the session ends after its
+				   * reply, with that code */
 	int protocol;		  /* negotiated version, 0 before hello */
 	struct ml_docker *docker; /* opened on first use */
 	const char *err_word;	  /* set by a failing op, else NULL */
@@ -82,8 +97,11 @@ json_t *ml_agent_handle_frame(struct ml_agent *a, char type, const void *p,
 /*
  * Serve requests from io until the end of the stream. Returns 0 at a clean
  * end; after a frame that leaves the stream out of sync (bad length,
- * truncation) it writes a "bad-frame" reply with id 0 and returns
- * ML_EPROTO; returns io's error when reading or writing fails. An unknown
+ * truncation), also inside an op's data (blob_put), it writes a
+ * "bad-frame" reply (id 0, or the op's error reply) and returns
+ * ML_EPROTO; returns io's error when reading or writing fails, also when
+ * the peer stays silent past the idle or stall timeout (ML_EHOST, so a
+ * stalled transfer releases what it holds). An unknown
  * frame type, bad JSON, a bad envelope or an unknown op only get an error
  * reply and serving goes on.
  */
@@ -131,15 +149,38 @@ extern const struct ml_agent_op ml_agent_op_container_run;
 extern const struct ml_agent_op ml_agent_op_container_wait;
 extern const struct ml_agent_op ml_agent_op_container_stop;
 extern const struct ml_agent_op ml_agent_op_container_logs;
+extern const struct ml_agent_op ml_agent_op_container_probe;
 extern const struct ml_agent_op ml_agent_op_lb_apply;
 extern const struct ml_agent_op ml_agent_op_lb_set;
 extern const struct ml_agent_op ml_agent_op_lb_remove;
 extern const struct ml_agent_op ml_agent_op_lb_status;
 extern const struct ml_agent_op ml_agent_op_lb_wait_drained;
+extern const struct ml_agent_op ml_agent_op_lb_requests;
+extern const struct ml_agent_op ml_agent_op_lb_revisions;
+
+struct ml_haproxy;
+/*
+ * The server -> revision map lb_revisions keeps for h's app: *out is a new
+ * object, empty when there is none or it is damaged. (op_lb_revisions.c)
+ */
+int ml_agent_lb_map_load(json_t **out, const struct ml_haproxy *h);
+/* The revision that served server at unix time at_ms, -1 when unknown. */
+int64_t ml_agent_lb_revision(json_t *map, const char *server, int64_t at_ms);
 extern const struct ml_agent_op ml_agent_op_lock_acquire;
 extern const struct ml_agent_op ml_agent_op_lock_renew;
 extern const struct ml_agent_op ml_agent_op_lock_release;
 extern const struct ml_agent_op ml_agent_op_lock_status;
+extern const struct ml_agent_op ml_agent_op_prune_scan;
+extern const struct ml_agent_op ml_agent_op_prune;
+
+/*
+ * Every container ([{"id","name","app","revision","image_id","running"}])
+ * and every content-addressed image ([{"id","tags","layers","size"}]) of
+ * the host's Docker, new references for the caller. Fails like the Docker
+ * client. (op_prune_scan.c)
+ */
+int ml_agent_host_state(struct ml_agent *a, json_t **containers,
+			json_t **images);
 
 /*
  * The integer member key of args in *out, from min to max. Absent: left
@@ -149,6 +190,15 @@ extern const struct ml_agent_op ml_agent_op_lock_status;
 int ml_agent_arg_int(json_int_t *out, json_t *args, const char *op,
 		     const char *key, json_int_t min, json_int_t max,
 		     bool required);
+
+/*
+ * The fence of a request ({"generation": G, "owner": S}, sent by the
+ * holder of the fleet lock with every request): ML_ELOCKED when this host
+ * has seen a request fenced with a newer generation (its holder lost the
+ * lock), else 0, after recording G when it is the newest. Serialized with
+ * the lock ops by their flock. (op_lock.c)
+ */
+int ml_agent_fence_check(struct ml_agent *a, json_t *fence);
 
 /*
  * Remove <state>/secrets/<name>.env, the secrets file container_run wrote

@@ -646,3 +646,35 @@ void ml_blob_put_free(struct ml_blob_put *p)
 	free(p->final);
 	free(p);
 }
+
+int ml_blobstore_remove(struct ml_blobstore *s, const char *digest,
+			uint64_t *size)
+{
+	char *fin;
+	struct stat st;
+	int rc = 0;
+
+	*size = 0;
+	if (!ml_blob_digest_valid(digest))
+		return ml_err_set(ML_EINVALID, "not a blob digest");
+	fin = final_path(s, digest);
+	if (stat(fin, &st) < 0) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			rc = ml_err_errno(ML_EFAIL, errno, "cannot stat '%s'",
+					  fin);
+		goto out;
+	}
+	if (unlink(fin) < 0) {
+		rc = errno == ENOENT ? 0
+				     : ml_err_errno(ML_EFAIL, errno,
+						    "cannot remove '%s'", fin);
+		goto out;
+	}
+	*size = (uint64_t)st.st_size;
+	rc = fsync_dir(s->dir);
+	if (rc == 0)
+		rc = 1;
+out:
+	free(fin);
+	return rc;
+}

@@ -91,6 +91,16 @@ int ml_blobstore_list(struct ml_blob_info **out, size_t *n,
 		      struct ml_blobstore *s);
 
 /*
+ * Remove digest's complete blob (prune). Returns 1 when it was there (*size
+ * its size), 0 when it was not; a .part of it is never touched, so a put in
+ * progress goes on. The directory is fsync'ed after the unlink. ML_EINVALID
+ * for a bad digest, ML_EFAIL when the file cannot be removed. Whether the
+ * blob is still needed is the caller's question (op_prune.c).
+ */
+int ml_blobstore_remove(struct ml_blobstore *s, const char *digest,
+			uint64_t *size);
+
+/*
  * A put of digest, size bytes in all, the data starting at offset, the
  * bytes given to ml_blob_put_write being zstd-compressed (one or more
  * frames) or not. Arguments are checked by ml_blob_put_begin. Never fails.

@@ -3,9 +3,10 @@
  * plus the small helpers the op_<name>.c files share.
  *
  * Invariants: every frame read gets exactly one reply, in order; nothing
- * the peer sends makes the loop stop except the end of the stream or a
- * frame that leaves it out of sync (bad length, truncation), and then the
- * peer is told why first (a "bad-frame" reply with id 0). Memory: one
+ * the peer sends makes the loop stop except the end of the stream, a
+ * frame that leaves it out of sync (bad length, truncation; also inside
+ * blob_put's data), and then the peer is told why first, or silence past
+ * the idle timeout (between requests) or the stall timeout (inside one). Memory: one
  * payload buffer, at most ML_PROTO_MAX_PAYLOAD (1 MiB) of data, shrunk
  * back after large frames; replies are encoded into a buffer of the same
  * cap; Docker answers are capped in agent/docker.c.
@@ -29,15 +30,20 @@ static const struct ml_agent_op *const ops[] = {
 	&ml_agent_op_container_wait,
 	&ml_agent_op_container_stop,
 	&ml_agent_op_container_logs,
+	&ml_agent_op_container_probe,
 	&ml_agent_op_lb_apply,
 	&ml_agent_op_lb_set,
 	&ml_agent_op_lb_remove,
 	&ml_agent_op_lb_status,
 	&ml_agent_op_lb_wait_drained,
+	&ml_agent_op_lb_requests,
+	&ml_agent_op_lb_revisions,
 	&ml_agent_op_lock_acquire,
 	&ml_agent_op_lock_renew,
 	&ml_agent_op_lock_release,
 	&ml_agent_op_lock_status,
+	&ml_agent_op_prune_scan,
+	&ml_agent_op_prune,
 };
 
 const struct ml_agent_op *const *ml_agent_ops(size_t *n)
@@ -46,27 +52,37 @@ const struct ml_agent_op *const *ml_agent_ops(size_t *n)
 	return ops;
 }
 
+/* A positive number of milliseconds from the environment, else def. */
+static long env_ms(const char *name, long def)
+{
+	const char *s = getenv(name);
+	char *end;
+	long ms;
+
+	if (!s || !*s)
+		return def;
+	errno = 0;
+	ms = strtol(s, &end, 10);
+	if (!errno && !*end && ms > 0 && ms <= 86400000L)
+		return ms;
+	ml_warn("ignoring %s='%s': not a positive number of milliseconds",
+		name, s);
+	return def;
+}
+
 void ml_agent_init(struct ml_agent *a)
 {
 	const char *s = getenv("MLCTL_STATE_DIR");
-	char *end;
-	long ms;
 
 	memset(a, 0, sizeof(*a));
 	a->state_dir = s && *s ? s : ML_AGENT_STATE_DIR;
 	a->gpu_dir = ML_AGENT_GPU_DIR;
-	a->docker_timeout_ms = ML_DOCKER_TIMEOUT_MS;
-	s = getenv("MLCTL_DOCKER_TIMEOUT_MS");
-	if (s && *s) {
-		errno = 0;
-		ms = strtol(s, &end, 10);
-		if (!errno && !*end && ms > 0)
-			a->docker_timeout_ms = ms;
-		else
-			ml_warn("ignoring MLCTL_DOCKER_TIMEOUT_MS='%s': not a "
-				"positive number of milliseconds",
-				s);
-	}
+	a->docker_timeout_ms =
+		env_ms("MLCTL_DOCKER_TIMEOUT_MS", ML_DOCKER_TIMEOUT_MS);
+	a->idle_timeout_ms =
+		env_ms("MLCTL_AGENT_IDLE_TIMEOUT_MS", ML_AGENT_IDLE_TIMEOUT_MS);
+	a->stall_timeout_ms = env_ms("MLCTL_AGENT_STALL_TIMEOUT_MS",
+				     ML_AGENT_STALL_TIMEOUT_MS);
 }
 
 void ml_agent_release(struct ml_agent *a)
@@ -176,7 +192,12 @@ json_t *ml_agent_dispatch(struct ml_agent *a, json_t *req)
 
 	a->err_word = NULL;
 	ml_err_clear();
-	rc = op->run(a, args, &result);
+	/* a request of a controller that lost the fleet lock changes nothing */
+	rc = json_object_get(args, "fence")
+		     ? ml_agent_fence_check(a, json_object_get(args, "fence"))
+		     : 0;
+	if (rc == 0)
+		rc = op->run(a, args, &result);
 	json_decref(args);
 	if (rc < 0) {
 		word = a->err_word ? a->err_word : ml_proto_code_from_ml(rc);
@@ -234,7 +255,12 @@ int ml_agent_serve(struct ml_agent *a, struct ml_io *io)
 
 	a->io = io;
 	for (;;) {
+		/* silence between requests is idleness; within one, a stall */
+		if (a->io_fd)
+			a->io_fd->timeout_ms = (int)a->idle_timeout_ms;
 		rc = ml_frame_read_ex(io, &type, &payload, &in_sync);
+		if (a->io_fd)
+			a->io_fd->timeout_ms = (int)a->stall_timeout_ms;
 		if (rc == 0)
 			break;
 		if (rc < 0 && rc != ML_EPROTO)
@@ -256,10 +282,19 @@ int ml_agent_serve(struct ml_agent *a, struct ml_io *io)
 				break;
 			continue;
 		}
+		a->out_of_sync = 0;
 		reply = ml_agent_handle_frame(a, type, payload.data,
 					      payload.len);
+		why = a->out_of_sync ? ml_xstrdup(ml_err_msg()) : NULL;
 		rc = send_reply(io, reply);
 		json_decref(reply);
+		if (rc == 0 && why) {
+			/* what follows is not a frame boundary any more */
+			rc = ml_err_set(a->out_of_sync, "%s", why);
+			break;
+		}
+		free(why);
+		why = NULL;
 		if (rc < 0)
 			break;
 		if (payload.cap > PAYLOAD_KEEP)

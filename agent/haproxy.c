@@ -304,6 +304,59 @@ out:
 	return rc;
 }
 
+/* A health object (absent members from def) into *k. */
+static int check_from_json(struct ml_lb_check *k, json_t *health,
+			   const char *where, const struct ml_lb_check *def)
+{
+	long long n;
+	int rc;
+
+	if (health && !json_is_null(health) && !json_is_object(health))
+		return ml_err_set(ML_EPROTO, "lb_apply: '%shealth' must be an "
+					     "object", where);
+	rc = get_str(&k->path, health, where, "path", def->path, false,
+		     valid_http_path,
+		     "a path starting with '/' of URL characters");
+	if (rc < 0)
+		return rc;
+	rc = get_int(&n, health, where, "interval_ms", def->interval_ms, 100,
+		     3600000);
+	if (rc < 0)
+		return rc;
+	k->interval_ms = (long)n;
+	rc = get_int(&n, health, where, "timeout_ms", def->timeout_ms, 10,
+		     3600000);
+	if (rc < 0)
+		return rc;
+	k->timeout_ms = (long)n;
+	rc = get_int(&n, health, where, "healthy_threshold", def->rise, 1, 100);
+	if (rc < 0)
+		return rc;
+	k->rise = (int)n;
+	rc = get_int(&n, health, where, "unhealthy_threshold", def->fall, 1,
+		     100);
+	if (rc < 0)
+		return rc;
+	k->fall = (int)n;
+	return 0;
+}
+
+static bool check_same(const struct ml_lb_check *a,
+		       const struct ml_lb_check *b)
+{
+	return !strcmp(a->path, b->path) && a->interval_ms == b->interval_ms &&
+	       a->timeout_ms == b->timeout_ms && a->rise == b->rise &&
+	       a->fall == b->fall;
+}
+
+static void check_free(struct ml_lb_check *k)
+{
+	if (k) {
+		free(k->path);
+		free(k);
+	}
+}
+
 int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 {
 	json_t *health, *servers, *v;
@@ -328,6 +381,18 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 	if (rc < 0)
 		return rc;
 	c->stats_port = (int)n;
+	/* the exporter is an unauthenticated page: an address of its own,
+	 * loopback unless the caller names one, and never every address */
+	rc = get_str(&c->metrics_bind, args, "", "metrics_bind", "127.0.0.1",
+		     false, ml_lb_valid_address, "an IP address or host name");
+	if (rc < 0)
+		return rc;
+	if (!strcmp(c->metrics_bind, "0.0.0.0") ||
+	    !strcmp(c->metrics_bind, "::"))
+		return ml_err_set(ML_EPROTO,
+				  "lb_apply: 'metrics_bind' must be one "
+				  "address of the host, not '%s'",
+				  c->metrics_bind);
 	if (c->stats_port == c->listen_port)
 		return ml_err_set(ML_EPROTO,
 				  "lb_apply: 'stats_port' and "
@@ -348,31 +413,20 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 	if (rc < 0)
 		return rc;
 
-	health = json_object_get(args, "health");
-	if (health && !json_is_null(health) && !json_is_object(health))
-		return ml_err_set(ML_EPROTO,
-				  "lb_apply: 'health' must be an object");
-	rc = get_str(&c->health_path, health, "health.", "path", "/", false,
-		     valid_http_path,
-		     "a path starting with '/' of URL characters");
-	if (rc < 0)
-		return rc;
-	rc = get_int(&n, health, "health.", "interval_ms", 2000, 100, 3600000);
-	if (rc < 0)
-		return rc;
-	c->interval_ms = (long)n;
-	rc = get_int(&n, health, "health.", "timeout_ms", 2000, 10, 3600000);
-	if (rc < 0)
-		return rc;
-	c->timeout_ms = (long)n;
-	rc = get_int(&n, health, "health.", "healthy_threshold", 2, 1, 100);
-	if (rc < 0)
-		return rc;
-	c->rise = (int)n;
-	rc = get_int(&n, health, "health.", "unhealthy_threshold", 3, 1, 100);
-	if (rc < 0)
-		return rc;
-	c->fall = (int)n;
+	{
+		char slash[] = "/";
+		struct ml_lb_check k = {0}, def = {slash, 2000, 2000, 2, 3};
+
+		health = json_object_get(args, "health");
+		rc = check_from_json(&k, health, "health.", &def);
+		c->health_path = k.path;
+		c->interval_ms = k.interval_ms;
+		c->timeout_ms = k.timeout_ms;
+		c->rise = k.rise;
+		c->fall = k.fall;
+		if (rc < 0)
+			return rc;
+	}
 
 	servers = json_object_get(args, "servers");
 	if (!json_is_array(servers))
@@ -390,6 +444,27 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 		rc = server_from_json(&c->servers[i], v, i);
 		if (rc < 0)
 			return rc;
+		if (json_object_get(v, "health")) {
+			struct ml_lb_check def = {c->health_path,
+						  c->interval_ms,
+						  c->timeout_ms, c->rise,
+						  c->fall};
+			struct ml_lb_check *k = ml_xcalloc(1, sizeof(*k));
+			char where[48];
+
+			snprintf(where, sizeof(where), "servers[%zu].health.",
+				 i);
+			c->servers[i].check = k;
+			rc = check_from_json(k, json_object_get(v, "health"),
+					     where, &def);
+			if (rc < 0)
+				return rc;
+			/* the backend's own check: nothing to track */
+			if (check_same(k, &def)) {
+				check_free(k);
+				c->servers[i].check = NULL;
+			}
+		}
 		for (j = 0; j < i; j++)
 			if (!strcmp(c->servers[j].name, c->servers[i].name))
 				return ml_err_set(ML_EPROTO,
@@ -408,10 +483,12 @@ void ml_lb_config_release(struct ml_lb_config *c)
 	for (i = 0; c->servers && i < c->nr_servers; i++) {
 		free(c->servers[i].name);
 		free(c->servers[i].address);
+		check_free(c->servers[i].check);
 	}
 	free(c->servers);
 	free(c->app);
 	free(c->bind);
+	free(c->metrics_bind);
 	free(c->balance);
 	free(c->health_path);
 	free(c->tls_cert);
@@ -588,6 +665,67 @@ static int add_hostport(struct ml_buf *b, const char *addr, int port)
 	return ml_buf_addf(b, "%s:%d", addr, port);
 }
 
+/* The name of the check-only backend for check k: "chk_<app>_" and 16
+ * hex digits of the check's hash, the same for the same check, so a
+ * reload carries its servers' health over (server-state file). */
+#define CHECK_NAME_MAX (ML_LB_NAME_MAX + 24)
+
+static void check_backend(char out[CHECK_NAME_MAX],
+			  const struct ml_lb_config *c,
+			  const struct ml_lb_check *k)
+{
+	char text[ML_LB_PATH_MAX + 96], hex[ML_SHA256_HEX];
+
+	snprintf(text, sizeof(text), "%s %ld %ld %d %d", k->path,
+		 k->interval_ms, k->timeout_ms, k->rise, k->fall);
+	ml_sha256_hex(text, strlen(text), hex);
+	snprintf(out, CHECK_NAME_MAX, "chk_%.*s_%.16s", ML_LB_NAME_MAX, c->app,
+		 hex);
+}
+
+/*
+ * One backend per distinct server check, holding only the servers that
+ * use it: HAProxy checks them there, and the servers of the app's backend
+ * that track them follow. No frontend uses these backends, so they carry
+ * no traffic.
+ */
+static void render_checks(struct ml_buf *b, const struct ml_lb_config *c)
+{
+	const struct ml_lb_server *s;
+	char name[CHECK_NAME_MAX];
+	size_t i, j;
+
+	for (i = 0; i < c->nr_servers; i++) {
+		const struct ml_lb_check *k = c->servers[i].check;
+		bool seen = false;
+
+		if (!k)
+			continue;
+		for (j = 0; j < i && !seen; j++)
+			seen = c->servers[j].check &&
+			       check_same(c->servers[j].check, k);
+		if (seen)
+			continue;
+		check_backend(name, c, k);
+		ml_buf_addf(b, "\nbackend %s\n", name);
+		ml_buf_addf(b, "\ttimeout check %ldms\n", k->timeout_ms);
+		ml_buf_addf(b, "\toption httpchk GET %s\n", k->path);
+		ml_buf_addstr(b, "\thttp-check expect status 200-399\n");
+		ml_buf_addf(b,
+			    "\tdefault-server inter %ldms fall %d rise %d "
+			    "init-addr last,libc,none\n",
+			    k->interval_ms, k->fall, k->rise);
+		for (j = i; j < c->nr_servers; j++) {
+			s = &c->servers[j];
+			if (!s->check || !check_same(s->check, k))
+				continue;
+			ml_buf_addf(b, "\tserver %s ", s->name);
+			add_hostport(b, s->address, s->port);
+			ml_buf_addstr(b, " check\n");
+		}
+	}
+}
+
 /*
  * The configuration proper. With states false, server lines carry neither
  * weight nor state: that text is the "structure", whose change needs a
@@ -610,6 +748,16 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 	ml_buf_addf(b, "\tserver-state-file %s\n", h->state_file);
 	/* requests in flight in an old worker get this long after a reload */
 	ml_buf_addf(b, "\thard-stop-after %ldms\n", c->drain_timeout_ms);
+	/*
+	 * One line per request into a ring in the worker's memory, read back
+	 * with `show events` (lb_requests): the per-server timers that give
+	 * real latency percentiles, with no log file on the LB's disk.
+	 */
+	ml_buf_addf(b, "\nring " ML_HAPROXY_RING "\n"
+		       "\tformat raw\n"
+		       "\tmaxlen %d\n"
+		       "\tsize %zu\n",
+		    ML_HAPROXY_RING_LINE, ML_HAPROXY_RING_SIZE);
 	ml_buf_addstr(b, "\n"
 			 "defaults\n"
 			 "\tmode http\n"
@@ -636,6 +784,8 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 	if (c->tls_cert)
 		ml_buf_addf(b, " ssl crt %s", c->tls_cert);
 	ml_buf_addstr(b, "\n\toption forwardfor\n");
+	ml_buf_addstr(b, "\tlog ring@" ML_HAPROXY_RING " local0 info\n"
+			 "\tlog-format \"" ML_HAPROXY_LOG_FORMAT "\"\n");
 	ml_buf_addf(b, "\tdefault_backend %s\n\n", c->app);
 
 	ml_buf_addf(b, "backend %s\n", c->app);
@@ -650,7 +800,14 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 		s = &c->servers[i];
 		ml_buf_addf(b, "\tserver %s ", s->name);
 		add_hostport(b, s->address, s->port);
-		ml_buf_addstr(b, " check");
+		if (s->check) {
+			char chk[CHECK_NAME_MAX];
+
+			check_backend(chk, c, s->check);
+			ml_buf_addf(b, " track %s/%s", chk, s->name);
+		} else {
+			ml_buf_addstr(b, " check");
+		}
 		if (states) {
 			/* drain has no keyword; weight 0 until runtime sets it
 			 */
@@ -661,9 +818,10 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 		}
 		ml_buf_addch(b, '\n');
 	}
+	render_checks(b, c);
 	if (c->stats_port) {
 		ml_buf_addstr(b, "\nfrontend mlctl_stats\n\tbind ");
-		add_hostport(b, c->bind, c->stats_port);
+		add_hostport(b, c->metrics_bind, c->stats_port);
 		ml_buf_addstr(b, "\n\thttp-request use-service "
 				 "prometheus-exporter if { path /metrics }\n"
 				 "\thttp-request return status 404\n");
@@ -1279,7 +1437,8 @@ int ml_haproxy_set_server(const struct ml_haproxy *h, const char *server,
 int ml_haproxy_save_state(const struct ml_haproxy *h)
 {
 	struct ml_buf b = ML_BUF_INIT(ML_HAPROXY_REPLY_MAX);
-	char *cmd = ml_xasprintf("show servers state %s", h->app);
+	/* every backend: the check-only ones carry their servers' health */
+	char *cmd = ml_xstrdup("show servers state");
 	int rc;
 
 	rc = ml_haproxy_cmd(&b, h->admin_sock, cmd, h->timeout_ms);

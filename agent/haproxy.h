@@ -33,10 +33,29 @@
 #define ML_HAPROXY_TIMEOUT_MS 5000	       /* one runtime API command */
 #define ML_HAPROXY_START_MS 10000 /* start or reload until a worker answers */
 
+/*
+ * The per-request log: a ring buffer in the worker, one line per request
+ * in ML_HAPROXY_LOG_FORMAT: accept time (unix seconds with milliseconds),
+ * server, HTTP status, total active time Ta and server response time Tr
+ * (ms, -1 when there was no response), termination state. 4 MiB keeps
+ * about a minute at 1000 requests/s.
+ */
+#define ML_HAPROXY_RING "mlctl_requests"
+#define ML_HAPROXY_RING_LINE 256
+#define ML_HAPROXY_RING_SIZE ((size_t)2 << 20)
+#define ML_HAPROXY_LOG_FORMAT "%Ts.%ms %s %ST %Ta %Tr %tsc"
+
 enum ml_lb_state {
 	ML_LB_READY = 0,
 	ML_LB_DRAIN,
 	ML_LB_MAINT,
+};
+
+/* A health check of its own for one server (see ml_lb_config). */
+struct ml_lb_check {
+	char *path;
+	long interval_ms, timeout_ms;
+	int rise, fall;
 };
 
 struct ml_lb_server {
@@ -45,6 +64,13 @@ struct ml_lb_server {
 	int port;
 	enum ml_lb_state state;
 	int weight; /* 0..ML_LB_WEIGHT_MAX */
+	/* NULL: the backend's check. Else the check this server took
+	 * traffic with (an older revision's, while a new revision with
+	 * another check rolls out): rendered as a check-only backend
+	 * "chk_<app>_<hash of the check>" that the server tracks, so a
+	 * change of the health check never applies to servers already
+	 * serving. */
+	struct ml_lb_check *check;
 };
 
 struct ml_lb_config {
@@ -52,6 +78,7 @@ struct ml_lb_config {
 	char *bind; /* address the frontends bind, default 0.0.0.0 */
 	int listen_port;
 	int stats_port;	       /* Prometheus exporter at /metrics, 0: none */
+	char *metrics_bind;    /* its address, default 127.0.0.1, never any */
 	char *balance;	       /* roundrobin, leastconn or random */
 	char *health_path;     /* GET this, 2xx or 3xx is healthy */
 	long interval_ms;      /* between checks */

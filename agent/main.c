@@ -9,11 +9,13 @@
  * cannot corrupt the stream. Diagnostics go to stderr. main() is the only
  * place that turns an error into an exit status (the table in
  * common/ml.h): 0 at a clean end of input, 10 (ML_EPROTO) after a frame
- * that could not be read, 2 (ML_EUSAGE) for a bad command line.
+ * that could not be read, 6 (ML_EHOST) when the controller stayed silent
+ * past the idle or stall timeout, 2 (ML_EUSAGE) for a bad command line.
  */
 #include "common/ml.h"
 #include "common/io.h"
 #include "common/log.h"
+#include "common/secure.h"
 #include "agent/agent.h"
 #include "common/docker.h"
 
@@ -60,8 +62,14 @@ static int cmd_help(void)
 	printf("\nenvironment:\n"
 	       "  MLCTL_DOCKER_SOCK        Docker socket (default %s)\n"
 	       "  MLCTL_DOCKER_TIMEOUT_MS  per Docker request (default %ld)\n"
-	       "  MLCTL_STATE_DIR          state directory (default %s)\n",
-	       ML_DOCKER_SOCK, ML_DOCKER_TIMEOUT_MS, ML_AGENT_STATE_DIR);
+	       "  MLCTL_STATE_DIR          state directory (default %s)\n"
+	       "  MLCTL_AGENT_IDLE_TIMEOUT_MS   silence between requests "
+	       "before the\n"
+	       "                           session is cut (default %ld)\n"
+	       "  MLCTL_AGENT_STALL_TIMEOUT_MS  silence inside a request "
+	       "(default %ld)\n",
+	       ML_DOCKER_SOCK, ML_DOCKER_TIMEOUT_MS, ML_AGENT_STATE_DIR,
+	       ML_AGENT_IDLE_TIMEOUT_MS, ML_AGENT_STALL_TIMEOUT_MS);
 	return 0;
 }
 
@@ -101,8 +109,10 @@ static int cmd_serve(void)
 	rc = take_stdout(&out_fd);
 	if (rc < 0)
 		return rc;
-	ml_io_fd_init(&io, &fdctx, STDIN_FILENO, out_fd, -1);
 	ml_agent_init(&a);
+	ml_io_fd_init(&io, &fdctx, STDIN_FILENO, out_fd,
+		      (int)a.idle_timeout_ms);
+	a.io_fd = &fdctx;
 	ml_debug("serving protocol %d, state dir '%s'", ML_PROTO_VERSION,
 		 a.state_dir);
 	rc = ml_agent_serve(&a, &io);
@@ -119,6 +129,7 @@ int main(int argc, char **argv)
 	size_t c;
 
 	ml_log_init("mlctl-agent", level);
+	ml_secure_process(); /* secrets arrive in requests */
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
 			if (level < ML_LOG_TRACE)

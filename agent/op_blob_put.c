@@ -15,7 +15,9 @@
  * marker and then the one error reply goes out, so the stream stays at a
  * request boundary. A JSON frame before the end marker is a protocol error
  * answered at once (the JSON frame itself is dropped); the end of the
- * stream or a broken frame stop the put and leave its .part for a resume.
+ * stream, a broken frame (bad length) or a peer silent past the stall
+ * timeout stop the put, leave its .part for a resume and end the session
+ * (a->out_of_sync), releasing the blob's lock.
  *
  * Memory: one payload buffer of at most ML_PROTO_MAX_PAYLOAD (1 MiB) plus
  * the put's constant buffers, whatever the blob's size.
@@ -115,8 +117,12 @@ static int op_blob_put(struct ml_agent *a, json_t *args, json_t **result)
 					"end of the data");
 			goto out;
 		}
-		if (rc < 0 && !in_sync)
-			goto out; /* broken stream: the loop will stop too */
+		if (rc < 0 && !in_sync) {
+			/* a bad length or a cut stream: what follows cannot
+			 * be read as requests, so the session ends here */
+			a->out_of_sync = rc;
+			goto out;
+		}
 		if (rc < 0 || type != ML_FRAME_DATA) {
 			rc = ml_err_set(ML_EPROTO,
 					"blob_put: got a %s frame before the "

@@ -6,7 +6,8 @@
  *	args:   {"app", "revision": N >= 0, "slot": "a"|"b", "replica": N,
  *		 "commit", "image": "sha256:..." or a reference, "port",
  *		 "host_port", "env": {K: V}, "secrets": {K: V},
- *		 "resources": {"cpus", "memory_bytes", "gpus"}, "cmd": [argv]}
+ *		 "resources": {"cpus", "memory_bytes", "gpus"}, "cmd": [argv],
+ *		 "logs": {"max_size_bytes", "max_files"}}
  *	result: {"id", "name", "created": true|false}
  *
  * The container is named "<app>-r<revision>-<slot><replica>" and labelled
@@ -34,6 +35,8 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
+#include "agent/firewall.h"
+#include "agent/harden.h"
 #include "common/docker.h"
 
 #include <fcntl.h>
@@ -52,11 +55,20 @@
 #define MEMORY_MAX ((json_int_t)1 << 50)
 #define NAME_SIZE (ML_DOCKER_NAME_MAX + 1)
 #define SECRETS_DIR "secrets"
+/* json-file rotation: a container's logs never take more than
+ * max_size * max_files of the VM's disk (defaults 10 MiB x 3) */
+#define LOG_SIZE_DEFAULT ((json_int_t)10 << 20)
+#define LOG_SIZE_MIN ((json_int_t)64 << 10)
+#define LOG_SIZE_MAX ((json_int_t)1 << 40)
+#define LOG_FILES_DEFAULT 3
+#define LOG_FILES_MAX 100
 
 struct run_spec {
 	const char *app, *slot, *commit, *image;
 	json_int_t revision, replica, port, host_port;
 	json_t *env, *secrets, *cmd; /* borrowed from args, may be NULL */
+	struct ml_agent_harden harden; /* "security", defaults when absent */
+	char bind[64];		       /* HostIp of the slot */
 	double cpus;		     /* 0: no limit */
 	json_int_t memory;	     /* bytes, 0: no limit */
 	json_int_t gpus;	     /* -1: all, 0: none */
@@ -67,6 +79,8 @@ struct run_spec {
 			      * everything that shapes the container, or "" */
 	char port_key[16];   /* "8000/tcp" */
 	char host_port_s[8]; /* "18000" */
+	json_int_t log_size, log_files; /* json-file max-size, max-file */
+	char log_size_s[24], log_files_s[8];
 };
 
 int ml_agent_arg_int(json_int_t *out, json_t *args, const char *op,
@@ -270,6 +284,31 @@ static int parse_args(struct run_spec *s, json_t *args)
 	r = json_object_get(args, "resources");
 	if (r && (rc = parse_resources(s, r)) < 0)
 		return rc;
+	rc = ml_agent_harden_parse(&s->harden,
+				   json_object_get(args, "security"), OP);
+	if (rc < 0)
+		return rc;
+	if (s->harden.open_slots)
+		snprintf(s->bind, sizeof(s->bind), "0.0.0.0");
+	else
+		ml_agent_fleet_address(s->bind, sizeof(s->bind));
+	s->log_size = LOG_SIZE_DEFAULT;
+	s->log_files = LOG_FILES_DEFAULT;
+	r = json_object_get(args, "logs");
+	if (r && !json_is_object(r))
+		return ml_err_set(ML_EPROTO, "%s: 'logs' must be an object",
+				  OP);
+	rc = ml_agent_arg_int(&s->log_size, r, OP, "max_size_bytes",
+			      LOG_SIZE_MIN, LOG_SIZE_MAX, false);
+	if (rc == 0)
+		rc = ml_agent_arg_int(&s->log_files, r, OP, "max_files", 1,
+				      LOG_FILES_MAX, false);
+	if (rc < 0)
+		return rc;
+	snprintf(s->log_size_s, sizeof(s->log_size_s), "%lld",
+		 (long long)s->log_size);
+	snprintf(s->log_files_s, sizeof(s->log_files_s), "%lld",
+		 (long long)s->log_files);
 
 	n = snprintf(s->name, sizeof(s->name), "%s-r%lld-%s%lld", s->app,
 		     (long long)s->revision, s->slot, (long long)s->replica);
@@ -446,7 +485,8 @@ out:
 	return rc;
 }
 
-int ml_agent_secrets_remove(struct ml_agent *a, const char *name)
+/* Remove <state>/secrets/<name>.env (secrets_as: env). */
+static int secrets_env_remove(struct ml_agent *a, const char *name)
 {
 	char file[NAME_SIZE + 8];
 	int dfd = -1, rc;
@@ -470,10 +510,42 @@ int ml_agent_secrets_remove(struct ml_agent *a, const char *name)
 	return rc;
 }
 
+int ml_agent_secrets_remove(struct ml_agent *a, const char *name)
+{
+	int rc = secrets_env_remove(a, name);
+
+	if (rc == 0)
+		rc = ml_agent_secret_files_remove(name);
+	return rc;
+}
+
+/*
+ * Give the secrets to container id as files, owned by the user it runs
+ * as (the image's USER: container_run never overrides it).
+ */
+static int secret_files(struct ml_docker *d, const struct run_spec *s,
+			json_t *img_config, const char *id)
+{
+	const char *user = json_string_value(
+		json_object_get(img_config, "User"));
+	uid_t uid;
+	gid_t gid;
+	int rc;
+
+	rc = ml_agent_container_user(&uid, &gid, d, user ? user : "", id);
+	if (rc == 0)
+		rc = ml_agent_secret_files_write(s->name, s->secrets, uid, gid);
+	return rc;
+}
+
 /* ---- Docker ------------------------------------------------------- */
 
-/* The image's id; ML_ENOTFOUND, with the message for the user, if absent. */
-static int image_id(char **out, struct ml_docker *d, const char *image)
+/*
+ * The image's id and its Config (*config, the caller's reference);
+ * ML_ENOTFOUND, with the message for the user, if absent.
+ */
+static int image_id(char **out, json_t **config, struct ml_docker *d,
+		    const char *image)
 {
 	char *path = ml_xasprintf("/images/%s/json", image);
 	json_t *img = NULL;
@@ -496,6 +568,7 @@ static int image_id(char **out, struct ml_docker *d, const char *image)
 		goto out;
 	}
 	*out = ml_xstrdup(id);
+	*config = json_incref(json_object_get(img, "Config"));
 out:
 	json_decref(img);
 	free(path);
@@ -555,8 +628,13 @@ static void env_add(json_t *env, json_t *m)
 	}
 }
 
-/* The body of POST /containers/create. */
-static json_t *create_body(const struct run_spec *s)
+/*
+ * The body of POST /containers/create. Secrets go in Env only when the
+ * playbook asks; by default the container gets secret_dir (on a tmpfs)
+ * bind-mounted read-only at /run/secrets and Docker never sees a value.
+ */
+static json_t *create_body(const struct run_spec *s, json_t *img_config,
+			   const char *secret_dir, json_t *warnings)
 {
 	json_t *env = json_array(), *hc, *body, *req;
 	char *v;
@@ -568,15 +646,31 @@ static json_t *create_body(const struct run_spec *s)
 	json_array_append_new(env, json_string(v));
 	free(v);
 	env_add(env, s->env);
-	env_add(env, s->secrets);
+	if (s->harden.secrets_env)
+		env_add(env, s->secrets);
 
 	hc = json_pack("{s:{s:[{s:s,s:s}]},s:{s:s},s:{s:s,s:{s:s,s:s}},s:b}",
 		       "PortBindings", s->port_key, "HostIp", "0.0.0.0",
 		       "HostPort", s->host_port_s, "RestartPolicy", "Name",
 		       "unless-stopped", "LogConfig", "Type", "json-file",
-		       "Config", "max-size", "10m", "max-file", "3", "Init", 1);
+		       "Config", "max-size", s->log_size_s, "max-file",
+		       s->log_files_s, "Init", 1);
 	if (!hc)
 		BUG("out of memory");
+	/* replaces RestartPolicy and Init with the playbook's */
+	ml_agent_harden_apply(hc, &s->harden, img_config, warnings);
+	/* the slot listens on the fleet address only (agent/firewall.h) */
+	json_object_set_new(json_array_get(json_object_get(json_object_get(
+						   hc, "PortBindings"),
+					   s->port_key),
+			    0),
+			    "HostIp", json_string(s->bind));
+	if (secret_dir)
+		json_object_set_new(
+			hc, "Mounts",
+			json_pack("[{s:s,s:s,s:s,s:b}]", "Type", "bind",
+				  "Source", secret_dir, "Target",
+				  ML_AGENT_SECRETS_TARGET, "ReadOnly", 1));
 	if (s->cpus > 0)
 		json_object_set_new(
 			hc, "NanoCpus",
@@ -622,9 +716,10 @@ static int op_container_run(struct ml_agent *a, json_t *args, json_t **result)
 {
 	struct run_spec s;
 	struct ml_docker *d;
-	json_t *c = NULL, *body = NULL, *created = NULL, *r;
-	char *img = NULL, *path = NULL, *id = NULL, *msg;
-	bool ours = false, made = false, wrote = false;
+	json_t *c = NULL, *body = NULL, *created = NULL, *r, *icfg = NULL;
+	json_t *warnings = json_array();
+	char *img = NULL, *path = NULL, *id = NULL, *msg, *sdir = NULL;
+	bool ours = false, made = false, wrote = false, files;
 	int rc, code;
 
 	rc = parse_args(&s, args);
@@ -633,7 +728,7 @@ static int op_container_run(struct ml_agent *a, json_t *args, json_t **result)
 	rc = ml_agent_docker(a, &d);
 	if (rc < 0)
 		goto out;
-	rc = image_id(&img, d, s.image);
+	rc = image_id(&img, &icfg, d, s.image);
 	if (rc < 0)
 		goto out;
 
@@ -657,12 +752,25 @@ static int op_container_run(struct ml_agent *a, json_t *args, json_t **result)
 	}
 	ml_err_clear();
 
-	if (s.secrets && json_object_size(s.secrets)) {
+	files = s.secrets && json_object_size(s.secrets) &&
+		!s.harden.secrets_env;
+	if (s.secrets && json_object_size(s.secrets) && s.harden.secrets_env) {
 		rc = secrets_write(a, s.name, s.secrets);
 		wrote = true;
 	} else {
-		rc = ml_agent_secrets_remove(a, s.name);
+		rc = secrets_env_remove(a, s.name);
 	}
+	if (rc == 0 && !files)
+		rc = ml_agent_secret_files_remove(s.name);
+	if (rc == 0 && files && id)
+		rc = secret_files(d, &s, icfg, id);
+	if (rc == 0 && files && !id) {
+		rc = ml_agent_secret_dir(&sdir, s.name);
+		wrote = true;
+	}
+	if (rc == 0 && !s.harden.open_slots)
+		rc = ml_agent_firewall_open(s.app, (int)s.host_port,
+					    s.harden.allow_from, s.bind);
 	if (rc < 0)
 		goto out;
 	if (id)
@@ -670,7 +778,7 @@ static int op_container_run(struct ml_agent *a, json_t *args, json_t **result)
 
 	free(path);
 	path = ml_xasprintf("/containers/create?name=%s", s.name);
-	body = create_body(&s);
+	body = create_body(&s, icfg, sdir, warnings);
 	rc = ml_docker_post(d, path, body, &created);
 	if (rc == ML_ENOTFOUND)
 		rc = ml_err_set(ML_ENOTFOUND,
@@ -688,6 +796,8 @@ static int op_container_run(struct ml_agent *a, json_t *args, json_t **result)
 	}
 	id = ml_xstrdup(json_string_value(json_object_get(created, "Id")));
 	made = true;
+	if (files && (rc = secret_files(d, &s, icfg, id)) < 0)
+		goto out;
 	free(path);
 	path = ml_xasprintf("/containers/%s/start", id);
 	rc = ml_docker_request_raw(d, NULL, "POST", path, NULL, NULL);
@@ -699,6 +809,8 @@ done:
 	ml_agent_set_str(r, "id", id);
 	ml_agent_set_str(r, "name", s.name);
 	json_object_set_new(r, "created", json_boolean(created != NULL));
+	if (json_array_size(warnings))
+		json_object_set(r, "warnings", warnings);
 	*result = r;
 	rc = 0;
 out:
@@ -716,6 +828,9 @@ out:
 	json_decref(c);
 	json_decref(body);
 	json_decref(created);
+	json_decref(icfg);
+	json_decref(warnings);
+	free(sdir);
 	free(img);
 	free(path);
 	free(id);

@@ -15,11 +15,42 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
+#include "agent/firewall.h"
+#include "common/log.h"
 #include "common/docker.h"
 
 #define OP "container_stop"
 #define TIMEOUT_S_MAX 3600
 #define STOP_SLACK_MS 30000L
+
+/*
+ * Remove the filter rule of container c's slot port (an inspect answer).
+ * Best effort: a Docker without iptables (open_slots) has none, and a
+ * rule left behind only filters a port nothing listens on.
+ */
+static void close_slot(json_t *c)
+{
+	json_t *pb = json_object_get(json_object_get(c, "HostConfig"),
+				     "PortBindings");
+	const char *app = json_string_value(json_object_get(
+		json_object_get(json_object_get(c, "Config"), "Labels"),
+		"mlctl.app"));
+	const char *k, *hp;
+	json_t *v;
+
+	if (!app || !ml_docker_valid_name(app))
+		return;
+	json_object_foreach(pb, k, v)
+	{
+		hp = json_string_value(
+			json_object_get(json_array_get(v, 0), "HostPort"));
+		if (hp && atoi(hp) > 0 && atoi(hp) < 65536 &&
+		    ml_agent_firewall_close(app, atoi(hp)) < 0) {
+			ml_debug("%s", ml_err_msg());
+			ml_err_clear();
+		}
+	}
+}
 
 static int op_container_stop(struct ml_agent *a, json_t *args, json_t **result)
 {
@@ -92,6 +123,7 @@ static int op_container_stop(struct ml_agent *a, json_t *args, json_t **result)
 	if (rc < 0 && rc != ML_ENOTFOUND)
 		goto out;
 	removed = rc == 0;
+	close_slot(c);
 	rc = ml_agent_secrets_remove(a, nm);
 	if (rc < 0)
 		goto out;

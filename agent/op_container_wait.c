@@ -39,6 +39,7 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
+#include "agent/firewall.h"
 #include "agent/probe.h"
 #include "common/docker.h"
 
@@ -269,8 +270,8 @@ static int op_container_wait(struct ml_agent *a, json_t *args, json_t **result)
 		if (rc < 0)
 			return rc;
 		probes++;
-		rc = ml_probe_http(NULL, "127.0.0.1", (int)s.host_port, s.path,
-				   (long)s.timeout);
+		rc = ml_probe_http(NULL, ml_agent_slot_host(), (int)s.host_port,
+				   s.path, (long)s.timeout);
 		if (rc < 0)
 			snprintf(last, sizeof(last), "%s", ml_err_msg());
 		else if (health && strcmp(health, "healthy"))

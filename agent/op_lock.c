@@ -3,16 +3,36 @@
  * first app host) so that two operators never deploy at once and a crashed
  * deploy does not lock the fleet for ever.
  *
- *	lock_acquire {"owner": "user@host pid N", "reason", "ttl_ms"}
- *		-> {"acquired": true, "token", "owner", "acquired_at_ms",
- *		    "expires_at_ms", "took_over_from": OWNER or null}
+ *	lock_acquire {"owner": "user@host pid N", "reason", "ttl_ms",
+ *		      "machine_id", "boot_id", "pid" (who holds it, for a
+ *		      later take-over), "take_over": GENERATION (optional)}
+ *		-> {"acquired": true, "token", "generation", "owner",
+ *		    "acquired_at_ms", "expires_at_ms",
+ *		    "took_over_from": OWNER or null}
  *		   or the error "locked": "the fleet is locked by OWNER since
  *		   TIME (reason: R), expires in N s"
- *	lock_renew   {"token", "ttl_ms"} -> {"renewed": true, "expires_at_ms"}
+ *	lock_renew   {"token", "ttl_ms"}
+ *		-> {"renewed": true, "generation", "expires_at_ms"}
  *	lock_release {"token"} or {"force": true}
  *		-> {"released": bool, "owner": previous owner or null}
  *	lock_status  {} -> {"held", "expired", "owner", "reason",
+ *		    "generation", "machine_id", "boot_id", "pid",
  *		    "acquired_at_ms", "expires_at_ms", "now_ms"}
+ *
+ * Take-over is a compare-and-swap: "take_over": G replaces a lease that
+ * has not expired only when its generation is still G. The controller
+ * decides that the holder is dead (a pid of its own machine and boot that
+ * no longer runs) from lock_status, and of several controllers that
+ * decided so from the same status exactly one wins; the others get
+ * "locked" naming the winner.
+ *
+ * Generations: every acquire gets a number larger than any this host gave
+ * before (<state_dir>/lock.gen keeps the last one; at least the time in
+ * ms, so a lock moved to another host still counts upwards). The holder
+ * sends it as a fence with every request to every host (see
+ * ml_agent_fence_check), and each host refuses requests fenced with a
+ * generation older than the newest it has seen, so a controller that lost
+ * its lease while frozen cannot change a host a newer holder has touched.
  *
  * Invariants: the lease is <state_dir>/lock.json (0600: it holds the
  * token), replaced only by writing lock.json.tmp, fsync, rename and fsync
@@ -45,14 +65,18 @@
 #define FLOCK_WAIT_MS 5000
 #define TOKEN_BYTES 16
 
+#define ID_MAX 64 /* machine and boot ids */
+
 struct lease {
 	bool present;
 	char *owner, *reason, *token;
+	char *machine_id, *boot_id; /* of the holder's machine, or NULL */
 	int64_t acquired_at_ms, expires_at_ms;
+	int64_t generation, pid;
 };
 
 struct lock_paths {
-	char *dir, *file, *tmp, *flock;
+	char *dir, *file, *tmp, *flock, *gen, *fence;
 	int fd; /* the flock, -1 when not held */
 };
 
@@ -78,6 +102,8 @@ static void paths_init(struct lock_paths *p, const char *state_dir)
 	p->file = ml_xasprintf("%s/lock.json", state_dir);
 	p->tmp = ml_xasprintf("%s/lock.json.tmp", state_dir);
 	p->flock = ml_xasprintf("%s/lock.flock", state_dir);
+	p->gen = ml_xasprintf("%s/lock.gen", state_dir);
+	p->fence = ml_xasprintf("%s/fence.json", state_dir);
 	p->fd = -1;
 }
 
@@ -89,6 +115,8 @@ static void paths_release(struct lock_paths *p)
 	free(p->file);
 	free(p->tmp);
 	free(p->flock);
+	free(p->gen);
+	free(p->fence);
 	p->fd = -1;
 }
 
@@ -97,6 +125,8 @@ static void lease_release(struct lease *l)
 	free(l->owner);
 	free(l->reason);
 	free(l->token);
+	free(l->machine_id);
+	free(l->boot_id);
 	memset(l, 0, sizeof(*l));
 }
 
@@ -191,8 +221,12 @@ static int lease_read(struct lease *l, const struct lock_paths *p)
 	l->owner = dup_member(j, "owner");
 	l->reason = dup_member(j, "reason");
 	l->token = dup_member(j, "token");
+	l->machine_id = dup_member(j, "machine_id");
+	l->boot_id = dup_member(j, "boot_id");
 	l->acquired_at_ms = json_integer_value(acq);
 	l->expires_at_ms = json_integer_value(exp);
+	l->generation = json_integer_value(json_object_get(j, "generation"));
+	l->pid = json_integer_value(json_object_get(j, "pid"));
 out:
 	json_decref(j);
 	ml_buf_release(&b);
@@ -211,14 +245,10 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-/* Replace the lease atomically: tmp, fsync, rename, fsync the dir. */
-static int lease_write(const struct lease *l, const struct lock_paths *p)
+/* Replace path by j's text atomically: tmp, fsync, rename, fsync the
+ * dir. Takes j's reference. */
+static int json_write(const struct lock_paths *p, const char *path, json_t *j)
 {
-	json_t *j =
-		json_pack("{s:s,s:s,s:s,s:I,s:I}", "owner", l->owner, "reason",
-			  l->reason ? l->reason : "", "token", l->token,
-			  "acquired_at_ms", (json_int_t)l->acquired_at_ms,
-			  "expires_at_ms", (json_int_t)l->expires_at_ms);
 	char *text;
 	size_t len, off = 0;
 	ssize_t n;
@@ -253,7 +283,7 @@ static int lease_write(const struct lease *l, const struct lock_paths *p)
 		rc = ml_err_errno(ML_EFAIL, errno, "cannot sync '%s'", p->tmp);
 		goto out;
 	}
-	if (rename(p->tmp, p->file) < 0) {
+	if (rename(p->tmp, path) < 0) {
 		rc = ml_err_errno(ML_EFAIL, errno, "cannot rename '%s'",
 				  p->tmp);
 		goto out;
@@ -266,6 +296,59 @@ out:
 		unlink(p->tmp);
 	free(text);
 	return rc;
+}
+
+static int lease_write(const struct lease *l, const struct lock_paths *p)
+{
+	json_t *j =
+		json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "owner", l->owner,
+			  "reason", l->reason ? l->reason : "", "token",
+			  l->token, "acquired_at_ms",
+			  (json_int_t)l->acquired_at_ms, "expires_at_ms",
+			  (json_int_t)l->expires_at_ms, "generation",
+			  (json_int_t)l->generation);
+
+	if (j && l->machine_id)
+		json_object_set_new(j, "machine_id",
+				    json_string(l->machine_id));
+	if (j && l->boot_id)
+		json_object_set_new(j, "boot_id", json_string(l->boot_id));
+	if (j && l->pid)
+		json_object_set_new(j, "pid", json_integer(l->pid));
+	return json_write(p, p->file, j);
+}
+
+/* The integer "generation" of a small JSON file; 0 when it is absent or
+ * unreadable (a fence or counter we cannot read starts again from the
+ * clock, which only ever moves the numbers up). */
+static int64_t file_generation(const char *path, char **owner)
+{
+	struct ml_buf b = ML_BUF_INIT(FILE_MAX);
+	json_t *j = NULL;
+	int64_t g = 0;
+
+	if (ml_buf_read_file(&b, path) == 0)
+		j = json_loadb(b.data, b.len, 0, NULL);
+	if (json_is_integer(json_object_get(j, "generation")))
+		g = json_integer_value(json_object_get(j, "generation"));
+	if (owner)
+		*owner = dup_member(j, "owner");
+	json_decref(j);
+	ml_buf_release(&b);
+	return g;
+}
+
+/* The next generation, recorded in lock.gen before it is handed out. */
+static int next_generation(int64_t *out, const struct lock_paths *p,
+			   int64_t now)
+{
+	int64_t g = file_generation(p->gen, NULL) + 1;
+
+	if (g < now)
+		g = now;
+	*out = g;
+	return json_write(p, p->gen,
+			  json_pack("{s:I}", "generation", (json_int_t)g));
 }
 
 static int lease_remove(const struct lock_paths *p)
@@ -295,7 +378,9 @@ static int locked_error(const struct lease *l, int64_t now)
 
 	rc = ml_err_set(ML_ELOCKED,
 			"the fleet is locked by %s since %s (reason: %s), "
-			"expires in %lld s",
+			"expires in %lld s; 'mlctl deploy --wait DURATION' "
+			"waits for it, 'mlctl lock release' breaks it if its "
+			"holder is gone",
 			o, ml_fmt_time(t, l->acquired_at_ms / 1000),
 			*r ? r : "none",
 			(long long)((l->expires_at_ms - now + 999) / 1000));
@@ -343,10 +428,32 @@ static int new_token(char **out)
 	return 0;
 }
 
+/* An optional id argument: 1..ID_MAX of [0-9a-f-]. */
+static int get_id(const char **out, json_t *args, const char *key)
+{
+	json_t *v = json_object_get(args, key);
+	const char *s = json_string_value(v);
+
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!s || !*s || strlen(s) > ID_MAX ||
+	    strspn(s, "0123456789abcdef-") != strlen(s))
+		return ml_err_set(ML_EPROTO,
+				  "lock_acquire: '%s' must be 1 to %d "
+				  "lowercase hex digits and '-'",
+				  key, ID_MAX);
+	*out = s;
+	return 0;
+}
+
 static int op_lock_acquire(struct ml_agent *a, json_t *args, json_t **result)
 {
 	const char *owner = json_string_value(json_object_get(args, "owner"));
 	const char *reason = json_string_value(json_object_get(args, "reason"));
+	json_t *take = json_object_get(args, "take_over");
+	json_t *jpid = json_object_get(args, "pid");
+	const char *machine, *boot;
 	struct lock_paths p;
 	struct lease l = {0}, mine = {0};
 	json_t *prev = NULL;
@@ -369,7 +476,19 @@ static int op_lock_acquire(struct ml_agent *a, json_t *args, json_t **result)
 				REASON_MAX);
 		goto out;
 	}
-	rc = get_ttl(&ttl, args, "lock_acquire");
+	if ((take && (!json_is_integer(take) ||
+		      json_integer_value(take) < 1)) ||
+	    (jpid && (!json_is_integer(jpid) ||
+		      json_integer_value(jpid) < 1))) {
+		rc = ml_err_set(ML_EPROTO, "lock_acquire: 'take_over' and "
+					   "'pid' must be positive integers");
+		goto out;
+	}
+	rc = get_id(&machine, args, "machine_id");
+	if (rc == 0)
+		rc = get_id(&boot, args, "boot_id");
+	if (rc == 0)
+		rc = get_ttl(&ttl, args, "lock_acquire");
 	if (rc < 0)
 		goto out;
 
@@ -380,7 +499,10 @@ static int op_lock_acquire(struct ml_agent *a, json_t *args, json_t **result)
 	if (rc < 0)
 		goto out;
 	now = realtime_ms();
-	if (l.present && l.expires_at_ms > now) {
+	/* the compare-and-swap of a take-over: the lease the caller judged
+	 * dead must still be the one in place */
+	if (l.present && l.expires_at_ms > now &&
+	    (!take || json_integer_value(take) != l.generation)) {
 		rc = locked_error(&l, now);
 		goto out;
 	}
@@ -388,26 +510,39 @@ static int op_lock_acquire(struct ml_agent *a, json_t *args, json_t **result)
 		char *o = esc(l.owner);
 
 		prev = ml_proto_string(l.owner);
-		ml_info("taking over the fleet lock of %s, expired %lld ms ago",
-			o, (long long)(now - l.expires_at_ms));
+		if (l.expires_at_ms > now)
+			ml_info("taking over the fleet lock of %s, whose "
+				"holder is gone",
+				o);
+		else
+			ml_info("taking over the fleet lock of %s, expired "
+				"%lld ms ago",
+				o, (long long)(now - l.expires_at_ms));
 		free(o);
 	}
 	rc = new_token(&mine.token);
+	if (rc == 0)
+		rc = next_generation(&mine.generation, &p, now);
 	if (rc < 0)
 		goto out;
 	mine.present = true;
 	mine.owner = ml_xstrdup(owner);
 	mine.reason = ml_xstrdup(reason ? reason : "");
+	mine.machine_id = machine ? ml_xstrdup(machine) : NULL;
+	mine.boot_id = boot ? ml_xstrdup(boot) : NULL;
+	mine.pid = jpid ? json_integer_value(jpid) : 0;
 	mine.acquired_at_ms = now;
 	mine.expires_at_ms = now + ttl;
 	rc = lease_write(&mine, &p);
 	if (rc < 0)
 		goto out;
-	*result = json_pack("{s:b,s:s,s:o,s:I,s:I,s:o}", "acquired", 1, "token",
-			    mine.token, "owner", ml_proto_string(owner),
-			    "acquired_at_ms", (json_int_t)mine.acquired_at_ms,
-			    "expires_at_ms", (json_int_t)mine.expires_at_ms,
-			    "took_over_from", prev ? prev : json_null());
+	*result = json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o}", "acquired", 1,
+			    "token", mine.token, "generation",
+			    (json_int_t)mine.generation, "owner",
+			    ml_proto_string(owner), "acquired_at_ms",
+			    (json_int_t)mine.acquired_at_ms, "expires_at_ms",
+			    (json_int_t)mine.expires_at_ms, "took_over_from",
+			    prev ? prev : json_null());
 	prev = NULL;
 	if (!*result)
 		BUG("out of memory");
@@ -470,7 +605,8 @@ static int op_lock_renew(struct ml_agent *a, json_t *args, json_t **result)
 	rc = lease_write(&l, &p);
 	if (rc < 0)
 		goto out;
-	*result = json_pack("{s:b,s:I}", "renewed", 1, "expires_at_ms",
+	*result = json_pack("{s:b,s:I,s:I}", "renewed", 1, "generation",
+			    (json_int_t)l.generation, "expires_at_ms",
 			    (json_int_t)l.expires_at_ms);
 	if (!*result)
 		BUG("out of memory");
@@ -546,6 +682,13 @@ static int op_lock_status(struct ml_agent *a, json_t *args, json_t **result)
 			    json_boolean(l.present && l.expires_at_ms <= now));
 	ml_agent_set_str(r, "owner", l.owner);
 	ml_agent_set_str(r, "reason", l.reason);
+	ml_agent_set_str(r, "machine_id", l.machine_id);
+	ml_agent_set_str(r, "boot_id", l.boot_id);
+	json_object_set_new(r, "pid",
+			    l.pid ? json_integer(l.pid) : json_null());
+	json_object_set_new(r, "generation",
+			    l.present ? json_integer(l.generation)
+				      : json_null());
 	json_object_set_new(r, "acquired_at_ms",
 			    l.present ? json_integer(l.acquired_at_ms)
 				      : json_null());
@@ -556,6 +699,48 @@ static int op_lock_status(struct ml_agent *a, json_t *args, json_t **result)
 	*result = r;
 out:
 	lease_release(&l);
+	paths_release(&p);
+	return rc;
+}
+
+int ml_agent_fence_check(struct ml_agent *a, json_t *fence)
+{
+	json_t *g = json_object_get(fence, "generation");
+	const char *owner = json_string_value(json_object_get(fence, "owner"));
+	struct lock_paths p;
+	char *seen_owner = NULL, *o;
+	int64_t seen;
+	int rc;
+
+	if (!json_is_integer(g) || json_integer_value(g) < 1 ||
+	    (owner && strlen(owner) > OWNER_MAX))
+		return ml_err_set(ML_EPROTO,
+				  "'fence' must be {\"generation\": a positive "
+				  "integer, \"owner\": a string}");
+	paths_init(&p, a->state_dir);
+	/* the lock's flock: a fence never moves while a lease changes */
+	rc = lock_take(&p);
+	if (rc < 0)
+		goto out;
+	seen = file_generation(p.fence, &seen_owner);
+	if (json_integer_value(g) < seen) {
+		o = esc(seen_owner);
+		rc = ml_err_set(ML_ELOCKED,
+				"this controller lost the fleet lock: %s "
+				"(generation %lld) has changed this host "
+				"since; refusing a request of generation %lld",
+				*o ? o : "a newer holder", (long long)seen,
+				(long long)json_integer_value(g));
+		free(o);
+		goto out;
+	}
+	if (json_integer_value(g) > seen)
+		rc = json_write(&p, p.fence,
+				json_pack("{s:I,s:s}", "generation",
+					  (json_int_t)json_integer_value(g),
+					  "owner", owner ? owner : ""));
+out:
+	free(seen_owner);
 	paths_release(&p);
 	return rc;
 }

@@ -246,6 +246,11 @@ static int docker_http(struct ml_docker *d, const char *method, const char *url,
 				  "cannot connect to the Docker daemon at '%s' "
 				  "(is dockerd running?)",
 				  d->sock);
+		if (oserr == ENOENT)
+			ml_err_hint(rc, "; install Docker (Debian: apt-get "
+				    "install docker.io) and start it");
+		else if (oserr == ECONNREFUSED)
+			ml_err_hint(rc, "; start it (systemctl start docker)");
 		goto out;
 	}
 	if (cc != CURLE_OK) {

@@ -41,6 +41,21 @@ int ml_err_errno(int code, int errnum, const char *fmt, ...)
 	return code;
 }
 
+int ml_err_hint(int code, const char *fmt, ...)
+{
+	va_list ap;
+	size_t len = strlen(err_msg);
+
+	/* appended in place, after the text: nothing is formatted from
+	 * the buffer into itself */
+	va_start(ap, fmt);
+	if (len < sizeof(err_msg) - 1)
+		vsnprintf(err_msg + len, sizeof(err_msg) - len, fmt, ap);
+	va_end(ap);
+	err_code = code;
+	return code;
+}
+
 const char *ml_err_msg(void)
 {
 	return err_msg;

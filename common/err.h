@@ -14,6 +14,11 @@ int ml_err_set(int code, const char *fmt, ...) ML_PRINTF(2, 3);
 /* Like ml_err_set, appending ": strerror(errnum)". */
 int ml_err_errno(int code, int errnum, const char *fmt, ...) ML_PRINTF(3, 4);
 
+/* Append text (usually "; what to do about it") to the current message and
+ * set its code; returns code. For a caller that knows the usual fix of an
+ * error a lower layer reported. */
+int ml_err_hint(int code, const char *fmt, ...) ML_PRINTF(2, 3);
+
 /* The current message, "" when none is set. Borrowed until the next set. */
 const char *ml_err_msg(void);
 

@@ -32,6 +32,21 @@ const char *ml_fmt_duration(char buf[ML_FMT_MAX], int64_t ms)
 	return buf;
 }
 
+const char *ml_fmt_age(char buf[ML_FMT_MAX], int64_t s)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(buf, ML_FMT_MAX, "%" PRId64 "s", s);
+	else if (s < 2 * 3600)
+		snprintf(buf, ML_FMT_MAX, "%" PRId64 "m", s / 60);
+	else if (s < 2 * 86400)
+		snprintf(buf, ML_FMT_MAX, "%" PRId64 "h", s / 3600);
+	else
+		snprintf(buf, ML_FMT_MAX, "%" PRId64 "d", s / 86400);
+	return buf;
+}
+
 const char *ml_fmt_time(char buf[ML_FMT_MAX], int64_t unix_s)
 {
 	struct tm tm;

@@ -12,6 +12,10 @@
  * 0 or less -> "0s". The output parses back with ml_parse_duration. */
 const char *ml_fmt_duration(char buf[ML_FMT_MAX], int64_t ms);
 
+/* An age in seconds, in one unit as people read it in a table: "45s"
+ * (under 2 minutes), "3m" (under 2 hours), "5h" (under 2 days), "12d". */
+const char *ml_fmt_age(char buf[ML_FMT_MAX], int64_t seconds);
+
 /* Unix seconds -> "2026-11-26 06:03:51Z" (UTC). */
 const char *ml_fmt_time(char buf[ML_FMT_MAX], int64_t unix_s);
 

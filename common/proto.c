@@ -382,7 +382,11 @@ static int remote_error(const char *op, json_t *reply)
 		msg = code ? code : "no reason given";
 	ml_escape(&esc, msg, strlen(msg));
 	rc = ml_proto_code_to_ml(code);
-	if (code && !strcmp(code, ML_PROTO_ERR_BAD_FRAME))
+	if (code && !strcmp(code, ML_PROTO_ERR_UNKNOWN_OP))
+		/* the usual cause: mlctl was upgraded, the hosts were not */
+		ml_err_set(rc, "%s failed: %s; upgrade the agent with 'mlctl "
+			   "bootstrap'", op, ml_buf_str(&esc));
+	else if (code && !strcmp(code, ML_PROTO_ERR_BAD_FRAME))
 		ml_err_set(rc, "the agent could not read the %s request: %s",
 			   op, ml_buf_str(&esc));
 	else

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 struct ml_sha256 {
 	EVP_MD_CTX *ctx;
@@ -93,4 +94,17 @@ int ml_sha256_file(const char *path, char hex[ML_SHA256_HEX])
 	ml_sha256_final_hex(h, hex);
 	ml_sha256_free(h);
 	return 0;
+}
+
+void ml_hmac_sha256_hex(const void *key, size_t klen, const void *p, size_t n,
+			char hex[ML_SHA256_HEX])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0, i;
+
+	if (!HMAC(EVP_sha256(), key, (int)klen, p, n, md, &len) || len != 32)
+		BUG("hmac-sha256 failed");
+	for (i = 0; i < len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	explicit_bzero(md, sizeof(md));
 }

@@ -21,6 +21,11 @@ void ml_sha256_free(struct ml_sha256 *h);
 /* One-shot digest of a memory buffer. */
 void ml_sha256_hex(const void *p, size_t n, char hex[ML_SHA256_HEX]);
 
+/* HMAC-SHA-256 of p under key, as hex: a keyed digest that tells two
+ * values apart without letting anyone who lacks the key test guesses. */
+void ml_hmac_sha256_hex(const void *key, size_t klen, const void *p, size_t n,
+			char hex[ML_SHA256_HEX]);
+
 /* Digest of a whole file, streamed in 64 KiB reads. */
 int ml_sha256_file(const char *path, char hex[ML_SHA256_HEX]);
 

@@ -35,6 +35,15 @@ enum ml_opt_id {
 	OPT_SECRETS_FILE,
 	OPT_ROLLOUTS,
 	OPT_READ_ONLY_ROOT,
+	OPT_DRY_RUN,
+	/* logs, status, metrics */
+	OPT_FOLLOW,
+	OPT_SINCE,
+	OPT_TAIL,
+	OPT_TIMESTAMPS,
+	OPT_REVISION,
+	OPT_WATCH,
+	OPT_WINDOW,
 	OPT__COUNT
 };
 

@@ -1,7 +1,9 @@
 /*
  * mlctl lock status | release: look at the fleet lock, a lease kept by
- * the agent of the first load-balancer host (the first app host when
- * there is none), or break it when its holder is gone for good.
+ * the agent of the first load-balancer host listed (the first app host
+ * when there is none; the rule of ml_fleet_connect_lock_host, which
+ * deploy, rollback, recover and remove follow too), or break it when its
+ * holder is gone for good.
  */
 #include "common/ml.h"
 #include "common/fmt.h"
@@ -14,16 +16,6 @@
 static const struct ml_option *const options[] = {
 	&ml_opt_commit, &ml_opt_json, &ml_opt_timeout, &ml_opt_tofu, NULL,
 };
-
-static bool is_lb(const struct ml_target *t)
-{
-	return t->is_lb;
-}
-
-static bool is_app(const struct ml_target *t)
-{
-	return t->is_app;
-}
 
 static int lock_run(struct ml_ctx *ctx)
 {
@@ -41,18 +33,9 @@ static int lock_run(struct ml_ctx *ctx)
 	rc = ml_fleet_opts_from_ctx(&fo, ctx);
 	if (rc < 0)
 		return rc;
-	rc = ml_fleet_connect(&hosts, &n, ctx->config, &fo, is_lb);
-	if (rc == 0 && n == 0) {
-		ml_fleet_close(hosts, n);
-		rc = ml_fleet_connect(&hosts, &n, ctx->config, &fo, is_app);
-	}
+	rc = ml_fleet_connect_lock_host(&hosts, &n, ctx->config, &fo);
 	if (rc < 0)
 		goto out;
-	if (!n || hosts[0].rc < 0) {
-		rc = ml_err_set(ML_EHOST, "cannot reach the lock host: %s",
-				n ? hosts[0].error : "no hosts");
-		goto out;
-	}
 	rc = ml_host_call(&hosts[0], "lock_status", NULL, &res);
 	if (rc < 0)
 		goto out;

@@ -8,6 +8,7 @@
 #include "orchestrator/cmd.h"
 #include "orchestrator/revision_view.h"
 #include "orchestrator/ledger/ledger.h"
+#include "orchestrator/metrics/metrics.h"
 
 #include <jansson.h>
 
@@ -59,6 +60,7 @@ static int show_run(struct ml_ctx *ctx)
 			json_array_append_new(arr, e);
 		}
 		json_object_set_new(o, "events", arr);
+		json_object_set_new(o, "numbers", ml_metrics_show_json(ev, n));
 		rc = ml_print_json(o);
 		goto out;
 	}
@@ -88,6 +90,7 @@ static int show_run(struct ml_ctx *ctx)
 		}
 		ml_table_print(t, stdout);
 		ml_table_free(t);
+		ml_metrics_show_print(stdout, ev, n);
 	}
 	rc = 0;
 out:

@@ -8,27 +8,43 @@
  * hosts running an older revision than the newest one found are flagged as
  * drifted. Exit status 6 when any host could not be reached, after the
  * whole table is printed.
+ *
+ * Health is what mlctl's own probe sees (the agent's container_probe: the
+ * playbook's health path, once, now), with Docker's word beside it only
+ * when the image has a HEALTHCHECK. The load balancer's view is said in
+ * words (serving, draining, down since 3m: why). Everything is first put
+ * into each container's JSON object (so --json and the table say the same
+ * thing); the table is then made by the columns[] table below, one cell
+ * function per column: a new column is one function and one line.
  */
 #include "common/ml.h"
 #include "common/fmt.h"
+#include "common/log.h"
 #include "common/table.h"
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/metrics/metrics.h"
 #include "orchestrator/transport/transport.h"
 
 #include <time.h>
+#include <unistd.h>
 
 static const struct ml_option *const options[] = {
 	&ml_opt_commit, &ml_opt_json, &ml_opt_timeout, &ml_opt_tofu,
-	&ml_opt_parallel, NULL,
+	&ml_opt_parallel, &ml_opt_watch, &ml_opt_window, NULL,
 };
 
 struct status_job {
 	struct ml_host_session *hosts;
 	json_t **containers; /* per host: array, or NULL on failure */
 	json_t **lb;         /* per LB host: its lb_status, or NULL */
+	char **list_err;     /* per host: why its agent could not list the
+			      * containers (Docker down), or NULL */
 	const char *app;
+	const char *health_path; /* the playbook's health check */
+	int64_t probe_timeout_ms;
+	json_t *metrics;     /* orchestrator/metrics: requests per revision */
 };
 
 /* Docker's "2026-11-26T06:22:38.123456789Z" -> unix seconds, 0 if none. */
@@ -45,8 +61,45 @@ static int64_t parse_docker_time(const char *s)
 	return (int64_t)timegm(&tm);
 }
 
+/*
+ * mlctl's own health check of running container c, now, through the
+ * agent; the answer goes into c as "probe": {"healthy", "http_status",
+ * "error", "elapsed_ms"}. An agent too old to probe leaves "probe" with
+ * only the error.
+ */
+static void probe_one(struct status_job *job, struct ml_host_session *h,
+		      json_t *c, const char *id)
+{
+	const char *state = json_string_value(json_object_get(c, "state"));
+	json_t *res = NULL;
+	int rc;
+
+	if (!state || strcmp(state, "running"))
+		return;
+	rc = ml_host_call(h, "container_probe",
+			  json_pack("{s:s,s:s,s:I}", "id", id, "path",
+				    job->health_path, "timeout_ms",
+				    (json_int_t)job->probe_timeout_ms),
+			  &res);
+	if (rc < 0) {
+		json_object_set_new(c, "probe",
+				    json_pack("{s:n,s:s}", "healthy", "error",
+					      ml_err_msg()));
+		return;
+	}
+	json_object_set_new(c, "probe",
+			    json_pack("{s:O?,s:O?,s:O?,s:O?}", "healthy",
+				      json_object_get(res, "healthy"),
+				      "http_status",
+				      json_object_get(res, "http_status"),
+				      "error", json_object_get(res, "error"),
+				      "elapsed_ms",
+				      json_object_get(res, "elapsed_ms")));
+	json_decref(res);
+}
+
 /* list the app's containers, then inspect each for restarts and start
- * time; the result array is stored per host. */
+ * time and probe it; the result array is stored per host. */
 static int status_one(size_t i, void *arg)
 {
 	struct status_job *job = arg;
@@ -68,6 +121,11 @@ static int status_one(size_t i, void *arg)
 		return 0; /* a load balancer runs no app containers */
 	rc = ml_host_call(h, "list", json_pack("{s:s}", "app", job->app),
 			  &res);
+	if (rc < 0 && rc != ML_EHOST) {
+		/* the host answers, its Docker does not: not unreachable */
+		job->list_err[i] = ml_xstrdup(ml_err_msg());
+		return rc;
+	}
 	if (rc < 0) {
 		ml_host_fail(h, rc);
 		return rc;
@@ -94,6 +152,7 @@ static int status_one(size_t i, void *arg)
 		json_object_set(c, "started_at",
 				json_object_get(ins, "started_at"));
 		json_decref(ins);
+		probe_one(job, h, c, id);
 	}
 	job->containers[i] = json_incref(list);
 	json_decref(res);
@@ -179,13 +238,92 @@ static const char *hello_str(const json_t *hello, const char *a,
 	return json_string_value(v);
 }
 
-static json_t *host_json(const struct status_job *job, size_t nh,
-			 const struct ml_host_session *h, json_t *cont,
-			 json_t *lb, int64_t newest)
+/*
+ * The balancer's view of one server, in words. HAProxy's status says "UP",
+ * "DOWN", "MAINT", "DRAIN", "NOLB", "no check", and while a server is
+ * between states "UP 1/3" (up, and 1 of the 3 failed checks that take it
+ * down seen) or "DOWN 1/2" (down, 1 of the 2 passed checks that bring it
+ * up seen). state is one of serving, failing (up, checks failing),
+ * starting (down, checks passing), down, draining, maintenance.
+ */
+static const char *lb_state(json_t *v, int *done, int *need)
+{
+	const char *op = json_string_value(json_object_get(v, "op_state"));
+	const char *admin =
+		json_string_value(json_object_get(v, "admin_state"));
+
+	*done = *need = 0;
+	if (admin && !strcmp(admin, "maint"))
+		return "maintenance";
+	if (admin && !strcmp(admin, "drain"))
+		return "draining";
+	if (!op)
+		return "unknown";
+	if (!strncmp(op, "MAINT", 5))
+		return "maintenance";
+	if (!strncmp(op, "DRAIN", 5) || !strncmp(op, "NOLB", 4))
+		return "draining";
+	if (!strncmp(op, "UP ", 3) && sscanf(op + 3, "%d/%d", done, need) == 2)
+		return "failing";
+	if (!strncmp(op, "DOWN ", 5) &&
+	    sscanf(op + 5, "%d/%d", done, need) == 2)
+		return "starting";
+	if (!strncmp(op, "DOWN", 4))
+		return "down";
+	return "serving"; /* "UP", "no check", "OPEN" */
+}
+
+/* Put what the table and --json both say into each container object:
+ * "lb" (with "state" in words), "uptime_s". */
+static void annotate(const struct status_job *job, size_t n, int64_t now)
+{
+	json_t *c, *v;
+	size_t i, k;
+
+	for (i = 0; i < n; i++)
+		json_array_foreach(job->containers[i], k, c) {
+			const char *state = json_string_value(
+				json_object_get(c, "state"));
+			int64_t started = parse_docker_time(json_string_value(
+				json_object_get(c, "started_at")));
+			int done, need;
+
+			if (started && state && !strcmp(state, "running") &&
+			    now >= started)
+				json_object_set_new(c, "uptime_s",
+						    json_integer(now - started));
+			json_object_set(c, "metrics",
+					ml_metrics_container(
+						job->metrics,
+						job->hosts[i].target->name, c)
+						?: json_null());
+			v = lb_view(job, n, job->hosts[i].target->name, c);
+			if (!v)
+				continue;
+			json_object_set_new(
+				c, "lb",
+				json_pack("{s:O?,s:O?,s:O?,s:s,s:O?,s:O?,s:O?}",
+					  "op_state",
+					  json_object_get(v, "op_state"),
+					  "admin_state",
+					  json_object_get(v, "admin_state"),
+					  "cur_sessions",
+					  json_object_get(v, "cur_sessions"),
+					  "state", lb_state(v, &done, &need),
+					  "since_s",
+					  json_object_get(v, "last_change_s"),
+					  "check_status",
+					  json_object_get(v, "check_status"),
+					  "check_desc",
+					  json_object_get(v, "check_desc")));
+		}
+}
+
+static json_t *host_json(const struct ml_host_session *h, json_t *cont,
+			 json_t *lb, const char *list_err, int64_t newest)
 {
 	const struct ml_target *t = h->target;
-	json_t *o = json_object(), *c;
-	size_t k;
+	json_t *o = json_object();
 
 	json_object_set_new(o, "host", json_string(t->name));
 	json_object_set_new(o, "address", json_string(t->address));
@@ -194,6 +332,8 @@ static json_t *host_json(const struct status_job *job, size_t nh,
 	json_object_set_new(o, "connect_ms", json_integer(h->connect_ms));
 	if (h->rc < 0)
 		json_object_set_new(o, "error", json_string(h->error));
+	else if (list_err)
+		json_object_set_new(o, "error", json_string(list_err));
 	if (h->hello) {
 		json_object_set_new(
 			o, "agent_version",
@@ -201,19 +341,6 @@ static json_t *host_json(const struct status_job *job, size_t nh,
 		json_object_set(o, "docker",
 				json_object_get(h->hello, "docker"));
 		json_object_set(o, "gpus", json_object_get(h->hello, "gpus"));
-	}
-	json_array_foreach(cont, k, c) {
-		json_t *v = lb_view(job, nh, t->name, c);
-
-		if (v)
-			json_object_set_new(
-				c, "lb",
-				json_pack("{s:O?,s:O?,s:O?}", "op_state",
-					  json_object_get(v, "op_state"),
-					  "admin_state",
-					  json_object_get(v, "admin_state"),
-					  "cur_sessions",
-					  json_object_get(v, "cur_sessions")));
 	}
 	json_object_set_new(o, "containers", cont ? json_incref(cont)
 						  : json_array());
@@ -225,103 +352,378 @@ static json_t *host_json(const struct status_job *job, size_t nh,
 	return o;
 }
 
-static void add_rows(struct ml_table *t, const struct status_job *job,
-		     size_t nh, const struct ml_host_session *h, json_t *cont,
-		     int64_t now, int64_t newest)
-{
-	const struct ml_target *tg = h->target;
-	const char *agent = NULL, *docker = NULL;
-	const char *cells[13];
+/* ---- the table -------------------------------------------------------- */
+
+/* One row: a container of a host, or a host without containers (c NULL). */
+struct row {
+	const struct ml_host_session *h;
+	json_t *cont; /* the host's containers */
 	json_t *c;
-	size_t k;
+	int64_t newest;
+};
 
-	if (h->hello) {
-		agent = hello_str(h->hello, "agent_version", NULL);
-		docker = hello_str(h->hello, "docker", "version");
-		if (!docker && tg->is_app && json_object_get(h->hello, "docker"))
-			docker = "down";
-	}
-	cells[0] = tg->name;
-	cells[1] = tg->address;
-	cells[2] = roles_of(tg);
-	cells[3] = h->rc == 0 ? "up" : "unreachable";
-	cells[4] = agent;
-	cells[5] = docker;
-	if (!cont || !json_array_size(cont)) {
-		cells[6] = cells[7] = cells[8] = cells[9] = cells[10] =
-			cells[11] = cells[12] = NULL;
-		ml_table_add(t, cells);
-		return;
-	}
-	json_array_foreach(cont, k, c) {
-		char up[ML_FMT_MAX], restarts[24], rev[40], lbtxt[64];
-		json_t *v = lb_view(job, nh, tg->name, c);
-		json_t *jrev = json_object_get(c, "revision");
-		int64_t started = parse_docker_time(json_string_value(
-			json_object_get(c, "started_at")));
-		const char *state =
-			json_string_value(json_object_get(c, "state"));
-		json_t *r = json_object_get(c, "restarts");
+#define CELL_MAX 160
 
-		cells[6] = json_string_value(json_object_get(c, "name"));
-		snprintf(rev, sizeof(rev), "%" JSON_INTEGER_FORMAT,
-			 json_integer_value(jrev));
-		if (json_is_integer(jrev) && drifted(cont, newest))
-			snprintf(rev, sizeof(rev), "%" JSON_INTEGER_FORMAT
-				 " (drifted)", json_integer_value(jrev));
-		cells[7] = json_is_integer(jrev) ? rev : NULL;
-		cells[8] = state;
-		cells[9] = json_string_value(json_object_get(c, "health"));
-		if (started && state && !strcmp(state, "running") &&
-		    now >= started)
-			ml_fmt_duration(up, (now - started) * 1000);
-		else
-			snprintf(up, sizeof(up), "-");
-		snprintf(restarts, sizeof(restarts), "%" JSON_INTEGER_FORMAT,
-			 json_integer_value(r));
-		cells[10] = up;
-		cells[11] = r ? restarts : NULL;
-		snprintf(lbtxt, sizeof(lbtxt), "%s, %" JSON_INTEGER_FORMAT
-			 " sessions",
-			 json_string_value(json_object_get(v, "op_state")) ?: "?",
-			 json_integer_value(json_object_get(v, "cur_sessions")));
-		cells[12] = v ? lbtxt : NULL;
-		ml_table_add(t, cells);
-		/* further rows for this host leave the host columns blank */
-		cells[0] = cells[1] = cells[2] = cells[3] = cells[4] =
-			cells[5] = "";
-	}
+/* Writes the text of one cell into buf (CELL_MAX bytes) and returns how
+ * it reads; leaving buf "" prints "-". */
+typedef enum ml_style (*cell_fn)(char *buf, const struct row *r);
+
+static const char *cstr(const struct row *r, const char *key)
+{
+	return json_string_value(json_object_get(r->c, key));
 }
 
-static int status_run(struct ml_ctx *ctx)
+static enum ml_style cell_host(char *buf, const struct row *r)
 {
-	static const char *const hdr[] = { "HOST",   "ADDRESS",  "ROLES",
-					   "SSH",    "AGENT",    "DOCKER",
-					   "CONTAINER", "REV",   "STATE",
-					   "HEALTH", "UPTIME", "RESTARTS",
-					   "LB" };
-	struct ml_fleet_opts fo;
-	struct ml_host_session *hosts = NULL;
-	struct status_job job = { 0 };
-	struct ml_table *t = NULL;
-	size_t n = 0, i, down = 0;
-	int64_t now = (int64_t)time(NULL), newest;
-	int rc;
+	snprintf(buf, CELL_MAX, "%s", r->h->target->name);
+	return ML_STYLE_PLAIN;
+}
 
-	if (ctx->argc)
-		return ml_err_set(ML_EUSAGE, "status takes no arguments");
-	rc = ml_fleet_opts_from_ctx(&fo, ctx);
-	if (rc < 0)
-		return rc;
-	rc = ml_fleet_connect(&hosts, &n, ctx->config, &fo, NULL);
-	if (rc < 0)
-		return rc;
+static enum ml_style cell_address(char *buf, const struct row *r)
+{
+	snprintf(buf, CELL_MAX, "%s", r->h->target->address);
+	return ML_STYLE_PLAIN;
+}
+
+static enum ml_style cell_roles(char *buf, const struct row *r)
+{
+	snprintf(buf, CELL_MAX, "%s", roles_of(r->h->target));
+	return ML_STYLE_PLAIN;
+}
+
+static enum ml_style cell_ssh(char *buf, const struct row *r)
+{
+	snprintf(buf, CELL_MAX, "%s", r->h->rc == 0 ? "up" : "unreachable");
+	return r->h->rc == 0 ? ML_STYLE_PLAIN : ML_STYLE_BAD;
+}
+
+static enum ml_style cell_agent(char *buf, const struct row *r)
+{
+	snprintf(buf, CELL_MAX, "%s",
+		 hello_str(r->h->hello, "agent_version", NULL) ?: "");
+	return ML_STYLE_PLAIN;
+}
+
+static enum ml_style cell_docker(char *buf, const struct row *r)
+{
+	const char *v = hello_str(r->h->hello, "docker", "version");
+
+	if (!v && r->h->target->is_app && r->h->hello &&
+	    json_object_get(r->h->hello, "docker")) {
+		snprintf(buf, CELL_MAX, "down");
+		return ML_STYLE_BAD;
+	}
+	snprintf(buf, CELL_MAX, "%s", v ?: "");
+	return ML_STYLE_PLAIN;
+}
+
+static enum ml_style cell_container(char *buf, const struct row *r)
+{
+	snprintf(buf, CELL_MAX, "%s", cstr(r, "name") ?: "");
+	return ML_STYLE_PLAIN;
+}
+
+static enum ml_style cell_rev(char *buf, const struct row *r)
+{
+	json_t *jrev = json_object_get(r->c, "revision");
+	bool drift = drifted(r->cont, r->newest);
+
+	if (!json_is_integer(jrev))
+		return ML_STYLE_PLAIN;
+	snprintf(buf, CELL_MAX, "%" JSON_INTEGER_FORMAT "%s",
+		 json_integer_value(jrev), drift ? " (drifted)" : "");
+	return drift ? ML_STYLE_WARN : ML_STYLE_PLAIN;
+}
+
+static enum ml_style cell_state(char *buf, const struct row *r)
+{
+	const char *st = cstr(r, "state");
+
+	snprintf(buf, CELL_MAX, "%s", st ?: "");
+	if (!st)
+		return ML_STYLE_PLAIN;
+	if (!strcmp(st, "running"))
+		return ML_STYLE_GOOD;
+	return !strcmp(st, "exited") || !strcmp(st, "dead") ? ML_STYLE_BAD
+							     : ML_STYLE_WARN;
+}
+
+/* "GET http://127.0.0.1:18080/healthz: HTTP 503" -> "HTTP 503" */
+static const char *probe_reason(const char *err)
+{
+	const char *p = err ? strstr(err, ": ") : NULL;
+
+	if (err && !strncmp(err, "GET ", 4) && p)
+		return p + 2;
+	return err ? err : "no answer";
+}
+
+static enum ml_style cell_health(char *buf, const struct row *r)
+{
+	json_t *p = json_object_get(r->c, "probe");
+	json_t *ok = json_object_get(p, "healthy");
+	const char *docker = cstr(r, "health");
+	char side[48] = "";
+	enum ml_style st;
+
+	if (!p)
+		return ML_STYLE_PLAIN; /* not running: nothing to probe */
+	/* Docker's word only when the image has a HEALTHCHECK */
+	if (docker && strcmp(docker, "none"))
+		snprintf(side, sizeof(side), " (docker: %s)", docker);
+	if (json_is_true(ok)) {
+		snprintf(buf, CELL_MAX, "healthy%s", side);
+		st = !*side || !strcmp(docker, "healthy") ? ML_STYLE_GOOD
+							  : ML_STYLE_WARN;
+	} else if (json_is_false(ok)) {
+		snprintf(buf, CELL_MAX, "failing: %s%s",
+			 probe_reason(json_string_value(
+				 json_object_get(p, "error"))),
+			 side);
+		st = ML_STYLE_BAD;
+	} else {
+		/* the agent could not probe (too old): Docker's word, if any */
+		snprintf(buf, CELL_MAX, "%s", *side ? docker : "unknown");
+		st = ML_STYLE_WARN;
+	}
+	return st;
+}
+
+static enum ml_style cell_uptime(char *buf, const struct row *r)
+{
+	json_t *u = json_object_get(r->c, "uptime_s");
+	char age[ML_FMT_MAX];
+
+	if (json_is_integer(u))
+		snprintf(buf, CELL_MAX, "%s",
+			 ml_fmt_age(age, json_integer_value(u)));
+	return ML_STYLE_PLAIN;
+}
+
+static enum ml_style cell_restarts(char *buf, const struct row *r)
+{
+	json_t *n = json_object_get(r->c, "restarts");
+
+	if (!json_is_integer(n))
+		return ML_STYLE_PLAIN;
+	snprintf(buf, CELL_MAX, "%" JSON_INTEGER_FORMAT,
+		 json_integer_value(n));
+	return json_integer_value(n) > 0 ? ML_STYLE_WARN : ML_STYLE_PLAIN;
+}
+
+static enum ml_style cell_lb(char *buf, const struct row *r)
+{
+	json_t *v = json_object_get(r->c, "lb");
+	const char *state = json_string_value(json_object_get(v, "state"));
+	const char *op = json_string_value(json_object_get(v, "op_state"));
+	const char *why = json_string_value(json_object_get(v, "check_desc"));
+	json_int_t sess = json_integer_value(json_object_get(v, "cur_sessions"));
+	json_t *since = json_object_get(v, "since_s");
+	char age[ML_FMT_MAX];
+	int done = 0, need = 0;
+
+	if (!state)
+		return ML_STYLE_PLAIN;
+	if (op) {
+		const char *sp = strchr(op, ' ');
+
+		if (sp)
+			sscanf(sp + 1, "%d/%d", &done, &need);
+	}
+	if (!why || !*why)
+		why = json_string_value(json_object_get(v, "check_status"));
+	if (!strcmp(state, "serving")) {
+		snprintf(buf, CELL_MAX, "serving, %" JSON_INTEGER_FORMAT
+			 " session%s", sess, sess == 1 ? "" : "s");
+		return ML_STYLE_GOOD;
+	}
+	if (!strcmp(state, "failing")) {
+		snprintf(buf, CELL_MAX, "serving, checks failing (%d of %d "
+			 "before down)%s%s", done, need, why ? ": " : "",
+			 why ? why : "");
+		return ML_STYLE_WARN;
+	}
+	if (!strcmp(state, "starting")) {
+		snprintf(buf, CELL_MAX, "down, checks passing (%d of %d "
+			 "before up)", done, need);
+		return ML_STYLE_WARN;
+	}
+	if (!strcmp(state, "down")) {
+		snprintf(buf, CELL_MAX, "down%s%s, checks failing%s%s",
+			 json_is_integer(since) ? " since " : "",
+			 json_is_integer(since)
+				 ? ml_fmt_age(age, json_integer_value(since))
+				 : "",
+			 why ? ": " : "", why ? why : "");
+		return ML_STYLE_BAD;
+	}
+	if (!strcmp(state, "draining")) {
+		snprintf(buf, CELL_MAX, "draining, %" JSON_INTEGER_FORMAT
+			 " session%s", sess, sess == 1 ? "" : "s");
+		return ML_STYLE_WARN;
+	}
+	snprintf(buf, CELL_MAX, "%s", state);
+	return ML_STYLE_DIM;
+}
+
+/*
+ * The columns of the table, in order. per_host columns describe the host
+ * and are blank on its second and later rows; the others describe one
+ * container and are "-" on a host without containers.
+ */
+static const struct column {
+	const char *header;
+	bool per_host;
+	cell_fn cell;
+} columns[] = {
+	{ "HOST", true, cell_host },
+	{ "ADDRESS", true, cell_address },
+	{ "ROLES", true, cell_roles },
+	{ "SSH", true, cell_ssh },
+	{ "AGENT", true, cell_agent },
+	{ "DOCKER", true, cell_docker },
+	{ "CONTAINER", false, cell_container },
+	{ "REV", false, cell_rev },
+	{ "STATE", false, cell_state },
+	{ "HEALTH", false, cell_health },
+	{ "UPTIME", false, cell_uptime },
+	{ "RESTARTS", false, cell_restarts },
+	{ "LB", false, cell_lb },
+};
+
+#define NCOLS ML_ARRAY_SIZE(columns)
+
+static void add_row(struct ml_table *t, const struct row *r, bool first)
+{
+	char text[NCOLS][CELL_MAX];
+	const char *cells[NCOLS];
+	enum ml_style styles[NCOLS];
+	size_t i;
+
+	for (i = 0; i < NCOLS; i++) {
+		text[i][0] = '\0';
+		styles[i] = ML_STYLE_PLAIN;
+		if (columns[i].per_host && !first) {
+			cells[i] = "";
+			continue;
+		}
+		if (!columns[i].per_host && !r->c) {
+			cells[i] = NULL;
+			continue;
+		}
+		styles[i] = columns[i].cell(text[i], r);
+		cells[i] = text[i][0] ? text[i] : NULL;
+	}
+	ml_table_add_styled(t, cells, styles);
+}
+
+static void add_rows(struct ml_table *t, const struct ml_host_session *h,
+		     json_t *cont, int64_t newest)
+{
+	struct row r = { h, cont, NULL, newest };
+	size_t k;
+
+	if (!json_array_size(cont)) {
+		add_row(t, &r, true);
+		return;
+	}
+	json_array_foreach(cont, k, r.c)
+		add_row(t, &r, k == 0);
+}
+
+static void print_table(const struct status_job *job, size_t n,
+			int64_t newest)
+{
+	const char *hdr[NCOLS];
+	struct ml_table *t;
+	size_t i;
+
+	for (i = 0; i < NCOLS; i++)
+		hdr[i] = columns[i].header;
+	t = ml_table_new(NCOLS, hdr);
+	for (i = 0; i < n; i++)
+		add_rows(t, &job->hosts[i], job->containers[i], newest);
+	ml_table_print_styled(t, stdout, ml_colour_wanted(STDOUT_FILENO));
+	ml_table_free(t);
+}
+
+/*
+ * Below the table, on stderr, what a person should do about a reachable
+ * host: its Docker is not answering (the agent's error says what to
+ * install or start), or its agent could not probe (usually too old: the
+ * error says to run bootstrap). Once per host; text from hosts escaped.
+ */
+static void print_notes(const struct status_job *job, size_t n)
+{
+	struct ml_buf esc = ML_BUF_INIT(2048);
+	const char *err;
+	json_t *c;
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		const struct ml_host_session *h = &job->hosts[i];
+
+		if (h->rc < 0 || !h->target->is_app)
+			continue;
+		err = hello_str(h->hello, "docker", "error");
+		if (err && !hello_str(h->hello, "docker", "version")) {
+			ml_buf_reset(&esc);
+			ml_escape(&esc, err, strlen(err));
+			fprintf(stderr, "mlctl: %s: docker is not reachable: "
+				"%s\n", h->target->name, ml_buf_str(&esc));
+		} else if (job->list_err[i]) {
+			fprintf(stderr, "mlctl: %s: %s\n", h->target->name,
+				job->list_err[i]);
+		}
+		json_array_foreach(job->containers[i], k, c) {
+			json_t *p = json_object_get(c, "probe");
+
+			err = json_string_value(json_object_get(p, "error"));
+			if (!p || !json_is_null(json_object_get(p, "healthy")) ||
+			    !err)
+				continue;
+			ml_buf_reset(&esc);
+			ml_escape(&esc, err, strlen(err));
+			fprintf(stderr, "mlctl: %s: cannot check health: %s\n",
+				h->target->name, ml_buf_str(&esc));
+			break;
+		}
+	}
+	ml_buf_release(&esc);
+}
+
+struct status_show {
+	struct ml_ctx *ctx;
+	struct ml_host_session *hosts;
+	size_t n;
+	const struct ml_fleet_opts *fo;
+	int64_t window_ms;
+};
+
+/* One look at the connected hosts: collect, print. */
+static int status_show(void *arg)
+{
+	struct status_show *ss = arg;
+	struct ml_ctx *ctx = ss->ctx;
+	struct ml_host_session *hosts = ss->hosts;
+	struct status_job job = { 0 };
+	const struct ml_playbook *pb = ctx->config->playbook;
+	size_t n = ss->n, i, down = 0, nodocker = 0;
+	int64_t now = (int64_t)time(NULL), newest;
+
 	job.hosts = hosts;
 	job.containers = ml_xcalloc(n ? n : 1, sizeof(*job.containers));
 	job.lb = ml_xcalloc(n ? n : 1, sizeof(*job.lb));
-	job.app = ctx->config->playbook->app;
-	ml_parallel_run(n, fo.parallel, status_one, &job);
+	job.list_err = ml_xcalloc(n ? n : 1, sizeof(*job.list_err));
+	job.app = pb->app;
+	job.health_path = pb->health.path ? pb->health.path : "/";
+	job.probe_timeout_ms = pb->health.timeout_ms > 0 ?
+				       pb->health.timeout_ms : 1000;
+	ml_parallel_run(n, ss->fo->parallel, status_one, &job);
 	newest = newest_revision(&job, n);
+	ml_metrics_collect(&job.metrics, hosts, n, job.containers, job.app,
+			   ss->window_ms);
+	annotate(&job, n, now);
 
 	if (ml_ctx_flag(ctx, OPT_JSON)) {
 		json_t *doc = json_object(), *arr = json_array();
@@ -331,20 +733,19 @@ static int status_run(struct ml_ctx *ctx)
 				    json_string(ctx->config->commit));
 		for (i = 0; i < n; i++)
 			json_array_append_new(
-				arr, host_json(&job, n, &hosts[i],
-					       job.containers[i], job.lb[i],
+				arr, host_json(&hosts[i], job.containers[i],
+					       job.lb[i], job.list_err[i],
 					       newest));
 		json_object_set_new(doc, "hosts", arr);
+		json_object_set(doc, "metrics", job.metrics);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("\n");
 		json_decref(doc);
 	} else {
-		t = ml_table_new(ML_ARRAY_SIZE(hdr), hdr);
-		for (i = 0; i < n; i++)
-			add_rows(t, &job, n, &hosts[i], job.containers[i], now,
-				 newest);
-		ml_table_print(t, stdout);
-		ml_table_free(t);
+		print_table(&job, n, newest);
+		ml_metrics_print(stdout, job.metrics);
+		fflush(stdout);
+		print_notes(&job, n);
 	}
 	for (i = 0; i < n; i++) {
 		if (hosts[i].rc == 0)
@@ -357,20 +758,52 @@ static int status_run(struct ml_ctx *ctx)
 	for (i = 0; i < n; i++) {
 		json_decref(job.containers[i]);
 		json_decref(job.lb[i]);
+		nodocker += job.list_err[i] != NULL;
+		free(job.list_err[i]);
 	}
 	free(job.containers);
 	free(job.lb);
-	ml_fleet_close(hosts, n);
+	free(job.list_err);
+	json_decref(job.metrics);
 	if (down)
 		return ml_err_set(ML_EHOST, "%zu of %zu host%s unreachable",
 				  down, n, n == 1 ? " is" : "s are");
+	if (nodocker)
+		return ml_err_set(ML_EHOST, "%zu of %zu host%s could not list "
+				  "the app's containers", nodocker, n,
+				  n == 1 ? "" : "s");
 	return 0;
+}
+
+static int status_run(struct ml_ctx *ctx)
+{
+	struct ml_fleet_opts fo;
+	struct status_show ss = { ctx, NULL, 0, &fo, 60000 };
+	int rc;
+
+	if (ctx->argc)
+		return ml_err_set(ML_EUSAGE, "status takes no arguments");
+	rc = ml_fleet_opts_from_ctx(&fo, ctx);
+	if (rc == 0)
+		rc = ml_metrics_window(&ss.window_ms, ctx->opt[OPT_WINDOW]);
+	if (rc < 0)
+		return rc;
+	rc = ml_fleet_connect(&ss.hosts, &ss.n, ctx->config, &fo, NULL);
+	if (rc < 0)
+		return rc;
+	if (ml_ctx_flag(ctx, OPT_WATCH))
+		rc = ml_metrics_watch(status_show, &ss);
+	else
+		rc = status_show(&ss);
+	ml_fleet_close(ss.hosts, ss.n);
+	return rc;
 }
 
 const struct ml_cmd ml_cmd_status = {
 	.name = "status",
 	.summary = "show every host, its containers, revision and health",
-	.usage = "[--json] [--timeout DURATION] [--trust-new-hosts]",
+	.usage = "[--json] [--watch] [--window DURATION] [--timeout DURATION] "
+		 "[--trust-new-hosts]",
 	.options = options,
 	.flags = ML_CMD_NEEDS_CONFIG,
 	.run = status_run,

@@ -15,9 +15,11 @@
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/deploy.h"
+#include "orchestrator/metrics/metrics.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/load.h"
+#include "orchestrator/prune/run.h"
 #include "orchestrator/secrets.h"
 #include "orchestrator/source/source.h"
 #include "orchestrator/transport/transport.h"
@@ -62,66 +64,165 @@ struct lock {
 	struct ml_host_session *hosts; /* the lock host's own session */
 	size_t n;
 	struct ml_host_session *h;
-	char *token;
+	char *token, *owner;
+	int64_t ttl_ms;
 	pthread_t renewer;
 	bool renewing;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
+	/* under mu: the lease is ours until valid_until (our monotonic
+	 * clock, counted from before the request that renewed it) unless
+	 * lost says we know it is not */
+	int64_t valid_until, renewed_at;
+	bool lost;
+	char *lost_msg;
+	struct ml_fence fence; /* for the sessions that change the fleet */
 };
 
-static bool is_lb(const struct ml_target *t)
+/* The lease's time to live; tests shorten it (MLCTL_TEST_LOCK_TTL_MS). */
+static int64_t lock_ttl_ms(void)
 {
-	return t->is_lb;
+	const char *s = getenv("MLCTL_TEST_LOCK_TTL_MS");
+	long v = s ? strtol(s, NULL, 10) : 0;
+
+	return v >= 1000 && v <= LOCK_TTL_MS ? v : LOCK_TTL_MS;
 }
 
-static bool is_app(const struct ml_target *t)
+/* A one-line id file (/etc/machine-id, boot_id) in buf, lowercase hex and
+ * '-' only; "" when unreadable. */
+static void read_id(char *buf, size_t n, const char *path)
 {
-	return t->is_app;
+	FILE *f = fopen(path, "re");
+	size_t len;
+
+	buf[0] = '\0';
+	if (!f)
+		return;
+	if (!fgets(buf, (int)n, f))
+		buf[0] = '\0';
+	fclose(f);
+	len = strspn(buf, "0123456789abcdef-");
+	buf[len] = '\0';
 }
 
-/* The owner recorded in a lease: "user@host pid N". Is it a dead process
- * of this machine? */
-static bool owner_is_dead_here(const char *owner)
+static void machine_ids(char machine[65], char boot[65])
 {
-	char host[256] = "", *at, *p;
-	long pid;
+	read_id(machine, 65, "/etc/machine-id");
+	if (!machine[0])
+		read_id(machine, 65, "/var/lib/dbus/machine-id");
+	read_id(boot, 65, "/proc/sys/kernel/random/boot_id");
+}
 
-	if (!owner)
+/*
+ * Is the holder described by a lock_status reply a dead process of this
+ * machine? Only the same machine id can say: a hostname is not unique,
+ * and a pid means nothing elsewhere. Another boot of this machine means
+ * the process is gone; in this boot, kill(pid, 0) says.
+ */
+static bool holder_is_dead_here(json_t *st)
+{
+	const char *m = json_string_value(json_object_get(st, "machine_id"));
+	const char *b = json_string_value(json_object_get(st, "boot_id"));
+	json_int_t pid = json_integer_value(json_object_get(st, "pid"));
+	char machine[65], boot[65];
+
+	machine_ids(machine, boot);
+	if (!m || !machine[0] || strcmp(m, machine) || pid < 2)
 		return false;
-	gethostname(host, sizeof(host) - 1);
-	at = strchr(owner, '@');
-	p = strstr(owner, " pid ");
-	if (!at || !p || (size_t)(p - at - 1) != strlen(host) ||
-	    strncmp(at + 1, host, strlen(host)))
-		return false;
-	pid = strtol(p + 5, NULL, 10);
-	return pid > 1 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+	if (b && boot[0] && strcmp(b, boot))
+		return true;
+	return pid != getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
+static void lock_mark_lost(struct lock *lk, const char *why)
+{
+	if (!lk->lost) {
+		lk->lost = true;
+		lk->lost_msg = ml_xstrdup(why);
+	}
+}
+
+/*
+ * The fence's check: is the lease still ours? By our monotonic clock,
+ * with a margin of a sixth of its time to live for the step about to
+ * run, so a controller that was frozen (SIGSTOP, a suspended laptop)
+ * past its lease knows it before it sends anything.
+ */
+static int lock_check(void *arg)
+{
+	struct lock *lk = arg;
+	int64_t now = mono_ms();
+	char why[512];
+	int rc = 0;
+
+	pthread_mutex_lock(&lk->mu);
+	if (!lk->lost && now >= lk->valid_until - lk->ttl_ms / 6) {
+		snprintf(why, sizeof(why),
+			 "the fleet lock's lease ran out: last renewed %.1f s "
+			 "ago, its time to live is %.1f s (was this "
+			 "controller stopped?)",
+			 (double)(now - lk->renewed_at) / 1000,
+			 (double)lk->ttl_ms / 1000);
+		lock_mark_lost(lk, why);
+	}
+	if (lk->lost)
+		rc = ml_err_set(ML_ELOCKED,
+				"lost the fleet lock, stopped before changing "
+				"anything else: %s",
+				lk->lost_msg);
+	pthread_mutex_unlock(&lk->mu);
+	return rc;
+}
+
+/* Did we lose the lease? (Sets the error message when so.) */
+static bool lock_is_lost(struct lock *lk)
+{
+	return lk->token && lock_check(lk) < 0;
+}
+
+/* Renew every third of the time to live; waits on the monotonic clock. A
+ * renewal the lock host refuses (another holder, or none) loses the lease
+ * for good; one that fails on the way is retried while time is left. */
 static void *renew_thread(void *arg)
 {
 	struct lock *lk = arg;
 	struct timespec ts;
 	json_t *res;
+	int64_t sent;
+	int rc;
 
 	pthread_mutex_lock(&lk->mu);
-	while (!lk->stop) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += LOCK_TTL_MS / 3000;
-		if (pthread_cond_timedwait(&lk->cv, &lk->mu, &ts) == 0 &&
-		    lk->stop)
-			break;
+	while (!lk->stop && !lk->lost) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += lk->ttl_ms / 3000;
+		ts.tv_nsec += (lk->ttl_ms / 3 % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&lk->cv, &lk->mu, &ts);
 		if (lk->stop)
 			break;
+		pthread_mutex_unlock(&lk->mu);
 		res = NULL;
-		if (ml_host_call(lk->h, "lock_renew",
-				 json_pack("{s:s,s:i}", "token", lk->token,
-					   "ttl_ms", LOCK_TTL_MS),
-				 &res) < 0)
+		sent = mono_ms();
+		rc = ml_host_call(lk->h, "lock_renew",
+				  json_pack("{s:s,s:I}", "token", lk->token,
+					    "ttl_ms", (json_int_t)lk->ttl_ms),
+				  &res);
+		json_decref(res);
+		pthread_mutex_lock(&lk->mu);
+		if (rc == 0) {
+			lk->valid_until = sent + lk->ttl_ms;
+			lk->renewed_at = sent;
+		} else if (rc == ML_ELOCKED) {
+			lock_mark_lost(lk, ml_err_msg());
+			ml_warn("%s", ml_err_msg());
+		} else {
 			ml_warn("cannot renew the fleet lock: %s",
 				ml_err_msg());
-		json_decref(res);
+		}
 	}
 	pthread_mutex_unlock(&lk->mu);
 	return NULL;
@@ -131,55 +232,60 @@ static int lock_take(struct lock *lk, const struct ml_config *cfg,
 		     const struct ml_fleet_opts *fo, const char *who,
 		     const char *reason, int64_t wait_ms)
 {
-	int64_t deadline = mono_ms() + wait_ms;
-	char *owner = ml_xasprintf("%s pid %ld", who, (long)getpid());
-	json_t *res = NULL;
+	int64_t deadline = mono_ms() + wait_ms, sent;
+	char machine[65], boot[65];
+	json_t *res = NULL, *args;
+	json_int_t take_over = 0;
 	bool said_waiting = false;
+	pthread_condattr_t ca;
 	int rc;
-	size_t i;
 
-	rc = ml_fleet_connect(&lk->hosts, &lk->n, cfg, fo, is_lb);
-	if (rc == 0 && lk->n == 0) {
-		ml_fleet_close(lk->hosts, lk->n);
-		rc = ml_fleet_connect(&lk->hosts, &lk->n, cfg, fo, is_app);
-	}
+	lk->owner = ml_xasprintf("%s pid %ld", who, (long)getpid());
+	lk->ttl_ms = lock_ttl_ms();
+	machine_ids(machine, boot);
+	rc = ml_fleet_connect_lock_host(&lk->hosts, &lk->n, cfg, fo);
 	if (rc < 0)
 		goto out;
-	for (i = 0; i < lk->n && lk->hosts[i].rc < 0; i++)
-		;
-	if (i == lk->n) {
-		rc = ml_err_set(ML_EHOST, "cannot reach a host to hold the "
-					  "fleet lock: %s",
-				lk->n ? lk->hosts[0].error : "no hosts");
-		goto out;
-	}
-	lk->h = &lk->hosts[i];
+	lk->h = &lk->hosts[0];
 	for (;;) {
-		rc = ml_host_call(lk->h, "lock_acquire",
-				  json_pack("{s:s,s:s,s:i}", "owner", owner,
-					    "reason", reason, "ttl_ms",
-					    LOCK_TTL_MS),
-				  &res);
-		if (rc != ML_ELOCKED)
-			break;
-		/* a lease left by a dead mlctl of this machine is ours */
 		json_t *st = NULL;
 
-		if (ml_host_call(lk->h, "lock_status", NULL, &st) == 0 &&
-		    owner_is_dead_here(json_string_value(
-			    json_object_get(st, "owner")))) {
-			json_t *r2 = NULL;
-
+		args = json_pack("{s:s,s:s,s:I,s:i}", "owner", lk->owner,
+				 "reason", reason, "ttl_ms",
+				 (json_int_t)lk->ttl_ms, "pid", (int)getpid());
+		if (machine[0])
+			json_object_set_new(args, "machine_id",
+					    json_string(machine));
+		if (boot[0])
+			json_object_set_new(args, "boot_id",
+					    json_string(boot));
+		if (take_over)
+			json_object_set_new(args, "take_over",
+					    json_integer(take_over));
+		sent = mono_ms();
+		rc = ml_host_call(lk->h, "lock_acquire", args, &res);
+		if (rc != ML_ELOCKED)
+			break;
+		/*
+		 * A lease left by a dead mlctl of this machine is ours, in one
+		 * compare-and-swap on its generation: of several controllers
+		 * that see the same dead holder, one gets it.
+		 */
+		if (!take_over &&
+		    ml_host_call(lk->h, "lock_status", NULL, &st) == 0 &&
+		    json_is_true(json_object_get(st, "held")) &&
+		    holder_is_dead_here(st)) {
+			take_over = json_integer_value(
+				json_object_get(st, "generation"));
 			ml_warn("taking over the fleet lock left by %s, which "
 				"is no longer running",
 				json_string_value(json_object_get(st, "owner")));
-			ml_host_call(lk->h, "lock_release",
-				     json_pack("{s:b}", "force", 1), &r2);
-			json_decref(r2);
 			json_decref(st);
-			continue;
+			if (take_over)
+				continue;
 		}
 		json_decref(st);
+		take_over = 0;
 		if (mono_ms() >= deadline)
 			break;
 		if (!said_waiting) {
@@ -192,13 +298,22 @@ static int lock_take(struct lock *lk, const struct ml_config *cfg,
 		goto out;
 	lk->token = ml_xstrdup(
 		json_string_value(json_object_get(res, "token")) ?: "");
+	lk->valid_until = sent + lk->ttl_ms;
+	lk->renewed_at = sent;
+	lk->fence.generation =
+		json_integer_value(json_object_get(res, "generation"));
+	lk->fence.owner = lk->owner;
+	lk->fence.check = lock_check;
+	lk->fence.arg = lk;
 	pthread_mutex_init(&lk->mu, NULL);
-	pthread_cond_init(&lk->cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&lk->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	lk->renewing = pthread_create(&lk->renewer, NULL, renew_thread, lk) ==
 		       0;
 out:
 	json_decref(res);
-	free(owner);
 	return rc;
 }
 
@@ -212,15 +327,20 @@ static void lock_drop(struct lock *lk)
 		pthread_cond_signal(&lk->cv);
 		pthread_mutex_unlock(&lk->mu);
 		pthread_join(lk->renewer, NULL);
-		pthread_mutex_destroy(&lk->mu);
-		pthread_cond_destroy(&lk->cv);
 	}
-	if (lk->token &&
+	/* a lost lease is someone else's now: leave it alone */
+	if (lk->token && !lk->lost &&
 	    ml_host_call(lk->h, "lock_release",
 			 json_pack("{s:s}", "token", lk->token), &res) < 0)
 		ml_warn("cannot release the fleet lock: %s", ml_err_msg());
+	if (lk->renewing) {
+		pthread_mutex_destroy(&lk->mu);
+		pthread_cond_destroy(&lk->cv);
+	}
 	json_decref(res);
 	free(lk->token);
+	free(lk->owner);
+	free(lk->lost_msg);
 	ml_fleet_close(lk->hosts, lk->n);
 	memset(lk, 0, sizeof(*lk));
 }
@@ -338,6 +458,19 @@ static void close_stale(struct ml_ledger *l, int64_t keep)
 	ml_revisions_free(revs, n);
 }
 
+/* The event that opens or closes an automatic rollback's steps in the
+ * failed revision's record. */
+static void rollback_mark(struct ml_ledger *l, int64_t failed,
+			  const char *status, int64_t to)
+{
+	char detail[64];
+
+	snprintf(detail, sizeof(detail), "to revision %lld", (long long)to);
+	if (ml_ledger_event(l, failed, "-", "rollback", status, detail) < 0)
+		ml_warn("cannot record the rollback of revision %lld: %s",
+			(long long)failed, ml_err_msg());
+}
+
 /* Deliver img and roll the fleet to cfg; fills *ro (released by caller). */
 static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 		const struct ml_config *cfg, struct ml_image *img,
@@ -350,7 +483,6 @@ static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 	size_t i;
 	int rc;
 
-	ML_UNUSED(ctx);
 	dopt.parallel = ro->parallel;
 	dopt.progress = isatty(STDERR_FILENO);
 	dopt.tags = tags;
@@ -362,6 +494,9 @@ static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 		return rc;
 	ml_test_crash_point("after-delivery");
 	ml_rollout_spec(spec, cfg, img->id);
+	rc = ml_secrets_spec(spec, cfg, secrets, ctx->ledger_path);
+	if (rc < 0)
+		return rc;
 	ro->cfg = cfg;
 	ro->image_id = img->id;
 	ro->spec = spec;
@@ -473,13 +608,16 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	rc = ml_fleet_connect(&hosts, &n, cfg, &fo, NULL);
 	if (rc < 0)
 		goto out;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (hosts[i].rc < 0) {
 			rc = ml_err_set(ML_EHOST, "%s is unreachable, nothing "
 						  "was changed: %s",
 					hosts[i].target->name, hosts[i].error);
 			goto out;
 		}
+		/* from here every request carries the lease's fence */
+		hosts[i].fence = &lk.fence;
+	}
 	ml_sha256_hex(cfg->playbook_text, cfg->playbook_len, hash);
 	resume = req->resume ? req->resume
 			     : find_resumable(ctx->ledger, hash, req->img->id);
@@ -539,7 +677,14 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	       (long long)rev.number, reason, ro.changed,
 	       ro.changed == 1 ? "" : "s");
 	rc = ml_rollout_run(&ro);
-	if (rc == ML_EINTR) {
+	if (rc < 0 && lock_is_lost(&lk)) {
+		/* someone else holds the fleet now: no rollback, no cleanup,
+		 * nothing more sent to any host */
+		rc = ML_ELOCKED;
+		outcome = ML_OUTCOME_INTERRUPTED;
+		snprintf(msgbuf, sizeof(msgbuf), "%s", ml_err_msg());
+		message = msgbuf;
+	} else if (rc == ML_EINTR) {
 		outcome = ML_OUTCOME_INTERRUPTED;
 		snprintf(msgbuf, sizeof(msgbuf), "%s", ml_err_msg());
 		message = msgbuf;
@@ -556,6 +701,8 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 			       (long long)prev->number);
 			rc2 = ml_deploy_load_revision(&pcfg, &pimg, &pcache,
 						      ctx, prev);
+			if (rc2 == 0 && lock_is_lost(&lk))
+				rc2 = ML_ELOCKED;
 			if (rc2 == 0) {
 				back.parallel = fo.parallel;
 				back.ledger = ctx->ledger;
@@ -565,10 +712,17 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 			}
 			if (rc2 == 0) {
 				back.revision = prev->number;
-				/* events of the rollback go to this
-				 * revision's record */
-				back.ledger = NULL;
+				/* the rollback's steps are part of this
+				 * revision's record, between two marks */
+				back.record_as = rev.number;
+				rollback_mark(ctx->ledger, rev.number,
+					      "started", prev->number);
 				rc2 = ml_rollout_run(&back);
+				if (rc2 < 0 && lock_is_lost(&lk))
+					rc2 = ML_ELOCKED;
+				rollback_mark(ctx->ledger, rev.number,
+					      rc2 == 0 ? "ok" : "failed",
+					      prev->number);
 			}
 			if (rc2 == 0) {
 				outcome = ML_OUTCOME_ROLLED_BACK;
@@ -598,8 +752,10 @@ out:
 		char *keep = ml_xstrdup(ml_err_msg());
 
 		ml_test_crash_point("before-final-record");
+		/* a lost lease: the new holder may have closed it already */
 		if (ml_ledger_finish(ctx->ledger, rev.number, outcome,
-				     message) < 0)
+				     message) < 0 &&
+		    !lk.lost)
 			ml_warn("cannot record the outcome of revision %lld: "
 				"%s",
 				(long long)rev.number, ml_err_msg());
@@ -612,6 +768,8 @@ out:
 			       (long long)rev.number, ro.updated,
 			       ro.updated == 1 ? "" : "s",
 			       (double)(mono_ms() - t0) / 1000);
+		if (rc == 0) /* still under the lock, with the sessions */
+			ml_prune_after_deploy(ctx, cfg, hosts, n, hum);
 	}
 	if (lk.h) {
 		char *keep = ml_xstrdup(ml_err_msg());
@@ -621,6 +779,18 @@ out:
 		free(keep);
 	} else {
 		ml_fleet_close(lk.hosts, lk.n);
+	}
+	if (hosts && (began || nothing)) {
+		/* Prometheus's targets and the balancers' revision map */
+		char *tp = ml_metrics_targets_path(ctx->ledger_path,
+						   cfg->playbook->app);
+		char *keep = ml_xstrdup(ml_err_msg());
+
+		ml_metrics_refresh(cfg, hosts, n, tp, ctx->ledger,
+				   began ? rev.number : 0, mono_ms() - t0);
+		ml_err_set(rc, "%s", keep);
+		free(keep);
+		free(tp);
 	}
 	ml_rollout_release(&ro);
 	ml_rollout_release(&back);

@@ -110,6 +110,16 @@ out:
 	return rc;
 }
 
+/* The usual fix when a file is not in the commit. */
+#define PLAYBOOK_HINT                                                      \
+	"; write and commit it (playbooks/ in mlctl's sources has "        \
+	"commented examples; 'mlctl explain' describes each key), or "     \
+	"name another file with -f FILE"
+#define INVENTORY_HINT                                                     \
+	"; write and commit it (see inventory/ in mlctl's sources; "       \
+	"'mlctl explain inventory' describes it), or name another file "   \
+	"with -i FILE"
+
 int ml_load_config(struct ml_config **out, const struct ml_ctx *ctx,
 		   bool refuse_dirty)
 {
@@ -143,6 +153,8 @@ int ml_load_config(struct ml_config **out, const struct ml_ctx *ctx,
 	for (i = 0; i < ML_ARRAY_SIZE(in); i++) {
 		rc = worktree ? read_worktree(&in[i])
 			      : read_commit(src, sha, &in[i]);
+		if (rc == ML_ENOTFOUND)
+			ml_err_hint(rc, i == 0 ? PLAYBOOK_HINT : INVENTORY_HINT);
 		if (rc < 0)
 			goto out;
 	}

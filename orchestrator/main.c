@@ -7,7 +7,10 @@
  */
 #include "common/ml.h"
 #include "common/log.h"
+#include "common/secure.h"
+#include "orchestrator/cli.h"
 #include "orchestrator/cmd.h"
+#include "orchestrator/explain.h"
 #include "orchestrator/load.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/ledger/ledger.h"
@@ -29,6 +32,12 @@ extern const struct ml_cmd ml_cmd_recover;
 extern const struct ml_cmd ml_cmd_lock;
 extern const struct ml_cmd ml_cmd_remove;
 extern const struct ml_cmd ml_cmd_render;
+extern const struct ml_cmd ml_cmd_explain;
+extern const struct ml_cmd ml_cmd_prune;
+extern const struct ml_cmd ml_cmd_pin;
+extern const struct ml_cmd ml_cmd_unpin;
+extern const struct ml_cmd ml_cmd_logs;
+extern const struct ml_cmd ml_cmd_metrics;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
@@ -44,6 +53,12 @@ static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_lock,
 	&ml_cmd_remove,
 	&ml_cmd_render,
+	&ml_cmd_explain,
+	&ml_cmd_prune,
+	&ml_cmd_pin,
+	&ml_cmd_unpin,
+	&ml_cmd_logs,
+	&ml_cmd_metrics,
 };
 
 const struct ml_option ml_opt_commit = {
@@ -96,13 +111,7 @@ enum {
 	G_VERSION,
 };
 
-static const struct {
-	const char *name;
-	int id;
-	char short_name;
-	const char *arg;
-	const char *help;
-} globals[] = {
+static const struct ml_global_opt globals[] = {
 	{ "dir", G_DIR, 'C', "DIR",
 	  "the git repository holding the desired state (default .)" },
 	{ "file", G_FILE, 'f', "FILE", "the playbook (default mlctl.yaml)" },
@@ -125,6 +134,11 @@ static const struct {
 #ifndef ML_VERSION
 #define ML_VERSION "0.1.0"
 #endif
+
+/* The table as suggestions and the generators see it. */
+static const struct ml_cli cli = {
+	cmds, ML_ARRAY_SIZE(cmds), globals, ML_ARRAY_SIZE(globals), ML_VERSION,
+};
 
 static void print_option(FILE *fp, char short_name, const char *name,
 			 const char *arg, const char *help)
@@ -171,22 +185,17 @@ static void usage_cmd(FILE *fp, const struct ml_cmd *cmd)
 	fprintf(fp, "\nglobal options: see 'mlctl --help'\n");
 }
 
-static const struct ml_cmd *find_cmd(const char *name)
+/* Whether cmd has an option of that short name: after the verb, the verb's
+ * own letter wins over a global one (`logs -f` follows; `-f FILE` before
+ * the verb still names the playbook). */
+static bool verb_short(const struct ml_cmd *cmd, char c)
 {
-	const struct ml_cmd *found = NULL;
-	size_t i, len = strlen(name), matches = 0;
+	const struct ml_option *const *o;
 
-	for (i = 0; i < ML_ARRAY_SIZE(cmds); i++) {
-		if (!strcmp(cmds[i]->name, name))
-			return cmds[i];
-		/* unique prefixes, except for verbs that change the fleet */
-		if (!(cmds[i]->flags & ML_CMD_DESTRUCTIVE) &&
-		    !strncmp(cmds[i]->name, name, len)) {
-			found = cmds[i];
-			matches++;
-		}
-	}
-	return matches == 1 ? found : NULL;
+	for (o = cmd && cmd->options ? cmd->options : NULL; o && *o; o++)
+		if ((*o)->short_name == c)
+			return true;
+	return false;
 }
 
 /* Build the getopt tables for the globals plus cmd's options (cmd may be
@@ -206,7 +215,8 @@ static void build_opts(const struct ml_cmd *cmd, struct option *lo,
 					    globals[i].arg ? required_argument
 							   : no_argument,
 					    NULL, globals[i].id };
-		if (globals[i].short_name) {
+		if (globals[i].short_name &&
+		    !verb_short(cmd, globals[i].short_name)) {
 			so[ns++] = globals[i].short_name;
 			if (globals[i].arg)
 				so[ns++] = ':';
@@ -235,12 +245,45 @@ static int short_to_id(const struct ml_cmd *cmd, int c)
 	size_t i;
 
 	for (i = 0; i < ML_ARRAY_SIZE(globals); i++)
-		if (globals[i].short_name == c)
+		if (globals[i].short_name == c && !verb_short(cmd, (char)c))
 			return globals[i].id;
 	for (o = cmd && cmd->options ? cmd->options : NULL; o && *o; o++)
 		if ((*o)->short_name == c)
 			return (int)(*o)->id;
 	return -1;
+}
+
+/*
+ * `mlctl __gen completion-bash|completion-zsh|man`: what the build
+ * installs, written from the table above (orchestrator/cli_gen.c). Hidden:
+ * a build step, not a verb, so not in the table, --help or completion.
+ */
+static int gen_run(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		enum ml_cli_gen what;
+	} kinds[] = {
+		{ "completion-bash", ML_GEN_BASH },
+		{ "completion-zsh", ML_GEN_ZSH },
+		{ "man", ML_GEN_MAN },
+	};
+	const char *const *keys = NULL;
+	size_t i;
+	int rc;
+
+	for (i = 0; argc == 2 && i < ML_ARRAY_SIZE(kinds); i++)
+		if (!strcmp(argv[1], kinds[i].name))
+			break;
+	if (argc != 2 || i == ML_ARRAY_SIZE(kinds))
+		return ml_err_set(ML_EUSAGE, "usage: mlctl __gen "
+			       "completion-bash|completion-zsh|man");
+	rc = ml_explain_keys(&keys);
+	if (rc < 0)
+		return rc;
+	rc = ml_cli_generate(stdout, &cli, kinds[i].what, keys);
+	free((void *)keys);
+	return rc;
 }
 
 /*
@@ -258,16 +301,12 @@ static int parse_opts(struct ml_ctx *ctx, const struct ml_cmd *cmd, int argc,
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
 		if (c == '?' || c == ':') {
-			if (optopt)
-				return ml_err_set(ML_EUSAGE,
-						  "unknown option '-%c'%s%s",
-						  optopt, cmd ? " for " : "",
-						  cmd ? cmd->name : "");
-			return ml_err_set(ML_EUSAGE,
-					  "unknown option or missing argument "
-					  "'%s'%s%s",
-					  argv[optind - 1], cmd ? " for " : "",
-					  cmd ? cmd->name : "");
+			char shortopt[3] = { '-', (char)optopt, '\0' };
+
+			return ml_cli_unknown_option(&cli, cmd,
+						     optopt > 0 && optopt < 256
+							     ? shortopt
+							    : argv[optind - 1]);
 		}
 		id = c < 256		 ? short_to_id(cmd, c)
 		     : c >= VERB_OPT_BASE ? c - VERB_OPT_BASE
@@ -336,12 +375,11 @@ static int run(int argc, char **argv)
 		usage_main(help ? stdout : stderr);
 		return help ? 0 : ml_err_set(ML_EUSAGE, "no command given");
 	}
-	cmd = find_cmd(argv[optind]);
+	if (!strcmp(argv[optind], "__gen"))
+		return gen_run(argc - optind, argv + optind);
+	cmd = ml_cli_find(&cli, argv[optind]);
 	if (!cmd)
-		return ml_err_set(ML_EUSAGE,
-				  "'%s' is not a command (or is ambiguous); "
-				  "see 'mlctl --help'",
-				  argv[optind]);
+		return ml_cli_unknown_verb(&cli, argv[optind]);
 
 	/* the verb's own options, and globals again, after the verb */
 	argc -= optind;
@@ -400,6 +438,7 @@ int main(int argc, char **argv)
 	/* a host that hangs up must give an error, not kill us */
 	signal(SIGPIPE, SIG_IGN);
 	ml_log_init("mlctl", ML_LOG_INFO);
+	ml_secure_process(); /* before any secret is read */
 	rc = run(argc, argv);
 	if (rc < 0 && ml_err_msg()[0])
 		ml_error("%s", ml_err_msg());

@@ -3,17 +3,36 @@
  * line; blank lines and lines starting with '#' are skipped; a value may
  * hold "\n" and "\\" escapes for multi-line values such as PEM keys. At
  * most 1 MiB of file. Messages name files, lines and secret names, never
- * values.
+ * values; the buffers that held the file are wiped before they are freed
+ * (JSON strings are wiped by the allocator ml_secure_process sets).
+ *
+ * The environment is read only under MLCTL_SECRET_<NAME>: a committed
+ * playbook is not trusted to pick variables out of the operator's
+ * environment (a playbook listing AWS_SECRET_ACCESS_KEY must not ship
+ * the operator's cloud key to a container).
+ *
+ * The keyed digest: a changed value must roll the containers, so the
+ * values take part in the spec the planner compares; but the spec is a
+ * label on the VMs and is recorded, and a plain hash of a short secret
+ * can be brute-forced. HMAC-SHA-256 under a random key kept next to the
+ * ledger (<ledger>.key, 32 bytes, mode 0600) gives the same property
+ * with nothing to test guesses against.
  */
 #include "common/ml.h"
+#include "common/log.h"
+#include "common/sha256.h"
 #include "orchestrator/config/config.h"
+#include "orchestrator/ledger/ledger.h"
 #include "orchestrator/secrets.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define DEFAULT_FILE ".mlctl/secrets"
+#define ENV_PREFIX "MLCTL_SECRET_"
+#define KEY_LEN 32
 
 static bool valid_name(const char *s, size_t n)
 {
@@ -77,6 +96,7 @@ static int read_file(json_t *vals, const char *path)
 	rc = ml_buf_read_fd(&b, fd);
 	close(fd);
 	if (rc < 0) {
+		explicit_bzero(b.data, b.len);
 		ml_buf_release(&b);
 		return ml_err_set(rc, "cannot read secrets file '%s': %s",
 				  path, ml_err_msg());
@@ -95,6 +115,7 @@ static int read_file(json_t *vals, const char *path)
 			continue;
 		eq = strchr(line, '=');
 		if (!eq || !valid_name(line, (size_t)(eq - line))) {
+			explicit_bzero(b.data, b.len);
 			ml_buf_release(&b);
 			return ml_err_set(ML_EINVALID,
 					  "%s:%d: expected NAME=VALUE", path,
@@ -104,6 +125,7 @@ static int read_file(json_t *vals, const char *path)
 		unescape(eq + 1);
 		json_object_set_new(vals, line, json_string(eq + 1));
 	}
+	explicit_bzero(b.data, b.len);
 	ml_buf_release(&b);
 	return 0;
 }
@@ -127,8 +149,10 @@ int ml_secrets_load(json_t **out, const struct ml_playbook *pb,
 	for (i = 0; i < pb->secrets.n; i++) {
 		const char *name = pb->secrets.v[i];
 		json_t *v = json_object_get(vals, name);
-		const char *env = getenv(name);
+		char *var = ml_xasprintf(ENV_PREFIX "%s", name);
+		const char *env = getenv(var);
 
+		free(var);
 		if (v) {
 			json_object_set(res, name, v);
 		} else if (env) {
@@ -136,9 +160,10 @@ int ml_secrets_load(json_t **out, const struct ml_playbook *pb,
 		} else {
 			rc = ml_err_set(ML_EINVALID,
 					"secret '%s' has no value: put "
-					"%s=... in %s (mode 600) or set it in "
-					"the environment",
-					name, name, file ? file : DEFAULT_FILE);
+					"%s=... in %s (mode 600) or set "
+					ENV_PREFIX "%s in the environment",
+					name, name, file ? file : DEFAULT_FILE,
+					name);
 			goto out;
 		}
 		if (!json_object_get(res, name)) {
@@ -153,4 +178,114 @@ out:
 	json_decref(vals);
 	json_decref(res);
 	return rc;
+}
+
+/*
+ * The key at path, made (32 random bytes, mode 0600, O_EXCL so two
+ * controllers racing keep one) when it does not exist yet.
+ */
+static int load_key(unsigned char key[KEY_LEN], const char *path)
+{
+	struct stat st;
+	ssize_t n;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(path,
+			  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			  0600);
+		if (fd >= 0) {
+			if (getrandom(key, KEY_LEN, 0) != KEY_LEN ||
+			    write(fd, key, KEY_LEN) != KEY_LEN ||
+			    fsync(fd) < 0)
+				rc = ml_err_errno(ML_EFAIL, errno,
+						  "cannot write the secrets "
+						  "key '%s'",
+						  path);
+			close(fd);
+			if (rc < 0)
+				unlink(path);
+			return rc;
+		}
+		if (errno == EEXIST)
+			fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return ml_err_errno(ML_EFAIL, errno,
+				    "cannot open the secrets key '%s'", path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077))
+		rc = ml_err_set(ML_EFAIL,
+				"the secrets key '%s' must be a file of mode "
+				"600 (chmod 600 '%s')",
+				path, path);
+	else if ((n = read(fd, key, KEY_LEN)) != KEY_LEN)
+		rc = ml_err_set(ML_EFAIL,
+				"the secrets key '%s' is not %d bytes: remove "
+				"it (the next deploy then rolls every "
+				"container that has secrets)",
+				path, KEY_LEN);
+	close(fd);
+	return rc;
+}
+
+int ml_secrets_spec(char spec[65], const struct ml_config *cfg,
+		    json_t *secrets, const char *ledger_path)
+{
+	const struct ml_playbook *pb = cfg->playbook;
+	unsigned char key[KEY_LEN];
+	char mac[ML_SHA256_HEX] = "", *text, *kp = NULL, *def = NULL;
+	json_t *sec = ml_security_json(&pb->security, cfg);
+	int rc = 0;
+
+	if (secrets && json_object_size(secrets)) {
+		if (!ledger_path)
+			ledger_path = def = ml_ledger_default_path();
+		if (!ledger_path) {
+			rc = ml_err_code() < 0 ? ml_err_code() : ML_EFAIL;
+			goto out;
+		}
+		kp = ml_xasprintf("%s.key", ledger_path);
+		rc = load_key(key, kp);
+		if (rc < 0)
+			goto out;
+		text = json_dumps(secrets, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!text)
+			BUG("out of memory");
+		ml_hmac_sha256_hex(key, KEY_LEN, text, strlen(text), mac);
+		explicit_bzero(key, sizeof(key));
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+	json_object_set_new(sec, "spec", json_string(spec));
+	json_object_set_new(sec, "secrets_mac", json_string(mac));
+	text = json_dumps(sec, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		BUG("out of memory");
+	ml_sha256_hex(text, strlen(text), spec);
+	free(text);
+out:
+	json_decref(sec);
+	free(kp);
+	free(def);
+	return rc;
+}
+
+void ml_security_warn(const char *host, json_t *res)
+{
+	struct ml_buf b = ML_BUF_INIT(1024);
+	json_t *w;
+	size_t i;
+
+	json_array_foreach(json_object_get(res, "warnings"), i, w)
+	{
+		const char *s = json_string_value(w);
+
+		if (!s)
+			continue;
+		ml_buf_reset(&b);
+		ml_escape(&b, s, strlen(s));
+		ml_warn("%s: %s", host, b.data ? b.data : "");
+	}
+	ml_buf_release(&b);
 }

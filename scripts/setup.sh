@@ -8,8 +8,8 @@ PKGS=(
 	libyaml-dev libgit2-dev libsqlite3-dev sqlite3 libcmocka-dev
 	libjansson-dev libcurl4-openssl-dev libarchive-dev libzstd-dev libssh-dev libssl-dev
 	docker.io openssh-server openssh-client haproxy iproute2 iptables
-	util-linux procps busybox-static curl wrk time jq
-	nodejs
+	util-linux procps busybox-static curl wrk time jq zsh groff-base
+	nodejs prometheus
 )
 
 missing=()

@@ -19,6 +19,7 @@
 #include "common/proto.h"
 #include "common/sha256.h"
 #include "orchestrator/apply/rollout.h"
+#include "orchestrator/secrets.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/ledger/ledger.h"
@@ -74,7 +75,14 @@ void ml_test_crash_point(const char *name)
 {
 	const char *at = getenv("MLCTL_TEST_CRASH_AT");
 	const char *intr = getenv("MLCTL_TEST_SIGINT_AT");
+	const char *stop = getenv("MLCTL_TEST_STOP_AT");
 
+	if (stop && !strcmp(stop, name)) {
+		/* frozen like a suspended laptop until SIGCONT */
+		fprintf(stderr, "mlctl: test point '%s': stopping\n", name);
+		fflush(NULL);
+		raise(SIGSTOP);
+	}
 	if (intr && !strcmp(intr, name)) {
 		fprintf(stderr, "mlctl: test point '%s': sending SIGINT\n",
 			name);
@@ -109,6 +117,14 @@ void ml_rollout_spec(char buf[65], const struct ml_config *cfg,
 	json_object_set_new(o, "memory", json_integer(pb->resources.memory_bytes));
 	json_object_set_new(o, "gpus", json_integer(pb->resources.gpus));
 	json_object_set_new(o, "health", json_string(pb->health.path));
+	/* log rotation is fixed at create: other values roll the containers
+	 * (the default leaves the digest of existing deployments as it was) */
+	if (pb->logs.max_size_bytes != (int64_t)10 << 20 ||
+	    pb->logs.max_files != 3)
+		json_object_set_new(o, "logs",
+				    json_pack("[I,i]",
+					      (json_int_t)pb->logs.max_size_bytes,
+					      pb->logs.max_files));
 	text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
 	ml_sha256_hex(text, strlen(text), buf);
 	free(text);
@@ -140,8 +156,9 @@ static void event(struct ml_rollout *ro, const char *host, const char *step,
 	fflush(ro->out ? ro->out : stdout);
 	/* revision 0: a deploy with nothing to do records nothing */
 	if (ro->ledger && ro->revision > 0 &&
-	    ml_ledger_event(ro->ledger, ro->revision, host, step, status,
-			    fmt ? detail : NULL) < 0)
+	    ml_ledger_event(ro->ledger,
+			    ro->record_as ? ro->record_as : ro->revision,
+			    host, step, status, fmt ? detail : NULL) < 0)
 		ml_warn("cannot record %s %s for '%s': %s", step, status, host,
 			ml_err_msg());
 }
@@ -292,7 +309,43 @@ static const char *balance_word(enum ml_balance b)
 					 : "roundrobin";
 }
 
-/* Give every balancer the full server list with states from what runs. */
+/*
+ * The health check revision number was deployed with, from its recorded
+ * desired state, in lb_apply's form; NULL when the ledger does not know
+ * it (a revision recorded by another controller's ledger).
+ */
+static json_t *revision_health(struct ml_rollout *ro, int64_t number)
+{
+	struct ml_revision *rev = NULL;
+	json_t *d = NULL, *h, *out = NULL;
+
+	if (!ro->ledger || number <= 0 ||
+	    ml_ledger_get(ro->ledger, number, &rev) < 0 || !rev->desired_json)
+		goto out;
+	d = json_loads(rev->desired_json, 0, NULL);
+	h = json_object_get(d, "health");
+	if (json_is_string(json_object_get(h, "path")))
+		out = json_pack("{s:O,s:O,s:O,s:O,s:O}", "path",
+				json_object_get(h, "path"), "interval_ms",
+				json_object_get(h, "interval_ms"), "timeout_ms",
+				json_object_get(h, "timeout_ms"),
+				"healthy_threshold",
+				json_object_get(h, "healthy_threshold"),
+				"unhealthy_threshold",
+				json_object_get(h, "unhealthy_threshold"));
+out:
+	json_decref(d);
+	ml_revision_free(rev);
+	return out;
+}
+
+/*
+ * Give every balancer the full server list with states from what runs.
+ * A slot running another revision keeps the health check that revision
+ * took traffic with (the balancer checks it apart, agent/haproxy.h): a
+ * changed check applies to the new revision's servers only, so a wrong
+ * new health path never takes the serving ones down.
+ */
 static int lb_apply_all(struct ml_rollout_state *st)
 {
 	struct ml_rollout *ro = st->ro;
@@ -307,26 +360,31 @@ static int lb_apply_all(struct ml_rollout_state *st)
 		for (r = 0; r < cfg->playbook->replicas; r++) {
 			for (char slot = 'a'; slot <= 'b'; slot++) {
 				char name[160];
-				bool running = false;
+				const struct ml_obs_container *run = NULL;
+				json_t *srv, *health = NULL;
 
 				for (k = 0; k < hs->nobs; k++)
 					if (hs->obs[k].replica == r &&
 					    hs->obs[k].slot == slot &&
 					    hs->obs[k].running)
-						running = true;
+						run = &hs->obs[k];
 				server_name(name, sizeof(name),
 					    hs->h->target->name, r, slot);
-				json_array_append_new(
-					servers,
-					json_pack("{s:s,s:s,s:i,s:s,s:i}",
-						  "name", name, "address",
-						  hs->h->target->address,
-						  "port",
-						  ml_rollout_host_port(cfg, r,
-								       slot),
-						  "state",
-						  running ? "ready" : "maint",
-						  "weight", 100));
+				srv = json_pack("{s:s,s:s,s:i,s:s,s:i}",
+						"name", name, "address",
+						hs->h->target->address, "port",
+						ml_rollout_host_port(cfg, r,
+								     slot),
+						"state", run ? "ready" : "maint",
+						"weight", 100);
+				if (run && run->spec &&
+				    strcmp(run->spec, ro->spec))
+					health = revision_health(
+						ro, run->revision);
+				if (health)
+					json_object_set_new(srv, "health",
+							    health);
+				json_array_append_new(servers, srv);
 			}
 		}
 	}
@@ -335,7 +393,7 @@ static int lb_apply_all(struct ml_rollout_state *st)
 
 		rc = lb_call(
 			st, i, "lb_apply",
-			json_pack("{s:s,s:i,s:s,s:o,s:I,s:O}", "app",
+			json_pack("{s:s,s:i,s:s,s:o,s:I,s:O,s:i,s:s}", "app",
 				  cfg->playbook->app, "listen_port",
 				  cfg->playbook->lb.listen_port, "balance",
 				  balance_word(cfg->playbook->lb.balance),
@@ -343,7 +401,10 @@ static int lb_apply_all(struct ml_rollout_state *st)
 				  "drain_timeout_ms",
 				  (json_int_t)cfg->playbook->rollout
 					  .drain_timeout_ms,
-				  "servers", servers),
+				  "servers", servers, "stats_port",
+				  cfg->playbook->metrics.port, "metrics_bind",
+				  cfg->playbook->metrics.bind
+					  ?: st->lb[i]->target->address),
 			&res);
 		if (rc < 0) {
 			rc = ml_err_set(rc, "load balancer '%s': %s",
@@ -401,7 +462,8 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 			      pb->resources.gpus);
 	rc = ml_host_call(
 		hs->h, "container_run",
-		json_pack("{s:s,s:I,s:s,s:i,s:s,s:s,s:i,s:i,s:o,s:O,s:o,s:s}",
+		json_pack("{s:s,s:I,s:s,s:i,s:s,s:s,s:i,s:i,s:o,s:O,s:o,s:s,"
+			  "s:o,s:{s:I,s:i}}",
 			  "app", pb->app, "revision", (json_int_t)ro->revision,
 			  "slot", slot_s, "replica", replica, "commit",
 			  ro->cfg->commit ? ro->cfg->commit : "none", "image",
@@ -409,7 +471,10 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 			  ml_rollout_host_port(ro->cfg, replica, slot), "env",
 			  env, "secrets",
 			  ro->secrets ? ro->secrets : json_object(),
-			  "resources", resources, "spec", ro->spec),
+			  "resources", resources, "spec", ro->spec, "security",
+			  ml_security_json(&pb->security, ro->cfg), "logs",
+			  "max_size_bytes", (json_int_t)pb->logs.max_size_bytes,
+			  "max_files", pb->logs.max_files),
 		&res);
 	if (rc < 0)
 		goto out;
@@ -417,6 +482,7 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 				     ?: "");
 	event(ro, hs->h->target->name, "start", "ok", "%s slot %c",
 	      json_string_value(json_object_get(res, "name")) ?: "?", slot);
+	ml_security_warn(hs->h->target->name, res);
 out:
 	json_decref(res);
 	return rc;
@@ -508,7 +574,8 @@ static int converge_replica(struct ml_rollout_state *st,
 fail_new:
 	/* the old container keeps serving; the new one goes */
 	event(ro, host, "start", "failed", "%s", ml_err_msg());
-	if (new_id) {
+	/* but not when the fleet lock is lost: the host is someone else's */
+	if (new_id && rc != ML_ELOCKED) {
 		char *msg = ml_xstrdup(ml_err_msg());
 
 		stop_container(ro, hs, new_id);
@@ -672,6 +739,13 @@ int ml_rollout_run(struct ml_rollout *ro)
 				ro->failed++;
 		}
 		done += n;
+		/* a lost fleet lock stops everything, whatever the budget */
+		for (i = done - n; i < done; i++)
+			if (st->app[i].rc == ML_ELOCKED) {
+				ro->stopped = true;
+				return ml_err_set(ML_ELOCKED, "%s",
+						  st->app[i].error);
+			}
 		if ((int)ro->failed > rs->failure_budget) {
 			for (i = 0; i < done; i++)
 				if (st->app[i].rc < 0)

@@ -31,6 +31,10 @@ struct ml_rollout {
 	const char *spec;            /* ml_rollout_spec() of cfg + image */
 	json_t *secrets;             /* {"NAME": "value"}, borrowed */
 	int64_t revision;            /* labels of new containers, ledger */
+	int64_t record_as;           /* nonzero: record events under this
+				      * revision instead (an automatic
+				      * rollback's steps belong to the
+				      * revision that failed) */
 	struct ml_ledger *ledger;    /* may be NULL: no events recorded */
 	struct ml_host_session *hosts; /* every target, connected */
 	size_t nhosts;
@@ -68,6 +72,8 @@ int ml_rollout_observe(struct ml_rollout *ro, bool *nothing);
  * Run the rollout. Returns 0 when every host converged; ML_EDEPLOY when more
  * hosts failed than the failure budget allows (the rollout stops there);
  * ML_EINTR when interrupted (stopped after the hosts in flight finished);
+ * ML_ELOCKED when a host's request failed because the fleet lock was lost
+ * (stopped at once, whatever the budget, the failed host left as it is);
  * other codes when a load balancer cannot be configured.
  */
 int ml_rollout_run(struct ml_rollout *ro);
@@ -89,8 +95,9 @@ void ml_rollout_release(struct ml_rollout *ro);
 
 /* Test hooks: kill -9 ourselves at a named point when MLCTL_TEST_CRASH_AT
  * names it ("after-delivery", "after-first-healthy", "after-first-switch",
- * "before-final-record"), or send ourselves SIGINT (Ctrl-C) there when
- * MLCTL_TEST_SIGINT_AT does. */
+ * "before-final-record"), send ourselves SIGINT (Ctrl-C) there when
+ * MLCTL_TEST_SIGINT_AT does, or SIGSTOP (frozen until SIGCONT) when
+ * MLCTL_TEST_STOP_AT does. */
 void ml_test_crash_point(const char *name);
 
 #endif

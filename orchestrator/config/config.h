@@ -116,6 +116,40 @@ struct ml_lb_spec {
 	char *tls_cert;          /* path on the LB host, NULL: plain HTTP */
 };
 
+/* security: the container's hardening, each default relaxable by name */
+struct ml_security_spec {
+	bool secrets_env;	  /* secrets_as: env (default files) */
+	bool no_new_privileges;	  /* default true */
+	struct ml_strlist cap_add; /* capabilities kept; default none */
+	int pids_limit;		  /* default 4096; 0: no limit */
+	bool read_only_root;	  /* default false; true adds a tmpfs /tmp */
+	int init;		  /* -1 auto (default), 0 no, 1 yes */
+	char *restart;		  /* default "unless-stopped" */
+	bool open_slots;	  /* slots reachable from anywhere, not only
+				   * from the balancer (default false) */
+};
+
+/* prune: what old revisions each host keeps (see orchestrator/prune). */
+struct ml_prune_spec {
+	int retain;          /* newest good revisions kept, default 3 */
+	bool after_deploy;   /* prune after each successful deploy (true) */
+	int64_t disk_budget; /* bytes of kept images per host, 0: none */
+};
+
+/* Rotation of each container's json-file log (Docker's max-size and
+ * max-file): the most a container's logs take on a VM is their product. */
+struct ml_logs_spec {
+	int64_t max_size_bytes; /* default 10m, at least 64k */
+	int max_files;          /* default 3, 1..100 */
+};
+
+/* What a monitoring system scrapes. */
+struct ml_metrics_spec {
+	char *path;  /* the app's own Prometheus endpoint, NULL: none */
+	int port;    /* HAProxy's exporter on every LB host, default 8404 */
+	char *bind;  /* its address, NULL: each LB host's own address */
+};
+
 struct ml_playbook {
 	char *file;     /* name used in diagnostics */
 	char *app;      /* [a-z0-9][a-z0-9-]{0,62} */
@@ -129,6 +163,10 @@ struct ml_playbook {
 	struct ml_strlist targets; /* host or group names */
 	struct ml_rollout_spec rollout;
 	struct ml_lb_spec lb;
+	struct ml_security_spec security;
+	struct ml_prune_spec prune;
+	struct ml_logs_spec logs;
+	struct ml_metrics_spec metrics;
 };
 
 /* ---- the inventory: inventory.yaml ------------------------------------- */
@@ -228,6 +266,15 @@ void ml_config_free(struct ml_config *cfg);
  * order. New reference. */
 json_t *ml_config_to_json(const struct ml_config *cfg);
 
+/*
+ * The candidate closest to word (optimal string alignment distance) when
+ * close enough to suggest, else NULL; borrowed from cands. Public: the
+ * command line suggests verbs, options and `explain` keys with it, so a
+ * typo is judged the same way everywhere.
+ */
+const char *ml_cfg_suggest(const char *word, const char *const *cands,
+			   size_t n);
+
 /* ---- shared by the parsers in orchestrator/config/ only ---------------- */
 
 /*
@@ -256,9 +303,6 @@ const char *ml_cfg_q(struct ml_cfgctx *c, const char *s);
 /* "a string", "an integer", "a number", "a boolean", "null", "a mapping",
  * "a sequence": how YAML 1.2's core schema reads the node. */
 const char *ml_cfg_kind(const struct ml_ynode *n);
-/* The candidate closest to word when close enough to suggest, else NULL. */
-const char *ml_cfg_suggest(const char *word, const char *const *cands,
-			   size_t n);
 /* Report every key of map not in keys (NULL-terminated), with a "did you
  * mean". Returns the number of unknown keys. */
 int ml_cfg_check_keys(struct ml_cfgctx *c, const struct ml_ynode *map,
@@ -292,6 +336,16 @@ int ml_cfg_kvmap(struct ml_cfgctx *c, const struct ml_ynode *n,
 bool ml_cfg_is_ident(const char *s);
 /* [A-Za-z0-9][A-Za-z0-9._-]{0,62}: host and group names. */
 bool ml_cfg_is_name(const char *s);
+/* The playbook's "security" mapping (orchestrator/config/security.c):
+ * defaults, parsing with located errors, release, and the agent's form. */
+void ml_security_defaults(struct ml_security_spec *s);
+void ml_security_parse(struct ml_cfgctx *c, struct ml_security_spec *s,
+		       const struct ml_ynode *n);
+void ml_security_release(struct ml_security_spec *s);
+/* The agent's "security" argument; with cfg (may be NULL), allow_from
+ * lists the load balancers' addresses, who alone may reach the slots. */
+json_t *ml_security_json(const struct ml_security_spec *s,
+			 const struct ml_config *cfg);
 void ml_strlist_release(struct ml_strlist *l);
 void ml_kvlist_release(struct ml_kvlist *l);
 void ml_ssh_spec_release(struct ml_ssh_spec *s);

@@ -20,6 +20,7 @@
 #include "orchestrator/config/config.h"
 #include "orchestrator/config/yaml.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <math.h>
 
@@ -28,7 +29,10 @@
 
 static const char *const top_keys[] = {
 	"app",	   "image",	"port",	   "health",  "replicas",      "env",
-	"secrets", "resources", "targets", "rollout", "load_balancer", NULL};
+	"secrets", "resources", "targets", "rollout", "load_balancer",
+	"security", "prune", "logs", "metrics", NULL};
+static const char *const prune_keys[] = {"retain", "after_deploy",
+					 "disk_budget", NULL};
 static const char *const image_keys[] = {"ref", "build", NULL};
 static const char *const build_keys[] = {"context", "dockerfile", "args", NULL};
 static const char *const health_keys[] = {"path",
@@ -45,6 +49,8 @@ static const char *const rollout_keys[] = {"batch",	    "failure_budget",
 static const char *const lb_keys[] = {"hosts", "listen", "balance", "tls",
 				      NULL};
 static const char *const tls_keys[] = {"cert", NULL};
+static const char *const logs_keys[] = {"max_size", "max_files", NULL};
+static const char *const metrics_keys[] = {"path", "port", "bind", NULL};
 
 static const char ident_rule[] = "use letters, digits and '_', not starting "
 				 "with a digit";
@@ -553,6 +559,25 @@ static void parse_rollout(struct ml_cfgctx *c, struct ml_playbook *pb,
 		parse_canary(c, r, v);
 }
 
+/* ---- prune ----------------------------------------------------------- */
+
+static void parse_prune(struct ml_cfgctx *c, struct ml_playbook *pb,
+			const struct ml_ynode *n)
+{
+	struct ml_prune_spec *p = &pb->prune;
+	const struct ml_ynode *v;
+
+	if (ml_cfg_want_map(c, n, "prune") < 0)
+		return;
+	ml_cfg_check_keys(c, n, prune_keys);
+	if ((v = ml_ymap_get(n, "retain")))
+		get_int(c, v, "prune.retain", 1, 1000, &p->retain);
+	if ((v = ml_ymap_get(n, "after_deploy")))
+		ml_cfg_bool(c, v, "prune.after_deploy", &p->after_deploy);
+	if ((v = opt(n, "disk_budget")))
+		ml_cfg_size(c, v, "prune.disk_budget", &p->disk_budget);
+}
+
 /* ---- load balancer ----------------------------------------------------- */
 
 static void parse_tls(struct ml_cfgctx *c, struct ml_playbook *pb,
@@ -639,6 +664,77 @@ static void parse_lb(struct ml_cfgctx *c, struct ml_playbook *pb,
 		parse_tls(c, pb, v);
 }
 
+/* ---- logs, metrics ------------------------------------------------------ */
+
+static void parse_logs(struct ml_cfgctx *c, struct ml_playbook *pb,
+		       const struct ml_ynode *n)
+{
+	const struct ml_ynode *v;
+	int64_t b;
+
+	if (ml_cfg_want_map(c, n, "logs") < 0)
+		return;
+	ml_cfg_check_keys(c, n, logs_keys);
+	if ((v = ml_ymap_get(n, "max_size")) &&
+	    ml_cfg_size(c, v, "logs.max_size", &b) == 0) {
+		/* below this Docker rotates on nearly every line */
+		if (b < ((int64_t)64 << 10))
+			ml_cfg_err(c, v,
+				   "'logs.max_size' must be at least 64k, "
+				   "got '%s'",
+				   ml_cfg_q(c, v->scalar));
+		else
+			pb->logs.max_size_bytes = b;
+	}
+	if ((v = ml_ymap_get(n, "max_files")))
+		get_int(c, v, "logs.max_files", 1, 100, &pb->logs.max_files);
+}
+
+/* An IP literal: the exporter binds one address, never a name. */
+static bool is_ip(const char *s)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, s, buf) == 1 ||
+	       inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static void parse_metrics(struct ml_cfgctx *c, struct ml_playbook *pb,
+			  const struct ml_ynode *n)
+{
+	const struct ml_ynode *v;
+	char *s;
+
+	if (ml_cfg_want_map(c, n, "metrics") < 0)
+		return;
+	ml_cfg_check_keys(c, n, metrics_keys);
+	if ((v = opt(n, "path")) && ml_cfg_str(c, v, "metrics.path", &s) == 0) {
+		if (s[0] != '/' || strpbrk(s, " \t\r\n#\"'\\"))
+			ml_cfg_err(c, v,
+				   "'metrics.path' must be a URL path starting "
+				   "with '/', got '%s'",
+				   ml_cfg_q(c, s));
+		free(pb->metrics.path);
+		pb->metrics.path = s;
+	}
+	if ((v = ml_ymap_get(n, "port")))
+		get_int(c, v, "metrics.port", 1, 65535, &pb->metrics.port);
+	if ((v = opt(n, "bind")) && ml_cfg_str(c, v, "metrics.bind", &s) == 0) {
+		if (!is_ip(s))
+			ml_cfg_err(c, v,
+				   "'metrics.bind' must be an IP address, got "
+				   "'%s'",
+				   ml_cfg_q(c, s));
+		else if (!strcmp(s, "0.0.0.0") || !strcmp(s, "::"))
+			ml_cfg_err(c, v,
+				   "'metrics.bind' must be one address, not "
+				   "'%s': the exporter has no password",
+				   s);
+		free(pb->metrics.bind);
+		pb->metrics.bind = s;
+	}
+}
+
 /* ---- the whole file ---------------------------------------------------- */
 
 static void set_defaults(struct ml_playbook *pb)
@@ -658,6 +754,12 @@ static void set_defaults(struct ml_playbook *pb)
 	pb->rollout.drain_timeout_ms = 30000;
 	pb->lb.listen_port = 80;
 	pb->lb.balance = ML_BALANCE_ROUNDROBIN;
+	ml_security_defaults(&pb->security);
+	pb->prune.retain = 3;
+	pb->prune.after_deploy = true;
+	pb->logs.max_size_bytes = (int64_t)10 << 20;
+	pb->logs.max_files = 3;
+	pb->metrics.port = 8404;
 }
 
 static void parse_root(struct ml_cfgctx *c, struct ml_playbook *pb,
@@ -694,6 +796,10 @@ static void parse_root(struct ml_cfgctx *c, struct ml_playbook *pb,
 		parse_secrets(c, pb, v);
 	if ((v = opt(root, "resources")))
 		parse_resources(c, pb, v);
+	if ((v = opt(root, "logs")))
+		parse_logs(c, pb, v);
+	if ((v = opt(root, "metrics")))
+		parse_metrics(c, pb, v);
 	if ((v = ml_ymap_get(root, "targets"))) {
 		/* names that did parse are checked even if some did not */
 		ml_cfg_strlist(c, v, "targets", true, &pb->targets);
@@ -703,6 +809,10 @@ static void parse_root(struct ml_cfgctx *c, struct ml_playbook *pb,
 		parse_rollout(c, pb, v);
 	if ((v = ml_ymap_get(root, "load_balancer")))
 		parse_lb(c, pb, v);
+	if ((v = opt(root, "security")))
+		ml_security_parse(c, &pb->security, v);
+	if ((v = opt(root, "prune")))
+		parse_prune(c, pb, v);
 }
 
 int ml_playbook_parse(struct ml_playbook **out, const char *name,
@@ -757,5 +867,8 @@ void ml_playbook_free(struct ml_playbook *pb)
 	free(pb->rollout.canary_percent);
 	ml_strlist_release(&pb->lb.hosts);
 	free(pb->lb.tls_cert);
+	ml_security_release(&pb->security);
+	free(pb->metrics.path);
+	free(pb->metrics.bind);
 	free(pb);
 }

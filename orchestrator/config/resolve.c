@@ -895,6 +895,11 @@ json_t *ml_config_to_json(const struct ml_config *cfg)
 	json_object_set_new(o, "targets", strlist_json(&pb->targets));
 	json_object_set_new(o, "rollout", rollout_json(&pb->rollout));
 	json_object_set_new(o, "load_balancer", lb_json(&pb->lb));
+	json_object_set_new(o, "prune",
+			    json_pack("{s:i,s:b,s:I}", "retain",
+				      pb->prune.retain, "after_deploy",
+				      pb->prune.after_deploy, "disk_budget",
+				      (json_int_t)pb->prune.disk_budget));
 	a = json_array();
 	for (i = 0; i < cfg->ntargets; i++)
 		json_array_append_new(a, target_json(&cfg->targets[i]));

@@ -170,23 +170,32 @@ out:
 	return rc;
 }
 
+/* Connect to the k hosts whose targets are already set in hosts. */
+static void connect_sessions(struct ml_host_session *hosts, size_t k,
+			     const struct ml_config *cfg,
+			     const struct ml_fleet_opts *o)
+{
+	struct connect_job job;
+
+	job.hosts = hosts;
+	job.cfg = cfg;
+	job.o = o;
+	ml_parallel_run(k, o->parallel, connect_one, &job);
+}
+
 int ml_fleet_connect(struct ml_host_session **out, size_t *n,
 		     const struct ml_config *cfg,
 		     const struct ml_fleet_opts *o,
 		     bool (*want)(const struct ml_target *))
 {
 	struct ml_host_session *hosts;
-	struct connect_job job;
 	size_t i, k = 0;
 
 	hosts = ml_xcalloc(cfg->ntargets ? cfg->ntargets : 1, sizeof(*hosts));
 	for (i = 0; i < cfg->ntargets; i++)
 		if (!want || want(&cfg->targets[i]))
 			hosts[k++].target = &cfg->targets[i];
-	job.hosts = hosts;
-	job.cfg = cfg;
-	job.o = o;
-	ml_parallel_run(k, o->parallel, connect_one, &job);
+	connect_sessions(hosts, k, cfg, o);
 	*out = hosts;
 	*n = k;
 	return 0;
@@ -195,12 +204,61 @@ int ml_fleet_connect(struct ml_host_session **out, size_t *n,
 int ml_host_call(struct ml_host_session *h, const char *op, json_t *args,
 		 json_t **result)
 {
+	int rc;
+
 	if (!h->io) {
 		json_decref(args);
 		return ml_err_set(ML_EHOST, "'%s' has no agent session",
 				  h->target->name);
 	}
+	if (h->fence) {
+		rc = h->fence->check(h->fence->arg);
+		if (rc < 0) {
+			json_decref(args);
+			return rc;
+		}
+		if (!args)
+			args = json_object();
+		json_object_set_new(
+			args, "fence",
+			json_pack("{s:I,s:s}", "generation",
+				  (json_int_t)h->fence->generation, "owner",
+				  h->fence->owner ? h->fence->owner : ""));
+	}
 	return ml_proto_call(h->io, &h->next_id, op, args, result);
+}
+
+int ml_fleet_connect_lock_host(struct ml_host_session **out, size_t *n,
+			       const struct ml_config *cfg,
+			       const struct ml_fleet_opts *o)
+{
+	const struct ml_target *t = NULL;
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	for (i = 0; i < cfg->ntargets && !t; i++)
+		if (cfg->targets[i].is_lb)
+			t = &cfg->targets[i];
+	for (i = 0; i < cfg->ntargets && !t; i++)
+		if (cfg->targets[i].is_app)
+			t = &cfg->targets[i];
+	if (!t)
+		return ml_err_set(ML_EHOST, "no host to keep the fleet lock "
+					    "on");
+	*out = ml_xcalloc(1, sizeof(**out));
+	(*out)[0].target = t;
+	*n = 1;
+	connect_sessions(*out, 1, cfg, o);
+	if ((*out)[0].rc < 0)
+		return ml_err_set(ML_EHOST,
+				  "the fleet lock is kept on '%s' (the first "
+				  "%s listed), which cannot be reached: %s; "
+				  "nothing was changed",
+				  t->name, t->is_lb ? "load balancer"
+						    : "app host",
+				  (*out)[0].error);
+	return 0;
 }
 
 void ml_fleet_close(struct ml_host_session *v, size_t n)

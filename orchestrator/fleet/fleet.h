@@ -34,8 +34,24 @@ struct ml_fleet_opts {
 	bool start_agent;          /* run `mlctl-agent serve` and hello */
 };
 
+/*
+ * The fence of the fleet lock's holder, given to the sessions that change
+ * the fleet: before each request check(arg) must return 0 (the lease is
+ * still ours, by our monotonic clock) and the request then carries
+ * {"generation", "owner"}, which the agent refuses once it has seen a
+ * newer generation (agent/op_lock.c). check is called from the hosts'
+ * threads and must be thread-safe.
+ */
+struct ml_fence {
+	int64_t generation;
+	const char *owner;
+	int (*check)(void *arg); /* 0, or ML_ELOCKED with the message set */
+	void *arg;
+};
+
 struct ml_host_session {
 	const struct ml_target *target; /* borrowed from the config */
+	const struct ml_fence *fence; /* NULL: requests go unfenced */
 	struct ml_ssh *ssh;
 	struct ml_ssh_chan *chan;  /* the agent's channel, when started */
 	struct ml_io *io;          /* borrowed from chan */
@@ -66,9 +82,21 @@ int ml_fleet_connect(struct ml_host_session **out, size_t *n,
 		     bool (*want)(const struct ml_target *));
 
 /* One request to a connected host's agent (see ml_proto_call): args is
- * stolen, *result is the caller's. */
+ * stolen, *result is the caller's. With a fence, nothing is sent once the
+ * fence's check fails (its ML_ELOCKED is returned). */
 int ml_host_call(struct ml_host_session *h, const char *op, json_t *args,
 		 json_t **result);
+
+/*
+ * The host that keeps the fleet lock, by the one rule every verb uses: the
+ * first load balancer listed, else the first app host. Connects to it
+ * alone; *out is an array of *n (0 or 1) sessions for ml_fleet_close.
+ * ML_EHOST when it cannot be reached, saying so: the lock is never taken
+ * elsewhere behind the user's back.
+ */
+int ml_fleet_connect_lock_host(struct ml_host_session **out, size_t *n,
+			       const struct ml_config *cfg,
+			       const struct ml_fleet_opts *o);
 
 /* Stop the agents, disconnect, free. */
 void ml_fleet_close(struct ml_host_session *v, size_t n);

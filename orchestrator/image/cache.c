@@ -309,6 +309,58 @@ bool ml_cache_has(const struct ml_cache *c, const char *digest)
 	return has;
 }
 
+int ml_cache_each(const struct ml_cache *c,
+		  int (*fn)(void *arg, const char *digest, int64_t size),
+		  void *arg)
+{
+	char digest[ML_DIGEST_LEN + 1], *path;
+	struct dirent *de;
+	struct stat st;
+	DIR *d = opendir(c->blobs);
+	int rc = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0
+				       : ml_err_errno(ML_EFAIL, errno,
+						      "cannot read '%s'",
+						      c->blobs);
+	while (rc == 0 && (de = readdir(d))) {
+		if (strlen(de->d_name) != HEX_LEN)
+			continue;
+		snprintf(digest, sizeof(digest), "sha256:%s", de->d_name);
+		if (!ml_digest_valid(digest))
+			continue;
+		path = ml_xasprintf("%s/%s", c->blobs, de->d_name);
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+			rc = fn(arg, digest, (int64_t)st.st_size);
+		free(path);
+	}
+	closedir(d);
+	return rc;
+}
+
+int ml_cache_remove(struct ml_cache *c, const char *digest, int64_t *size)
+{
+	struct stat st;
+	char *path = NULL;
+	int rc;
+
+	*size = 0;
+	rc = ml_cache_path(&path, c, digest);
+	if (rc < 0)
+		return rc;
+	if (stat(path, &st) < 0 || unlink(path) < 0) {
+		rc = errno == ENOENT ? 0
+				     : ml_err_errno(ML_EFAIL, errno,
+						    "cannot remove '%s'", path);
+	} else {
+		*size = (int64_t)st.st_size;
+		rc = 1;
+	}
+	free(path);
+	return rc;
+}
+
 /* ---- reading an archive ------------------------------------------------ */
 
 struct staged {

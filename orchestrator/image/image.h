@@ -101,6 +101,22 @@ int ml_cache_path(char **out, const struct ml_cache *c, const char *digest);
 bool ml_cache_has(const struct ml_cache *c, const char *digest);
 
 /*
+ * Call fn(arg, digest, size) for every complete blob in the cache, in no
+ * order, until fn returns non-zero (which is returned). An absent
+ * directory is empty.
+ */
+int ml_cache_each(const struct ml_cache *c,
+		  int (*fn)(void *arg, const char *digest, int64_t size),
+		  void *arg);
+
+/*
+ * Remove a blob from the cache (prune): 1 when it was there (*size its
+ * size), 0 when it was not. A delivery that has it open reads on; a later
+ * one fills it again from Docker (ml_cache_fill).
+ */
+int ml_cache_remove(struct ml_cache *c, const char *digest, int64_t *size);
+
+/*
  * Make sure img's config and every layer are in the cache, and fill in
  * img->config_size and img->layer_sizes. When all are there already
  * nothing is asked of Docker; otherwise the image is streamed from Docker

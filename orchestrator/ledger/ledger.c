@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ML_LEDGER_SCHEMA 1
+#define ML_LEDGER_SCHEMA 2
 #define ML_LEDGER_APP_ID 0x6d6c6374 /* "mlct" */
 #define ML_LEDGER_BUSY_MS_DEFAULT 5000
 #define ML_LEDGER_BUSY_MS_MAX 3600000
@@ -101,6 +101,20 @@ static const char *const migrations[] = {
 	"	CAST(strftime('%s', 'now') AS INTEGER));\n"
 	"PRAGMA application_id = " STR(ML_LEDGER_APP_ID) ";\n"
 	"PRAGMA user_version = 1;\n",
+	/* 2: pinned revisions, and where prune removed an image */
+	"CREATE TABLE pins (\n"
+	"	revision INTEGER PRIMARY KEY REFERENCES revisions (number),\n"
+	"	who TEXT NOT NULL CHECK (who <> ''),\n"
+	"	pinned_at INTEGER NOT NULL\n"
+	") STRICT;\n"
+	"CREATE TABLE pruned (\n"
+	"	image_id TEXT NOT NULL CHECK (image_id <> ''),\n"
+	"	host TEXT NOT NULL CHECK (host <> ''),\n"
+	"	at INTEGER NOT NULL,\n"
+	"	PRIMARY KEY (image_id, host)\n"
+	") STRICT;\n"
+	"UPDATE meta SET schema_version = 2;\n"
+	"PRAGMA user_version = 2;\n",
 };
 
 _Static_assert(ML_ARRAY_SIZE(migrations) == ML_LEDGER_SCHEMA,
@@ -1290,4 +1304,149 @@ void ml_events_free(struct ml_event *v, size_t n)
 		free(v[i].detail);
 	}
 	free(v);
+}
+
+/* ---- pins and prunes ---- */
+
+int ml_ledger_pin(struct ml_ledger *l, int64_t number, const char *who,
+		  bool pin, bool *changed)
+{
+	const char *what = pin ? "pin a revision" : "unpin a revision";
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	*changed = false;
+	if (pin && (!who || !*who))
+		return ml_err_set(ML_EFAIL, "ledger: a pin needs an operator");
+	pthread_mutex_lock(&l->mutex);
+	ret = tx_begin(l, what);
+	if (ret < 0)
+		goto unlock;
+	ret = revision_exists(l, number, what);
+	if (ret == 0)
+		ret = no_revision(l, number);
+	if (ret < 0)
+		goto out;
+	ret = prepare(l, &st,
+		      pin ? "INSERT OR IGNORE INTO pins VALUES (?1, ?2, "
+			    "CAST(strftime('%s', 'now') AS INTEGER))"
+			  : "DELETE FROM pins WHERE revision = ?1",
+		      what);
+	if (ret < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, number);
+	if (pin)
+		bind_text(st, 2, who);
+	ret = step_done(l, st, what);
+	if (ret == 0)
+		*changed = sqlite3_changes(l->db) > 0;
+out:
+	sqlite3_finalize(st);
+	ret = tx_end(l, ret, what);
+unlock:
+	pthread_mutex_unlock(&l->mutex);
+	return ret;
+}
+
+int ml_ledger_pins(struct ml_ledger *l, int64_t **out, size_t *n)
+{
+	static const char *const what = "read pins";
+	sqlite3_stmt *st = NULL;
+	int64_t *v = NULL;
+	size_t len = 0, cap = 0;
+	int ret, rc;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&l->mutex);
+	ret = prepare(l, &st, "SELECT revision FROM pins ORDER BY revision",
+		      what);
+	if (ret < 0)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ML_GROW(v, len + 1, cap);
+		v[len++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		ret = ledger_fail(l, rc, what);
+		free(v);
+		goto out;
+	}
+	*out = v;
+	*n = len;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&l->mutex);
+	return ret;
+}
+
+int ml_ledger_set_pruned(struct ml_ledger *l, const char *image_id,
+			 const char *host, bool pruned)
+{
+	static const char *const what = "record a prune";
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	if (!image_id || !*image_id || !host || !*host)
+		return ml_err_set(ML_EFAIL, "ledger: a prune record needs an "
+					    "image and a host");
+	pthread_mutex_lock(&l->mutex);
+	ret = tx_begin(l, what);
+	if (ret < 0)
+		goto unlock;
+	ret = prepare(l, &st,
+		      pruned ? "INSERT OR REPLACE INTO pruned VALUES (?1, ?2, "
+			       "CAST(strftime('%s', 'now') AS INTEGER))"
+			     : "DELETE FROM pruned WHERE image_id = ?1 AND "
+			       "host = ?2",
+		      what);
+	if (ret < 0)
+		goto out;
+	bind_text(st, 1, image_id);
+	bind_text(st, 2, host);
+	ret = step_done(l, st, what);
+out:
+	sqlite3_finalize(st);
+	ret = tx_end(l, ret, what);
+unlock:
+	pthread_mutex_unlock(&l->mutex);
+	return ret;
+}
+
+int ml_ledger_pruned_hosts(struct ml_ledger *l, const char *image_id,
+			   char ***out, size_t *n)
+{
+	static const char *const what = "read prune records";
+	sqlite3_stmt *st = NULL;
+	char **v = NULL;
+	size_t len = 0, cap = 0;
+	int ret, rc;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&l->mutex);
+	ret = prepare(l, &st,
+		      "SELECT host FROM pruned WHERE image_id = ?1 "
+		      "ORDER BY host",
+		      what);
+	if (ret < 0)
+		goto out;
+	bind_text(st, 1, image_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ML_GROW(v, len + 1, cap);
+		v[len++] = column_dup(st, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		ret = ledger_fail(l, rc, what);
+		while (len)
+			free(v[--len]);
+		free(v);
+		goto out;
+	}
+	*out = v;
+	*n = len;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&l->mutex);
+	return ret;
 }

@@ -140,6 +140,31 @@ int ml_ledger_last_good(struct ml_ledger *l, int64_t before,
 int ml_ledger_events(struct ml_ledger *l, int64_t number,
 		     struct ml_event **out, size_t *n);
 
+/*
+ * Pin (pin true) or unpin revision number: a pinned revision's image is
+ * kept on every host and in the controller's cache by prune. Idempotent;
+ * *changed says whether the pin was added or removed by this call. who is
+ * the operator (required to pin). ML_ENOTFOUND when the revision is absent.
+ */
+int ml_ledger_pin(struct ml_ledger *l, int64_t number, const char *who,
+		  bool pin, bool *changed);
+
+/* The pinned revision numbers, ascending; *out freed with free(). */
+int ml_ledger_pins(struct ml_ledger *l, int64_t **out, size_t *n);
+
+/*
+ * Record that prune removed image_id from host (pruned true), or that the
+ * host holds it again (false: the record is dropped). Committed before
+ * returning.
+ */
+int ml_ledger_set_pruned(struct ml_ledger *l, const char *image_id,
+			 const char *host, bool pruned);
+
+/* Hosts from which image_id was pruned and not delivered again, sorted;
+ * *out (each string and the array) freed with free(). */
+int ml_ledger_pruned_hosts(struct ml_ledger *l, const char *image_id,
+			   char ***out, size_t *n);
+
 void ml_revision_release(struct ml_revision *rev);
 void ml_revision_free(struct ml_revision *rev);
 void ml_revisions_free(struct ml_revision *v, size_t n);

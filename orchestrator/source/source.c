@@ -141,7 +141,9 @@ int ml_source_open(struct ml_source **out, const char *dir)
 
 	err = git_repository_open_ext(&repo, dir, 0, NULL);
 	if (err == GIT_ENOTFOUND) {
-		rc = ml_err_set(ML_ESOURCE, "'%s' is not in a git repository",
+		rc = ml_err_set(ML_ESOURCE, "'%s' is not in a git repository: "
+				"run mlctl in the repository that holds "
+				"mlctl.yaml, or name it with -C DIR",
 				dir);
 		goto out;
 	}
@@ -223,6 +225,11 @@ static bool repo_has_no_refs(const struct ml_source *src)
 	return none;
 }
 
+/* What a first-time user in a fresh repository has to do. */
+#define NO_COMMIT_HINT                                                     \
+	"commit mlctl.yaml and inventory.yaml first (mlctl reads them "    \
+	"from a commit)"
+
 /* Why rev, which revparse could not find, names nothing. */
 static int resolve_notfound(const struct ml_source *src, const char *rev)
 {
@@ -241,7 +248,7 @@ static int resolve_notfound(const struct ml_source *src, const char *rev)
 	if (repo_has_no_refs(src))
 		return ml_err_set(ML_ESOURCE,
 				  "'%s' names no commit yet (empty "
-				  "repository)",
+				  "repository): " NO_COMMIT_HINT,
 				  rev);
 	if (git_reference_lookup(&head, src->repo, "HEAD") == 0 &&
 	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC) {
@@ -255,6 +262,7 @@ static int resolve_notfound(const struct ml_source *src, const char *rev)
 	} else {
 		rc = ml_err_set(ML_ESOURCE, "'%s' names no commit yet", rev);
 	}
+	ml_err_hint(rc, ": " NO_COMMIT_HINT);
 	git_reference_free(head);
 	return rc;
 }

@@ -286,10 +286,52 @@ out:
 	return res;
 }
 
+/*
+ * The command that forgets the known key of c's host, for the message
+ * about a changed key: "ssh-keygen -f 'FILE' -R '[ADDR]:PORT'" (the form
+ * known_hosts uses for a port other than 22), quoted for a POSIX shell.
+ * Caller frees.
+ */
+static char *forget_key_command(struct ml_ssh *c)
+{
+	struct ml_buf b = ML_BUF_INIT(4096);
+	const char *parts[2];
+	char *addr = NULL, *entry;
+	unsigned port = 22;
+	size_t i;
+
+	if (ssh_options_get(c->s, SSH_OPTIONS_HOST, &addr) < 0)
+		addr = NULL;
+	if (ssh_options_get_port(c->s, &port) < 0)
+		port = 22;
+	entry = port == 22 ? ml_xstrdup(addr ? addr : "?")
+			   : ml_xasprintf("[%s]:%u", addr ? addr : "?", port);
+	parts[0] = c->known_hosts ? c->known_hosts : "~/.ssh/known_hosts";
+	parts[1] = entry;
+	ml_buf_addstr(&b, "ssh-keygen -f ");
+	for (i = 0; i < 2; i++) {
+		const char *p;
+
+		ml_buf_addch(&b, '\'');
+		for (p = parts[i]; *p; p++)
+			if (*p == '\'')
+				ml_buf_addstr(&b, "'\\''");
+			else if ((unsigned char)*p >= ' ' && *p != 0x7f)
+				ml_buf_addch(&b, *p);
+		ml_buf_addch(&b, '\'');
+		if (!i)
+			ml_buf_addstr(&b, " -R ");
+	}
+	if (addr)
+		ssh_string_free_char(addr);
+	free(entry);
+	return ml_buf_detach(&b, NULL);
+}
+
 static int check_host_key(struct ml_ssh *c, bool tofu)
 {
 	enum ssh_known_hosts_e st;
-	char *fp = host_fingerprint(c->s);
+	char *fp = host_fingerprint(c->s), *forget;
 	const char *fps = fp ? fp : "SHA256:?";
 	int rc = 0;
 
@@ -304,11 +346,13 @@ static int check_host_key(struct ml_ssh *c, bool tofu)
 		/* OTHER: only keys of another type are known, and libssh
 		 * already asked for those types first: the server no longer
 		 * has the key we know. Treated like a changed key. */
+		forget = forget_key_command(c);
 		rc = ml_err_set(ML_EHOST,
 				"host key of %s has CHANGED (now %s): possible "
 				"man-in-the-middle; if the host was "
-				"reinstalled, remove its old line from %s",
-				c->name, fps, c->known_hosts);
+				"reinstalled, forget the old key with: %s",
+				c->name, fps, forget);
+		free(forget);
 		break;
 	case SSH_KNOWN_HOSTS_NOT_FOUND:
 	case SSH_KNOWN_HOSTS_UNKNOWN:

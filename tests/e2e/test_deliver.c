@@ -57,19 +57,7 @@ static json_t *deliver_json(int want_status, const char *extra)
 
 static void write_weights(void)
 {
-	char *path = ml_xasprintf("%s/weights.bin", F.repo);
-	char *buf = ml_xmalloc(WEIGHTS_BYTES);
-	int fd = open("/dev/urandom", O_RDONLY), out;
-
-	assert_true(fd >= 0);
-	assert_int_equal(read(fd, buf, WEIGHTS_BYTES), WEIGHTS_BYTES);
-	close(fd);
-	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(out >= 0);
-	assert_int_equal(write(out, buf, WEIGHTS_BYTES), WEIGHTS_BYTES);
-	close(out);
-	free(buf);
-	free(path);
+	ml_test_write_random(F.repo, "weights.bin", WEIGHTS_BYTES);
 }
 
 static void write_code(void)

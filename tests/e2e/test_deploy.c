@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "common/ml.h"
+#include "tests/support/app.h"
 #include "tests/support/loadgen.h"
 #include "tests/support/proc.h"
 
@@ -30,6 +31,7 @@
 #define MAX_LOAD_S 300 /* no load loop runs longer than this */
 
 static struct {
+	struct ml_test_app app;
 	const char *dir;
 	char *repo;
 	char *known_hosts;
@@ -143,52 +145,20 @@ static const char *newest_outcome(json_t *h)
 static int group_setup(void **state)
 {
 	struct ml_test_out o;
-	char *pb, *inv, *p, *addr;
+	char *pb;
 
 	ML_UNUSED(state);
-	F.dir = getenv("MLCTL_FLEET_DIR");
-	if (!F.dir || !*F.dir) {
-		print_error("MLCTL_FLEET_DIR is not set: run through "
-			    "'make test'\n");
+	if (ml_test_app_init(&F.app, "deploy") < 0)
 		return -1;
-	}
-	F.repo = ml_test_tmpdir("deploy");
-	F.known_hosts = ml_xasprintf("%s/known_hosts", F.dir);
-	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", F.repo);
-	p = ml_xasprintf("%s/inventory.yaml", F.dir);
-	inv = ml_test_slurp(p);
-	free(p);
-	addr = strstr(inv, "lb1:");
-	addr = addr ? strstr(addr, "address: ") : NULL;
-	if (!addr) {
-		print_error("no lb1 address in the fleet's inventory\n");
-		return -1;
-	}
-	addr += strlen("address: ");
-	F.lb_addr = ml_xstrndup(addr, strcspn(addr, "\n \r"));
+	F.dir = F.app.fleet_dir;
+	F.repo = F.app.repo;
+	F.known_hosts = F.app.known_hosts;
+	F.ledger_env = F.app.ledger_env;
+	F.lb_addr = F.app.lb_addr;
 	F.url = ml_xasprintf("http://%s/cgi-bin/predict?text=great",
 			     F.lb_addr);
 
-	/* the example app, its playbook with quick health checks, and the
-	 * fleet's inventory */
-	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
-	{
-		const char *files[] = { "Dockerfile", "www/healthz",
-					"www/cgi-bin/predict" };
-
-		for (size_t i = 0; i < ML_ARRAY_SIZE(files); i++) {
-			char *rel = ml_xasprintf("examples/sentiment/%s",
-						 files[i]);
-			char *text = ml_test_read_src(rel);
-
-			ml_test_write(F.repo, files[i], text);
-			free(text);
-			free(rel);
-		}
-		p = ml_xasprintf("%s/www/cgi-bin/predict", F.repo);
-		chmod(p, 0755);
-		free(p);
-	}
+	/* the example app with quick health checks */
 	pb = ml_xasprintf(
 		"app: sentiment-api\n"
 		"image:\n  build: {context: ., dockerfile: Dockerfile}\n"
@@ -201,11 +171,8 @@ static int group_setup(void **state)
 		" drain_timeout: 5s}\n"
 		"load_balancer: {hosts: [lb], listen: 80}\n");
 	ml_test_write(F.repo, "mlctl.yaml", pb);
-	ml_test_write(F.repo, "inventory.yaml", inv);
-	ml_test_write(F.repo, ".gitignore", "*.ledger*\n");
 	free(commit_score(3, "v1"));
 	free(pb);
-	free(inv);
 
 	mlctl(&o, (const char *const[]){ "bootstrap", NULL });
 	if (o.status != 0)
@@ -217,21 +184,10 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	struct ml_test_out o;
-
 	ML_UNUSED(state);
-	/* take the app off the shared fleet for the suites after this one */
-	mlctl(&o, (const char *const[]){ "remove", NULL });
-	if (o.status != 0)
-		print_error("remove failed (%d): %s%s\n", o.status, o.out,
-			    o.err);
-	ml_test_out_release(&o);
-	ml_test_rmtree(F.repo);
-	free(F.repo);
-	free(F.known_hosts);
-	free(F.ledger_env);
+	/* takes the app off the shared fleet for the suites after this one */
+	ml_test_app_release(&F.app);
 	free(F.url);
-	free(F.lb_addr);
 	return 0;
 }
 
@@ -427,6 +383,111 @@ static void test_deploy__failing_health_check_rolls_back(void **s)
 	json_decref(h);
 }
 
+/*
+ * Open-loop load (a new connection per request, sent on schedule whether
+ * or not earlier ones were answered) on a static page, at the highest rate
+ * from RATE down that the fleet is first shown to hold as it is (the
+ * machine is shared: the rate is measured, stated, never assumed).
+ */
+static struct ml_loadgen *open_load_start(int *rate)
+{
+	char *url = ml_xasprintf("http://%s/healthz", F.lb_addr);
+	struct ml_loadgen *lg;
+
+	*rate = ml_loadgen_held_rate(url, RATE, 25, 3);
+	if (!*rate)
+		print_error("the fleet holds no open-loop rate from %d down "
+			    "to 25 requests/s as it is: is the machine "
+			    "overloaded?\n",
+			    RATE);
+	lg = ml_loadgen_start_open(url, *rate ? *rate : 25,
+				   (long)RATE * MAX_LOAD_S, MAX_LOAD_S, NULL);
+	free(url);
+	return lg;
+}
+
+/* `mlctl show N` of an automatically rolled back revision has the
+ * rollback's own steps, between its two marks. */
+static void show_has_rollback_steps(json_int_t number)
+{
+	char *num = ml_xasprintf("%lld", (long long)number);
+	struct ml_test_out o;
+	json_t *doc, *e;
+	size_t i;
+	int started = -1, ok = -1, between = 0;
+
+	mlctl(&o, (const char *const[]){ "show", num, "--json", NULL });
+	must(&o, 0);
+	doc = json_loads(o.out, 0, NULL);
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "events"), i, e) {
+		const char *step = json_string_value(json_object_get(e, "step"));
+		const char *st = json_string_value(json_object_get(e, "status"));
+
+		if (!strcmp(step, "rollback") && !strcmp(st, "started"))
+			started = (int)i;
+		else if (!strcmp(step, "rollback") && !strcmp(st, "ok"))
+			ok = (int)i;
+		else if (started >= 0 && ok < 0)
+			between++;
+	}
+	if (started < 0 || ok < started || !between)
+		print_error("no rollback steps in revision %s:\n%s\n", num,
+			    o.out);
+	assert_true(started >= 0 && ok > started && between > 0);
+	json_decref(doc);
+	ml_test_out_release(&o);
+	free(num);
+}
+
+/*
+ * A playbook whose health check path the app does not serve: the new
+ * containers never get healthy and the deploy rolls back, while the
+ * servers that were serving keep the check they had, so not one request
+ * of an open-loop load fails.
+ */
+static void test_deploy__wrong_health_path_rolls_back_with_zero_failed(
+	void **s)
+{
+	char *path = ml_xasprintf("%s/mlctl.yaml", F.repo);
+	char *good = ml_test_slurp(path), *bad, *at;
+	struct ml_test_out o;
+	struct ml_loadgen *lg;
+	json_t *h;
+
+	int rate;
+	char what[96];
+
+	ML_UNUSED(s);
+	at = strstr(good, "path: /healthz");
+	assert_non_null(at);
+	bad = ml_xasprintf("%.*spath: /no-such-page%s", (int)(at - good), good,
+			   at + strlen("path: /healthz"));
+	lg = open_load_start(&rate);
+	ml_test_write(F.repo, "mlctl.yaml", bad);
+	free(ml_test_commit(F.repo, "health check on a page the app lacks"));
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	usleep(1000000);
+	/* the playbook the tests after this one expect, whatever happens */
+	ml_test_write(F.repo, "mlctl.yaml", good);
+	free(ml_test_commit(F.repo, "the right health check again"));
+	snprintf(what, sizeof(what),
+		 "a deploy with a wrong health path, rolled back (%d/s)", rate);
+	load_check(lg, what);
+	assert_true(rate > 0);
+	must(&o, 7);
+	assert_non_null(strstr(o.err, "rolled back"));
+	ml_test_out_release(&o);
+	h = history();
+	assert_string_equal(newest_outcome(h), "rolled-back");
+	show_has_rollback_steps(json_integer_value(
+		json_object_get(json_array_get(h, 0), "number")));
+	json_decref(h);
+	free(good);
+	free(bad);
+	free(path);
+}
+
 static void test_deploy__two_concurrent_deploys_one_proceeds(void **s)
 {
 	const char *bin = getenv("MLCTL_BIN");
@@ -517,6 +578,140 @@ static void test_deploy__wait_for_the_lock(void **s)
 	free(def);
 	expect_score(10);
 	free(commit_score(9, "back to v5"));
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+}
+
+/* Start `mlctl deploy` with extra environment entries in the background,
+ * its stdout and stderr in files named after path. */
+static pid_t deploy_bg(const char *path, const char *const *extra,
+		       const char *const *args)
+{
+	const char *bin = getenv("MLCTL_BIN");
+	char *def = NULL, *out = ml_xasprintf("%s.out", path);
+	char *err = ml_xasprintf("%s.err", path);
+	const char *argv[16];
+	size_t k = 0;
+	pid_t pid;
+
+	if (!bin || !*bin)
+		bin = def = ml_xasprintf("%s/bin/mlctl", ml_test_src());
+	argv[k++] = bin;
+	argv[k++] = "--known-hosts";
+	argv[k++] = F.known_hosts;
+	for (; *args && k < ML_ARRAY_SIZE(argv) - 1; args++)
+		argv[k++] = *args;
+	argv[k] = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(o, 1);
+		dup2(e, 2);
+		putenv(F.ledger_env);
+		for (; extra && *extra; extra++)
+			putenv((char *)*extra);
+		if (chdir(F.repo) < 0)
+			_exit(126);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	free(def);
+	free(out);
+	free(err);
+	return pid;
+}
+
+/* The revision entry of history with this number. */
+static json_t *revision_in(json_t *h, json_int_t number)
+{
+	json_t *r;
+	size_t i;
+
+	json_array_foreach(h, i, r)
+		if (json_integer_value(json_object_get(r, "number")) == number)
+			return r;
+	return NULL;
+}
+
+/*
+ * Controller A deploys X and is frozen (SIGSTOP) with a new container
+ * healthy on its first host; its lease runs out, B (--wait) takes the lock
+ * and deploys Y everywhere. Resumed, A must notice the lost lease before
+ * it changes anything: exit 8, its revision interrupted, the fleet on Y,
+ * and no client request fails throughout.
+ */
+static void test_deploy__frozen_controller_loses_the_lock(void **s)
+{
+	const char *const a_env[] = { "MLCTL_TEST_STOP_AT=after-first-healthy",
+				      "MLCTL_TEST_LOCK_TTL_MS=5000", NULL };
+	char *a_path = ml_xasprintf("%s.frozen", F.repo), *p, *text;
+	struct ml_loadgen *lg;
+	struct ml_test_out o;
+	json_t *h, *ra;
+	json_int_t a_rev;
+	int st;
+	pid_t a;
+
+	ML_UNUSED(s);
+	free(commit_score(31, "X: deployed by a controller that freezes"));
+	lg = load_start();
+	usleep(500000);
+	a = deploy_bg(a_path, a_env, (const char *const[]){ "deploy", NULL });
+	assert_int_equal(waitpid(a, &st, WUNTRACED), a);
+	if (!WIFSTOPPED(st)) {
+		p = ml_xasprintf("%s.err", a_path);
+		text = ml_test_slurp(p);
+		print_error("controller A did not stop: %s\n", text);
+		free(text);
+		free(p);
+	}
+	assert_true(WIFSTOPPED(st));
+
+	free(commit_score(32, "Y: deployed while A is frozen"));
+	mlctl(&o, (const char *const[]){ "deploy", "--wait", "2m", NULL });
+	if (o.status != 0)
+		kill(a, SIGKILL);
+	must(&o, 0);
+	ml_test_out_release(&o);
+
+	kill(a, SIGCONT);
+	assert_int_equal(waitpid(a, &st, 0), a);
+	p = ml_xasprintf("%s.err", a_path);
+	text = ml_test_slurp(p);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 8)
+		print_error("controller A: status %d\n%s\n", st, text);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 8);
+	assert_non_null(strstr(text, "lost the fleet lock"));
+	free(text);
+	unlink(p);
+	free(p);
+	p = ml_xasprintf("%s.out", a_path);
+	unlink(p);
+	free(p);
+	load_check(lg, "a frozen controller and a newer deploy");
+	expect_score(32);
+
+	/* the ledger: Y succeeded last; X was interrupted */
+	h = history();
+	assert_string_equal(newest_outcome(h), "succeeded");
+	a_rev = json_integer_value(
+			json_object_get(json_array_get(h, 0), "number")) -
+		1;
+	ra = revision_in(h, a_rev);
+	assert_non_null(ra);
+	assert_string_equal(
+		json_string_value(json_object_get(ra, "outcome")),
+		"interrupted");
+	json_decref(h);
+	free(a_path);
+
+	/* the state the tests after this one expect */
+	free(commit_score(9, "back to v5 again"));
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
 	must(&o, 0);
 	ml_test_out_release(&o);
@@ -653,7 +848,7 @@ static bool file_has(const char *path, const char *needle)
 }
 
 /*
- * A secret reaches the containers, in a 0600 file on the VM, and nowhere
+ * A secret reaches the containers, in a 0400 file on the VM, and nowhere
  * else: not in mlctl's output, not in the ledger; a secrets file others can
  * read is refused.
  */
@@ -707,18 +902,21 @@ static void test_deploy__secrets_stay_secret(void **s)
 		char *tool = ml_xasprintf("%s/tests/fleet/fleet", ml_test_src());
 		const char *st[] = { tool, "exec", "--dir", F.dir, "vm1", "--",
 				     "sh", "-c",
-				     "stat -c %a /var/lib/mlctl/secrets/*.env; "
+				     "stat -c %a /run/mlctl/secrets/*/*; "
 				     "for c in $(docker ps -q --filter "
 				     "label=mlctl.app=sentiment-api); do "
 				     "docker inspect -f '{{json .Config.Env}}' "
-				     "$c; done",
+				     "$c; docker exec $c cat "
+				     "/run/secrets/API_TOKEN; done",
 				     NULL };
 
 		ml_test_run(&o, NULL, NULL, NULL, 60, st);
 		assert_int_equal(o.status, 0);
-		assert_non_null(strstr(o.out, "600"));
+		assert_non_null(strstr(o.out, "400"));
 		assert_null(strstr(o.out, "644"));
+		/* in the file, not in docker inspect's env */
 		assert_non_null(strstr(o.out, secret));
+		assert_null(strstr(o.out, "API_TOKEN="));
 		ml_test_out_release(&o);
 		free(tool);
 	}
@@ -793,6 +991,10 @@ int main(void)
 		cmocka_unit_test(
 			test_deploy__two_concurrent_deploys_one_proceeds),
 		cmocka_unit_test(test_deploy__wait_for_the_lock),
+		cmocka_unit_test(
+			test_deploy__frozen_controller_loses_the_lock),
+		cmocka_unit_test(
+			test_deploy__wrong_health_path_rolls_back_with_zero_failed),
 		cmocka_unit_test(test_deploy__crash_at_each_point_then_recover),
 		cmocka_unit_test(test_deploy__ctrl_c_stops_at_a_safe_point),
 		cmocka_unit_test(test_deploy__secrets_stay_secret),

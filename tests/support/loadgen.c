@@ -1,8 +1,10 @@
 /*
- * The bounded load generator of loadgen.h, on libcurl easy handles (one per
- * thread, reused so connections are kept alive as real clients do). Each
- * thread paces itself to rate / threads requests per second. Bounds: at
- * most max_requests in all and max_seconds of wall time.
+ * The bounded load generators of loadgen.h. Closed loop: libcurl easy
+ * handles (one per thread, reused so connections are kept alive as real
+ * clients do), each thread pacing itself to rate / threads requests per
+ * second. Open loop: one thread and a curl multi handle, a fresh handle
+ * and connection per request, sent on schedule. Bounds: at most
+ * max_requests in all and max_seconds of wall time.
  */
 #include "common/ml.h"
 #include "tests/support/loadgen.h"
@@ -120,9 +122,10 @@ static void *lg_thread(void *arg)
 	return NULL;
 }
 
-struct ml_loadgen *ml_loadgen_start(const char *url, int rate, int threads,
-				    long max_requests, int max_seconds,
-				    const char *const *markers)
+/* A generator with its bounds, not started yet. */
+static struct ml_loadgen *lg_new(const char *url, int rate, int threads,
+				 long max_requests, int max_seconds,
+				 const char *const *markers)
 {
 	struct ml_loadgen *lg = ml_xcalloc(1, sizeof(*lg));
 	int i;
@@ -138,10 +141,171 @@ struct ml_loadgen *ml_loadgen_start(const char *url, int rate, int threads,
 	for (i = 0; markers && markers[i] && i < 4; i++)
 		lg->markers[lg->nmarkers++] = markers[i];
 	pthread_mutex_init(&lg->lock, NULL);
+	return lg;
+}
+
+struct ml_loadgen *ml_loadgen_start(const char *url, int rate, int threads,
+				    long max_requests, int max_seconds,
+				    const char *const *markers)
+{
+	struct ml_loadgen *lg = lg_new(url, rate, threads, max_requests,
+				       max_seconds, markers);
+	int i;
+
 	for (i = 0; i < lg->nthreads; i++)
 		if (pthread_create(&lg->threads[i], NULL, lg_thread, lg))
 			BUG("cannot start a load thread");
 	return lg;
+}
+
+/* ---- open loop ---------------------------------------------------------- */
+
+#define OPEN_MAX_IN_FLIGHT 2000
+
+struct open_req {
+	struct ml_buf body;
+	long n;
+};
+
+/* A finished transfer of the open loop: count it, free it. */
+static void open_done(struct ml_loadgen *lg, CURLM *m, CURL *c, CURLcode rc)
+{
+	struct open_req *r = NULL;
+	long code = 0;
+	size_t i;
+
+	curl_easy_getinfo(c, CURLINFO_PRIVATE, (char **)&r);
+	if (rc != CURLE_OK) {
+		atomic_fetch_add(&lg->failed, 1);
+		note_error(lg, "request %ld: %s", r->n, curl_easy_strerror(rc));
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		if (code < 200 || code > 299) {
+			atomic_fetch_add(&lg->failed, 1);
+			atomic_fetch_add(&lg->http_errors, 1);
+			note_error(lg, "request %ld: HTTP %ld", r->n, code);
+		} else {
+			atomic_fetch_add(&lg->ok, 1);
+			for (i = 0; i < lg->nmarkers; i++)
+				if (strstr(ml_buf_str(&r->body),
+					   lg->markers[i]))
+					atomic_fetch_add(&lg->by_body[i], 1);
+		}
+	}
+	curl_multi_remove_handle(m, c);
+	curl_easy_cleanup(c);
+	ml_buf_release(&r->body);
+	free(r);
+}
+
+/*
+ * One thread, one curl multi handle: request n starts at t0 + n / rate
+ * whatever the earlier ones are doing (open loop: a stalled server
+ * does not slow the clients down, as real clients do not wait for each
+ * other), each on a new connection. At most OPEN_MAX_IN_FLIGHT at once;
+ * beyond that a request counts as failed without being sent.
+ */
+static void *lg_open_thread(void *arg)
+{
+	struct ml_loadgen *lg = arg;
+	CURLM *m = curl_multi_init();
+	int64_t t0 = now_ms();
+	long started = 0;
+	int running = 0;
+
+	if (!m)
+		return NULL;
+	for (;;) {
+		int64_t t = now_ms(), due;
+		bool more = !atomic_load(&lg->stop) && t < lg->deadline_ms &&
+			    started < lg->max_requests;
+		CURLMsg *msg;
+		int left, wait;
+
+		due = t0 + (int64_t)started * 1000 / lg->rate;
+		while (more && due <= t && started < lg->max_requests) {
+			struct open_req *r = ml_xcalloc(1, sizeof(*r));
+			CURL *c = curl_easy_init();
+
+			r->body = (struct ml_buf)ML_BUF_INIT(1 << 20);
+			r->n = started++;
+			atomic_fetch_add(&lg->sent, 1);
+			if (!c || running >= OPEN_MAX_IN_FLIGHT) {
+				atomic_fetch_add(&lg->failed, 1);
+				note_error(lg, "request %ld: %d in flight",
+					   r->n, running);
+				if (c)
+					curl_easy_cleanup(c);
+				free(r);
+			} else {
+				curl_easy_setopt(c, CURLOPT_URL, lg->url);
+				curl_easy_setopt(c, CURLOPT_WRITEFUNCTION,
+						 body_cb);
+				curl_easy_setopt(c, CURLOPT_WRITEDATA,
+						 &r->body);
+				curl_easy_setopt(c, CURLOPT_PRIVATE, r);
+				curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+				curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+						 5000L);
+				curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+				curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+				curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+				curl_multi_add_handle(m, c);
+				running++;
+			}
+			due = t0 + (int64_t)started * 1000 / lg->rate;
+		}
+		curl_multi_perform(m, &running);
+		while ((msg = curl_multi_info_read(m, &left)))
+			if (msg->msg == CURLMSG_DONE)
+				open_done(lg, m, msg->easy_handle,
+					  msg->data.result);
+		if (!more && running == 0)
+			break;
+		wait = more ? (int)(due - now_ms()) : 50;
+		if (wait < 0)
+			wait = 0;
+		if (wait > 50)
+			wait = 50;
+		curl_multi_poll(m, NULL, 0, wait, NULL);
+	}
+	curl_multi_cleanup(m);
+	return NULL;
+}
+
+struct ml_loadgen *ml_loadgen_start_open(const char *url, int rate,
+					 long max_requests, int max_seconds,
+					 const char *const *markers)
+{
+	struct ml_loadgen *lg = lg_new(url, rate, 1, max_requests,
+				       max_seconds, markers);
+
+	if (pthread_create(&lg->threads[0], NULL, lg_open_thread, lg))
+		BUG("cannot start a load thread");
+	return lg;
+}
+
+int ml_loadgen_held_rate(const char *url, int max_rate, int min_rate,
+			 int seconds)
+{
+	struct ml_loadgen_stats st;
+	struct timespec ts = { seconds, 200000000L };
+	int rate;
+
+	for (rate = max_rate; rate >= min_rate && rate > 0; rate /= 2) {
+		struct ml_loadgen *lg = ml_loadgen_start_open(
+			url, rate, (long)rate * seconds, seconds + 10, NULL);
+
+		nanosleep(&ts, NULL);
+		ml_loadgen_stop(lg, &st);
+		fprintf(stderr,
+			"open loop at %d/s for %d s: %ld sent, %ld failed%s%s\n",
+			rate, seconds, st.sent, st.failed,
+			st.failed ? ", first: " : "", st.first_error);
+		if (st.sent > 0 && st.failed == 0)
+			return rate;
+	}
+	return 0;
 }
 
 void ml_loadgen_peek(struct ml_loadgen *lg, struct ml_loadgen_stats *st)

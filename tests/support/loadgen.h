@@ -29,6 +29,25 @@ struct ml_loadgen *ml_loadgen_start(const char *url, int rate, int threads,
 				    long max_requests, int max_seconds,
 				    const char *const *markers);
 
+/*
+ * Open loop: request n is sent at start + n / rate seconds whether or not
+ * the earlier ones were answered, each on a new connection (no
+ * keep-alive), from one thread multiplexing them; what the server cannot
+ * take piles up as timeouts (5 s) instead of slowing the load down.
+ * Bounded like ml_loadgen_start; stopping waits for those in flight.
+ */
+struct ml_loadgen *ml_loadgen_start_open(const char *url, int rate,
+					 long max_requests, int max_seconds,
+					 const char *const *markers);
+
+/*
+ * The rate url holds as it is: open-loop runs of `seconds` at max_rate,
+ * then half of it, ... down to min_rate; the first with no failed request
+ * (each run's counts go to stderr). 0 when none holds.
+ */
+int ml_loadgen_held_rate(const char *url, int max_rate, int min_rate,
+			 int seconds);
+
 /* Stop, wait for the threads, copy the counts, free. */
 void ml_loadgen_stop(struct ml_loadgen *lg, struct ml_loadgen_stats *st);
 

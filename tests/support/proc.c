@@ -270,6 +270,24 @@ void ml_test_write(const char *dir, const char *name, const char *text)
 	free(path);
 }
 
+void ml_test_write_random(const char *dir, const char *name, size_t bytes)
+{
+	char *path = ml_xasprintf("%s/%s", dir, name);
+	char *buf = ml_xmalloc(bytes ? bytes : 1);
+	int fd = open("/dev/urandom", O_RDONLY), out;
+
+	mkdirs_for(path);
+	if (fd < 0 || read(fd, buf, bytes) != (ssize_t)bytes)
+		BUG("cannot read %zu random bytes", bytes);
+	close(fd);
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (out < 0 || write(out, buf, bytes) != (ssize_t)bytes)
+		BUG("cannot write %s: %s", path, strerror(errno));
+	close(out);
+	free(buf);
+	free(path);
+}
+
 char *ml_test_git(const char *dir, const char *const *args)
 {
 	static const char *const env[] = {

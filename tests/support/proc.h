@@ -55,6 +55,9 @@ void ml_test_rmtree(const char *path);
 /* Write a file (creating parent directories), mode 0644. */
 void ml_test_write(const char *dir, const char *name, const char *text);
 
+/* Write a file of bytes random bytes (weights that do not compress). */
+void ml_test_write_random(const char *dir, const char *name, size_t bytes);
+
 /* Run git with argv in dir, with a fixed identity and dates; fails the test
  * (abort) when git fails. Returns the trimmed stdout (caller frees). */
 char *ml_test_git(const char *dir, const char *const *args);

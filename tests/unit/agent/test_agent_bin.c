@@ -13,6 +13,8 @@
 #include "common/ml.h"
 #include "common/io.h"
 #include "common/proto.h"
+#include "common/sha256.h"
+#include "tests/support/proc.h"
 #include "agent/agent.h"
 #include "tests/unit/common/mem_io.h"
 
@@ -186,6 +188,183 @@ static void test_agent_bin__bad_length(void **state)
 	ml_buf_release(&err);
 }
 
+/* Wait until the child closes its stdout (it ended the session), at most
+ * ms; true when it did. */
+static bool closes_within(struct child *c, int ms)
+{
+	struct pollfd p = {.fd = c->out, .events = POLLIN};
+	char buf[4096];
+
+	while (poll(&p, 1, ms) == 1) {
+		ssize_t n = read(c->out, buf, sizeof(buf));
+
+		if (n <= 0)
+			return true;
+	}
+	return false;
+}
+
+static void test_agent_bin__idle_peer_is_cut(void **state)
+{
+	static const char *const args[] = {"serve", NULL};
+	static const char *const env[] = {
+		"MLCTL_DOCKER_SOCK=/nonexistent/mlctl-test/docker.sock",
+		"MLCTL_AGENT_IDLE_TIMEOUT_MS=400", NULL};
+	struct ml_buf err = ML_BUF_INIT(0);
+	struct child c;
+	json_t *res = NULL;
+	uint64_t id = 1;
+
+	if (!agent_bin())
+		skip();
+	spawn(&c, args, env);
+	assert_int_equal(ml_proto_hello(&c.io, &id, &res), 0);
+	json_decref(res);
+	/* busy is not idle: requests 200 ms apart keep it alive */
+	for (int i = 0; i < 4; i++) {
+		poll(NULL, 0, 200);
+		assert_int_equal(ml_proto_call(&c.io, &id, "lock_status",
+					       NULL, &res),
+				 0);
+		json_decref(res);
+	}
+	assert_true(closes_within(&c, 5000));
+	assert_int_equal(finish(&c, NULL, &err), ml_exit_code(ML_EHOST));
+	assert_non_null(strstr(ml_buf_str(&err), "no data within 400 ms"));
+	ml_buf_release(&err);
+}
+
+/* "sha256:" and the hex digest of n bytes. */
+static void blob_digest(char out[80], const void *p, size_t n)
+{
+	char hex[ML_SHA256_HEX];
+
+	ml_sha256_hex(p, n, hex);
+	snprintf(out, 80, "sha256:%s", hex);
+}
+
+/* Start blob_put of digest/size on c; returns the request id. */
+static uint64_t put_begin(struct child *c, uint64_t *id, const char *digest,
+			  size_t size)
+{
+	uint64_t rid = 0;
+
+	assert_int_equal(ml_proto_request(&c->io, id, "blob_put",
+					  json_pack("{s:s,s:I}", "digest",
+						    digest, "size",
+						    (json_int_t)size),
+					  &rid),
+			 0);
+	return rid;
+}
+
+/*
+ * A put that stalls halfway holds the blob's lock (another put of it is
+ * refused) only until the stall timeout: then the agent cuts the session
+ * and the next put of the blob goes through.
+ */
+static void test_agent_bin__stalled_put_is_cut(void **state)
+{
+	static const char *const args[] = {"serve", NULL};
+	char *dir = ml_test_tmpdir("agent-stall");
+	char *sd = ml_xasprintf("MLCTL_STATE_DIR=%s", dir);
+	const char *const env[] = {
+		"MLCTL_DOCKER_SOCK=/nonexistent/mlctl-test/docker.sock",
+		"MLCTL_AGENT_STALL_TIMEOUT_MS=1000", sd, NULL};
+	static const char data[] = "0123456789abcdef";
+	char digest[80];
+	struct ml_buf err = ML_BUF_INIT(0);
+	struct child a, b;
+	json_t *res = NULL;
+	uint64_t ida = 1, idb = 1, rid;
+
+	if (!agent_bin())
+		skip();
+	blob_digest(digest, data, 16);
+	spawn(&a, args, env);
+	spawn(&b, args, env);
+	assert_int_equal(ml_proto_hello(&a.io, &ida, &res), 0);
+	json_decref(res);
+	assert_int_equal(ml_proto_hello(&b.io, &idb, &res), 0);
+	json_decref(res);
+
+	put_begin(&a, &ida, digest, 16);
+	assert_int_equal(ml_frame_write(&a.io, ML_FRAME_DATA, data, 6), 0);
+	poll(NULL, 0, 200);
+	/* while a stalls, its put holds the blob */
+	rid = put_begin(&b, &idb, digest, 16);
+	assert_int_equal(ml_frame_write(&b.io, ML_FRAME_DATA, data, 16), 0);
+	assert_int_equal(ml_frame_write(&b.io, ML_FRAME_DATA, "", 0), 0);
+	assert_int_equal(ml_proto_reply(&b.io, rid, "blob_put", &res),
+			 ML_ELOCKED);
+
+	assert_true(closes_within(&a, 5000));
+	assert_int_equal(finish(&a, NULL, &err), ml_exit_code(ML_EHOST));
+	assert_non_null(strstr(ml_buf_str(&err), "no data within 1000 ms"));
+
+	/* the lock is free again; the put resumes where a stopped */
+	assert_int_equal(ml_proto_request(&b.io, &idb, "blob_put",
+					  json_pack("{s:s,s:i,s:i}", "digest",
+						    digest, "size", 16,
+						    "offset", 6),
+					  &rid),
+			 0);
+	assert_int_equal(ml_frame_write(&b.io, ML_FRAME_DATA, data + 6, 10),
+			 0);
+	assert_int_equal(ml_frame_write(&b.io, ML_FRAME_DATA, "", 0), 0);
+	if (ml_proto_reply(&b.io, rid, "blob_put", &res) < 0)
+		fail_msg("%s", ml_err_msg());
+	assert_true(json_is_true(json_object_get(res, "stored")));
+	json_decref(res);
+	assert_int_equal(finish(&b, NULL, NULL), 0);
+	ml_buf_release(&err);
+	ml_test_rmtree(dir);
+	free(dir);
+	free(sd);
+}
+
+/*
+ * A bad frame length inside blob_put's data ends the session after the
+ * put's error reply: the bytes after it are never read as requests.
+ */
+static void test_agent_bin__bad_frame_inside_put_ends_session(void **state)
+{
+	static const char *const args[] = {"serve", NULL};
+	char *dir = ml_test_tmpdir("agent-badput");
+	char *sd = ml_xasprintf("MLCTL_STATE_DIR=%s", dir);
+	const char *const env[] = {
+		"MLCTL_DOCKER_SOCK=/nonexistent/mlctl-test/docker.sock", sd,
+		NULL};
+	struct ml_buf b = ML_BUF_INIT(0), err = ML_BUF_INIT(0);
+	char digest[80];
+	struct child c;
+	json_t *res = NULL, *msg = NULL;
+	uint64_t id = 1, rid;
+
+	if (!agent_bin())
+		skip();
+	blob_digest(digest, "x", 1);
+	spawn(&c, args, env);
+	assert_int_equal(ml_proto_hello(&c.io, &id, &res), 0);
+	json_decref(res);
+	rid = put_begin(&c, &id, digest, 1);
+	/* a length of 0, then what would be a valid request */
+	frame_add_len(&b, 0);
+	frame_add_json(&b, "{\"v\":1,\"id\":99,\"op\":\"lock_status\"}");
+	assert_int_equal(write(c.in, b.data, b.len), (ssize_t)b.len);
+	assert_int_equal(ml_proto_reply(&c.io, rid, "blob_put", &res),
+			 ML_EPROTO);
+	/* and nothing more: no answer to request 99 */
+	assert_int_equal(ml_proto_recv(&c.io, &msg), ML_EPROTO);
+	assert_null(msg);
+	assert_int_equal(finish(&c, NULL, &err), ml_exit_code(ML_EPROTO));
+	ml_buf_release(&b);
+	ml_buf_release(&err);
+	ml_test_rmtree(dir);
+	free(dir);
+	free(sd);
+}
+
 static int run_cmd(const char *const *args, struct ml_buf *out)
 {
 	struct child c;
@@ -313,6 +492,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent_bin__session),
 		cmocka_unit_test(test_agent_bin__bad_length),
+		cmocka_unit_test(test_agent_bin__idle_peer_is_cut),
+		cmocka_unit_test(test_agent_bin__stalled_put_is_cut),
+		cmocka_unit_test(test_agent_bin__bad_frame_inside_put_ends_session),
 		cmocka_unit_test(test_agent_bin__commands),
 		cmocka_unit_test(test_agent_bin__real_docker),
 	};

@@ -351,6 +351,7 @@ static int closed_port(int *fd)
 
 static struct ml_agent agent;
 static char state_dir[64];
+static char run_dir[64]; /* on /dev/shm: secret files need a tmpfs */
 
 static json_t *call(const char *op, json_t *args)
 {
@@ -407,6 +408,13 @@ static int setup(void **state)
 	snprintf(state_dir, sizeof(state_dir), "/tmp/mlctl-ctr-state-XXXXXX");
 	if (!mkdtemp(state_dir))
 		abort();
+	snprintf(run_dir, sizeof(run_dir), "/dev/shm/mlctl-ctr-run-XXXXXX");
+	if (!mkdtemp(run_dir))
+		abort();
+	setenv("MLCTL_RUN_DIR", run_dir, 1);
+	/* never touch this machine's filter rules */
+	setenv("MLCTL_IPTABLES", "true", 1);
+	unsetenv("SSH_CONNECTION");
 	ml_agent_init(&agent);
 	agent.docker_sock = xf.sock;
 	agent.state_dir = state_dir;
@@ -433,6 +441,10 @@ static int teardown(void **state)
 	rmdir(p);
 	rmdir(state_dir);
 	free(p);
+	p = ml_xasprintf("%s/secrets", run_dir);
+	rmdir(p);
+	rmdir(run_dir);
+	free(p);
 	ml_agent_release(&agent);
 	app_stop();
 	xf_stop();
@@ -445,12 +457,13 @@ static json_t *run_args(void)
 {
 	json_t *a = json_pack(
 		"{s:s,s:i,s:s,s:i,s:s,s:s,s:i,s:i,s:{s:s,s:s},s:{s:s},"
-		"s:{s:f,s:I,s:i}}",
+		"s:{s:f,s:I,s:i},s:{s:s}}",
 		"app", "demo", "revision", 3, "slot", "a", "replica", 0,
 		"commit", "0123abc", "image", "demo:3", "port", 8000,
 		"host_port", 18000, "env", "MODEL", "resnet", "LOG_LEVEL",
 		"info", "secrets", "API_KEY", SECRET, "resources", "cpus", 1.5,
-		"memory_bytes", (json_int_t)1 << 30, "gpus", 0);
+		"memory_bytes", (json_int_t)1 << 30, "gpus", 0, "security",
+		"secrets_as", "env");
 
 	assert_non_null(a);
 	return a;
@@ -552,7 +565,7 @@ static void test_container_ops__run_creates(void **state)
 			json_object_get(json_object_get(hc, "LogConfig"),
 					"Config"),
 			"max-size")),
-		"10m");
+		"10485760");
 	assert_true(json_is_true(json_object_get(hc, "Init")));
 	json_decref(body);
 
@@ -573,6 +586,111 @@ static void test_container_ops__run_creates(void **state)
 	json_decref(file);
 	free(path);
 	json_decref(reply);
+}
+
+/*
+ * The defaults: secrets as files on a tmpfs owned by the image's user
+ * (Docker gets only the directory), every capability dropped,
+ * no-new-privileges, a pids limit, an init; relaxed by name.
+ */
+static void test_container_ops__run_hardened_by_default(void **state)
+{
+	static const struct xroute routes[] = {
+		{"GET /version ", 200, VERSION, 0},
+		{"GET /v1.41/images/demo:3/json", 200,
+		 "{\"Id\":\"" IMG_ID "\",\"Config\":{\"User\":\"65534\"}}", 0},
+		{"POST /v1.41/containers/create", 201, "{\"Id\":\"c0ffee\"}", 0},
+		{"POST /v1.41/containers/c0ffee/start", 204, NULL, 0},
+		{NULL, 0, NULL, 0},
+	};
+	const struct xreq *create;
+	json_t *args, *reply, *body, *hc, *m, *r;
+	char *dir = ml_xasprintf("%s/secrets/demo-r3-a0", run_dir), *file;
+	struct stat st;
+	struct ml_buf b = ML_BUF_INIT(0);
+
+	xf_routes(routes);
+	args = run_args();
+	json_object_del(args, "security");
+	reply = call("container_run", args);
+	r = ok(reply);
+	/* not root: no warning */
+	assert_null(json_object_get(r, "warnings"));
+	create = xf_find("POST /v1.41/containers/create?name=demo-r3-a0 ");
+	assert_non_null(create);
+	assert_null(strstr(create->body, SECRET));
+	body = json_loads(create->body, 0, NULL);
+	hc = json_object_get(body, "HostConfig");
+	assert_string_equal(json_string_value(json_array_get(
+				    json_object_get(hc, "CapDrop"), 0)),
+			    "ALL");
+	assert_null(json_object_get(hc, "CapAdd"));
+	assert_string_equal(json_string_value(json_array_get(
+				    json_object_get(hc, "SecurityOpt"), 0)),
+			    "no-new-privileges");
+	assert_int_equal(json_integer_value(json_object_get(hc, "PidsLimit")),
+			 4096);
+	assert_true(json_is_true(json_object_get(hc, "Init")));
+	assert_null(json_object_get(hc, "ReadonlyRootfs"));
+	m = json_array_get(json_object_get(hc, "Mounts"), 0);
+	assert_string_equal(json_string_value(json_object_get(m, "Source")),
+			    dir);
+	assert_string_equal(json_string_value(json_object_get(m, "Target")),
+			    "/run/secrets");
+	assert_true(json_is_true(json_object_get(m, "ReadOnly")));
+	json_decref(body);
+	json_decref(reply);
+
+	/* the file: 0400, the image's uid, in a 0500 dir of that uid */
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0500);
+	assert_int_equal(st.st_uid, 65534);
+	file = ml_xasprintf("%s/API_KEY", dir);
+	assert_int_equal(stat(file, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0400);
+	assert_int_equal(st.st_uid, 65534);
+	assert_int_equal(ml_buf_read_file(&b, file), 0);
+	assert_int_equal(b.len, strlen(SECRET));
+	assert_memory_equal(b.data, SECRET, b.len);
+	ml_buf_release(&b);
+	/* and no copy on the state disk */
+	assert_int_equal(access(secrets_path("demo-r3-a0"), F_OK), -1);
+
+	/* relaxed by name; a root image is warned about */
+	xf_routes(routes_new);
+	args = run_args();
+	json_object_set_new(
+		args, "security",
+		json_pack("{s:b,s:[s],s:i,s:b,s:s,s:s,s:s}",
+			  "no_new_privileges", 0, "cap_add", "NET_BIND_SERVICE",
+			  "pids_limit", 0, "read_only_root", 1, "init", "no",
+			  "restart", "on-failure", "secrets_as", "env"));
+	reply = call("container_run", args);
+	r = ok(reply);
+	assert_non_null(strstr(json_string_value(json_array_get(
+				       json_object_get(r, "warnings"), 0)),
+			       "runs as root"));
+	create = xf_find("POST /v1.41/containers/create?name=demo-r3-a0 ");
+	body = json_loads(create->body, 0, NULL);
+	hc = json_object_get(body, "HostConfig");
+	assert_null(json_object_get(hc, "SecurityOpt"));
+	assert_string_equal(json_string_value(json_array_get(
+				    json_object_get(hc, "CapAdd"), 0)),
+			    "NET_BIND_SERVICE");
+	assert_null(json_object_get(hc, "PidsLimit"));
+	assert_true(json_is_true(json_object_get(hc, "ReadonlyRootfs")));
+	assert_non_null(json_object_get(json_object_get(hc, "Tmpfs"), "/tmp"));
+	assert_true(json_is_false(json_object_get(hc, "Init")));
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(hc, "RestartPolicy"),
+				    "Name")),
+			    "on-failure");
+	json_decref(body);
+	json_decref(reply);
+	/* secrets as env now: the tmpfs dir went away */
+	assert_int_equal(access(dir, F_OK), -1);
+	free(file);
+	free(dir);
 }
 
 static void test_container_ops__run_gpus_and_cmd(void **state)
@@ -802,6 +920,9 @@ static void test_container_ops__run_bad_args(void **state)
 		{"secrets", "{\"K\":[\"s3cr3t\"]}",
 		 "secrets 'K' must be a str"},
 		{"secrets", "{\"bad key\":\"s3cr3t\"}", "secrets: names must"},
+		{"security", "{\"cap_add\":[\"FLY\"]}", "not a capability"},
+		{"security", "{\"bogus\":1}", "unknown key 'security.bogus'"},
+		{"security", "{\"restart\":\"sometimes\"}", "'security.restart'"},
 		{"resources", "{\"cpus\":-1}", "'resources.cpus' must be"},
 		{"resources", "{\"memory_bytes\":-5}", "'memory_bytes' must"},
 		{"resources", "{\"gpus\":-2}", "'gpus' must be an integer"},
@@ -1032,6 +1153,76 @@ static void test_container_ops__logs(void **state)
 	json_decref(reply);
 	reply = call("container_logs",
 		     json_pack("{s:s,s:i}", "id", "x", "tail", 10001));
+	assert_string_equal(err_code(reply), "bad-request");
+	json_decref(reply);
+}
+
+/* Docker's timestamps=1 answer: RFC 3339 with trailing zeros dropped */
+static const char stamped[] =
+	"\x01\0\0\0\0\0\0\x28"
+	"2026-12-01T20:00:00.5Z old line same ns\n"
+	"\x01\0\0\0\0\0\0\x23"
+	"2026-12-01T20:00:01.000000001Z new\n"
+	"\x02\0\0\0\0\0\0\x25"
+	"2026-12-01T20:00:02.25Z esc \x1b[2J err\n";
+
+static void test_container_ops__logs_after(void **state)
+{
+	const int64_t base = (int64_t)1796155200 * 1000000000; /* 20:00:00Z */
+	struct xroute routes[] = {
+		{"GET /version ", 200, VERSION, 0},
+		/* since is inclusive: the line at exactly after_ns comes
+		 * back and is dropped by the agent */
+		{"GET /v1.41/containers/demo-r3-a0/logs?stdout=1&stderr=1&"
+		 "timestamps=1&tail=3&since=1796155200.500000000 ",
+		 200, stamped, sizeof(stamped) - 1},
+		{"GET /v1.41/containers/demo-r3-a0/logs?stdout=1&stderr=1&"
+		 "timestamps=1&tail=2 ",
+		 200, stamped + 0x28 + 8, sizeof(stamped) - 1 - 0x28 - 8},
+		{NULL, 0, NULL, 0},
+	};
+	json_t *reply, *r, *e;
+
+	xf_routes(routes);
+	reply = call("container_logs",
+		     json_pack("{s:s,s:i,s:I}", "id", "demo-r3-a0", "tail", 3,
+			       "after_ns", (json_int_t)(base + 500000000)));
+	r = ok(reply);
+	e = json_object_get(r, "entries");
+	assert_int_equal(json_array_size(e), 2);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_array_get(e, 0), "t")),
+		base + 1000000001);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(e, 0), "line")),
+			    "new");
+	assert_int_equal(
+		json_integer_value(json_object_get(json_array_get(e, 1), "t")),
+		base + 2250000000);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(e, 1), "line")),
+			    "esc \\x1b[2J err");
+	/* one line was not newer: nothing can have been skipped */
+	assert_true(json_is_false(json_object_get(r, "skipped")));
+	json_decref(reply);
+
+	/* without after_ns, with timestamps: all, and a full tail is not a
+	 * gap (there is nothing to follow from) */
+	reply = call("container_logs",
+		     json_pack("{s:s,s:i,s:b}", "id", "demo-r3-a0", "tail", 2,
+			       "timestamps", 1));
+	r = ok(reply);
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 2);
+	assert_true(json_is_false(json_object_get(r, "skipped")));
+	json_decref(reply);
+
+	reply = call("container_logs",
+		     json_pack("{s:s,s:s}", "id", "demo-r3-a0", "timestamps",
+			       "yes"));
+	assert_string_equal(err_code(reply), "bad-request");
+	json_decref(reply);
+	reply = call("container_logs",
+		     json_pack("{s:s,s:i}", "id", "demo-r3-a0", "after_ns", -1));
 	assert_string_equal(err_code(reply), "bad-request");
 	json_decref(reply);
 }
@@ -1340,6 +1531,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_container_ops__run_creates),
+		cmocka_unit_test(test_container_ops__run_hardened_by_default),
 		cmocka_unit_test(test_container_ops__run_gpus_and_cmd),
 		cmocka_unit_test(test_container_ops__run_idempotent),
 		cmocka_unit_test(test_container_ops__run_replaces),
@@ -1350,6 +1542,7 @@ int main(void)
 		cmocka_unit_test(test_container_ops__stop_absent_and_foreign),
 		cmocka_unit_test(test_container_ops__log_lines),
 		cmocka_unit_test(test_container_ops__logs),
+		cmocka_unit_test(test_container_ops__logs_after),
 		cmocka_unit_test(test_container_ops__probe),
 		cmocka_unit_test(test_container_ops__wait_healthy),
 		cmocka_unit_test(test_container_ops__wait_flapping),

@@ -117,6 +117,11 @@ static const char golden[] =
 	"\tserver-state-file /var/lib/mlctl/haproxy/demo/server-state\n"
 	"\thard-stop-after 45000ms\n"
 	"\n"
+	"ring mlctl_requests\n"
+	"\tformat raw\n"
+	"\tmaxlen 256\n"
+	"\tsize 2097152\n"
+	"\n"
 	"defaults\n"
 	"\tmode http\n"
 	"\ttimeout connect 3s\n"
@@ -134,6 +139,8 @@ static const char golden[] =
 	"frontend fe_demo\n"
 	"\tbind 0.0.0.0:8080\n"
 	"\toption forwardfor\n"
+	"\tlog ring@mlctl_requests local0 info\n"
+	"\tlog-format \"%Ts.%ms %s %ST %Ta %Tr %tsc\"\n"
 	"\tdefault_backend demo\n"
 	"\n"
 	"backend demo\n"
@@ -147,7 +154,7 @@ static const char golden[] =
 	"\tserver vm3-a0 vm3.example.net:9000 check weight 7 disabled\n"
 	"\n"
 	"frontend mlctl_stats\n"
-	"\tbind 0.0.0.0:8404\n"
+	"\tbind 127.0.0.1:8404\n"
 	"\thttp-request use-service prometheus-exporter if { path /metrics "
 	"}\n"
 	"\thttp-request return status 404\n";
@@ -567,7 +574,11 @@ static void *conn_main(void *arg)
 			break;
 	}
 	req[len] = '\0';
-	if (!strncmp(req, "GET /health", 11) || !strncmp(req, "OPTIONS", 7)) {
+	if (!strncmp(req, "GET /nope", 9)) {
+		b->checks++;
+		code = 404; /* a health path the app does not serve */
+	} else if (!strncmp(req, "GET /health", 11) ||
+		   !strncmp(req, "OPTIONS", 7)) {
 		b->checks++;
 		code = b->healthy ? 200 : 503;
 	} else if (len) {
@@ -1124,6 +1135,100 @@ static void test_haproxy__live_wait_drained(void **state)
 			 0);
 }
 
+/* lb_revisions and lb_requests: the request log ring, read per server and
+ * revision, with the server -> revision map. */
+static void test_haproxy__live_requests_per_revision(void **state)
+{
+	struct timespec now;
+	json_int_t since;
+	json_t *res = NULL, *s;
+	int i, n5 = 0, n6 = 0, total = 0;
+	size_t k;
+
+	SKIP_WITHOUT_HAPROXY();
+	clock_gettime(CLOCK_REALTIME, &now);
+	/* requests of the earlier tests came before: their revision is not
+	 * known */
+	since = (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	assert_int_equal(
+		call(&res, "lb_revisions",
+		     json_pack("{s:s,s:[{s:s,s:i,s:I},{s:s,s:i,s:I}]}", "app",
+			       APP, "servers", "name", "s1", "revision", 5,
+			       "since_ms", since, "name", "s2", "revision", 6,
+			       "since_ms", since)),
+		0);
+	assert_true(json_is_true(json_object_get(res, "changed")));
+	json_decref(res);
+	/* the same again changes nothing */
+	assert_int_equal(
+		call(&res, "lb_revisions",
+		     json_pack("{s:s,s:[{s:s,s:i,s:I}]}", "app", APP,
+			       "servers", "name", "s1", "revision", 5,
+			       "since_ms", since + 5)),
+		0);
+	assert_true(json_is_false(json_object_get(res, "changed")));
+	json_decref(res);
+	sleep_ms(5);
+	for (i = 0; i < 20; i++)
+		assert_int_equal(http_get(lb_port, "/", NULL, 0), 200);
+
+	assert_int_equal(call(&res, "lb_requests",
+			      json_pack("{s:s,s:i}", "app", APP, "window_ms",
+					60000)),
+			 0);
+	assert_true(json_is_true(json_object_get(res, "running")));
+	json_array_foreach(json_object_get(res, "servers"), k, s) {
+		json_t *rev = json_object_get(s, "revision");
+		int n = (int)json_integer_value(json_object_get(s, "requests"));
+
+		total += n;
+		if (json_integer_value(rev) == 5) {
+			assert_string_equal(
+				json_string_value(json_object_get(s, "name")),
+				"s1");
+			n5 += n;
+		} else if (json_integer_value(rev) == 6) {
+			n6 += n;
+		} else {
+			assert_true(json_is_null(rev));
+		}
+		assert_int_equal(json_integer_value(json_object_get(s,
+								    "errors")),
+				 0);
+		assert_true(json_number_value(json_object_get(s, "p99_ms")) >=
+			    json_number_value(json_object_get(s, "p50_ms")));
+		assert_true(json_array_size(json_object_get(s, "hist")) > 0);
+	}
+	/* roundrobin over the two: the 20 requests, by revision */
+	assert_int_equal(n5 + n6, 20);
+	assert_true(n5 >= 8 && n6 >= 8);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(res, "frontend"), "requests")),
+			 total);
+	assert_true(json_is_integer(json_object_get(res, "oldest_ms")));
+	json_decref(res);
+
+	/* a window that ends before them sees none of the new ones */
+	assert_int_equal(call(&res, "lb_requests",
+			      json_pack("{s:s,s:i}", "app", APP, "window_ms",
+					1000)),
+			 0);
+	json_decref(res);
+	assert_int_equal(call(NULL, "lb_requests",
+			      json_pack("{s:s,s:i}", "app", APP, "window_ms",
+					10)),
+			 ML_EPROTO);
+	assert_int_equal(
+		call(NULL, "lb_revisions",
+		     json_pack("{s:s,s:[]}", "app", "nosuchapp", "servers")),
+		ML_ENOTFOUND);
+	assert_int_equal(call(NULL, "lb_revisions",
+			      json_pack("{s:s,s:[{s:s,s:i,s:i}]}", "app", APP,
+					"servers", "name", "bad name",
+					"revision", 1, "since_ms", 0)),
+			 ML_EPROTO);
+}
+
 static void test_haproxy__live_reload(void **state)
 {
 	struct load l = {0};
@@ -1203,6 +1308,88 @@ static void test_haproxy__live_reload(void **state)
 	assert_int_equal(b2.requests, n2);
 	assert_true(b4.requests > 0);
 	b3.healthy = true;
+}
+
+/*
+ * A new health check (here a path the backends answer 404 to) applies to
+ * new servers only: s1 and s2 keep the check they took traffic with, so
+ * they stay up and no request fails, while s3 on the new check goes down.
+ */
+static void test_haproxy__live_server_keeps_its_check(void **state)
+{
+	struct load l = {0};
+	struct ml_buf cfg = ML_BUF_INIT(1 << 20);
+	json_t *res = NULL, *args, *old;
+	char *path;
+	int64_t t0;
+
+	SKIP_WITHOUT_HAPROXY();
+	b1.healthy = b2.healthy = b3.healthy = true;
+	assert_int_equal(
+		call(&res, "lb_apply",
+		     apply_args(json_pack(
+			     "[o,o]",
+			     server("s1", "127.0.0.1", b1.port, "ready", 100),
+			     server("s2", "127.0.0.1", b2.port, "ready",
+				    100)))),
+		0);
+	json_decref(res);
+	wait_health("s1", "up");
+	wait_health("s2", "up");
+
+	l.port = lb_port;
+	l.count = 400;
+	l.max_ms = 10000;
+	assert_int_equal(pthread_create(&l.th, NULL, load_main, &l), 0);
+	t0 = mono_ms();
+	while (l.done < 50 && mono_ms() - t0 < 10000)
+		sleep_ms(5);
+	old = json_pack("{s:s,s:i,s:i,s:i,s:i}", "path", "/health",
+			"interval_ms", 200, "timeout_ms", 1000,
+			"healthy_threshold", 1, "unhealthy_threshold", 2);
+	args = apply_args(json_pack(
+		"[o,o,o]", server("s1", "127.0.0.1", b1.port, "ready", 100),
+		server("s2", "127.0.0.1", b2.port, "ready", 100),
+		server("s3", "127.0.0.1", b3.port, "ready", 100)));
+	json_object_set_new(json_object_get(args, "health"), "path",
+			    json_string("/nope"));
+	json_object_set(json_array_get(json_object_get(args, "servers"), 0),
+			"health", old);
+	json_object_set(json_array_get(json_object_get(args, "servers"), 1),
+			"health", old);
+	json_decref(old);
+	assert_int_equal(call(&res, "lb_apply", args), 0);
+	assert_true(json_is_true(json_object_get(res, "reloaded")));
+	json_decref(res);
+	wait_health("s3", "down");
+	sleep_ms(1000); /* five intervals of the old check */
+	assert_string_equal(server_str("s1", "health"), "up");
+	assert_string_equal(server_str("s2", "health"), "up");
+	pthread_join(l.th, NULL);
+	print_message("%d requests across the check change, %d failed\n",
+		      (int)l.done, (int)l.failed);
+	assert_true(l.done >= 200);
+	assert_int_equal(l.failed, 0);
+
+	path = ml_xasprintf("%s/haproxy/%s/haproxy.cfg", tmp, APP);
+	assert_int_equal(ml_buf_read_file(&cfg, path), 0);
+	assert_non_null(strstr(ml_buf_str(&cfg), " track chk_"));
+	assert_non_null(strstr(ml_buf_str(&cfg), "option httpchk GET /nope"));
+	ml_buf_release(&cfg);
+	free(path);
+
+	/* the next apply without own checks folds them back: one check */
+	assert_int_equal(
+		call(&res, "lb_apply",
+		     apply_args(json_pack(
+			     "[o,o,o]",
+			     server("s1", "127.0.0.1", b1.port, "ready", 100),
+			     server("s2", "127.0.0.1", b2.port, "ready", 100),
+			     server("s3", "127.0.0.1", b3.port, "ready",
+				    100)))),
+		0);
+	json_decref(res);
+	wait_health("s3", "up");
 }
 
 static void test_haproxy__live_bad_config_kept(void **state)
@@ -1327,9 +1514,11 @@ int main(void)
 		cmocka_unit_test(test_haproxy__init_paths),
 		cmocka_unit_test(test_haproxy__live_start_and_set),
 		cmocka_unit_test(test_haproxy__live_wait_drained),
+		cmocka_unit_test(test_haproxy__live_requests_per_revision),
 		cmocka_unit_test(test_haproxy__live_reload),
 		cmocka_unit_test(test_haproxy__live_bad_config_kept),
 		cmocka_unit_test(test_haproxy__live_start_failure),
+		cmocka_unit_test(test_haproxy__live_server_keeps_its_check),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

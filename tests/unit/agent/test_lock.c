@@ -344,6 +344,123 @@ static void test_lock__concurrent_acquirers(void **state)
 	}
 }
 
+/*
+ * A lease whose holder is dead is taken over by compare-and-swap on its
+ * generation: TAKERS processes that all read the same status at once
+ * leave exactly one holder, TAKE_ROUNDS times in a row.
+ */
+#define TAKERS 3
+#define TAKE_ROUNDS 100
+
+static void test_lock__take_over_is_one_compare_and_swap(void **state)
+{
+	int round, i, p[2], status, won, lost;
+	pid_t pids[TAKERS];
+	int64_t gen, prev_gen = 0;
+	json_t *res = NULL;
+	char owner[32];
+
+	(void)state;
+	free(acquire("dead controller", 600000));
+	for (round = 0; round < TAKE_ROUNDS; round++) {
+		assert_int_equal(call(&res, "lock_status", NULL), 0);
+		assert_true(json_is_true(json_object_get(res, "held")));
+		gen = json_integer_value(json_object_get(res, "generation"));
+		assert_true(gen > prev_gen);
+		json_decref(res);
+		assert_int_equal(pipe(p), 0);
+		for (i = 0; i < TAKERS; i++) {
+			pids[i] = fork();
+			assert_true(pids[i] >= 0);
+			if (pids[i] == 0) {
+				char c;
+				int rc;
+
+				close(p[1]);
+				if (read(p[0], &c, 1) != 0)
+					_exit(3);
+				snprintf(owner, sizeof(owner), "taker %d", i);
+				rc = call(NULL, "lock_acquire",
+					  json_pack("{s:s,s:i,s:I}", "owner",
+						    owner, "ttl_ms", 600000,
+						    "take_over",
+						    (json_int_t)gen));
+				_exit(rc == 0 ? 0 : rc == ML_ELOCKED ? 1 : 2);
+			}
+		}
+		close(p[0]);
+		close(p[1]);
+		won = lost = 0;
+		for (i = 0; i < TAKERS; i++) {
+			assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+			assert_true(WIFEXITED(status));
+			if (WEXITSTATUS(status) == 0)
+				won++;
+			else if (WEXITSTATUS(status) == 1)
+				lost++;
+		}
+		assert_int_equal(won, 1);
+		assert_int_equal(lost, TAKERS - 1);
+		prev_gen = gen;
+	}
+	/* a stale generation takes nothing */
+	assert_int_equal(call(NULL, "lock_acquire",
+			      json_pack("{s:s,s:i,s:I}", "owner", "late",
+					"ttl_ms", 1000, "take_over",
+					(json_int_t)prev_gen)),
+			 ML_ELOCKED);
+	assert_int_equal(call(NULL, "lock_release",
+			      json_pack("{s:b}", "force", 1)),
+			 0);
+}
+
+/* Generations only grow, even across a release; a request fenced with an
+ * older generation than the newest seen is refused. */
+static void test_lock__fence(void **state)
+{
+	json_t *res = NULL;
+	int64_t g1, g2;
+	char *t;
+
+	(void)state;
+	t = acquire("first", 60000);
+	assert_int_equal(call(&res, "lock_status", NULL), 0);
+	g1 = json_integer_value(json_object_get(res, "generation"));
+	json_decref(res);
+	assert_int_equal(call(NULL, "lock_release",
+			      json_pack("{s:s}", "token", t)),
+			 0);
+	free(t);
+	t = acquire("second", 60000);
+	assert_int_equal(call(&res, "lock_status", NULL), 0);
+	g2 = json_integer_value(json_object_get(res, "generation"));
+	json_decref(res);
+	assert_true(g2 > g1);
+	free(t);
+
+	res = json_pack("{s:I,s:s}", "generation", (json_int_t)g1, "owner",
+			"first");
+	assert_int_equal(ml_agent_fence_check(&ag, res), 0);
+	json_decref(res);
+	res = json_pack("{s:I,s:s}", "generation", (json_int_t)g2, "owner",
+			"second");
+	assert_int_equal(ml_agent_fence_check(&ag, res), 0);
+	assert_int_equal(ml_agent_fence_check(&ag, res), 0);
+	json_decref(res);
+	res = json_pack("{s:I,s:s}", "generation", (json_int_t)g1, "owner",
+			"first");
+	assert_int_equal(ml_agent_fence_check(&ag, res), ML_ELOCKED);
+	assert_non_null(strstr(ml_err_msg(), "lost the fleet lock"));
+	assert_non_null(strstr(ml_err_msg(), "second"));
+	json_decref(res);
+	res = json_pack("{s:s}", "generation", "x");
+	assert_int_equal(ml_agent_fence_check(&ag, res), ML_EPROTO);
+	json_decref(res);
+	assert_int_equal(call(NULL, "lock_release",
+			      json_pack("{s:b}", "force", 1)),
+			 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +468,8 @@ int main(void)
 		cmocka_unit_test(test_lock__expiry_and_takeover),
 		cmocka_unit_test(test_lock__damaged_file),
 		cmocka_unit_test(test_lock__concurrent_acquirers),
+		cmocka_unit_test(test_lock__take_over_is_one_compare_and_swap),
+		cmocka_unit_test(test_lock__fence),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

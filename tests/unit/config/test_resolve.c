@@ -293,6 +293,8 @@ static void test_resolve__json(void **state)
 		"\"drain_timeout_ms\":30000,\"canary\":[10]},"
 		"\"load_balancer\":{\"hosts\":[\"lb1\"],\"listen\":80,"
 		"\"balance\":\"roundrobin\",\"tls\":{\"cert\":\"/c.pem\"}},"
+		"\"prune\":{\"retain\":3,\"after_deploy\":true,"
+		"\"disk_budget\":0},"
 		"\"hosts\":["
 		"{\"name\":\"w1\",\"address\":\"10.0.0.1\",\"user\":\"root\","
 		"\"port\":22,\"identity_file\":null,\"jump\":null,"

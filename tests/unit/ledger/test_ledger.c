@@ -1015,6 +1015,72 @@ static void test_ledger__names(void **state)
 	assert_string_equal(ml_rev_kind_name((enum ml_rev_kind)0), "unknown");
 }
 
+/* Pins and prune records; a schema 1 ledger migrates with its data. */
+static void test_ledger__pins_and_prunes(void **state)
+{
+	struct fix *f = *state;
+	struct ml_ledger *l = open_ok(f->path);
+	struct ml_revision r;
+	int64_t *pins = NULL;
+	char **hosts = NULL;
+	size_t n = 0;
+	bool changed;
+
+	sample(&r, "c1");
+	begin_ok(l, &r);
+	sample(&r, "c2");
+	begin_ok(l, &r);
+	assert_int_equal(ml_ledger_pin(l, 2, "me@here", true, &changed), 0);
+	assert_true(changed);
+	assert_int_equal(ml_ledger_pin(l, 2, "me@here", true, &changed), 0);
+	assert_false(changed);
+	assert_int_equal(ml_ledger_pin(l, 9, "me@here", true, &changed),
+			 ML_ENOTFOUND);
+	assert_int_equal(ml_ledger_pins(l, &pins, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(pins[0], 2);
+	free(pins);
+	assert_int_equal(ml_ledger_pin(l, 2, NULL, false, &changed), 0);
+	assert_true(changed);
+	assert_int_equal(ml_ledger_pin(l, 2, NULL, false, &changed), 0);
+	assert_false(changed);
+	assert_int_equal(ml_ledger_pins(l, &pins, &n), 0);
+	assert_int_equal(n, 0);
+	free(pins);
+
+	assert_int_equal(ml_ledger_set_pruned(l, "sha256:a", "vm2", true), 0);
+	assert_int_equal(ml_ledger_set_pruned(l, "sha256:a", "vm1", true), 0);
+	assert_int_equal(ml_ledger_set_pruned(l, "sha256:a", "vm1", true), 0);
+	assert_int_equal(ml_ledger_pruned_hosts(l, "sha256:a", &hosts, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(hosts[0], "vm1");
+	assert_string_equal(hosts[1], "vm2");
+	free(hosts[0]);
+	free(hosts[1]);
+	free(hosts);
+	assert_int_equal(ml_ledger_set_pruned(l, "sha256:a", "vm1", false), 0);
+	assert_int_equal(ml_ledger_pruned_hosts(l, "sha256:a", &hosts, &n), 0);
+	assert_int_equal(n, 1);
+	free(hosts[0]);
+	free(hosts);
+	assert_int_equal(ml_ledger_pin(l, 1, "me@here", true, &changed), 0);
+	ml_ledger_free(l);
+
+	/* make it a schema 1 ledger again, then let it migrate */
+	raw_exec_file(f->path, "DROP TABLE pins; DROP TABLE pruned; "
+			       "UPDATE meta SET schema_version = 1; "
+			       "PRAGMA user_version = 1");
+	l = open_ok(f->path);
+	assert_int_equal(ml_ledger_schema_version(l), 2);
+	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM revisions"), 2);
+	assert_int_equal(ml_ledger_pins(l, &pins, &n), 0);
+	assert_int_equal(n, 0);
+	free(pins);
+	assert_int_equal(ml_ledger_pin(l, 1, "me@here", true, &changed), 0);
+	assert_true(changed);
+	ml_ledger_free(l);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1043,6 +1109,7 @@ int main(void)
 		T(test_ledger__survives_kill),
 		T(test_ledger__default_path),
 		T(test_ledger__names),
+		T(test_ledger__pins_and_prunes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,526 @@
+/*
+ * End-to-end tests of what mlctl keeps secret and closed, on the simulated
+ * fleet with real sshd, dockerd and HAProxy:
+ *   - a secret comes from the secrets file or MLCTL_SECRET_<NAME>, never
+ *     from an operator's variable of the same name; it reaches the
+ *     container as a 0400 file on a tmpfs owned by the image's user, and
+ *     `docker inspect` shows no value; a changed value rolls the
+ *     containers, and the value is in no label and no ledger;
+ *   - containers are hardened by default (docker inspect shows each
+ *     setting) and a root process in one cannot use a dropped capability;
+ *   - a slot answers the balancer only (bound to the VM's fleet address,
+ *     filter rules in DOCKER-USER), and remove takes the rules away;
+ *   - the playbook relaxes a default by name.
+ *
+ * The app answers /cgi-bin/predict?text=great with {"score": 3, ...}.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/ml.h"
+#include "tests/support/proc.h"
+
+#include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECRET "t0p-s3cret-0042"
+#define SECRET2 "n3w-v4lue-0043"
+#define OPERATOR_KEY "operator-cloud-key-9999"
+
+static struct {
+	const char *dir;
+	char *repo, *known_hosts, *ledger_env, *url, *base_pb;
+} F;
+
+static int mlctl_env(struct ml_test_out *o, const char *extra,
+		     const char *const *args)
+{
+	const char *env[] = { F.ledger_env, extra, NULL };
+
+	return ml_test_mlctl_kh(o, F.repo, F.known_hosts, env, args);
+}
+
+static void must(struct ml_test_out *o, int want)
+{
+	if (o->status != want)
+		print_error("mlctl exited %d, expected %d\n--- stdout\n%s"
+			    "--- stderr\n%s\n",
+			    o->status, want, o->out, o->err);
+	assert_int_equal(o->status, want);
+}
+
+/* Run a shell script on a VM (test harness only: fixed scripts). */
+static void on_vm(struct ml_test_out *o, const char *vm, const char *script)
+{
+	char *tool = ml_xasprintf("%s/tests/fleet/fleet", ml_test_src());
+	const char *argv[] = { tool, "exec", "--dir", F.dir, vm, "--",
+			       "sh", "-c", script, NULL };
+
+	ml_test_run(o, NULL, NULL, NULL, 60, argv);
+	free(tool);
+}
+
+static void write_pb(const char *extra)
+{
+	char *pb = ml_xasprintf("%s%s", F.base_pb, extra);
+
+	ml_test_write(F.repo, "mlctl.yaml", pb);
+	free(ml_test_commit(F.repo, extra[0] ? extra : "base"));
+	free(pb);
+}
+
+static void write_secrets(const char *text)
+{
+	char *p = ml_xasprintf("%s/.mlctl/secrets", F.repo);
+
+	ml_test_write(F.repo, ".mlctl/secrets", text);
+	chmod(p, 0600);
+	free(p);
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+	struct ml_buf b = ML_BUF_INIT(0);
+	bool found = false;
+
+	if (ml_buf_read_file(&b, path) == 0 && b.len >= strlen(needle))
+		found = memmem(b.data, b.len, needle, strlen(needle)) != NULL;
+	ml_buf_release(&b);
+	return found;
+}
+
+/* The app's container ids on vm1, one per line. */
+static char *app_containers(void)
+{
+	struct ml_test_out o;
+	char *ids;
+
+	on_vm(&o, "vm1",
+	      "docker ps -q --no-trunc --filter label=mlctl.app=sec-api");
+	assert_int_equal(o.status, 0);
+	ids = ml_xstrdup(o.out);
+	ml_test_out_release(&o);
+	return ids;
+}
+
+static int group_setup(void **state)
+{
+	struct ml_test_out o;
+	char *inv, *p, *addr;
+
+	ML_UNUSED(state);
+	F.dir = getenv("MLCTL_FLEET_DIR");
+	if (!F.dir || !*F.dir) {
+		print_error("MLCTL_FLEET_DIR is not set: run through "
+			    "'make test'\n");
+		return -1;
+	}
+	F.repo = ml_test_tmpdir("security");
+	F.known_hosts = ml_xasprintf("%s/known_hosts", F.dir);
+	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", F.repo);
+	p = ml_xasprintf("%s/inventory.yaml", F.dir);
+	inv = ml_test_slurp(p);
+	free(p);
+	addr = strstr(inv, "lb1:");
+	addr = addr ? strstr(addr, "address: ") : NULL;
+	if (!addr)
+		return -1;
+	addr += strlen("address: ");
+	addr = ml_xstrndup(addr, strcspn(addr, "\n \r"));
+	F.url = ml_xasprintf("http://%s/cgi-bin/predict?text=great", addr);
+	free(addr);
+
+	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
+	{
+		const char *files[] = { "Dockerfile", "www/healthz",
+					"www/cgi-bin/predict", "model.txt" };
+
+		for (size_t i = 0; i < ML_ARRAY_SIZE(files); i++) {
+			char *rel = ml_xasprintf("examples/sentiment/%s",
+						 files[i]);
+			char *text = i == 3 ? ml_xstrdup("great 3\nbad -2\n")
+					    : ml_test_read_src(rel);
+
+			ml_test_write(F.repo, files[i], text);
+			free(text);
+			free(rel);
+		}
+		p = ml_xasprintf("%s/www/cgi-bin/predict", F.repo);
+		chmod(p, 0755);
+		free(p);
+	}
+	F.base_pb = ml_xstrdup(
+		"app: sec-api\n"
+		"image:\n  build: {context: ., dockerfile: Dockerfile}\n"
+		"port: 8000\n"
+		"health: {path: /healthz, interval: 500ms, timeout: 400ms,"
+		" start_period: 5s, unhealthy_threshold: 3}\n"
+		"replicas: 1\n"
+		"targets: [vm1, vm2]\n"
+		"rollout: {batch: 2, drain_timeout: 2s}\n"
+		"load_balancer: {hosts: [lb], listen: 80}\n"
+		"secrets: [API_TOKEN, AWS_SECRET_ACCESS_KEY]\n");
+	ml_test_write(F.repo, "inventory.yaml", inv);
+	ml_test_write(F.repo, ".gitignore", "*.ledger*\n.mlctl/\n");
+	write_pb("");
+	free(inv);
+
+	mlctl_env(&o, NULL, (const char *const[]){ "bootstrap", NULL });
+	if (o.status != 0)
+		print_error("bootstrap failed (%d):\n%s%s\n", o.status, o.out,
+			    o.err);
+	ml_test_out_release(&o);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	struct ml_test_out o;
+
+	ML_UNUSED(state);
+	write_pb(""); /* a test that failed may have left a bad playbook */
+	mlctl_env(&o, NULL, (const char *const[]){ "remove", NULL });
+	if (o.status != 0)
+		print_error("remove failed (%d): %s%s\n", o.status, o.out,
+			    o.err);
+	ml_test_out_release(&o);
+	ml_test_rmtree(F.repo);
+	free(F.repo);
+	free(F.known_hosts);
+	free(F.ledger_env);
+	free(F.url);
+	free(F.base_pb);
+	return 0;
+}
+
+/*
+ * A playbook naming an operator's variable does not get its value: the
+ * name must come from the secrets file or MLCTL_SECRET_<NAME>.
+ */
+static void test_security__operator_env_is_not_a_secret_source(void **s)
+{
+	struct ml_test_out o;
+
+	ML_UNUSED(s);
+	write_secrets("API_TOKEN=" SECRET "\n");
+	mlctl_env(&o, "AWS_SECRET_ACCESS_KEY=" OPERATOR_KEY,
+		  (const char *const[]){ "deploy", NULL });
+	must(&o, 3);
+	assert_non_null(strstr(o.err, "MLCTL_SECRET_AWS_SECRET_ACCESS_KEY"));
+	assert_null(strstr(o.err, OPERATOR_KEY));
+	ml_test_out_release(&o);
+}
+
+/*
+ * Secrets as files: 0400, the image's user (65534), on a tmpfs, at
+ * /run/secrets; `docker inspect` and the labels have no value; nor has
+ * the ledger.
+ */
+static void test_security__secrets_are_files_docker_cannot_show(void **s)
+{
+	struct ml_test_out o;
+	char *ids, *p;
+
+	ML_UNUSED(s);
+	mlctl_env(&o, "MLCTL_SECRET_AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns",
+		  (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	assert_null(strstr(o.out, SECRET));
+	assert_null(strstr(o.err, SECRET));
+	ml_test_out_release(&o);
+
+	ids = app_containers();
+	assert_true(strlen(ids) > 10);
+	free(ids);
+	on_vm(&o, "vm1",
+	      "for c in $(docker ps -q --filter label=mlctl.app=sec-api); do "
+	      "docker inspect $c; "
+	      "docker exec $c cat /run/secrets/API_TOKEN; echo; "
+	      "docker exec $c cat /run/secrets/AWS_SECRET_ACCESS_KEY; echo; "
+	      "docker exec $c stat -c 'mode=%a uid=%u' "
+	      "/run/secrets/API_TOKEN; "
+	      "docker exec $c sh -c 'env' | grep -c API_TOKEN; "
+	      "src=$(docker inspect -f '{{range .Mounts}}{{.Source}}{{end}}' "
+	      "$c); stat -f -c 'fs=%T' $src; done");
+	assert_int_equal(o.status, 0);
+	/* the value is in the file, and only there */
+	p = strstr(o.out, SECRET);
+	assert_non_null(p);
+	assert_non_null(strstr(o.out, "\n" SECRET "\n"));
+	assert_null(strstr(o.out, "\"" SECRET));
+	assert_null(strstr(o.out, "=" SECRET));
+	assert_non_null(strstr(o.out, "aws-from-mlctl-ns"));
+	assert_non_null(strstr(o.out, "mode=400 uid=65534"));
+	assert_non_null(strstr(o.out, "fs=tmpfs"));
+	assert_non_null(strstr(o.out, "\n0\n")); /* not in the env */
+	ml_test_out_release(&o);
+
+	p = ml_xasprintf("%s.ledger", F.repo);
+	assert_false(file_has(p, SECRET));
+	free(p);
+	p = ml_xasprintf("%s.ledger-wal", F.repo);
+	assert_false(file_has(p, SECRET));
+	free(p);
+	/* the digest's key: next to the ledger, 0600 */
+	{
+		struct stat st;
+
+		p = ml_xasprintf("%s.ledger.key", F.repo);
+		assert_int_equal(stat(p, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0600);
+		free(p);
+	}
+}
+
+/* The same value again changes nothing; a new value rolls the
+ * containers, and the new one reads it. */
+static void test_security__changed_secret_rolls_the_containers(void **s)
+{
+	struct ml_test_out o;
+	char *before, *after;
+	const char *aws = "MLCTL_SECRET_AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns";
+
+	ML_UNUSED(s);
+	before = app_containers();
+	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	after = app_containers();
+	assert_string_equal(before, after);
+	free(after);
+
+	write_secrets("API_TOKEN=" SECRET2 "\n");
+	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	assert_null(strstr(o.out, SECRET2));
+	ml_test_out_release(&o);
+	after = app_containers();
+	assert_string_not_equal(before, after);
+	on_vm(&o, "vm1",
+	      "for c in $(docker ps -q --filter label=mlctl.app=sec-api); do "
+	      "docker exec $c cat /run/secrets/API_TOKEN; echo; "
+	      "docker inspect $c; done");
+	assert_non_null(strstr(o.out, SECRET2 "\n"));
+	assert_null(strstr(o.out, SECRET "\n"));
+	ml_test_out_release(&o);
+	free(before);
+	free(after);
+}
+
+/*
+ * docker inspect shows each hardening default, and a root process in the
+ * container cannot use a dropped capability (CAP_CHOWN).
+ */
+static void test_security__containers_are_hardened(void **s)
+{
+	struct ml_test_out o;
+
+	ML_UNUSED(s);
+	on_vm(&o, "vm1",
+	      "c=$(docker ps -q --filter label=mlctl.app=sec-api | head -1); "
+	      "docker inspect -f 'capdrop={{json .HostConfig.CapDrop}} "
+	      "secopt={{json .HostConfig.SecurityOpt}} "
+	      "pids={{.HostConfig.PidsLimit}} init={{.HostConfig.Init}} "
+	      "restart={{.HostConfig.RestartPolicy.Name}}' $c; "
+	      "docker exec $c grep CapEff /proc/1/status; "
+	      "docker exec -u 0 $c sh -c 'touch /tmp/x && chown 1 /tmp/x' "
+	      "&& echo chown=allowed || echo chown=refused");
+	assert_int_equal(o.status, 0);
+	if (!strstr(o.out, "capdrop=[\"ALL\"]"))
+		print_error("%s%s", o.out, o.err);
+	assert_non_null(strstr(o.out, "capdrop=[\"ALL\"]"));
+	assert_non_null(strstr(o.out, "secopt=[\"no-new-privileges\"]"));
+	assert_non_null(strstr(o.out, "pids=4096"));
+	assert_non_null(strstr(o.out, "init=true"));
+	assert_non_null(strstr(o.out, "restart=unless-stopped"));
+	assert_non_null(strstr(o.out, "CapEff:\t0000000000000000"));
+	assert_non_null(strstr(o.out, "chown=refused"));
+	ml_test_out_release(&o);
+}
+
+/* curl's exit status for url, run on vm (NULL: the controller). */
+static int curl_from(const char *vm, const char *url)
+{
+	struct ml_test_out o;
+	int st;
+
+	if (vm) {
+		char *script = ml_xasprintf("curl -fsS -o /dev/null "
+					    "--max-time 3 %s; echo rc=$?",
+					    url);
+		char *p;
+
+		on_vm(&o, vm, script);
+		free(script);
+		p = strstr(o.out, "rc=");
+		st = p ? atoi(p + 3) : -1;
+	} else {
+		const char *argv[] = { "curl", "-fs", "-o", "/dev/null",
+				       "--max-time", "3", url, NULL };
+
+		ml_test_run(&o, NULL, NULL, NULL, 10, argv);
+		st = o.status;
+	}
+	ml_test_out_release(&o);
+	return st;
+}
+
+/* vm1's slot URL, from what Docker publishes ("10.77.17.11:18000->"). */
+static char *slot_url(void)
+{
+	struct ml_test_out o;
+	char *url, *arrow;
+
+	on_vm(&o, "vm1",
+	      "docker ps --filter label=mlctl.app=sec-api "
+	      "--format '{{.Ports}}' | head -1");
+	assert_int_equal(o.status, 0);
+	arrow = strstr(o.out, "->");
+	assert_non_null(arrow);
+	*arrow = '\0';
+	/* bound to the VM's fleet address, not 0.0.0.0 */
+	assert_null(strstr(o.out, "0.0.0.0"));
+	url = ml_xasprintf("http://%s/healthz", o.out);
+	ml_test_out_release(&o);
+	return url;
+}
+
+/*
+ * Only the balancer reaches the app: a direct request to a slot from
+ * the controller or from another app VM is refused; from the LB host and
+ * through HAProxy it works.
+ */
+static void test_security__only_the_balancer_reaches_slots(void **s)
+{
+	char *url = slot_url();
+
+	ML_UNUSED(s);
+	if (curl_from(NULL, F.url) != 0 || curl_from("lb1", url) != 0) {
+		struct ml_test_out o;
+
+		on_vm(&o, "vm1", "iptables -S; docker ps");
+		print_error("%s\n%s", url, o.out);
+		ml_test_out_release(&o);
+	}
+	assert_int_equal(curl_from(NULL, F.url), 0);
+	assert_int_equal(curl_from("lb1", url), 0);
+	assert_int_not_equal(curl_from(NULL, url), 0);
+	assert_int_not_equal(curl_from("vm2", url), 0);
+	free(url);
+}
+
+/* Each default relaxed by name; the playbook is checked first. */
+static void test_security__relaxed_by_name(void **s)
+{
+	struct ml_test_out o;
+	const char *aws = "MLCTL_SECRET_AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns";
+
+	ML_UNUSED(s);
+	write_pb("security: {cap_add: [FLY]}\n");
+	mlctl_env(&o, aws, (const char *const[]){ "validate", NULL });
+	must(&o, 3);
+	assert_non_null(strstr(o.err, "mlctl.yaml:11:22"));
+	assert_non_null(strstr(o.err, "unknown capability 'FLY'"));
+	ml_test_out_release(&o);
+
+	write_pb("security:\n  cap_add: [CHOWN]\n  pids_limit: 64\n"
+		 "  read_only_root: true\n  no_new_privileges: false\n"
+		 "  restart: on-failure\n  secrets_as: env\n");
+	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	on_vm(&o, "vm1",
+	      "c=$(docker ps -q --filter label=mlctl.app=sec-api | head -1); "
+	      "docker inspect -f 'capadd={{json .HostConfig.CapAdd}} "
+	      "secopt={{json .HostConfig.SecurityOpt}} "
+	      "pids={{.HostConfig.PidsLimit}} "
+	      "ro={{.HostConfig.ReadonlyRootfs}} "
+	      "restart={{.HostConfig.RestartPolicy.Name}}' $c; "
+	      "docker exec $c sh -c 'echo env=$API_TOKEN'; "
+	      "docker exec $c sh -c 'touch /x' 2>&1 || echo root=readonly; "
+	      "docker exec $c sh -c 'touch /tmp/y' && echo tmp=writable; "
+	      "docker exec -u 0 $c sh -c 'touch /tmp/x && chown 1 /tmp/x' "
+	      "&& echo chown=allowed || echo chown=refused");
+	assert_int_equal(o.status, 0);
+	if (!strstr(o.out, "capadd=[\"CHOWN\"]"))
+		print_error("%s%s", o.out, o.err);
+	assert_non_null(strstr(o.out, "capadd=[\"CHOWN\"]"));
+	assert_non_null(strstr(o.out, "secopt=null"));
+	assert_non_null(strstr(o.out, "pids=64"));
+	assert_non_null(strstr(o.out, "ro=true"));
+	assert_non_null(strstr(o.out, "restart=on-failure"));
+	assert_non_null(strstr(o.out, "env=" SECRET2));
+	assert_non_null(strstr(o.out, "root=readonly"));
+	assert_non_null(strstr(o.out, "tmp=writable"));
+	assert_non_null(strstr(o.out, "chown=allowed"));
+	ml_test_out_release(&o);
+	write_pb("");
+}
+
+/* open_slots: true publishes without rules; remove takes every rule of
+ * the app away. */
+static void test_security__open_slots_and_remove(void **s)
+{
+	struct ml_test_out o;
+	const char *aws = "MLCTL_SECRET_AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns";
+	char *url;
+
+	ML_UNUSED(s);
+	write_pb("security: {open_slots: true}\n");
+	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	on_vm(&o, "vm1",
+	      "docker ps --filter label=mlctl.app=sec-api "
+	      "--format '{{.Ports}}' | head -1");
+	assert_non_null(strstr(o.out, "0.0.0.0:"));
+	ml_test_out_release(&o);
+	assert_int_equal(curl_from("vm2", "http://10.77.17.11:18000/healthz") &&
+				 curl_from("vm2",
+					   "http://10.77.17.11:18001/healthz"),
+			 0);
+
+	write_pb("");
+	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	url = slot_url();
+	assert_int_not_equal(curl_from("vm2", url), 0);
+	free(url);
+	on_vm(&o, "vm1", "iptables -S DOCKER-USER | grep -c mlctl:sec-api");
+	assert_non_null(strstr(o.out, "1"));
+	ml_test_out_release(&o);
+
+	mlctl_env(&o, NULL, (const char *const[]){ "remove", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	on_vm(&o, "vm1",
+	      "iptables -S DOCKER-USER; iptables -S | grep -c MLCTL-");
+	assert_null(strstr(o.out, "mlctl:sec-api"));
+	assert_non_null(strstr(o.out, "\n0\n"));
+	ml_test_out_release(&o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			test_security__operator_env_is_not_a_secret_source),
+		cmocka_unit_test(
+			test_security__secrets_are_files_docker_cannot_show),
+		cmocka_unit_test(
+			test_security__changed_secret_rolls_the_containers),
+		cmocka_unit_test(test_security__containers_are_hardened),
+		cmocka_unit_test(
+			test_security__only_the_balancer_reaches_slots),
+		cmocka_unit_test(test_security__relaxed_by_name),
+		cmocka_unit_test(test_security__open_slots_and_remove),
+	};
+
+	return cmocka_run_group_tests_name("e2e/security", tests, group_setup,
+					   group_teardown);
+}
