@@ -19,7 +19,8 @@
  *   replicas × targets  Deployment replicas; spread over nodes
  *   env                 a ConfigMap "<app>-env" (envFrom), hashed into a
  *                       pod annotation so that an env change rolls the pods
- *   secrets             env from the Secret "<app>-secrets", by name only
+ *   secrets             the Secret "<app>-secrets" by name only: files in
+ *                       /run/secrets, or env (security.secrets_as)
  *   resources           cpu and memory requests = limits (Guaranteed QoS,
  *                       as docker's limits are hard), GPUs as
  *                       nvidia.com/gpu in limits, with a toleration
@@ -28,6 +29,11 @@
  *   rollout.batch       RollingUpdate maxSurge (maxUnavailable 0) and the
  *                       PodDisruptionBudget's maxUnavailable
  *   rollout.drain_timeout terminationGracePeriodSeconds
+ *   security            securityContext (escalation, cap_add, read-only
+ *                       root), secrets as files or env, init as a shared
+ *                       process namespace
+ *   prune.retain        revisionHistoryLimit
+ *   metrics.path        pod annotations prometheus.io/scrape, port, path
  *   rollout.canary      a warning, or with --rollouts an Argo Rollout whose
  *                       canary steps are the playbook's
  *   load_balancer       a ClusterIP Service on the listen port (the app port
@@ -42,7 +48,8 @@
 #include "orchestrator/config/config.h"
 #include "orchestrator/render/render.h"
 
-/* Old ReplicaSets kept for `kubectl rollout undo`: Kubernetes' default, and
+/* Old ReplicaSets kept for `kubectl rollout undo` when prune.retain does
+ * not say (it always does today): Kubernetes' default, and
  * about as many revisions as a VM keeps images of. */
 #define REVISION_HISTORY 10
 #define LABEL_NAME "app.kubernetes.io/name"
