@@ -155,6 +155,17 @@ static bool written_by_us(const char *path, const char *header)
 	       !memcmp(buf + 2, header, want - 2);
 }
 
+/* Append doc to b as YAML, and check that it reads back as doc. */
+static int emit(struct ml_buf *b, const json_t *doc)
+{
+	size_t mark = b->len;
+	int rc = ml_render_yaml(b, doc);
+
+	if (rc == 0)
+		rc = ml_render_yaml_verify(b->data + mark, b->len - mark, doc);
+	return rc;
+}
+
 static int header(struct ml_buf *b, const struct ml_config *cfg,
 		  const char *what)
 {
@@ -179,7 +190,7 @@ static int write_stream(const json_t *docs, const struct ml_config *cfg)
 	rc = header(&b, cfg, "manifests");
 	json_array_foreach(docs, i, d) {
 		if (rc == 0)
-			rc = ml_render_yaml(&b, d);
+			rc = emit(&b, d);
 	}
 	if (rc == 0 &&
 	    (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0))
@@ -221,7 +232,7 @@ static int write_dir(const char *dir, const json_t *docs,
 		snprintf(what, sizeof(what), "%s", kind);
 		rc = header(&b, cfg, what);
 		if (rc == 0)
-			rc = ml_render_yaml(&b, d);
+			rc = emit(&b, d);
 		path = file_for(dir, kind);
 		if (rc == 0)
 			rc = write_atomic(path, &b, 0644);
@@ -270,7 +281,7 @@ static int write_secret(const char *file, const struct ml_ctx *ctx,
 	if (rc == 0)
 		rc = header(&b, cfg, "Secret");
 	if (rc == 0)
-		rc = ml_render_yaml(&b, secret);
+		rc = emit(&b, secret);
 	if (rc == 0)
 		rc = write_atomic(file, &b, 0600);
 	if (rc == 0)

@@ -19,7 +19,8 @@
  *   replicas × targets  Deployment replicas; spread over nodes
  *   env                 a ConfigMap "<app>-env" (envFrom), hashed into a
  *                       pod annotation so that an env change rolls the pods
- *   secrets             env from the Secret "<app>-secrets", by name only
+ *   secrets             the Secret "<app>-secrets" by name only: files in
+ *                       /run/secrets, or env (security.secrets_as)
  *   resources           cpu and memory requests = limits (Guaranteed QoS,
  *                       as docker's limits are hard), GPUs as
  *                       nvidia.com/gpu in limits, with a toleration
@@ -28,6 +29,11 @@
  *   rollout.batch       RollingUpdate maxSurge (maxUnavailable 0) and the
  *                       PodDisruptionBudget's maxUnavailable
  *   rollout.drain_timeout terminationGracePeriodSeconds
+ *   security            securityContext (escalation, cap_add, read-only
+ *                       root), secrets as files or env, init as a shared
+ *                       process namespace
+ *   prune.retain        revisionHistoryLimit
+ *   metrics.path        pod annotations prometheus.io/scrape, port, path
  *   rollout.canary      a warning, or with --rollouts an Argo Rollout whose
  *                       canary steps are the playbook's
  *   load_balancer       a ClusterIP Service on the listen port (the app port
@@ -42,7 +48,8 @@
 #include "orchestrator/config/config.h"
 #include "orchestrator/render/render.h"
 
-/* Old ReplicaSets kept for `kubectl rollout undo`: Kubernetes' default, and
+/* Old ReplicaSets kept for `kubectl rollout undo` when prune.retain does
+ * not say (it always does today): Kubernetes' default, and
  * about as many revisions as a VM keeps images of. */
 #define REVISION_HISTORY 10
 #define LABEL_NAME "app.kubernetes.io/name"
@@ -61,6 +68,7 @@ struct rctx {
 	char *image;   /* the reference the cluster pulls */
 	char *version; /* app.kubernetes.io/version, or NULL */
 	int64_t period_s, timeout_s, startup_failures;
+	bool read_only; /* --read-only-root or security.read_only_root */
 };
 
 static void warn(struct ml_render_warns *w, const char *key, const char *fmt,
@@ -210,7 +218,7 @@ static void image_parts(struct image_parts *p, const struct ml_config *cfg,
 	} else if (!strncmp(is->ref, "sha256:", 7)) {
 		/* an image id names a local image, not a pullable one */
 		repo = ml_xstrdup(cfg->playbook->app);
-		p->tag = ml_xstrndup(is->ref + 7, 12);
+		p->tag = ml_xstrndup(is->ref + 7, strnlen(is->ref + 7, 12));
 		p->local = ml_xstrdup(is->ref);
 		if (w)
 			warn(w, key,
@@ -285,9 +293,10 @@ static void image_ref(struct rctx *r)
 				p.tag ? p.tag : "", p.digest ? "@" : "",
 				p.digest ? p.digest : "");
 	if (p.tag && ml_k8s_is_label_value(p.tag))
-		r->version = ml_xstrndup(p.tag, 63);
+		r->version = ml_xstrdup(p.tag); /* at most 63: a label value */
 	else if (r->cfg->commit)
-		r->version = ml_xstrndup(r->cfg->commit, 12);
+		r->version = ml_xstrndup(r->cfg->commit,
+					 strnlen(r->cfg->commit, 12));
 	parts_release(&p);
 }
 
@@ -446,7 +455,7 @@ static json_t *env_hash(const struct ml_playbook *pb)
 static json_t *container(struct rctx *r)
 {
 	const struct ml_playbook *pb = r->pb;
-	json_t *c, *env, *sc;
+	json_t *c, *env, *sc, *mounts;
 	size_t i;
 
 	c = json_pack("{s:s,s:s,s:s,s:[{s:s,s:i,s:s}]}", "name", pb->app,
@@ -461,7 +470,8 @@ static json_t *container(struct rctx *r)
 			json_pack("[{s:{s:s}}]", "configMapRef", "name", cm));
 		free(cm);
 	}
-	if (pb->secrets.n) {
+	/* secrets as the VM gives them: env, or files in /run/secrets */
+	if (pb->secrets.n && pb->security.secrets_env) {
 		char *sn = ml_xasprintf("%s" ML_RENDER_SECRET_SUFFIX, pb->app);
 
 		env = json_array();
@@ -483,13 +493,33 @@ static json_t *container(struct rctx *r)
 	json_object_set_new(c, "livenessProbe",
 			    probe(r, 1, pb->health.unhealthy_threshold));
 	sc = json_pack("{s:b,s:b,s:b,s:{s:[s]}}", "runAsNonRoot", 1,
-		       "allowPrivilegeEscalation", 0, "readOnlyRootFilesystem",
-		       r->o->read_only_root, "capabilities", "drop", "ALL");
+		       "allowPrivilegeEscalation",
+		       !pb->security.no_new_privileges,
+		       "readOnlyRootFilesystem", r->read_only, "capabilities",
+		       "drop", "ALL");
+	if (pb->security.cap_add.n) {
+		json_t *add = json_array();
+
+		for (i = 0; i < pb->security.cap_add.n; i++)
+			json_array_append_new(
+				add, json_string(pb->security.cap_add.v[i]));
+		json_object_set_new(json_object_get(sc, "capabilities"), "add",
+				    add);
+	}
 	json_object_set_new(c, "securityContext", sc);
-	if (r->o->read_only_root)
-		json_object_set_new(c, "volumeMounts",
-				    json_pack("[{s:s,s:s}]", "name", "tmp",
-					      "mountPath", "/tmp"));
+	mounts = json_array();
+	if (r->read_only)
+		json_array_append_new(mounts,
+				      json_pack("{s:s,s:s}", "name", "tmp",
+						"mountPath", "/tmp"));
+	if (pb->secrets.n && !pb->security.secrets_env)
+		json_array_append_new(mounts,
+				      json_pack("{s:s,s:s,s:b}", "name",
+						"secrets", "mountPath",
+						"/run/secrets", "readOnly", 1));
+	if (json_array_size(mounts))
+		json_object_set(c, "volumeMounts", mounts);
+	json_decref(mounts);
 	return c;
 }
 
@@ -544,22 +574,55 @@ static json_t *node_selector(struct rctx *r)
 	return sel;
 }
 
+/* The Secret as files, one per name, where the agent puts them on a VM:
+ * /run/secrets/<NAME>. */
+static json_t *secret_volume(const struct rctx *r)
+{
+	const struct ml_playbook *pb = r->pb;
+	char *sn = ml_xasprintf("%s" ML_RENDER_SECRET_SUFFIX, pb->app);
+	json_t *items = json_array(), *v;
+	size_t i;
+
+	for (i = 0; i < pb->secrets.n; i++)
+		json_array_append_new(items, json_pack("{s:s,s:s}", "key",
+						       pb->secrets.v[i], "path",
+						       pb->secrets.v[i]));
+	v = json_pack("{s:s,s:{s:s,s:o}}", "name", "secrets", "secret",
+		      "secretName", sn, "items", items);
+	free(sn);
+	return v;
+}
+
 static json_t *pod_template(struct rctx *r)
 {
 	const struct ml_playbook *pb = r->pb;
-	json_t *meta, *spec, *sel;
+	json_t *meta, *spec, *sel, *vols, *annot;
 
 	meta = json_pack("{s:o}", "labels", labels(r));
+	annot = json_object();
 	if (pb->env.n)
-		json_object_set_new(
-			meta, "annotations",
-			json_pack("{s:o}", ANNOT_ENV, env_hash(pb)));
+		json_object_set_new(annot, ANNOT_ENV, env_hash(pb));
+	if (pb->metrics.path) {
+		/* the convention most Prometheus set-ups scrape pods by */
+		json_object_set_new(annot, "prometheus.io/scrape",
+				    json_string("true"));
+		json_object_set_new(annot, "prometheus.io/port",
+				    json_sprintf("%d", pb->port));
+		json_object_set_new(annot, "prometheus.io/path",
+				    json_string(pb->metrics.path));
+	}
+	if (json_object_size(annot))
+		json_object_set(meta, "annotations", annot);
+	json_decref(annot);
 	spec = json_pack(
 		"{s:b,s:b,s:I,s:{s:b,s:{s:s}}}", "automountServiceAccountToken",
 		0, "enableServiceLinks", 0, "terminationGracePeriodSeconds",
 		(json_int_t)((pb->rollout.drain_timeout_ms + 999) / 1000),
 		"securityContext", "runAsNonRoot", 1, "seccompProfile", "type",
 		"RuntimeDefault");
+	/* an init that reaps zombies: the pause container, as PID 1 */
+	if (pb->security.init == 1)
+		json_object_set_new(spec, "shareProcessNamespace", json_true());
 	sel = node_selector(r);
 	if (json_object_size(sel))
 		json_object_set(spec, "nodeSelector", sel);
@@ -578,10 +641,15 @@ static json_t *pod_template(struct rctx *r)
 				      "labelSelector", "matchLabels",
 				      selector_labels(r)));
 	json_object_set_new(spec, "containers", json_pack("[o]", container(r)));
-	if (r->o->read_only_root)
-		json_object_set_new(
-			spec, "volumes",
-			json_pack("[{s:s,s:{}}]", "name", "tmp", "emptyDir"));
+	vols = json_array();
+	if (r->read_only)
+		json_array_append_new(vols, json_pack("{s:s,s:{}}", "name",
+						      "tmp", "emptyDir"));
+	if (pb->secrets.n && !pb->security.secrets_env)
+		json_array_append_new(vols, secret_volume(r));
+	if (json_array_size(vols))
+		json_object_set(spec, "volumes", vols);
+	json_decref(vols);
 	return json_pack("{s:o,s:o}", "metadata", meta, "spec", spec);
 }
 
@@ -618,7 +686,8 @@ static json_t *workload(struct rctx *r)
 	spec = json_pack(
 		"{s:I,s:i,s:I,s:{s:o}}", "replicas",
 		(json_int_t)(r->app_hosts * (size_t)pb->replicas),
-		"revisionHistoryLimit", REVISION_HISTORY,
+		"revisionHistoryLimit",
+		pb->prune.retain > 0 ? pb->prune.retain : REVISION_HISTORY,
 		"progressDeadlineSeconds",
 		(json_int_t)(startup_s + 300 > 600 ? startup_s + 300 : 600),
 		"selector", "matchLabels", selector_labels(r));
@@ -727,6 +796,30 @@ static void warn_unexpressed(struct rctx *r)
 		     "an Ingress or Gateway (the Service serves plain HTTP "
 		     "on port %d)",
 		     pb->port);
+	if (pb->security.pids_limit)
+		warn(r->w, "security.pids_limit",
+		     "a pod's PID limit is the kubelet's (podPidsLimit), not "
+		     "the manifest's: not rendered");
+	if (strcmp(pb->security.restart, "unless-stopped") &&
+	    strcmp(pb->security.restart, "always"))
+		warn(r->w, "security.restart",
+		     "'%s' has no Deployment form: its pods are always "
+		     "restarted",
+		     pb->security.restart);
+	if (!pb->security.open_slots)
+		warn(r->w, "security.open_slots",
+		     "on the VMs only the balancer reaches the containers; "
+		     "in a cluster every pod can, unless a NetworkPolicy "
+		     "admits only your ingress (not rendered)");
+	if (pb->prune.disk_budget)
+		warn(r->w, "prune.disk_budget",
+		     "the kubelet's image garbage collection decides what "
+		     "images a node keeps: not rendered");
+	if (pb->logs.max_size_bytes != (int64_t)10 << 20 ||
+	    pb->logs.max_files != 3)
+		warn(r->w, "logs",
+		     "log rotation is the kubelet's (containerLogMaxSize, "
+		     "containerLogMaxFiles): not rendered");
 	if (pb->replicas > 1)
 		warn(r->w, "replicas",
 		     "%d per host cannot be pinned to nodes: %zu pods in "
@@ -749,6 +842,8 @@ int ml_render_k8s(json_t **out, struct ml_render_warns *w,
 		return rc;
 	for (i = 0; i < cfg->ntargets; i++)
 		r.app_hosts += cfg->targets[i].is_app;
+	r.read_only =
+		o->read_only_root || cfg->playbook->security.read_only_root;
 	r.period_s = seconds(&r, "health.interval", h->interval_ms);
 	r.timeout_s = seconds(&r, "health.timeout", h->timeout_ms);
 	/* whole periods covering the start period, then the failures a

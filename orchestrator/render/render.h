@@ -104,6 +104,15 @@ size_t ml_render_check(json_t *problems, const json_t *docs);
  */
 int ml_render_yaml(struct ml_buf *out, const json_t *doc);
 
+/*
+ * Read yaml (len bytes: one document as ml_render_yaml wrote it) back with
+ * libyaml and check that it is doc exactly: every string a quoted scalar
+ * with the same bytes, integers and booleans plain, keys in order and
+ * plain only where the emitter allows. 0, or ML_EFAIL with a message
+ * starting "BUG:" (the emitter is wrong; nothing should be written).
+ */
+int ml_render_yaml_verify(const char *yaml, size_t len, const json_t *doc);
+
 /* A YAML comment line "# text" for out; control bytes and non-ASCII in text
  * are replaced by '?' so the comment never ends early. */
 int ml_render_yaml_comment(struct ml_buf *out, const char *text);

@@ -15,11 +15,17 @@
  * "null"...); otherwise it is quoted like a value. Text that is not valid
  * UTF-8 cannot be written in YAML and is refused.
  *
+ * ml_render_yaml_verify reads a document back through our libyaml
+ * wrapper (a YAML 1.1 reader) and compares it with the tree, strings
+ * quoted and keys plain only where allowed: mlctl checks its own output
+ * before writing it, and the tests and the fuzz target check it too.
+ *
  * Depth is bounded by the tree we build (under 20 levels); recursion is
  * fine.
  */
 #include "common/ml.h"
 #include "common/utf8.h"
+#include "orchestrator/config/yaml.h"
 #include "orchestrator/render/render.h"
 
 #include <strings.h>
@@ -236,4 +242,84 @@ int ml_render_yaml_comment(struct ml_buf *out, const char *text)
 		rc = ml_buf_addch(out, c < 0x20 || c >= 0x7f ? '?' : (char)c);
 	}
 	return rc < 0 ? rc : ml_buf_addch(out, '\n');
+}
+
+/* ---- reading it back --------------------------------------------------- */
+
+/* True when node n, as libyaml read it, is exactly v. */
+static bool same(const struct ml_ynode *n, const json_t *v)
+{
+	char num[32];
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		if (n->type != ML_YMAP || n->npairs != json_object_size(v))
+			return false;
+		i = 0;
+		json_object_foreach((json_t *)v, k, x) {
+			const struct ml_ynode *key = n->pairs[i].key;
+
+			/* in order, and plain only where plain_key allows */
+			if (strcmp(key->scalar, k) ||
+			    (key->plain && !plain_key(k)) ||
+			    !same(n->pairs[i].value, x))
+				return false;
+			i++;
+		}
+		return true;
+	case JSON_ARRAY:
+		if (n->type != ML_YSEQ || n->nitems != json_array_size(v))
+			return false;
+		json_array_foreach(v, i, x) {
+			if (!same(n->items[i], x))
+				return false;
+		}
+		return true;
+	case JSON_STRING:
+		/* quoted, so no reader can take it for anything else */
+		return n->type == ML_YSCALAR && !n->plain &&
+		       n->len == json_string_length(v) &&
+		       !memcmp(n->scalar, json_string_value(v), n->len);
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+		return n->type == ML_YSCALAR && n->plain &&
+		       !strcmp(n->scalar, num);
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return n->type == ML_YSCALAR && n->plain &&
+		       !strcmp(n->scalar, json_is_true(v) ? "true" : "false");
+	default:
+		return false;
+	}
+}
+
+int ml_render_yaml_verify(const char *yaml, size_t len, const json_t *doc)
+{
+	struct ml_ylimits lim = ml_ylimits_default;
+	struct ml_diags d = { 0 };
+	struct ml_ynode *n = NULL;
+	int rc;
+
+	/* our own output: as large as it is, no alias anywhere */
+	lim.max_bytes = len + 1;
+	lim.max_scalar = len + 1;
+	lim.max_aliases = 0;
+	lim.max_nodes = len + 1;
+	rc = ml_yaml_load(&n, "rendered", yaml, len, &lim, &d);
+	if (rc < 0 || !n)
+		/* the place only: the text may be a secret's */
+		rc = ml_err_set(ML_EFAIL,
+				"BUG: the rendered YAML does not parse (line "
+				"%d, column %d)",
+				d.n ? d.v[0].line : 0, d.n ? d.v[0].col : 0);
+	else if (!same(n, doc))
+		rc = ml_err_set(ML_EFAIL, "BUG: the rendered YAML does not "
+					  "read back as what was rendered");
+	ml_ynode_free(n);
+	ml_diags_release(&d);
+	return rc;
 }

@@ -83,7 +83,11 @@ static json_t *render(const struct ml_config *cfg,
 			 cfg->playbook->app);
 	}
 	json_array_foreach(docs, i, d) {
+		size_t mark = b.len;
+
 		assert_int_equal(ml_render_yaml(&b, d), 0);
+		if (ml_render_yaml_verify(b.data + mark, b.len - mark, d) < 0)
+			fail_msg("%s", ml_err_msg());
 	}
 	for (i = 0; i < w.n; i++)
 		ml_buf_addf(&wb, "%s: %s\n", w.v[i].key, w.v[i].msg);
@@ -507,10 +511,16 @@ static void test_render__gpu_playbook(void **state)
 		json_integer_value(
 			at(dep, "spec.strategy.rollingUpdate.maxUnavailable")),
 		0);
-	/* the secrets by name, never a value */
+	/* the secrets by name, never a value: files in /run/secrets, as
+	 * the agent gives them (security.secrets_as: files) */
 	assert_string_equal(
-		json_string_value(at(ct, "env.0.valueFrom.secretKeyRef.name")),
+		json_string_value(at(dep, "spec.template.spec.volumes.0.secret."
+					  "secretName")),
 		"llm-serve-secrets");
+	assert_string_equal(
+		json_string_value(at(ct, "volumeMounts.0.mountPath")),
+		"/run/secrets");
+	assert_null(json_object_get(ct, "env"));
 	assert_null(find_kind(docs, "Secret"));
 	/* the canary is said, not dropped */
 	assert_non_null(strstr(warns, "rollout.canary:"));
@@ -541,6 +551,60 @@ static void test_render__rollouts_keep_the_canary_steps(void **state)
 	assert_int_equal(json_integer_value(at(steps, "2.setWeight")), 50);
 	json_decref(docs);
 	free(yaml);
+	ml_config_free(cfg);
+}
+
+/* The playbook's security and metrics keys, each where Kubernetes says
+ * it. */
+static void test_render__security_and_metrics(void **state)
+{
+	struct ml_config *cfg =
+		load("playbooks/gpu.yaml", "inventory/gpu-fleet.yaml", NULL);
+	struct ml_security_spec *sec = &cfg->playbook->security;
+	struct ml_render_opts o = {0};
+	const json_t *dep, *ct, *sc;
+	char *yaml, *warns;
+	json_t *docs;
+
+	ML_UNUSED(state);
+	sec->secrets_env = true;
+	sec->no_new_privileges = false;
+	sec->read_only_root = true;
+	sec->init = 1;
+	free(sec->restart);
+	sec->restart = ml_xstrdup("on-failure");
+	sec->cap_add.v = ml_xcalloc(1, sizeof(char *));
+	sec->cap_add.v[0] = ml_xstrdup("NET_BIND_SERVICE");
+	sec->cap_add.n = 1;
+	cfg->playbook->metrics.path = ml_xstrdup("/metrics");
+	docs = render(cfg, &o, &yaml, &warns);
+	dep = find_kind(docs, "Deployment");
+	ct = at(dep, "spec.template.spec.containers.0");
+	sc = json_object_get(ct, "securityContext");
+	assert_string_equal(
+		json_string_value(at(ct, "env.1.valueFrom.secretKeyRef.key")),
+		"API_KEYS");
+	assert_true(
+		json_is_true(json_object_get(sc, "allowPrivilegeEscalation")));
+	assert_true(
+		json_is_true(json_object_get(sc, "readOnlyRootFilesystem")));
+	assert_string_equal(json_string_value(at(sc, "capabilities.add.0")),
+			    "NET_BIND_SERVICE");
+	assert_string_equal(json_string_value(at(sc, "capabilities.drop.0")),
+			    "ALL");
+	assert_string_equal(
+		json_string_value(at(ct, "volumeMounts.0.mountPath")), "/tmp");
+	assert_true(json_is_true(
+		at(dep, "spec.template.spec.shareProcessNamespace")));
+	assert_string_equal(
+		json_string_value(json_object_get(
+			at(dep, "spec.template.metadata.annotations"),
+			"prometheus.io/path")),
+		"/metrics");
+	assert_non_null(strstr(warns, "security.restart: 'on-failure'"));
+	json_decref(docs);
+	free(yaml);
+	free(warns);
 	ml_config_free(cfg);
 }
 
@@ -817,6 +881,135 @@ static void test_render__yaml_quotes_everything(void **state)
 	ml_buf_release(&b);
 }
 
+/* Every ASCII byte, the Unicode line and format characters, YAML's
+ * indicators and words, in values and in keys: each document reads back
+ * through libyaml (a YAML 1.1 reader) as exactly what was emitted. */
+static void test_render__yaml_reads_back(void **state)
+{
+	static const char *const hostile[] = {
+		"",
+		" ",
+		"  lead",
+		"trail ",
+		"- item",
+		"? key",
+		": x",
+		"a: b",
+		"#c",
+		"a #c",
+		"&anchor",
+		"*alias",
+		"!tag",
+		"|",
+		">",
+		"%YAML",
+		"@",
+		"`",
+		"'",
+		"\"",
+		"\\",
+		"{a: 1}",
+		"[1, 2]",
+		",",
+		"---",
+		"...",
+		"~",
+		"null",
+		"Null",
+		"NULL",
+		"true",
+		"True",
+		"on",
+		"Off",
+		"y",
+		"N",
+		"yes",
+		"NO",
+		"0",
+		"-1",
+		"0x1f",
+		"0o17",
+		"0755",
+		"1e3",
+		".5",
+		".inf",
+		"-.Inf",
+		".nan",
+		"1_000",
+		"12:30:00",
+		"2024-06-01",
+		"=",
+		"<<",
+		"a\nb",
+		"a\r\nb",
+		"\n",
+		"\t",
+		"tab\tin",
+		"\xc2\x85"
+		"nel",
+		"\xe2\x80\xa8ls",
+		"\xe2\x80\xa9ps",
+		"\xef\xbb\xbf"
+		"bom",
+		"\xef\xbf\xbe",
+		"caf\xc3\xa9!",
+		"\xf0\x9f\x98\x80",
+	};
+	struct ml_buf b = ML_BUF_INIT(0);
+	char one[2] = {0, 0};
+	json_t *doc;
+	size_t i;
+	int c;
+
+	ML_UNUSED(state);
+	for (c = 1; c < 0x80; c++) {
+		one[0] = (char)c;
+		doc = json_pack("{s:s,s:[s,{s:s}]}", one, one, "seq", one, "k",
+				one);
+		ml_buf_reset(&b);
+		assert_int_equal(ml_render_yaml(&b, doc), 0);
+		if (ml_render_yaml_verify(b.data, b.len, doc) < 0)
+			fail_msg("byte 0x%02x: %s\n%s", c, ml_err_msg(),
+				 ml_buf_str(&b));
+		json_decref(doc);
+	}
+	for (i = 0; i < ML_ARRAY_SIZE(hostile); i++) {
+		doc = json_pack("{s:s,s:{s:s},s:i,s:b}", hostile[i], hostile[i],
+				"nested", hostile[i], hostile[i], "n", -7, "b",
+				0);
+		ml_buf_reset(&b);
+		assert_int_equal(ml_render_yaml(&b, doc), 0);
+		if (ml_render_yaml_verify(b.data, b.len, doc) < 0)
+			fail_msg("'%s': %s\n%s", hostile[i], ml_err_msg(),
+				 ml_buf_str(&b));
+		json_decref(doc);
+	}
+	ml_buf_release(&b);
+}
+
+/* The check itself refuses what does not read back: a plain string, a
+ * plain key YAML 1.1 reads as a boolean, a changed value. */
+static int verify_text(const char *text, const json_t *doc)
+{
+	return ml_render_yaml_verify(text, strlen(text), doc);
+}
+
+static void test_render__yaml_verify_refuses(void **state)
+{
+	json_t *doc = json_pack("{s:s}", "k", "on");
+
+	ML_UNUSED(state);
+	assert_int_equal(verify_text("k: \"on\"\n", doc), 0);
+	assert_int_equal(verify_text("k: on\n", doc), ML_EFAIL);
+	assert_int_equal(verify_text("k: \"of\"\n", doc), ML_EFAIL);
+	json_decref(doc);
+	doc = json_pack("{s:s}", "on", "x");
+	assert_int_equal(verify_text("on: \"x\"\n", doc), ML_EFAIL);
+	assert_int_equal(verify_text("\"on\": \"x\"\n", doc), 0);
+	assert_int_equal(verify_text("on: [\n", doc), ML_EFAIL);
+	json_decref(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -827,10 +1020,13 @@ int main(void)
 			test_render__validator_rejects_broken_manifests),
 		cmocka_unit_test(test_render__gpu_playbook),
 		cmocka_unit_test(test_render__rollouts_keep_the_canary_steps),
+		cmocka_unit_test(test_render__security_and_metrics),
 		cmocka_unit_test(test_render__checks_catch_what_schemas_miss),
 		cmocka_unit_test(test_render__names),
 		cmocka_unit_test(test_render__refuses),
 		cmocka_unit_test(test_render__yaml_quotes_everything),
+		cmocka_unit_test(test_render__yaml_reads_back),
+		cmocka_unit_test(test_render__yaml_verify_refuses),
 	};
 
 	return cmocka_run_group_tests_name("render", tests, NULL, NULL);

@@ -131,8 +131,7 @@ static void test_render_cli__stdout_names_secrets_only(void **state)
 			     "# mlctl render k8s: manifests of "
 			     "'llm-serve' at commit ",
 			     50));
-	assert_non_null(strstr(o.out, "secretKeyRef"));
-	assert_non_null(strstr(o.out, "name: \"llm-serve-secrets\""));
+	assert_non_null(strstr(o.out, "secretName: \"llm-serve-secrets\""));
 	assert_null(strstr(o.out, "kind: \"Secret\""));
 	no_value_in("stdout", o.out);
 	no_value_in("stderr", o.err);
