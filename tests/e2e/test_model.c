@@ -391,7 +391,7 @@ static void test_model__code_only_commit_sends_one_layer(void **s)
 	last = json_array_get(json_object_get(check, "layers"), idx);
 	assert_non_null(strstr(json_string_value(json_object_get(
 				       last, "created_by")),
-			       "--from=code"));
+			       "in /app/"));
 	json_decref(check);
 	deploy_bounded(size);
 	expect_prediction("v1");
@@ -410,7 +410,7 @@ static void test_model__weights_only_commit_sends_weights(void **s)
 	meta = ml_test_slurp(path);
 	assert_non_null(strstr(meta, "\"version\": \"v1\""));
 	v2 = ml_xstrdup(meta);
-	memcpy(strstr(v2, "\"version\": \"v1\"") + 13, "v2", 2);
+	memcpy(strstr(v2, "\"version\": \"v1\"") + 12, "v2", 2);
 	ml_test_write(F.repo, "model/meta.json", v2);
 	free(v2);
 	free(meta);
