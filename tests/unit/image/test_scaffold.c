@@ -57,11 +57,12 @@ static void test_scaffold__dockerfile_layers_in_order(void **st)
 	t = ml_buf_str(&b);
 	/* deps, then weights, then code; wheels only in the deps stage */
 	assert_true(at(t, "COPY --from=deps /deps/ /") <
-		    at(t, "COPY --chown=10001:10001 model/ /app/model/"));
-	assert_true(at(t, "COPY --chown=10001:10001 model/ /app/model/") <
-		    at(t, "COPY --from=code --chown=10001:10001 /src/ /app/"));
+		    at(t, "COPY --chown=10001:10001 model/ /opt/model/"));
+	assert_true(at(t, "COPY --chown=10001:10001 model/ /opt/model/") <
+		    at(t, "COPY --from=code --chown=10001:10001 /src/ /\n"));
+	at(t, "ln -s /opt/model /src/app/model");
 	at(t, "--no-index --find-links /tmp/deps/wheels");
-	at(t, "RUN rm -rf /src/Dockerfile /src/model /src/wheelhouse");
+	at(t, "RUN rm -rf /src/app/Dockerfile /src/app/model /src/app/wheelhouse");
 	at(t, "USER 10001:10001\n");
 	at(t, "EXPOSE 8080\n");
 	at(t, "ENTRYPOINT [\"/usr/bin/tini\", \"--\"]");
