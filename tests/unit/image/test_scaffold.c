@@ -284,6 +284,24 @@ static void test_check__findings(void **st)
 				 json_object_get(rep, "layers_changed")),
 			 1);
 	json_decref(rep);
+
+	/* an empty COPY made no layer: it is skipped, the rest line up */
+	json_decref(hist);
+	hist = json_pack("[{s:s,s:I},{s:s,s:I},{s:s,s:I},{s:s,s:I}]",
+			 "CreatedBy", "/bin/sh -c #(nop) COPY dir:ab in /app/",
+			 "Size", (json_int_t)4096, "CreatedBy",
+			 "/bin/sh -c #(nop) COPY dir:ee in /", "Size",
+			 (json_int_t)0, "CreatedBy", "/bin/sh -c pip install",
+			 "Size", (json_int_t)5 << 20, "CreatedBy", "", "Size",
+			 (json_int_t)290 << 20);
+	in.history = hist;
+	assert_int_equal(ml_image_check_run(&rep, &in), 0);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(json_object_get(rep, "layers"),
+						2),
+				 "size")),
+			 4096);
+	json_decref(rep);
 	json_decref(insp);
 	json_decref(hist);
 	json_decref(dep);
