@@ -179,7 +179,7 @@ int ml_image_check_run(json_t **out, const struct ml_image_check_in *in)
 	json_t *rep, *w, *ls, *ex;
 	const char **by = NULL;
 	int64_t *sizes = NULL, total = 0;
-	size_t nl, nh, i, k, changed_n = 0;
+	size_t nl, nh, i, k, changed_n = 0, empty_skip;
 	const char *user, *init, *key;
 	char port_key[32], sz[ML_FMT_MAX];
 
@@ -196,6 +196,19 @@ int ml_image_check_run(json_t **out, const struct ml_image_check_in *in)
 	by = ml_xcalloc(nl, sizeof(*by));
 	sizes = ml_xcalloc(nl, sizeof(*sizes));
 	nh = json_array_size(in->history);
+	/*
+	 * A COPY that copied nothing (an empty folder) made no layer, and
+	 * the history does not say so: when there are more candidates than
+	 * layers, the empty ones (Size 0) are the ones to skip
+	 */
+	k = 0;
+	for (i = 0; i < nh; i++) {
+		const json_t *h = json_array_get(in->history, i);
+		const char *c = json_string_value(json_object_get(h, "CreatedBy"));
+
+		k += makes_layer(c ? c : "");
+	}
+	empty_skip = k > nl ? k - nl : 0;
 	k = 0;
 	for (i = nh; i-- > 0;) {
 		const json_t *h = json_array_get(in->history, i);
@@ -208,6 +221,11 @@ int ml_image_check_run(json_t **out, const struct ml_image_check_in *in)
 		check_nop_arg(w, c);
 		if (!makes_layer(c))
 			continue;
+		if (empty_skip && *c &&
+		    json_integer_value(json_object_get(h, "Size")) == 0) {
+			empty_skip--;
+			continue;
+		}
 		if (k < nl) {
 			by[k] = *c ? short_by(c)
 				   : json_string_value(

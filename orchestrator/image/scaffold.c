@@ -231,17 +231,31 @@ int ml_scaffold_dockerfile(struct ml_buf *b, const struct ml_scaffold *s)
 	}
 
 	/* the code, without the weights and the wheelhouse */
-	ml_buf_addf(b, "FROM %s AS code\nCOPY . /src/\nRUN rm -rf /src/Dockerfile",
+	ml_buf_addf(b,
+		    "FROM %s AS code\nCOPY . /src/app/\nRUN rm -rf "
+		    "/src/app/Dockerfile",
 		    s->base);
 	if (s->model_dir) {
-		ml_buf_addstr(b, " /src/");
+		ml_buf_addstr(b, " /src/app/");
 		add_dir(b, s->model_dir);
 	}
 	if (s->wheelhouse) {
-		ml_buf_addstr(b, " /src/");
+		ml_buf_addstr(b, " /src/app/");
 		add_dir(b, s->wheelhouse);
 	}
-	ml_buf_addstr(b, "\n\n");
+	if (s->model_dir) {
+		/* the weights live in /opt/model; the app finds them where
+		 * they were in the repository */
+		ml_buf_addstr(b, " \\\n\t&& ln -s /opt/model /src/app/");
+		add_dir(b, s->model_dir);
+	}
+	/*
+	 * Docker rebuilds every layer above a changed one, so a weights
+	 * change rebuilds the code layer: with the times fixed its tar is
+	 * the same bytes, the same digest, and is not sent again
+	 */
+	ml_buf_addstr(b, " \\\n\t&& find /src -exec touch -h -d @1700000000 "
+			 "{} +\n\n");
 
 	ml_buf_addf(b, "FROM %s\n", s->base);
 	ml_buf_addstr(b, "# system packages and the app user: one layer\n"
@@ -260,18 +274,21 @@ int ml_scaffold_dockerfile(struct ml_buf *b, const struct ml_scaffold *s)
 		    "useradd --system --uid %d --user-group --home-dir /app "
 		    "--no-create-home app\n",
 		    ML_SCAFFOLD_UID);
-	ml_buf_addstr(b, "COPY --from=deps /deps/ /\n"
-			 "WORKDIR /app\n");
+	ml_buf_addstr(b, "COPY --from=deps /deps/ /\n");
 	if (s->model_dir) {
 		ml_buf_addf(b, "# the weights, before the code\nCOPY "
 			       "--chown=%d:%d ",
 			    ML_SCAFFOLD_UID, ML_SCAFFOLD_UID);
 		add_dir(b, s->model_dir);
-		ml_buf_addstr(b, "/ /app/");
-		add_dir(b, s->model_dir);
-		ml_buf_addstr(b, "/\n");
+		ml_buf_addstr(b, "/ /opt/model/\n");
 	}
-	ml_buf_addf(b, "COPY --from=code --chown=%d:%d /src/ /app/\n",
+	/*
+	 * /app is made by this COPY, from /src with its times fixed: no
+	 * directory of an earlier layer is touched, so the layer's bytes
+	 * depend on the code alone
+	 */
+	ml_buf_addf(b, "# the code, last\nCOPY --from=code --chown=%d:%d /src/ "
+		       "/\nWORKDIR /app\n",
 		    ML_SCAFFOLD_UID, ML_SCAFFOLD_UID);
 	ml_buf_addf(b, "USER %d:%d\n", ML_SCAFFOLD_UID, ML_SCAFFOLD_UID);
 	ml_buf_addf(b, "EXPOSE %d\n", s->port);

@@ -57,11 +57,12 @@ static void test_scaffold__dockerfile_layers_in_order(void **st)
 	t = ml_buf_str(&b);
 	/* deps, then weights, then code; wheels only in the deps stage */
 	assert_true(at(t, "COPY --from=deps /deps/ /") <
-		    at(t, "COPY --chown=10001:10001 model/ /app/model/"));
-	assert_true(at(t, "COPY --chown=10001:10001 model/ /app/model/") <
-		    at(t, "COPY --from=code --chown=10001:10001 /src/ /app/"));
+		    at(t, "COPY --chown=10001:10001 model/ /opt/model/"));
+	assert_true(at(t, "COPY --chown=10001:10001 model/ /opt/model/") <
+		    at(t, "COPY --from=code --chown=10001:10001 /src/ /\n"));
+	at(t, "ln -s /opt/model /src/app/model");
 	at(t, "--no-index --find-links /tmp/deps/wheels");
-	at(t, "RUN rm -rf /src/Dockerfile /src/model /src/wheelhouse");
+	at(t, "RUN rm -rf /src/app/Dockerfile /src/app/model /src/app/wheelhouse");
 	at(t, "USER 10001:10001\n");
 	at(t, "EXPOSE 8080\n");
 	at(t, "ENTRYPOINT [\"/usr/bin/tini\", \"--\"]");
@@ -282,6 +283,24 @@ static void test_check__findings(void **st)
 	assert_int_equal(json_integer_value(
 				 json_object_get(rep, "layers_changed")),
 			 1);
+	json_decref(rep);
+
+	/* an empty COPY made no layer: it is skipped, the rest line up */
+	json_decref(hist);
+	hist = json_pack("[{s:s,s:I},{s:s,s:I},{s:s,s:I},{s:s,s:I}]",
+			 "CreatedBy", "/bin/sh -c #(nop) COPY dir:ab in /app/",
+			 "Size", (json_int_t)4096, "CreatedBy",
+			 "/bin/sh -c #(nop) COPY dir:ee in /", "Size",
+			 (json_int_t)0, "CreatedBy", "/bin/sh -c pip install",
+			 "Size", (json_int_t)5 << 20, "CreatedBy", "", "Size",
+			 (json_int_t)290 << 20);
+	in.history = hist;
+	assert_int_equal(ml_image_check_run(&rep, &in), 0);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(json_object_get(rep, "layers"),
+						2),
+				 "size")),
+			 4096);
 	json_decref(rep);
 	json_decref(insp);
 	json_decref(hist);
