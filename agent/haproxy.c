@@ -328,6 +328,10 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 	if (rc < 0)
 		return rc;
 	c->stats_port = (int)n;
+	rc = get_str(&c->stats_bind, args, "", "stats_bind", "127.0.0.1",
+		     false, valid_ip, "an IP address");
+	if (rc < 0)
+		return rc;
 	if (c->stats_port == c->listen_port)
 		return ml_err_set(ML_EPROTO,
 				  "lb_apply: 'stats_port' and "
@@ -412,6 +416,7 @@ void ml_lb_config_release(struct ml_lb_config *c)
 	free(c->servers);
 	free(c->app);
 	free(c->bind);
+	free(c->stats_bind);
 	free(c->balance);
 	free(c->health_path);
 	free(c->tls_cert);
@@ -663,7 +668,7 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 	}
 	if (c->stats_port) {
 		ml_buf_addstr(b, "\nfrontend mlctl_stats\n\tbind ");
-		add_hostport(b, c->bind, c->stats_port);
+		add_hostport(b, c->stats_bind, c->stats_port);
 		ml_buf_addstr(b, "\n\thttp-request use-service "
 				 "prometheus-exporter if { path /metrics }\n"
 				 "\thttp-request return status 404\n");

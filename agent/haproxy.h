@@ -52,6 +52,8 @@ struct ml_lb_config {
 	char *bind; /* address the frontends bind, default 0.0.0.0 */
 	int listen_port;
 	int stats_port;	       /* Prometheus exporter at /metrics, 0: none */
+	char *stats_bind;      /* its address, default 127.0.0.1: metrics
+				* are not for every client of the LB */
 	char *balance;	       /* roundrobin, leastconn or random */
 	char *health_path;     /* GET this, 2xx or 3xx is healthy */
 	long interval_ms;      /* between checks */

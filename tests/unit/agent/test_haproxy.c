@@ -147,7 +147,7 @@ static const char golden[] =
 	"\tserver vm3-a0 vm3.example.net:9000 check weight 7 disabled\n"
 	"\n"
 	"frontend mlctl_stats\n"
-	"\tbind 0.0.0.0:8404\n"
+	"\tbind 127.0.0.1:8404\n"
 	"\thttp-request use-service prometheus-exporter if { path /metrics "
 	"}\n"
 	"\thttp-request return status 404\n";
