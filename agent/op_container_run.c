@@ -48,7 +48,6 @@
 #define ENV_KEY_MAX 256
 #define CMD_MAX 256
 #define CMD_ARG_MAX (64 << 10)
-#define IMAGE_MAX 512
 #define CPUS_MAX 4096.0
 #define GPUS_MAX 1024
 #define REPLICA_MAX 999
@@ -161,27 +160,13 @@ static int check_env(json_t *m, const char *what, json_t *other)
 	return 0;
 }
 
-/* A digest "sha256:<64 hex>" or a reference such as "repo/name:tag". */
+/* A digest "sha256:<64 hex>" or a reference such as "repo/name:tag",
+ * never with a "." or ".." component (it goes into an API path). */
 static bool image_ok(const char *s)
 {
-	size_t i;
-
-	if (!strncmp(s, "sha256:", 7)) {
-		for (i = 7; s[i]; i++)
-			if (!strchr("0123456789abcdef", s[i]))
-				return false;
-		return i == 7 + 64;
-	}
-	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-	      (*s >= '0' && *s <= '9')))
-		return false;
-	for (i = 1; s[i]; i++)
-		if (i >= IMAGE_MAX ||
-		    !((s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || strchr("._/:@-", s[i])))
-			return false;
-	return true;
+	if (!strncmp(s, "sha256:", 7) && strlen(s) != 7 + 64)
+		return false; /* the controller sends whole ids */
+	return ml_docker_valid_image(s);
 }
 
 static int check_cmd(json_t *cmd)
@@ -261,8 +246,9 @@ static int parse_args(struct run_spec *s, json_t *args)
 		rc = ml_err_set(ML_EPROTO,
 				"%s: 'image' must be \"sha256:\" and 64 hex "
 				"digits, or a reference of letters, digits "
-				"and ._/:@- (at most %d bytes)",
-				OP, IMAGE_MAX);
+				"and ._/:@- without empty or dot components "
+				"(at most %d bytes)",
+				OP, ML_DOCKER_IMAGE_MAX);
 	if (rc == 0)
 		rc = ml_agent_arg_int(&s->port, args, OP, "port", 1, 65535,
 				      true);

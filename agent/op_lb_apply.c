@@ -2,7 +2,8 @@
  * lb_apply: make this host's HAProxy for one app serve the given servers.
  *
  *	args:   {"app", "listen_port", "stats_port" (8404, 0: none),
- *		 "bind" ("0.0.0.0"), "balance" (roundrobin|leastconn|random),
+ *		 "bind" ("0.0.0.0"), "metrics_bind" ("127.0.0.1"),
+ *		 "balance" (roundrobin|leastconn|random),
  *		 "health": {"path", "interval_ms", "timeout_ms",
  *			    "healthy_threshold", "unhealthy_threshold"},
  *		 "drain_timeout_ms", "tls_cert" (optional PEM path),

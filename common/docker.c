@@ -9,7 +9,10 @@
  * aborts the transfer past the cap, and released after each request, so an
  * idle client holds no answer memory. Text from Docker is escaped before it
  * enters an error message. Paths are checked to be printable ASCII, so
- * nothing can smuggle a space or CRLF into the request line.
+ * nothing can smuggle a space or CRLF into the request line, and to hold
+ * no "." or ".." segment (plain or percent-encoded): curl and Docker's
+ * router both resolve those, so an image named "x/../../containers/..."
+ * would otherwise turn GET /images/<name>/json into another endpoint.
  */
 #include "common/ml.h"
 #include "common/log.h"
@@ -118,15 +121,75 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *data)
 	return n;
 }
 
+/* Whether the segment at s (up to '/', '?' or the end) is "." or "..",
+ * written plainly or with %2e. */
+static bool dot_segment(const char *s)
+{
+	int dots = 0;
+
+	for (;;) {
+		if (*s == '.') {
+			s++;
+		} else if (s[0] == '%' && s[1] == '2' &&
+			   (s[2] == 'e' || s[2] == 'E')) {
+			s += 3;
+		} else {
+			break;
+		}
+		dots++;
+	}
+	return dots && dots <= 2 && (!*s || *s == '/' || *s == '?');
+}
+
 static bool valid_path(const char *path)
 {
 	size_t i;
 
 	if (path[0] != '/')
 		return false;
-	for (i = 0; path[i]; i++)
+	for (i = 0; path[i] && path[i] != '?'; i++)
+		if (i >= PATH_MAX_LEN || path[i] <= ' ' || path[i] > '~' ||
+		    (path[i] == '/' && dot_segment(path + i + 1)) ||
+		    (path[i] == '\\'))
+			return false;
+	for (; path[i]; i++)
 		if (i >= PATH_MAX_LEN || path[i] <= ' ' || path[i] > '~')
 			return false;
+	return true;
+}
+
+bool ml_docker_valid_image(const char *s)
+{
+	size_t i, n = strlen(s);
+	const char *at;
+
+	if (!strncmp(s, "sha256:", 7))
+		return n > 7 && n <= 7 + 64 && strspn(s + 7, "0123456789abcdef") ==
+						      n - 7;
+	if (!n || n > ML_DOCKER_IMAGE_MAX)
+		return false;
+	/* name components: alphanumerics with single '.', '_', '__' or '-'
+	 * runs between them; '/' separates components, ':' a tag or a
+	 * registry port, '@' a digest; never an empty component */
+	at = strchr(s, '@');
+	for (i = 0; i < n && (!at || s + i < at); i++) {
+		char c = s[i], prev = i ? s[i - 1] : '/';
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9'))
+			continue;
+		if (!strchr("._-/:", c))
+			return false;
+		if (strchr("/:", prev) || i + 1 == n ||
+		    (at && s + i + 1 == at))
+			return false; /* a component starts or ends with it */
+		if (c == '.' && prev == '.')
+			return false;
+	}
+	if (at && (strncmp(at + 1, "sha256:", 7) || !at[8] ||
+		   strspn(at + 8, "0123456789abcdef") != strlen(at + 8) ||
+		   strlen(at + 8) > 64))
+		return false;
 	return true;
 }
 

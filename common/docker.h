@@ -89,6 +89,18 @@ int ml_docker_url_escape(struct ml_buf *out, const char *s);
  */
 bool ml_docker_valid_name(const char *s);
 
+#define ML_DOCKER_IMAGE_MAX 512
+
+/*
+ * True when s is an image reference safe to put in an API path:
+ * "sha256:" and 1 to 64 hex digits (Docker takes a prefix of an id), or
+ * [registry[:port]/]name[:tag][@sha256:hex]
+ * whose components are letters and digits joined by single '.', '_' or
+ * '-' (so never "." or ".." segments), at most ML_DOCKER_IMAGE_MAX bytes.
+ * Every request path is also refused when it holds a dot segment.
+ */
+bool ml_docker_valid_image(const char *s);
+
 /* ---- streaming requests ------------------------------------------------ */
 
 struct ml_io;

@@ -18,7 +18,7 @@ static const struct ml_option opt_wait = {
 const struct ml_option ml_opt_secrets = {
 	OPT_SECRETS, "secrets", 0, "FILE",
 	"NAME=VALUE lines for the playbook's secrets, mode 600 (default "
-	".mlctl/secrets, then the environment)"
+	".mlctl/secrets, then MLCTL_SECRET_<NAME>)"
 };
 
 static const struct ml_option *const options[] = {

@@ -7,6 +7,7 @@
  */
 #include "common/ml.h"
 #include "common/fmt.h"
+#include "common/log.h"
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
@@ -49,14 +50,22 @@ static int lock_run(struct ml_ctx *ctx)
 		char t1[ML_FMT_MAX];
 		int64_t exp = json_integer_value(
 			json_object_get(res, "expires_at_ms"));
+		/* owner and reason were written by whoever took the lock */
+		struct ml_buf own = ML_BUF_INIT(4096), why = ML_BUF_INIT(4096);
+		const char *o = json_string_value(json_object_get(res, "owner"));
+		const char *w = json_string_value(json_object_get(res, "reason"));
 
+		ml_escape(&own, o ? o : "?", o ? strlen(o) : 1);
+		ml_escape(&why, w ? w : "-", w ? strlen(w) : 1);
 		printf("locked by %s since %s (%s), expires in %llds\n",
-		       json_string_value(json_object_get(res, "owner")),
+		       ml_buf_str(&own),
 		       ml_fmt_time(t1, json_integer_value(json_object_get(
 						res, "acquired_at_ms")) /
 					       1000),
-		       json_string_value(json_object_get(res, "reason")) ?: "-",
+		       ml_buf_str(&why),
 		       (long long)(exp / 1000 - (int64_t)time(NULL)));
+		ml_buf_release(&own);
+		ml_buf_release(&why);
 		if (release) {
 			json_t *r2 = NULL;
 

@@ -19,6 +19,7 @@
 #include "common/fmt.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/config/yaml.h"
+#include "common/docker.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -154,7 +155,9 @@ static bool is_image_ref(const char *s)
 	for (n = 0; s[n]; n++)
 		if (!isalnum((unsigned char)s[n]) && !strchr("._-/:@", s[n]))
 			return false;
-	return n <= 255 && s[n - 1] != ':' && s[n - 1] != '/';
+	/* and never "..": the name goes into Docker API paths */
+	return n <= 255 && s[n - 1] != ':' && s[n - 1] != '/' &&
+	       ml_docker_valid_image(s);
 }
 
 static void parse_ref(struct ml_cfgctx *c, struct ml_playbook *pb,

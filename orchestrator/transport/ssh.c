@@ -389,6 +389,27 @@ static int check_host_key(struct ml_ssh *c, bool tofu)
 }
 
 /*
+ * Refuse a private key that others can read, as OpenSSH does ("UNPROTECTED
+ * PRIVATE KEY FILE"): whoever could read it can log in to the fleet, so
+ * using it quietly would hide the leak. ML_EINVALID with the chmod to run.
+ */
+static int key_file_private(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return 0; /* the import below reports what is wrong */
+	if (S_ISREG(st.st_mode) && (st.st_mode & 077))
+		return ml_err_set(ML_EINVALID,
+				  "identity file '%s' has mode %04o: a "
+				  "private key must not be readable by group "
+				  "or others, and ssh refuses it too (chmod "
+				  "600 '%s')",
+				  path, (unsigned)(st.st_mode & 07777), path);
+	return 0;
+}
+
+/*
  * Log in: the identity file, then ssh_userauth_publickey_auto (ssh-agent
  * when SSH_AUTH_SOCK is set, then IdentityFile from ssh config and the
  * default ~/.ssh/id_* keys). Encrypted keys are skipped, never prompted
@@ -403,6 +424,8 @@ static int authenticate(struct ml_ssh *c, const char *identity_file)
 
 	if (ssh_options_get(c->s, SSH_OPTIONS_USER, &user) < 0)
 		user = NULL;
+	if (identity_file && (rc = key_file_private(identity_file)) < 0)
+		goto out;
 	if (identity_file) {
 		if (ssh_pki_import_privkey_file(identity_file, NULL, NULL,
 						NULL, &key) != SSH_OK) {

@@ -125,34 +125,14 @@ static int group_setup(void **state)
 	p = ml_xasprintf("%s/inventory.yaml", F.dir);
 	inv = ml_test_slurp(p);
 	free(p);
-	addr = strstr(inv, "lb1:");
-	addr = addr ? strstr(addr, "address: ") : NULL;
+	addr = ml_test_fleet_address(inv, "lb1");
 	if (!addr)
 		return -1;
-	addr += strlen("address: ");
-	addr = ml_xstrndup(addr, strcspn(addr, "\n \r"));
 	F.url = ml_xasprintf("http://%s/cgi-bin/predict?text=great", addr);
 	free(addr);
 
 	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
-	{
-		const char *files[] = { "Dockerfile", "www/healthz",
-					"www/cgi-bin/predict", "model.txt" };
-
-		for (size_t i = 0; i < ML_ARRAY_SIZE(files); i++) {
-			char *rel = ml_xasprintf("examples/sentiment/%s",
-						 files[i]);
-			char *text = i == 3 ? ml_xstrdup("great 3\nbad -2\n")
-					    : ml_test_read_src(rel);
-
-			ml_test_write(F.repo, files[i], text);
-			free(text);
-			free(rel);
-		}
-		p = ml_xasprintf("%s/www/cgi-bin/predict", F.repo);
-		chmod(p, 0755);
-		free(p);
-	}
+	ml_test_example_app(F.repo, "great 3\nbad -2\n");
 	F.base_pb = ml_xstrdup(
 		"app: sec-api\n"
 		"image:\n  build: {context: ., dockerfile: Dockerfile}\n"
@@ -413,6 +393,30 @@ static void test_security__only_the_balancer_reaches_slots(void **s)
 	free(url);
 }
 
+/*
+ * The load balancer's ports seen from another VM: the listen port only.
+ * HAProxy's metrics listener answers on the LB host itself, its admin
+ * socket is a unix socket.
+ */
+static void test_security__lb_exposes_only_the_listen_port(void **s)
+{
+	struct ml_test_out o;
+	char *lb = ml_xstrndup(F.url, strcspn(F.url + 7, "/") + 7);
+	char *metrics = ml_xasprintf("%s:8404/metrics", lb);
+
+	ML_UNUSED(s);
+	assert_int_equal(curl_from("vm2", F.url), 0);
+	assert_int_not_equal(curl_from("vm2", metrics), 0);
+	assert_int_not_equal(curl_from(NULL, metrics), 0);
+	assert_int_equal(curl_from("lb1", "http://127.0.0.1:8404/metrics"), 0);
+	on_vm(&o, "lb1", "ss -Htlnp | grep haproxy");
+	assert_non_null(strstr(o.out, "127.0.0.1:8404"));
+	assert_null(strstr(o.out, "0.0.0.0:8404"));
+	ml_test_out_release(&o);
+	free(metrics);
+	free(lb);
+}
+
 /* Each default relaxed by name; the playbook is checked first. */
 static void test_security__relaxed_by_name(void **s)
 {
@@ -459,6 +463,94 @@ static void test_security__relaxed_by_name(void **s)
 	assert_non_null(strstr(o.out, "chown=allowed"));
 	ml_test_out_release(&o);
 	write_pb("");
+}
+
+/*
+ * Text another host wrote (the lock's owner and reason, here forged in
+ * the lease file on the LB) reaches the terminal with control bytes
+ * escaped.
+ */
+static void test_security__remote_text_is_escaped(void **s)
+{
+	struct ml_test_out o;
+
+	ML_UNUSED(s);
+	on_vm(&o, "lb1",
+	      "now=$(($(date +%s) * 1000)); "
+	      "printf '{\"owner\":\"evil\\\\u001b]0;pwned\\\\u0007 pid 1\",'"
+	      "'\"reason\":\"clear\\\\u001b[2J\",\"token\":\"00\",'"
+	      "'\"acquired_at_ms\":%s,\"expires_at_ms\":%s}' "
+	      "$now $((now + 600000)) > /var/lib/mlctl/lock.json; "
+	      "chmod 600 /var/lib/mlctl/lock.json");
+	assert_int_equal(o.status, 0);
+	ml_test_out_release(&o);
+	mlctl_env(&o, NULL, (const char *const[]){ "lock", "status", NULL });
+	{
+		struct ml_test_out rm;
+
+		on_vm(&rm, "lb1", "rm -f /var/lib/mlctl/lock.json");
+		ml_test_out_release(&rm);
+	}
+	must(&o, 0);
+	assert_null(strchr(o.out, '\x1b'));
+	assert_null(strchr(o.out, '\a'));
+	assert_non_null(strstr(o.out, "evil\\x1b]0;pwned\\x07"));
+	assert_non_null(strstr(o.out, "clear\\x1b[2J"));
+	ml_test_out_release(&o);
+}
+
+/* An image name with ".." never reaches a Docker API path. */
+static void test_security__image_names_cannot_walk_the_api(void **s)
+{
+	struct ml_test_out o;
+	char *pb = ml_xasprintf("%s", F.base_pb), *p;
+
+	ML_UNUSED(s);
+	p = strstr(pb, "image:\n  build: {context: ., dockerfile: Dockerfile}");
+	assert_non_null(p);
+	*p = '\0';
+	p = ml_xasprintf("%simage: {ref: \"busybox/../../containers/json\"}%s",
+			 pb, strstr(F.base_pb, "\nport:"));
+	ml_test_write(F.repo, "mlctl.yaml", p);
+	free(ml_test_commit(F.repo, "dot-dot image"));
+	mlctl_env(&o, NULL, (const char *const[]){ "validate", NULL });
+	must(&o, 3);
+	assert_non_null(strstr(o.err, "mlctl.yaml:2:"));
+	assert_non_null(strstr(o.err, "not a valid image reference"));
+	ml_test_out_release(&o);
+	free(p);
+	free(pb);
+	write_pb("");
+}
+
+/* An identity file that others can read is refused, as ssh does. */
+static void test_security__readable_identity_file_is_refused(void **s)
+{
+	struct ml_test_out o;
+	char *src = ml_xasprintf("%s/id_ed25519", F.dir);
+	char *key = ml_test_slurp(src);
+	char *dst = ml_xasprintf("%s/open_key", F.repo);
+
+	ML_UNUSED(s);
+	ml_test_write(F.repo, "open_key", key);
+	chmod(dst, 0644);
+	mlctl_env(&o, NULL,
+		  (const char *const[]){ "--identity", dst, "lock", "status",
+					 NULL });
+	assert_int_not_equal(o.status, 0);
+	assert_non_null(strstr(o.err, "has mode 0644"));
+	assert_non_null(strstr(o.err, "chmod 600"));
+	ml_test_out_release(&o);
+	chmod(dst, 0600);
+	mlctl_env(&o, NULL,
+		  (const char *const[]){ "--identity", dst, "lock", "status",
+					 NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	unlink(dst);
+	free(src);
+	free(key);
+	free(dst);
 }
 
 /* open_slots: true publishes without rules; remove takes every rule of
@@ -517,8 +609,15 @@ int main(void)
 		cmocka_unit_test(test_security__containers_are_hardened),
 		cmocka_unit_test(
 			test_security__only_the_balancer_reaches_slots),
+		cmocka_unit_test(
+			test_security__lb_exposes_only_the_listen_port),
 		cmocka_unit_test(test_security__relaxed_by_name),
 		cmocka_unit_test(test_security__open_slots_and_remove),
+		cmocka_unit_test(test_security__remote_text_is_escaped),
+		cmocka_unit_test(
+			test_security__image_names_cannot_walk_the_api),
+		cmocka_unit_test(
+			test_security__readable_identity_file_is_refused),
 	};
 
 	return cmocka_run_group_tests_name("e2e/security", tests, group_setup,

@@ -337,3 +337,37 @@ char *ml_test_read_src(const char *relpath)
 	free(path);
 	return text;
 }
+
+char *ml_test_fleet_address(const char *inventory, const char *host)
+{
+	char *key = ml_xasprintf("\n  %s:", host);
+	const char *p = strstr(inventory, key);
+
+	free(key);
+	p = p ? strstr(p, "address: ") : NULL;
+	if (!p)
+		return NULL;
+	p += strlen("address: ");
+	return ml_xstrndup(p, strcspn(p, "\n \r"));
+}
+
+void ml_test_example_app(const char *repo, const char *model)
+{
+	static const char *const files[] = { "Dockerfile", "www/healthz",
+					     "www/cgi-bin/predict" };
+	char *p;
+	size_t i;
+
+	for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
+		char *rel = ml_xasprintf("examples/sentiment/%s", files[i]);
+		char *text = ml_test_read_src(rel);
+
+		ml_test_write(repo, files[i], text);
+		free(text);
+		free(rel);
+	}
+	ml_test_write(repo, "model.txt", model);
+	p = ml_xasprintf("%s/www/cgi-bin/predict", repo);
+	chmod(p, 0755);
+	free(p);
+}

@@ -71,4 +71,11 @@ const char *ml_test_src(void);
 /* Read a file from the source tree into a new string. */
 char *ml_test_read_src(const char *relpath);
 
+/* The address of host in a fleet's inventory text (new string), or NULL. */
+char *ml_test_fleet_address(const char *inventory, const char *host);
+
+/* Write the example model API (examples/sentiment) into repo, with model
+ * as its model.txt. */
+void ml_test_example_app(const char *repo, const char *model);
+
 #endif

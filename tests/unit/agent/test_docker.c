@@ -134,6 +134,19 @@ static void test_docker__errors(void **state)
 	assert_int_equal(ml_docker_get(d, "/a\r\nX: y", &v), ML_EINVALID);
 	assert_int_equal(ml_docker_get(d, "containers", &v), ML_EINVALID);
 	assert_int_equal(ml_docker_get(d, "/caf\xc3\xa9", &v), ML_EINVALID);
+	/* nor do dot segments that would turn into another endpoint */
+	assert_int_equal(ml_docker_get(d, "/images/x/../../containers/json",
+				       &v),
+			 ML_EINVALID);
+	assert_int_equal(ml_docker_get(d, "/images/%2e%2E/json", &v),
+			 ML_EINVALID);
+	assert_int_equal(ml_docker_get(d, "/images/./json", &v), ML_EINVALID);
+	assert_int_equal(ml_docker_get(d, "/images/..", &v), ML_EINVALID);
+	assert_int_equal(ml_docker_get(d, "/images/a\\..\\b", &v),
+			 ML_EINVALID);
+	/* dots inside a segment, or in the query, are fine */
+	assert_int_equal(ml_docker_get(d, "/containers/gone/json?x=..", &v),
+			 ML_ENOTFOUND);
 	ml_docker_free(d);
 }
 
@@ -271,6 +284,29 @@ static void test_docker__url_escape_and_names(void **state)
 	assert_false(ml_docker_valid_name("a b"));
 	assert_false(ml_docker_valid_name("a?b"));
 	assert_false(ml_docker_valid_name("caf\xc3\xa9"));
+
+	assert_true(ml_docker_valid_image("mlctl/sentiment-api:1.2"));
+	assert_true(ml_docker_valid_image("reg.example:5000/a/b_c__d-e:v1"));
+	assert_true(ml_docker_valid_image(
+		"sha256:0123456789abcdef0123456789abcdef0123456789abcdef"
+		"0123456789abcdef"));
+	assert_true(ml_docker_valid_image(
+		"x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef"
+		"0123456789abcdef"));
+	assert_false(ml_docker_valid_image("busybox/../../containers/json"));
+	assert_false(ml_docker_valid_image("a/./b"));
+	assert_false(ml_docker_valid_image("a//b"));
+	assert_false(ml_docker_valid_image("/a"));
+	assert_false(ml_docker_valid_image("a/"));
+	assert_false(ml_docker_valid_image("-a"));
+	assert_false(ml_docker_valid_image("a:"));
+	assert_false(ml_docker_valid_image("a b"));
+	assert_false(ml_docker_valid_image("a?b"));
+	assert_true(ml_docker_valid_image("sha256:00"));
+	assert_false(ml_docker_valid_image("sha256:"));
+	assert_false(ml_docker_valid_image("sha256:0g"));
+	assert_false(ml_docker_valid_image("x@sha256:"));
+	assert_false(ml_docker_valid_image("x@sha256:zz"));
 	{
 		char n[ML_DOCKER_NAME_MAX + 2];
 
