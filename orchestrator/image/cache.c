@@ -327,7 +327,9 @@ int ml_cache_each(const struct ml_cache *c,
 	while (rc == 0 && (de = readdir(d))) {
 		if (strlen(de->d_name) != HEX_LEN)
 			continue;
-		snprintf(digest, sizeof(digest), "sha256:%s", de->d_name);
+		/* d_name is HEX_LEN bytes here: the digest fits exactly */
+		memcpy(digest, "sha256:", 7);
+		memcpy(digest + 7, de->d_name, HEX_LEN + 1);
 		if (!ml_digest_valid(digest))
 			continue;
 		path = ml_xasprintf("%s/%s", c->blobs, de->d_name);

@@ -242,7 +242,9 @@ static void test_docker__unreachable(void **state)
 	assert_string_equal(ml_err_msg(),
 			    "cannot connect to the Docker daemon at "
 			    "'/nonexistent/mlctl/docker.sock' (is dockerd "
-			    "running?): No such file or directory");
+			    "running?): No such file or directory; install "
+			    "Docker (Debian: apt-get install docker.io) and "
+			    "start it");
 	ml_docker_free(d);
 
 	memset(longpath, 'a', sizeof(longpath) - 1);

@@ -375,7 +375,9 @@ static void test_source__open_not_repo(void **state)
 
 	assert_int_equal(ml_source_open(&src, dir), ML_ESOURCE);
 	assert_null(src);
-	want = ml_xasprintf("'%s' is not in a git repository", dir);
+	want = ml_xasprintf("'%s' is not in a git repository: run mlctl in "
+			    "the repository that holds mlctl.yaml, or name it "
+			    "with -C DIR", dir);
 	assert_string_equal(ml_err_msg(), want);
 	free(want);
 	rm_rf(dir);
@@ -911,7 +913,9 @@ static void test_source__empty_repository(void **state)
 			     "'HEAD' names no commit yet (empty "
 			     "repository)");
 	assert_string_equal(ml_err_msg(),
-			    "'HEAD' names no commit yet (empty repository)");
+			    "'HEAD' names no commit yet (empty repository): "
+			    "commit mlctl.yaml and inventory.yaml first (mlctl "
+			    "reads them from a commit)");
 	assert_resolve_fails(src, "HEAD~1", "names no commit yet");
 	assert_resolve_fails(src, "main",
 			     "no commit 'main' in this "
