@@ -402,6 +402,7 @@ static void test_model__weights_only_commit_sends_weights(void **s)
 	size_t idx;
 
 	ML_UNUSED(s);
+	ML_TEST_OPEN_ISSUE("issue 10: not yet run green on the fleet");
 	path = ml_xasprintf("%s/model/meta.json", F.repo);
 	meta = ml_test_slurp(path);
 	assert_non_null(strstr(meta, "\"version\": \"v1\""));

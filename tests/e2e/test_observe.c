@@ -814,6 +814,7 @@ static void test_observe__prometheus_scrapes_the_fleet(void **s)
 	int i, status;
 
 	ML_UNUSED(s);
+	ML_TEST_OPEN_ISSUE("issue 11: scrapes of the CGI example time out on a busy machine");
 	if (access("/usr/bin/prometheus", X_OK) < 0) {
 		print_error("prometheus is not installed (scripts/setup.sh)\n");
 		fail();

@@ -78,4 +78,20 @@ char *ml_test_fleet_address(const char *inventory, const char *host);
  * as its model.txt. */
 void ml_test_example_app(const char *repo, const char *model);
 
+/*
+ * Skip the running cmocka case, naming the open issue it waits on, unless
+ * ML_TEST_OPEN_ISSUES=1 asks for it: a case that states a promise mlctl
+ * does not keep yet (a measured defect, tracked in the named issue) stays
+ * in the suite and runs on request, without turning every run red.
+ */
+#define ML_TEST_OPEN_ISSUE(why)                                               \
+	do {                                                                  \
+		if (!getenv("ML_TEST_OPEN_ISSUES")) {                         \
+			fprintf(stderr, "skipped, open issue: %s "            \
+					"(ML_TEST_OPEN_ISSUES=1 runs it)\n", \
+				why);                                         \
+			skip();                                               \
+		}                                                             \
+	} while (0)
+
 #endif
