@@ -654,7 +654,12 @@ static void test_container_ops__run_hardened_by_default(void **state)
 	assert_memory_equal(b.data, SECRET, b.len);
 	ml_buf_release(&b);
 	/* and no copy on the state disk */
-	assert_int_equal(access(secrets_path("demo-r3-a0"), F_OK), -1);
+	{
+		char *env_file = secrets_path("demo-r3-a0");
+
+		assert_int_equal(access(env_file, F_OK), -1);
+		free(env_file);
+	}
 
 	/* relaxed by name; a root image is warned about */
 	xf_routes(routes_new);
