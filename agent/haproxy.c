@@ -753,11 +753,11 @@ static int add_hostport(struct ml_buf *b, const char *addr, int port)
 /* The name of the check-only backend for check k: "chk_<app>_" and 16
  * hex digits of the check's hash, the same for the same check, so a
  * reload carries its servers' health over (server-state file). */
-#define CHECK_NAME_MAX (ML_LB_NAME_MAX + 24)
+#define CHECK_NAME_MAX ML_LB_CHECK_NAME_MAX
 
-static void check_backend(char out[CHECK_NAME_MAX],
-			  const struct ml_lb_config *c,
-			  const struct ml_lb_check *k)
+void ml_haproxy_check_backend(char out[ML_LB_CHECK_NAME_MAX],
+			      const struct ml_lb_config *c,
+			      const struct ml_lb_check *k)
 {
 	struct ml_buf text = ML_BUF_INIT(ML_LB_PATH_MAX + 8192);
 	char hex[ML_SHA256_HEX];
@@ -794,7 +794,7 @@ static void render_checks(struct ml_buf *b, const struct ml_lb_config *c)
 			       check_same(c->servers[j].check, k);
 		if (seen)
 			continue;
-		check_backend(name, c, k);
+		ml_haproxy_check_backend(name, c, k);
 		ml_buf_addf(b, "\nbackend %s\n", name);
 		ml_buf_addf(b, "\ttimeout check %ldms\n", k->timeout_ms);
 		ml_buf_addf(b, "\toption httpchk GET %s\n", k->path);
@@ -895,7 +895,7 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 		if (s->check) {
 			char chk[CHECK_NAME_MAX];
 
-			check_backend(chk, c, s->check);
+			ml_haproxy_check_backend(chk, c, s->check);
 			ml_buf_addf(b, " track %s/%s", chk, s->name);
 		} else {
 			ml_buf_addstr(b, " check");
@@ -1526,8 +1526,10 @@ int ml_haproxy_set_server(const struct ml_haproxy *h, const char *server,
 				ml_lb_state_name(state));
 }
 
-int ml_haproxy_save_state(const struct ml_haproxy *h)
+int ml_haproxy_save_state(const struct ml_haproxy *h,
+			  const struct ml_lb_config *next)
 {
+	struct ml_buf carried = ML_BUF_INIT(ML_HAPROXY_REPLY_MAX);
 	struct ml_buf b = ML_BUF_INIT(ML_HAPROXY_REPLY_MAX);
 	/* every backend: the check-only ones carry their servers' health */
 	char *cmd = ml_xstrdup("show servers state");
@@ -1543,7 +1545,10 @@ int ml_haproxy_save_state(const struct ml_haproxy *h)
 				h->app);
 		goto out;
 	}
-	rc = ml_haproxy_write_file(h->state_tmp, b.data, b.len);
+	rc = ml_haproxy_carry_checks(&carried, ml_buf_str(&b), next);
+	if (rc < 0)
+		goto out;
+	rc = ml_haproxy_write_file(h->state_tmp, carried.data, carried.len);
 	if (rc < 0)
 		goto out;
 	if (rename(h->state_tmp, h->state_file) < 0) {
@@ -1554,6 +1559,7 @@ int ml_haproxy_save_state(const struct ml_haproxy *h)
 	rc = 0;
 out:
 	free(cmd);
+	ml_buf_release(&carried);
 	ml_buf_release(&b);
 	return rc;
 }

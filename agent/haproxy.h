@@ -214,9 +214,36 @@ int ml_haproxy_admin(const struct ml_haproxy *h, const char *fmt, ...)
 int ml_haproxy_set_server(const struct ml_haproxy *h, const char *server,
 			  enum ml_lb_state state, int weight);
 
-/* `show servers state <app>` into the server-state file (tmp + rename),
- * so the next worker starts with the running state. */
-int ml_haproxy_save_state(const struct ml_haproxy *h);
+/* `show servers state` into the server-state file (tmp + rename), with
+ * the check health carried to where next checks each server
+ * (ml_haproxy_carry_checks), so the next worker starts with the running
+ * state. */
+int ml_haproxy_save_state(const struct ml_haproxy *h,
+			  const struct ml_lb_config *next);
+
+/* The check-only backend of check k: "chk_<app>_" and 16 hex digits of
+ * the check's hash, the same for the same check, so a reload finds its
+ * servers' state again. */
+#define ML_LB_CHECK_NAME_MAX (ML_LB_NAME_MAX + 24)
+void ml_haproxy_check_backend(char out[ML_LB_CHECK_NAME_MAX],
+			      const struct ml_lb_config *c,
+			      const struct ml_lb_check *k);
+
+/*
+ * Rewrite a `show servers state` dump (format 1) for the configuration
+ * next. A server whose own check moves to another backend (into a
+ * check-only backend when a new revision brings another health check,
+ * back into the app's backend once its revision serves alone) would start
+ * there with no state, and HAProxy starts a server one failed check away
+ * from DOWN: on a busy host one slow check would take a serving server
+ * out. So the row where the server had its own check gives its
+ * operational state, last check and check health to the row of the
+ * backend that checks it next (made when missing: no admin state, weight
+ * 1, as a check-only server has); that row keeps its own admin state and
+ * weights. A dump without the columns this needs is copied unchanged.
+ */
+int ml_haproxy_carry_checks(struct ml_buf *out, const char *state,
+			    const struct ml_lb_config *next);
 
 /*
  * Parse a table with a header line "# name<sep>name..." (`show stat` CSV

@@ -121,7 +121,7 @@ static int op_lb_apply(struct ml_agent *a, json_t *args, json_t **result)
 		rc = ml_haproxy_worker_pid(&worker, &h);
 		if (rc < 0)
 			goto out;
-		rc = ml_haproxy_save_state(&h);
+		rc = ml_haproxy_save_state(&h, &c);
 		if (rc < 0)
 			goto out;
 		unlink(h.cfg_old);

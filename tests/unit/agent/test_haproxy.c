@@ -878,6 +878,39 @@ static void wait_health(const char *name, const char *want)
 	}
 }
 
+/* srv_check_health in `show servers state` of server in the backend
+ * whose name starts with be. */
+static const char *check_health(const char *be, const char *server)
+{
+	static char out[16];
+	struct ml_haproxy h;
+	struct ml_buf b = ML_BUF_INIT(1 << 20);
+	json_t *rows = NULL, *r;
+	size_t i;
+
+	out[0] = 0;
+	assert_int_equal(ml_haproxy_init(&h, tmp, APP), 0);
+	assert_int_equal(ml_haproxy_cmd(&b, h.admin_sock, "show servers state",
+					2000),
+			 0);
+	assert_int_equal(ml_haproxy_parse_table(&rows, ml_buf_str(&b), ' '), 0);
+	json_array_foreach(rows, i, r) {
+		const char *bn = json_string_value(json_object_get(r, "be_name"));
+
+		if (!strncmp(bn ?: "", be, strlen(be)) &&
+		    !strcmp(json_string_value(json_object_get(r, "srv_name"))
+				    ?: "",
+			    server))
+			snprintf(out, sizeof(out), "%s",
+				 json_string_value(json_object_get(
+					 r, "srv_check_health")) ?: "");
+	}
+	json_decref(rows);
+	ml_buf_release(&b);
+	ml_haproxy_release(&h);
+	return out;
+}
+
 static pid_t worker_pid(void)
 {
 	json_t *st = NULL;
@@ -928,6 +961,102 @@ static int live_teardown(void **state)
 			skip();                                                \
 		}                                                              \
 	} while (0)
+
+/*
+ * A server whose own check moves to a check-only backend (or back) takes
+ * its check health with it: fully up stays fully up across the reload,
+ * instead of starting one failed check from DOWN.
+ */
+static void test_haproxy__carry_checks(void **state)
+{
+	static const char dump[] =
+		"1\n"
+		"# be_id be_name srv_id srv_name srv_addr srv_op_state "
+		"srv_admin_state srv_uweight srv_iweight "
+		"srv_time_since_last_change srv_check_status srv_check_result "
+		"srv_check_health srv_check_state srv_agent_state "
+		"bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord "
+		"srv_use_ssl srv_check_port srv_check_addr srv_agent_addr "
+		"srv_agent_port\n"
+		"3 demo 1 old 10.0.0.11 2 0 100 100 40 15 3 4 6 0 0 0 - 9000 - "
+		"0 0 - - 0\n"
+		"3 demo 2 new 10.0.0.12 2 1 100 100 40 15 3 4 6 0 0 0 - 9001 - "
+		"0 0 - - 0\n";
+	json_t *args = json_pack(
+		"{s:s,s:i,s:{s:s,s:i,s:i,s:i,s:i},s:[{s:s,s:s,s:i,s:{s:s,s:i,"
+		"s:i,s:i,s:i}},{s:s,s:s,s:i}]}",
+		"app", "demo", "listen_port", 8080, "health", "path", "/nope",
+		"interval_ms", 500, "timeout_ms", 400, "healthy_threshold", 1,
+		"unhealthy_threshold", 3, "servers", "name", "old", "address",
+		"10.0.0.11", "port", 9000, "health", "path", "/healthz",
+		"interval_ms", 500, "timeout_ms", 400, "healthy_threshold", 2,
+		"unhealthy_threshold", 2, "name", "new", "address", "10.0.0.12",
+		"port", 9001);
+	struct ml_lb_config c;
+	struct ml_buf out = ML_BUF_INIT(1 << 20), back = ML_BUF_INIT(1 << 20);
+	char chk[ML_LB_CHECK_NAME_MAX], *want;
+
+	ML_UNUSED(state);
+	assert_int_equal(ml_lb_config_from_json(&c, args), 0);
+	json_decref(args);
+	ml_haproxy_check_backend(chk, &c, c.servers[0].check);
+	assert_int_equal(ml_haproxy_carry_checks(&out, dump, &c), 0);
+	/* the old server's check health (4) moves to its check-only backend,
+	 * at most rise + fall - 1 = 3 of its check; no admin state there */
+	want = ml_xasprintf("\n3 %s 1 old 10.0.0.11 2 0 1 1 40 15 3 3 6 0 0 0 "
+			    "- 9000 - 0 0 - - 0\n",
+			    chk);
+	if (!strstr(ml_buf_str(&out), want))
+		print_error("%s\nwant: %s\n", ml_buf_str(&out), want);
+	assert_non_null(strstr(ml_buf_str(&out), want));
+	free(want);
+	/* the rows that were there stay, the new server's untouched */
+	assert_non_null(strstr(ml_buf_str(&out), "\n3 demo 1 old "));
+	assert_non_null(strstr(ml_buf_str(&out),
+			       "\n3 demo 2 new 10.0.0.12 2 1 100 100 40 15 3 "
+			       "4 6 "));
+	assert_int_equal(strncmp(ml_buf_str(&out), "1\n# be_id ", 10), 0);
+
+	/* and back: the app's row takes the health of the check-only one,
+	 * keeping its own admin state and weights */
+	ml_lb_config_release(&c);
+	args = json_pack("{s:s,s:i,s:{s:s,s:i,s:i,s:i,s:i},s:[{s:s,s:s,s:i}]}",
+			 "app", "demo", "listen_port", 8080, "health", "path",
+			 "/healthz", "interval_ms", 500, "timeout_ms", 400,
+			 "healthy_threshold", 2, "unhealthy_threshold", 2,
+			 "servers", "name", "old", "address", "10.0.0.11",
+			 "port", 9000);
+	assert_int_equal(ml_lb_config_from_json(&c, args), 0);
+	json_decref(args);
+	{
+		/* as the dump shows it: the app's server tracks, no check */
+		char *tracked = ml_xasprintf(
+			"1\n# be_name srv_name srv_op_state srv_admin_state "
+			"srv_uweight srv_iweight srv_time_since_last_change "
+			"srv_check_status srv_check_result srv_check_health "
+			"srv_check_state\n"
+			"demo old 0 1 100 100 5 0 0 0 0\n"
+			"%s old 2 0 1 1 7 15 3 3 6\n",
+			chk);
+
+		assert_int_equal(ml_haproxy_carry_checks(&back, tracked, &c),
+				 0);
+		assert_non_null(strstr(ml_buf_str(&back),
+				       "\ndemo old 2 1 100 100 7 15 3 3 6\n"));
+		free(tracked);
+	}
+	ml_lb_config_release(&c);
+	ml_buf_release(&back);
+	ml_buf_reset(&out);
+
+	/* a dump without the columns it needs is copied as it is */
+	assert_int_equal(ml_haproxy_carry_checks(&out, "1\n# be_name x\n"
+						       "demo 1\n",
+						 &c),
+			 0);
+	assert_string_equal(ml_buf_str(&out), "1\n# be_name x\ndemo 1\n");
+	ml_buf_release(&out);
+}
 
 static void test_haproxy__live_start_and_set(void **state)
 {
@@ -1404,6 +1533,10 @@ static void test_haproxy__live_server_keeps_its_check(void **state)
 	assert_int_equal(call(&res, "lb_apply", args), 0);
 	assert_true(json_is_true(json_object_get(res, "reloaded")));
 	json_decref(res);
+	/* moved into their check-only backend fully up (health rise + fall
+	 * - 1 = 2), not one failed check away from DOWN */
+	assert_string_equal(check_health("chk_", "s1"), "2");
+	assert_string_equal(check_health("chk_", "s2"), "2");
 	wait_health("s3", "down");
 	sleep_ms(1000); /* five intervals of the old check */
 	assert_string_equal(server_str("s1", "health"), "up");
@@ -1556,6 +1689,7 @@ int main(void)
 		cmocka_unit_test(test_haproxy__reject_invalid),
 		cmocka_unit_test(test_haproxy__parse_tables),
 		cmocka_unit_test(test_haproxy__init_paths),
+		cmocka_unit_test(test_haproxy__carry_checks),
 		cmocka_unit_test(test_haproxy__live_start_and_set),
 		cmocka_unit_test(test_haproxy__live_wait_drained),
 		cmocka_unit_test(test_haproxy__live_requests_per_revision),
