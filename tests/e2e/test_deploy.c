@@ -489,6 +489,26 @@ static void test_deploy__wrong_health_path_rolls_back_with_zero_failed(
 	free(path);
 }
 
+/* Whatever the case before did or where it failed, the cases after it
+ * start from the right playbook deployed, the newest revision succeeded. */
+static int back_to_a_good_revision(void **s)
+{
+	struct ml_test_out o;
+	json_t *h;
+
+	ML_UNUSED(s);
+	h = history();
+	if (strcmp(newest_outcome(h), "succeeded")) {
+		mlctl(&o, (const char *const[]){ "deploy", NULL });
+		if (o.status != 0)
+			print_error("redeploy after the case: %d\n%s%s\n",
+				    o.status, o.out, o.err);
+		ml_test_out_release(&o);
+	}
+	json_decref(h);
+	return 0;
+}
+
 static void test_deploy__two_concurrent_deploys_one_proceeds(void **s)
 {
 	const char *bin = getenv("MLCTL_BIN");
@@ -994,8 +1014,9 @@ int main(void)
 		cmocka_unit_test(test_deploy__wait_for_the_lock),
 		cmocka_unit_test(
 			test_deploy__frozen_controller_loses_the_lock),
-		cmocka_unit_test(
-			test_deploy__wrong_health_path_rolls_back_with_zero_failed),
+		cmocka_unit_test_teardown(
+			test_deploy__wrong_health_path_rolls_back_with_zero_failed,
+			back_to_a_good_revision),
 		cmocka_unit_test(test_deploy__crash_at_each_point_then_recover),
 		cmocka_unit_test(test_deploy__ctrl_c_stops_at_a_safe_point),
 		cmocka_unit_test(test_deploy__secrets_stay_secret),
