@@ -847,10 +847,17 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 		       "\tmaxlen %d\n"
 		       "\tsize %zu\n",
 		    ML_HAPROXY_RING_LINE, ML_HAPROXY_RING_SIZE);
+	/*
+	 * Servers are on the fleet's own network: a connection that takes a
+	 * second is a SYN lost (a slot going away, a host too busy to
+	 * answer), and the retry below goes to another server at once
+	 * instead of after three, which a client with a 5 s timeout would
+	 * not wait for.
+	 */
 	ml_buf_addstr(b, "\n"
 			 "defaults\n"
 			 "\tmode http\n"
-			 "\ttimeout connect 3s\n"
+			 "\ttimeout connect 1s\n"
 			 "\ttimeout client 60s\n"
 			 "\ttimeout server 300s\n"
 			 "\ttimeout http-request 10s\n"

@@ -25,6 +25,7 @@ struct ml_loadgen {
 	size_t nmarkers;
 	atomic_bool stop;
 	atomic_long sent, ok, failed, http_errors, by_body[4];
+	atomic_long max_ms; /* the slowest answer */
 	pthread_mutex_t lock;
 	char first_error[256];
 	pthread_t threads[LG_MAX_THREADS];
@@ -179,6 +180,15 @@ static void open_done(struct ml_loadgen *lg, CURLM *m, CURL *c, CURLcode rc)
 		atomic_fetch_add(&lg->failed, 1);
 		note_error(lg, "request %ld: %s", r->n, curl_easy_strerror(rc));
 	} else {
+		curl_off_t us = 0;
+		long ms, seen;
+
+		curl_easy_getinfo(c, CURLINFO_TOTAL_TIME_T, &us);
+		ms = (long)(us / 1000);
+		seen = atomic_load(&lg->max_ms);
+		while (ms > seen &&
+		       !atomic_compare_exchange_weak(&lg->max_ms, &seen, ms))
+			;
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 		if (code < 200 || code > 299) {
 			atomic_fetch_add(&lg->failed, 1);
@@ -299,10 +309,13 @@ int ml_loadgen_held_rate(const char *url, int max_rate, int min_rate,
 		nanosleep(&ts, NULL);
 		ml_loadgen_stop(lg, &st);
 		fprintf(stderr,
-			"open loop at %d/s for %d s: %ld sent, %ld failed%s%s\n",
-			rate, seconds, st.sent, st.failed,
+			"open loop at %d/s for %d s: %ld sent, %ld failed, "
+			"slowest %ld ms%s%s\n",
+			rate, seconds, st.sent, st.failed, st.max_ms,
 			st.failed ? ", first: " : "", st.first_error);
-		if (st.sent > 0 && st.failed == 0)
+		/* held: nothing failed and no queue built up */
+		if (st.sent > 0 && st.failed == 0 &&
+		    st.max_ms <= ML_LOADGEN_HELD_MS)
 			return rate;
 	}
 	return 0;
@@ -317,6 +330,7 @@ void ml_loadgen_peek(struct ml_loadgen *lg, struct ml_loadgen_stats *st)
 	st->ok = atomic_load(&lg->ok);
 	st->failed = atomic_load(&lg->failed);
 	st->http_errors = atomic_load(&lg->http_errors);
+	st->max_ms = atomic_load(&lg->max_ms);
 	for (i = 0; i < 4; i++)
 		st->by_body[i] = atomic_load(&lg->by_body[i]);
 	pthread_mutex_lock(&lg->lock);

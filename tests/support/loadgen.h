@@ -18,6 +18,7 @@ struct ml_loadgen_stats {
 	long http_errors; /* of which non-2xx answers */
 	char first_error[256];
 	long by_body[4];  /* answers whose body contains marker[i] */
+	long max_ms;      /* the slowest answer (open loop) */
 };
 
 /*
@@ -43,8 +44,11 @@ struct ml_loadgen *ml_loadgen_start_open(const char *url, int rate,
 /*
  * The rate url holds as it is: open-loop runs of `seconds` at max_rate,
  * then half of it, ... down to min_rate; the first with no failed request
- * (each run's counts go to stderr). 0 when none holds.
+ * and no answer slower than ML_LOADGEN_HELD_MS, so no queue is building
+ * up that a longer run would turn into timeouts (each run's counts go to
+ * stderr). 0 when none holds.
  */
+#define ML_LOADGEN_HELD_MS 1000
 int ml_loadgen_held_rate(const char *url, int max_rate, int min_rate,
 			 int seconds);
 

@@ -124,7 +124,7 @@ static const char golden[] =
 	"\n"
 	"defaults\n"
 	"\tmode http\n"
-	"\ttimeout connect 3s\n"
+	"\ttimeout connect 1s\n"
 	"\ttimeout client 60s\n"
 	"\ttimeout server 300s\n"
 	"\ttimeout http-request 10s\n"
