@@ -7,7 +7,10 @@
  * sends only the weights layer; the container runs as non-root and a
  * SIGTERM lets a slow request in flight finish; a health check that
  * expects a JSON field keeps traffic off a container that answers 200
- * "loading".
+ * "loading"; a retrained model and a rollback under open-loop and
+ * keep-alive load at the rate the fleet holds, with no request failing;
+ * a real Prometheus scraping the fleet from the targets file mlctl wrote
+ * answers a per-revision query.
  *
  * Real parts throughout: mlctl's base image (built once per run by `mlctl
  * image base`, a no-op when it is there), the controller's Docker Engine,
@@ -21,9 +24,12 @@
 
 #include "common/ml.h"
 #include "tests/support/loadgen.h"
+#include "tests/support/prom.h"
 #include "tests/support/proc.h"
 
 #include <jansson.h>
+#include <libgen.h>
+#include <math.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -324,7 +330,7 @@ static int group_teardown(void **state)
 static void test_model__init_commit_deploy_predict(void **s)
 {
 	struct ml_test_out o;
-	char *pb, *path, *df;
+	char *pb, *path, *df, *gw;
 
 	ML_UNUSED(s);
 	mlctl(&o, (const char *const[]){ "init", "--name", APP, NULL });
@@ -353,7 +359,15 @@ static void test_model__init_commit_deploy_predict(void **s)
 	/* the knob the drain test uses */
 	path = ml_xasprintf("%s/mlctl.yaml", F.repo);
 	df = ml_test_slurp(path);
-	pb = ml_xasprintf("%senv:\n  ALLOW_DELAY_PARAM: \"1\"\n", df);
+	gw = fleet_env("FLEET_GATEWAY");
+	assert_non_null(gw);
+	/* the app's own /metrics, scraped from the controller (the test's
+	 * Prometheus): the only other address its slots accept */
+	pb = ml_xasprintf("%smetrics:\n  path: /metrics\n"
+			  "  scrape_from: [%s]\n"
+			  "env:\n  ALLOW_DELAY_PARAM: \"1\"\n",
+			  df, gw);
+	free(gw);
 	ml_test_write(F.repo, "mlctl.yaml", pb);
 	free(df);
 	free(pb);
@@ -734,6 +748,128 @@ static void test_model__retrain_and_rollback_with_zero_failed(void **s)
 	free(url);
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define PROM_PORT 19091
+#define PROM_RATE 20 /* predictions per second while Prometheus scrapes */
+#define PROM_SAMPLES 1200
+
+/*
+ * A real Prometheus, given only the targets file the last deploy wrote,
+ * scrapes the balancer's exporter and every container's /metrics, and
+ * answers a per-revision query: the prediction rate of the revision
+ * serving now, within 10% of what the load sent in the same window.
+ */
+static void test_model__prometheus_answers_per_revision(void **s)
+{
+	char *ledger = ml_xasprintf("%s.ledger", F.repo);
+	char *targets = ml_xasprintf("%s/prometheus/" APP ".json",
+				     dirname(ledger));
+	char *url = ml_xasprintf("http://%s/predict?x=5.1,3.5,1.4,0.2",
+				 F.lb_addr);
+	static double t[PROM_SAMPLES];
+	static long sent[PROM_SAMPLES];
+	struct ml_test_prom p;
+	struct ml_loadgen *lg;
+	struct ml_loadgen_stats st;
+	const char *rev = NULL;
+	char *text, *expr;
+	json_t *groups, *g, *d;
+	double rate = NAN, at = 0, sent_rate;
+	size_t i, n = 0, a = 0, b = 0, apps = 0;
+
+	ML_UNUSED(s);
+	text = ml_test_slurp(targets);
+	assert_non_null(text);
+	groups = json_loads(text, 0, NULL);
+	assert_non_null(groups);
+	assert_non_null(strstr(text, "\"role\": \"lb\""));
+	assert_non_null(strstr(text, "\"__metrics_path__\": \"/metrics\""));
+	/* every container target carries the revision serving now */
+	json_array_foreach(groups, i, g) {
+		json_t *labels = json_object_get(g, "labels");
+		const char *r;
+
+		if (strcmp(json_string_value(json_object_get(labels, "role")),
+			   "app"))
+			continue;
+		r = json_string_value(json_object_get(labels, "revision"));
+		assert_non_null(r);
+		if (rev)
+			assert_string_equal(r, rev);
+		rev = r;
+		apps++;
+	}
+	assert_int_equal(apps, F.nvms);
+	free(text);
+
+	assert_int_equal(ml_test_prom_start(&p, PROM_PORT, targets, 2), 0);
+	lg = ml_loadgen_start(url, PROM_RATE, 2, PROM_RATE * 180L, 180, NULL);
+	expr = ml_xasprintf("sum(rate(http_requests_total{app=\"" APP "\","
+			    "revision=\"%s\",route=\"/predict\","
+			    "method=\"GET\"}[30s]))",
+			    rev);
+	/* 40 s of load sampled every 100 ms, then the rate over the 30 s
+	 * that ended 6 s ago (every scrape of them is in), tried a few
+	 * times while Prometheus starts */
+	for (double end = now_s() + 40; now_s() < end && n < PROM_SAMPLES;
+	     n++) {
+		ml_loadgen_peek(lg, &st);
+		t[n] = now_s();
+		sent[n] = st.sent;
+		usleep(100000);
+	}
+	for (int tries = 0; tries < 10 && isnan(rate); tries++) {
+		at = now_s() - 6;
+		d = ml_test_prom_query(&p, expr, at);
+		rate = ml_test_prom_value(d);
+		json_decref(d);
+		if (isnan(rate))
+			sleep(2);
+	}
+	for (i = 0; i < n; i++) {
+		if (t[i] <= at - 30)
+			a = i;
+		if (t[i] <= at)
+			b = i;
+	}
+	sent_rate = (double)(sent[b] - sent[a]) / (t[b] - t[a]);
+	fprintf(stderr,
+		"prometheus: revision %s serves %.2f predictions/s; the load "
+		"sent %.2f/s\n",
+		rev, rate, sent_rate);
+	/* the balancer's own exporter is scraped too */
+	d = ml_test_prom_query(&p, "up{role=\"lb\",app=\"" APP "\"}", 0);
+	assert_true(ml_test_prom_value(d) == 1);
+	json_decref(d);
+	d = ml_test_prom_query(
+		&p, "sum(haproxy_frontend_http_requests_total{role=\"lb\"})",
+		0);
+	assert_true(ml_test_prom_value(d) > 0);
+	json_decref(d);
+	ml_loadgen_stop(lg, &st);
+	assert_int_equal(st.failed, 0);
+	if (isnan(rate)) {
+		text = ml_test_prom_log(&p);
+		print_error("no answer from prometheus; its log:\n%s\n", text);
+		free(text);
+	}
+	ml_test_prom_stop(&p);
+	assert_false(isnan(rate));
+	assert_true(fabs(rate - sent_rate) <= 0.10 * sent_rate);
+	json_decref(groups);
+	free(expr);
+	free(url);
+	free(targets);
+	free(ledger);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -745,6 +881,7 @@ int main(void)
 			test_model__json_health_keeps_traffic_off_loading),
 		cmocka_unit_test(
 			test_model__retrain_and_rollback_with_zero_failed),
+		cmocka_unit_test(test_model__prometheus_answers_per_revision),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

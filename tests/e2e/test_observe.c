@@ -1,12 +1,12 @@
 /*
  * End-to-end tests of seeing the service on the simulated fleet: `mlctl
  * logs -f` across a deploy, request rates and error rates per revision in
- * `mlctl status --json` under a known open-loop load through HAProxy, a
- * real Prometheus scraping the fleet from the targets file mlctl wrote,
+ * `mlctl status --json` under a known open-loop load through HAProxy,
  * `status --watch`, the log rotation cap, and `mlctl show`'s time to
- * healthy. Real parts throughout: git, the controller's Docker Engine,
- * sshd, dockerd and HAProxy in the fleet's namespaces, Prometheus on
- * loopback.
+ * healthy (a real Prometheus scraping the fleet is in test_model, on the
+ * Python example's own /metrics). Real parts throughout: git, the
+ * controller's Docker Engine, sshd, dockerd and HAProxy in the fleet's
+ * namespaces.
  *
  * The app is the example's busybox httpd with two CGI scripts of its own:
  * /cgi-bin/predict numbers each request 1, 2, 3... (without a lock: see
@@ -42,7 +42,6 @@
 #define RATE 10	      /* requests per second through the balancer */
 #define WINDOW_S 30   /* the status window the rate tests read */
 #define MAX_LOAD_S 150 /* no load loop runs longer than this */
-#define PROM_PORT 19090
 
 static struct {
 	const char *dir;
@@ -51,8 +50,7 @@ static struct {
 	char *ledger_env;
 	char *url; /* the app through the balancer */
 	char *lb_addr;
-	char *ctl_addr; /* the controller on the fleet's bridge (Prometheus) */
-	char *targets; /* the file_sd file deploys keep current */
+	char *ctl_addr; /* the controller on the fleet's bridge (scrapes) */
 } F;
 
 static const char predict_cgi[] =
@@ -338,7 +336,6 @@ static int group_setup(void **state)
 	F.state = ml_test_tmpdir("observe-state");
 	F.known_hosts = ml_xasprintf("%s/known_hosts", F.dir);
 	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s/ledger.db", F.state);
-	F.targets = ml_xasprintf("%s/prometheus/" APP ".json", F.state);
 	p = ml_xasprintf("%s/inventory.yaml", F.dir);
 	inv = ml_test_slurp(p);
 	free(p);
@@ -418,7 +415,6 @@ static int group_teardown(void **state)
 	free(F.url);
 	free(F.lb_addr);
 	free(F.ctl_addr);
-	free(F.targets);
 	return 0;
 }
 
@@ -758,160 +754,6 @@ static void test_observe__status_watch_redraws_until_ctrl_c(void **s)
 	free(err);
 }
 
-/* ---- Prometheus -------------------------------------------------------- */
-
-/* An instant query to Prometheus's HTTP API at unix time at (0: now),
- * with curl; the parsed answer. */
-static json_t *prom_query_at(const char *expr, double at)
-{
-	struct ml_test_out o;
-	char *url = ml_xasprintf("http://127.0.0.1:%d/api/v1/query", PROM_PORT);
-	char *q = ml_xasprintf("query=%s", expr);
-	char *t = at > 0 ? ml_xasprintf("time=%.3f", at) : ml_xstrdup("x=");
-	json_t *d;
-
-	ml_test_run(&o, NULL, NULL, NULL, 20,
-		    (const char *const[]){ "curl", "-sf", "--max-time", "10",
-					   "--data-urlencode", q,
-					   "--data-urlencode", t, url, NULL });
-	free(t);
-	d = o.status == 0 ? json_loads(o.out, 0, NULL) : NULL;
-	ml_test_out_release(&o);
-	free(url);
-	free(q);
-	return d;
-}
-
-static json_t *prom_query(const char *expr)
-{
-	return prom_query_at(expr, 0);
-}
-
-/* The value of the first sample of an instant vector, NAN if none. */
-static double prom_value(json_t *d)
-{
-	json_t *v = json_object_get(
-		json_array_get(json_object_get(json_object_get(d, "data"),
-					       "result"),
-			       0),
-		"value");
-
-	return v ? strtod(json_string_value(json_array_get(v, 1)) ?: "nan",
-			  NULL)
-		 : NAN;
-}
-
-static void test_observe__prometheus_scrapes_the_fleet(void **s)
-{
-	char *cfgdir = ml_test_tmpdir("observe-prom");
-	char *cfg, *text, *listen, *cfgpath, *data, *logp, *expr;
-	struct load l;
-	struct ml_loadgen_stats st;
-	json_t *d, *targets;
-	json_int_t rev;
-	double rate = NAN, t_query, sent_rate;
-	pid_t pid;
-	int i, status;
-
-	ML_UNUSED(s);
-	ML_TEST_OPEN_ISSUE("issue 11: scrapes of the CGI example time out on a busy machine");
-	if (access("/usr/bin/prometheus", X_OK) < 0) {
-		print_error("prometheus is not installed (scripts/setup.sh)\n");
-		fail();
-	}
-	/* the file the last deploy wrote lists the LB and every container */
-	text = ml_test_slurp(F.targets);
-	targets = json_loads(text, 0, NULL);
-	assert_non_null(targets);
-	assert_true(json_array_size(targets) >= 5);
-	assert_non_null(strstr(text, "\"role\": \"lb\""));
-	assert_non_null(strstr(text, "\"__metrics_path__\": "
-				     "\"/cgi-bin/metrics\""));
-	json_decref(targets);
-	free(text);
-	d = status_json("10s");
-	rev = current_revision(d);
-	json_decref(d);
-
-	/* the app's metrics endpoint is a CGI that takes seconds when the
-	 * machine is busy: scrapes every 10 s, 10 s to answer */
-	cfg = ml_xasprintf("global:\n"
-			   "  scrape_interval: 10s\n"
-			   "  scrape_timeout: 10s\n"
-			   "  evaluation_interval: 10s\n"
-			   "scrape_configs:\n"
-			   "  - job_name: mlctl\n"
-			   "    file_sd_configs:\n"
-			   "      - files: ['%s']\n"
-			   "        refresh_interval: 1s\n",
-			   F.targets);
-	ml_test_write(cfgdir, "prometheus.yml", cfg);
-	cfgpath = ml_xasprintf("--config.file=%s/prometheus.yml", cfgdir);
-	data = ml_xasprintf("--storage.tsdb.path=%s/data", cfgdir);
-	listen = ml_xasprintf("--web.listen-address=127.0.0.1:%d", PROM_PORT);
-	logp = ml_xasprintf("%s/prometheus.log", cfgdir);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl("/usr/bin/prometheus", "prometheus", cfgpath, data,
-		      listen, "--storage.tsdb.retention.time=1h",
-		      (char *)NULL);
-		_exit(127);
-	}
-
-	load_start(&l);
-	load_wait(&l, 80);
-	/* the rate over 60 s that ended 12 s ago: every scrape of it is in */
-	expr = ml_xasprintf("sum(rate(app_requests_total{app=\"" APP
-			    "\",revision=\"%lld\"}[60s]))",
-			    (long long)rev);
-	for (i = 0; i < 10; i++) {
-		t_query = now_s() - 12;
-		d = prom_query_at(expr, t_query);
-		rate = prom_value(d);
-		json_decref(d);
-		if (!isnan(rate))
-			break;
-		load_wait(&l, 2);
-	}
-	sent_rate =
-		(double)load_between(&l, t_query - 60, t_query, NULL) / 60;
-	fprintf(stderr,
-		"prometheus: revision %lld serves %.2f req/s; the load sent "
-		"%.2f req/s\n",
-		(long long)rev, rate, sent_rate);
-	/* the balancer's own exporter was scraped too */
-	d = prom_query("up{role=\"lb\",app=\"" APP "\"}");
-	assert_true(prom_value(d) == 1);
-	json_decref(d);
-	d = prom_query("sum(haproxy_frontend_http_requests_total{role=\"lb\"})");
-	assert_true(prom_value(d) > 0);
-	json_decref(d);
-	load_stop(&l, &st);
-
-	kill(pid, SIGTERM);
-	waitpid(pid, &status, 0);
-	if (isnan(rate)) {
-		text = ml_test_slurp(logp);
-		print_error("no answer from prometheus; its log:\n%s\n", text);
-		free(text);
-	}
-	assert_false(isnan(rate));
-	assert_true(fabs(rate - sent_rate) <= 0.10 * sent_rate);
-	ml_test_rmtree(cfgdir);
-	free(cfgdir);
-	free(cfg);
-	free(cfgpath);
-	free(data);
-	free(listen);
-	free(logp);
-	free(expr);
-}
-
 /* ---- log rotation ------------------------------------------------------ */
 
 static void test_observe__log_files_stay_under_the_cap(void **s)
@@ -1012,7 +854,6 @@ int main(void)
 		cmocka_unit_test(test_observe__logs_unknown_host_and_bad_since),
 		cmocka_unit_test(test_observe__status_rates_per_revision),
 		cmocka_unit_test(test_observe__status_watch_redraws_until_ctrl_c),
-		cmocka_unit_test(test_observe__prometheus_scrapes_the_fleet),
 		cmocka_unit_test(test_observe__log_files_stay_under_the_cap),
 	};
 
