@@ -7,14 +7,20 @@
  *		 "commit", "image": "sha256:..." or a reference, "port",
  *		 "host_port", "env": {K: V}, "secrets": {K: V},
  *		 "resources": {"cpus", "memory_bytes", "gpus"}, "cmd": [argv],
- *		 "logs": {"max_size_bytes", "max_files"}}
+ *		 "logs": {"max_size_bytes", "max_files"},
+ *		 "health": {...} (optional, at most HEALTH_LABEL_MAX bytes)}
  *	result: {"id", "name", "created": true|false}
  *
  * The container is named "<app>-r<revision>-<slot><replica>" and labelled
  * mlctl.app, mlctl.revision (decimal), mlctl.slot, mlctl.commit,
  * mlctl.replica (decimal) and mlctl.spec (the optional "spec" argument:
  * the controller's hash of what shapes the container, which its planner
- * compares to decide whether a host is up to date). If that
+ * compares to decide whether a host is up to date), and mlctl.health when
+ * "health" is given: the health check the container's revision takes
+ * traffic with, as compact JSON, so a later rollout with another check
+ * keeps checking this container the way it was checked even when its own
+ * ledger never saw the revision. The agent stores it, never reads it. If
+ * that
  * name already runs the same image with the same labels and port, it is
  * returned as is ("created": false), so a retried request does no harm;
  * any other container of that name and app (stopped, crashed, older
@@ -51,6 +57,7 @@
 #define CPUS_MAX 4096.0
 #define GPUS_MAX 1024
 #define REPLICA_MAX 999
+#define HEALTH_LABEL_MAX 4096
 #define MEMORY_MAX ((json_int_t)1 << 50)
 #define NAME_SIZE (ML_DOCKER_NAME_MAX + 1)
 #define SECRETS_DIR "secrets"
@@ -76,6 +83,7 @@ struct run_spec {
 	char replica_s[24];  /* replica as a label */
 	const char *spec;    /* mlctl.spec label: the controller's hash of
 			      * everything that shapes the container, or "" */
+	char *health;	     /* mlctl.health label (compact JSON), or NULL */
 	char port_key[16];   /* "8000/tcp" */
 	char host_port_s[8]; /* "18000" */
 	json_int_t log_size, log_files; /* json-file max-size, max-file */
@@ -240,6 +248,20 @@ static int parse_args(struct run_spec *s, json_t *args)
 	s->spec = "";
 	if (rc == 0 && json_object_get(args, "spec"))
 		rc = ml_agent_arg_name(&s->spec, args, OP, "spec", true);
+	if (rc == 0 && json_object_get(args, "health")) {
+		if (!json_is_object(json_object_get(args, "health")))
+			rc = ml_err_set(ML_EPROTO,
+					"%s: 'health' must be an object", OP);
+		else
+			s->health = json_dumps(json_object_get(args, "health"),
+					       JSON_COMPACT | JSON_SORT_KEYS);
+		if (rc == 0 && (!s->health ||
+				strlen(s->health) > HEALTH_LABEL_MAX))
+			rc = ml_err_set(ML_EPROTO,
+					"%s: 'health' must be at most %d bytes "
+					"of JSON",
+					OP, HEALTH_LABEL_MAX);
+	}
 	if (rc == 0)
 		rc = ml_agent_arg_name(&s->image, args, OP, "image", false);
 	if (rc == 0 && !image_ok(s->image))
@@ -679,6 +701,9 @@ static json_t *create_body(const struct run_spec *s, json_t *img_config,
 			 s->port_key, "HostConfig", hc);
 	if (!body)
 		BUG("out of memory");
+	if (s->health)
+		json_object_set_new(json_object_get(body, "Labels"),
+				    "mlctl.health", json_string(s->health));
 	if (s->cmd)
 		json_object_set(body, "Cmd", s->cmd);
 	return body;
@@ -816,6 +841,7 @@ out:
 	json_decref(created);
 	json_decref(icfg);
 	json_decref(warnings);
+	free(s.health);
 	free(sdir);
 	free(img);
 	free(path);

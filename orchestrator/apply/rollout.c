@@ -311,15 +311,27 @@ static const char *balance_word(enum ml_balance b)
 }
 
 /*
- * The health check revision number was deployed with, from its recorded
- * desired state, in lb_apply's form; NULL when the ledger does not know
- * it (a revision recorded by another controller's ledger).
+ * The health check container run takes traffic with, in lb_apply's form:
+ * the one its label says it was started with, else the one its revision
+ * was deployed with, from the revision's recorded desired state; NULL
+ * when neither is known (a container of an older mlctl, whose revision
+ * only another controller's ledger recorded).
  */
-static json_t *revision_health(struct ml_rollout *ro, int64_t number)
+static json_t *revision_health(struct ml_rollout *ro,
+			       const struct ml_obs_container *run)
 {
 	struct ml_revision *rev = NULL;
 	json_t *d = NULL, *h, *out = NULL;
+	int64_t number = run->revision;
 
+	if (run->health) {
+		out = json_loads(run->health, 0, NULL);
+		if (json_is_object(out) &&
+		    json_is_string(json_object_get(out, "path")))
+			return out;
+		json_decref(out);
+		out = NULL;
+	}
 	if (!ro->ledger || number <= 0 ||
 	    ml_ledger_get(ro->ledger, number, &rev) < 0 || !rev->desired_json)
 		goto out;
@@ -381,8 +393,7 @@ static int lb_apply_all(struct ml_rollout_state *st)
 						"weight", 100);
 				if (run && run->spec &&
 				    strcmp(run->spec, ro->spec))
-					health = revision_health(
-						ro, run->revision);
+					health = revision_health(ro, run);
 				if (health)
 					json_object_set_new(srv, "health",
 							    health);
@@ -465,7 +476,7 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 	rc = ml_host_call(
 		hs->h, "container_run",
 		json_pack("{s:s,s:I,s:s,s:i,s:s,s:s,s:i,s:i,s:o,s:O,s:o,s:s,"
-			  "s:o,s:{s:I,s:i}}",
+			  "s:o,s:o,s:{s:I,s:i}}",
 			  "app", pb->app, "revision", (json_int_t)ro->revision,
 			  "slot", slot_s, "replica", replica, "commit",
 			  ro->cfg->commit ? ro->cfg->commit : "none", "image",
@@ -473,7 +484,8 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 			  ml_rollout_host_port(ro->cfg, replica, slot), "env",
 			  env, "secrets",
 			  ro->secrets ? ro->secrets : json_object(),
-			  "resources", resources, "spec", ro->spec, "security",
+			  "resources", resources, "spec", ro->spec, "health",
+			  health_json(ro->cfg), "security",
 			  ml_security_json(&pb->security, ro->cfg), "logs",
 			  "max_size_bytes", (json_int_t)pb->logs.max_size_bytes,
 			  "max_files", pb->logs.max_files),

@@ -181,6 +181,8 @@ int ml_obs_from_json(struct ml_obs_container **out, size_t *n,
 		json_t *labels = json_object_get(c, "labels");
 		const char *spec = json_string_value(
 			json_object_get(labels, "mlctl.spec"));
+		const char *health = json_string_value(
+			json_object_get(labels, "mlctl.health"));
 		const char *rep = json_string_value(
 			json_object_get(labels, "mlctl.replica"));
 		const char *state =
@@ -197,6 +199,7 @@ int ml_obs_from_json(struct ml_obs_container **out, size_t *n,
 		v[k].revision = json_is_integer(jr) ? json_integer_value(jr)
 						    : 0;
 		v[k].spec = spec ? ml_xstrdup(spec) : NULL;
+		v[k].health = health ? ml_xstrdup(health) : NULL;
 		v[k].slot = slot && (!strcmp(slot, "a") || !strcmp(slot, "b"))
 				    ? slot[0]
 				    : 0;
@@ -224,6 +227,7 @@ void ml_obs_free(struct ml_obs_container *v, size_t n)
 		free(v[i].id);
 		free(v[i].name);
 		free(v[i].spec);
+		free(v[i].health);
 	}
 	free(v);
 }

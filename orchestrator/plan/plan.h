@@ -25,6 +25,8 @@ struct ml_obs_container {
 	char *name;
 	int64_t revision;
 	char *spec;   /* mlctl.spec: hash of everything that shapes it */
+	char *health; /* mlctl.health: the check it takes traffic with, as
+		       * lb_apply's JSON, or NULL */
 	char slot;    /* 'a' or 'b'; 0 when the label is missing or bad */
 	int replica;  /* -1 when the label is missing or bad */
 	bool running; /* state "running" */

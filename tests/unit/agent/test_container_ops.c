@@ -865,6 +865,39 @@ static void test_container_ops__run_refusals(void **state)
 	json_decref(reply);
 }
 
+/* The health check the container takes traffic with rides along as a
+ * label of compact JSON; anything but an object is refused. */
+static void test_container_ops__run_labels_its_health(void **state)
+{
+	const struct xreq *create;
+	json_t *args, *reply, *body;
+
+	ML_UNUSED(state);
+	xf_routes(routes_new);
+	args = run_args();
+	json_object_set_new(args, "health",
+			    json_pack("{s:s,s:i}", "path", "/healthz",
+				      "interval_ms", 500));
+	reply = call("container_run", args);
+	ok(reply);
+	json_decref(reply);
+	create = xf_find("POST /v1.41/containers/create?name=demo-r3-a0 ");
+	assert_non_null(create);
+	body = json_loads(create->body, 0, NULL);
+	assert_non_null(body);
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_object_get(body, "Labels"), "mlctl.health")),
+		"{\"interval_ms\":500,\"path\":\"/healthz\"}");
+	json_decref(body);
+
+	args = run_args();
+	json_object_set_new(args, "health", json_string("/healthz"));
+	reply = call("container_run", args);
+	assert_string_equal(err_code(reply), "bad-request");
+	json_decref(reply);
+}
+
 static void test_container_ops__run_start_fails(void **state)
 {
 	static const struct xroute routes[] = {
@@ -1536,6 +1569,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_container_ops__run_creates),
+		cmocka_unit_test(test_container_ops__run_labels_its_health),
 		cmocka_unit_test(test_container_ops__run_hardened_by_default),
 		cmocka_unit_test(test_container_ops__run_gpus_and_cmd),
 		cmocka_unit_test(test_container_ops__run_idempotent),
