@@ -869,6 +869,11 @@ static json_t *lb_json(const struct ml_lb_spec *lb)
 		json_t *t = json_object();
 
 		json_object_set_new(t, "cert", json_string(lb->tls_cert));
+		json_object_set_new(t, "key", json_string(lb->tls_key));
+		json_object_set_new(t, "redirect_http",
+				    lb->tls_redirect_port
+					    ? json_integer(lb->tls_redirect_port)
+					    : json_null());
 		json_object_set_new(o, "tls", t);
 	} else {
 		json_object_set_new(o, "tls", json_null());
