@@ -704,11 +704,12 @@ static char *secret_name(struct ml_cfgctx *c, const struct ml_ynode *v,
 	if (ml_cfg_str(c, v, path, &s) < 0)
 		return NULL;
 	if (!ml_cfg_is_ident(s)) {
+		/* not quoted: it may be the secret itself, by mistake */
 		ml_cfg_err(c, v,
-			   "'%s' names a secret (%s), got '%s': the value "
-			   "goes in the secrets file or MLCTL_SECRET_<NAME>, "
-			   "never in the playbook",
-			   path, ident_rule, ml_cfg_q(c, s));
+			   "'%s' must be the name of a secret (%s), not a "
+			   "value or a path: the value goes in the secrets "
+			   "file or MLCTL_SECRET_<NAME>, never in git",
+			   path, ident_rule);
 		free(s);
 		return NULL;
 	}
