@@ -327,8 +327,11 @@ void ml_lb_tls_render_bind(struct ml_buf *b, const struct ml_lb_config *c,
 {
 	char *path = ml_lb_tls_path(c, h);
 
+	/* HTTP/1.1 only: a worker that stops at a reload answers a new h2
+	 * connection with GOAWAY, which clients such as libcurl report as
+	 * a failed request; over HTTP/1.1 the reload drops nothing */
 	if (path)
-		ml_buf_addf(b, " ssl crt %s alpn h2,http/1.1", path);
+		ml_buf_addf(b, " ssl crt %s alpn http/1.1", path);
 	free(path);
 }
 

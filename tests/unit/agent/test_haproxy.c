@@ -239,7 +239,7 @@ static void test_haproxy__render_golden(void **state)
 	again = render(args, 0);
 	assert_non_null(strstr(again, "\tbind [::]:8080 ssl crt "
 				      "/var/lib/mlctl/haproxy/demo/tls/"));
-	assert_non_null(strstr(again, ".pem alpn h2,http/1.1\n"));
+	assert_non_null(strstr(again, ".pem alpn http/1.1\n"));
 	assert_non_null(strstr(again, "ssl-min-ver TLSv1.2 no-tls-tickets"));
 	assert_non_null(strstr(again, "\tbind [::]:8081\n\thttp-request "
 				      "redirect code 301 location https://"));
