@@ -376,8 +376,10 @@ static char *slot_url(void)
 	arrow = strstr(o.out, "->");
 	assert_non_null(arrow);
 	*arrow = '\0';
-	/* bound to the VM's fleet address, not 0.0.0.0 */
+	/* bound to the VM's fleet address, not 0.0.0.0, and not on any
+	 * IPv6 address (iptables filters IPv4 only) */
 	assert_null(strstr(o.out, "0.0.0.0"));
+	assert_null(strstr(o.out, "::"));
 	url = ml_xasprintf("http://%s/healthz", o.out);
 	ml_test_out_release(&o);
 	return url;
@@ -636,6 +638,47 @@ static void test_security__open_slots_and_remove(void **s)
 	assert_null(strstr(o.out, "mlctl:sec-api"));
 	assert_non_null(strstr(o.out, "\n0\n"));
 	ml_test_out_release(&o);
+}
+
+/*
+ * IPv6: a slot is bound to the VM's IPv4 fleet address and filtered by
+ * iptables, so an inventory giving an app host or a balancer an IPv6
+ * address is refused before any host is touched (the slot would be
+ * unreachable by its balancer, or bound where no filter applies), unless
+ * open_slots says the operator filters the slots.
+ */
+static void test_security__ipv6_hosts_are_refused(void **s)
+{
+	struct ml_test_out o;
+	char *p = ml_xasprintf("%s/inventory.yaml", F.dir);
+	char *inv = ml_test_slurp(p);
+	char *vm1 = ml_test_fleet_address(inv, "vm1");
+	char *at = strstr(inv, vm1), *v6;
+
+	ML_UNUSED(s);
+	assert_non_null(at);
+	v6 = ml_xasprintf("%.*s\"fd00:77::11\"%s", (int)(at - inv), inv,
+			  at + strlen(vm1));
+	ml_test_write(F.repo, "inventory.yaml", v6);
+	free(ml_test_commit(F.repo, "ipv6 host"));
+	mlctl_env(&o, NULL, (const char *const[]){ "validate", NULL });
+	must(&o, 3);
+	assert_non_null(strstr(o.err, "host 'vm1' has the IPv6 address "
+				      "'fd00:77::11'"));
+	assert_non_null(strstr(o.err, "security.open_slots"));
+	ml_test_out_release(&o);
+
+	write_pb("security: {open_slots: true}\n");
+	mlctl_env(&o, NULL, (const char *const[]){ "validate", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+
+	ml_test_write(F.repo, "inventory.yaml", inv);
+	write_pb("");
+	free(v6);
+	free(vm1);
+	free(inv);
+	free(p);
 }
 
 /* ---- TLS at the edge, the metrics listener, the LB's ports ----------- */
@@ -1000,6 +1043,7 @@ int main(void)
 			test_security__image_names_cannot_walk_the_api),
 		cmocka_unit_test(
 			test_security__readable_identity_file_is_refused),
+		cmocka_unit_test(test_security__ipv6_hosts_are_refused),
 		cmocka_unit_test(test_security__tls_at_the_edge),
 		cmocka_unit_test(test_security__tls_cert_rotates_under_load),
 		cmocka_unit_test(test_security__metrics_need_credentials),
