@@ -363,6 +363,64 @@ static int curl_from(const char *vm, const char *url)
 	return st;
 }
 
+/*
+ * A crashed container comes back by its restart policy (its process
+ * killed from the host: not a stop Docker was asked for), and `mlctl
+ * status` counts the restart.
+ */
+static void test_security__crashed_container_comes_back_counted(void **s)
+{
+	const char *aws = "MLCTL_SECRET_AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns";
+	struct ml_test_out o;
+	json_t *doc, *h, *c;
+	size_t i, k;
+	long long restarts = -1;
+
+	ML_UNUSED(s);
+	write_secrets("API_TOKEN=" SECRET2 "\n");
+	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	on_vm(&o, "vm1",
+	      "c=$(docker ps -q --filter label=mlctl.app=sec-api | head -1); "
+	      "kill -9 $(docker inspect -f '{{.State.Pid}}' $c); "
+	      "for i in $(seq 1 100); do "
+	      "  st=$(docker inspect -f '{{.State.Running}} "
+	      "{{.RestartCount}}' $c); "
+	      "  case $st in 'true '[1-9]*) break;; esac; sleep 0.2; "
+	      "done; echo state=$st");
+	assert_int_equal(o.status, 0);
+	if (!strstr(o.out, "state=true 1"))
+		print_error("%s%s", o.out, o.err);
+	assert_non_null(strstr(o.out, "state=true 1"));
+	ml_test_out_release(&o);
+
+	mlctl_env(&o, NULL, (const char *const[]){ "status", "--json", NULL });
+	must(&o, 0);
+	doc = json_loads(o.out, 0, NULL);
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "hosts"), i, h)
+	{
+		if (strcmp(json_string_value(json_object_get(h, "host")) ?: "",
+			   "vm1"))
+			continue;
+		json_array_foreach(json_object_get(h, "containers"), k, c)
+			if (json_integer_value(json_object_get(c, "restarts")) >
+			    restarts)
+				restarts = json_integer_value(
+					json_object_get(c, "restarts"));
+	}
+	if (restarts != 1)
+		print_error("%s", o.out);
+	assert_int_equal(restarts, 1);
+	json_decref(doc);
+	ml_test_out_release(&o);
+	/* and the balancer serves again */
+	for (i = 0; i < 40 && curl_from(NULL, F.url) != 0; i++)
+		usleep(250 * 1000);
+	assert_int_equal(curl_from(NULL, F.url), 0);
+}
+
 /* vm1's slot URL, from what Docker publishes ("10.77.17.11:18000->"). */
 static char *slot_url(void)
 {
@@ -1032,6 +1090,8 @@ int main(void)
 		cmocka_unit_test(
 			test_security__changed_secret_rolls_the_containers),
 		cmocka_unit_test(test_security__containers_are_hardened),
+		cmocka_unit_test(
+			test_security__crashed_container_comes_back_counted),
 		cmocka_unit_test(
 			test_security__only_the_balancer_reaches_slots),
 		cmocka_unit_test(
