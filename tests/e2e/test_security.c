@@ -976,15 +976,16 @@ static void test_security__tls_at_the_edge(void **s)
 }
 
 /*
- * A new certificate is put in place by a deploy while open-loop HTTPS
- * load (a new verified connection per request) runs: no request fails,
- * and new connections see the new certificate.
+ * A new certificate is put in place by a deploy while two HTTPS loads
+ * run: open loop (a new verified connection per request) and closed loop
+ * on keep-alive connections (which the reload's old worker closes). No
+ * request fails, and new connections see the new certificate.
  */
 static void test_security__tls_cert_rotates_under_load(void **s)
 {
 	struct ml_test_out o;
-	struct ml_loadgen_stats st;
-	struct ml_loadgen *lg;
+	struct ml_loadgen_stats st, kst;
+	struct ml_loadgen *lg, *ka;
 	char *url = ml_xasprintf("https://%s/healthz", F.lb_addr);
 	char *ca = ml_xasprintf("%s/ca.pem", F.pki);
 	const int rate = 40;
@@ -994,19 +995,27 @@ static void test_security__tls_cert_rotates_under_load(void **s)
 	write_tls_secrets("edge-2");
 	ml_loadgen_set_ca(ca);
 	lg = ml_loadgen_start_open(url, rate, (long)rate * 20, 20, NULL);
+	ka = ml_loadgen_start(url, rate, 2, (long)rate * 20, 20, NULL);
 	sleep(3);
 	mlctl_env(&o, NULL, (const char *const[]){ "deploy", NULL });
 	sleep(3);
 	ml_loadgen_stop(lg, &st);
+	ml_loadgen_stop(ka, &kst);
 	ml_loadgen_set_ca(NULL);
 	must(&o, 0);
 	ml_test_out_release(&o);
-	print_message("certificate rotation under open-loop HTTPS load at "
+	print_message("certificate rotation under HTTPS load, open loop at "
 		      "%d/s: %ld sent, %ld ok, %ld failed%s%s\n",
 		      rate, st.sent, st.ok, st.failed,
 		      st.failed ? ", first: " : "", st.first_error);
+	print_message("certificate rotation under HTTPS load, keep-alive at "
+		      "%d/s: %ld sent, %ld ok, %ld failed%s%s\n",
+		      rate, kst.sent, kst.ok, kst.failed,
+		      kst.failed ? ", first: " : "", kst.first_error);
 	assert_true(st.sent > rate * 4);
+	assert_true(kst.sent > rate * 4);
 	assert_int_equal(st.failed, 0);
+	assert_int_equal(kst.failed, 0);
 
 	assert_int_equal(s_client(&o, (const char *const[]){ NULL }), 0);
 	assert_non_null(strstr(o.out, "CN = edge-2"));
