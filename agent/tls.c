@@ -370,7 +370,12 @@ void ml_lb_tls_render_userlist(struct ml_buf *b, const struct ml_lb_config *c)
 {
 	if (!c->stats_user)
 		return;
-	/* the file is 0600 in a 0700 directory, as the TLS key is */
+	/*
+	 * In clear, in a file that is 0600 in a 0700 directory as the TLS
+	 * key is: a crypt(3) hash would cost HAProxy milliseconds of CPU on
+	 * every request to the listener, which anyone on the fleet network
+	 * could then use to load the balancer.
+	 */
 	ml_buf_addf(b, "\nuserlist " STATS_USERLIST "\n"
 		       "\tuser %s insecure-password %s\n",
 		    c->stats_user, c->stats_password);

@@ -188,6 +188,39 @@ int ml_secrets_load(json_t **out, const struct ml_playbook *pb,
 			  pb->secrets.n, file);
 }
 
+/*
+ * The checks the LB's agent makes too (agent/tls.c), here so that a wrong
+ * value is named before any host is touched; never quoting the value.
+ */
+static int check_lb_value(const char *name, const char *v, const char *what)
+{
+	const char *c;
+
+	if (!strcmp(what, "password")) {
+		for (c = v; *c; c++)
+			if (*c <= 0x20 || *c >= 0x7f || strchr("\"'\\#$", *c))
+				break;
+		if (!*v || *c || strlen(v) > 128)
+			return ml_err_set(ML_EINVALID,
+					  "secret '%s' (metrics.password) must "
+					  "be 1 to 128 printable ASCII "
+					  "characters without a space, quote, "
+					  "backslash, '#' or '$'",
+					  name);
+		return 0;
+	}
+	if (!strstr(v, what))
+		return ml_err_set(ML_EINVALID,
+				  "secret '%s' is not a PEM %s (no '%s' line): "
+				  "in a secrets file, write its line ends as "
+				  "\\n",
+				  name,
+				  strstr(what, "CERT") ? "certificate"
+						       : "private key",
+				  what);
+	return 0;
+}
+
 int ml_secrets_load_lb(json_t **out, const struct ml_playbook *pb,
 		       const char *file)
 {
@@ -208,6 +241,26 @@ int ml_secrets_load_lb(json_t **out, const struct ml_playbook *pb,
 	rc = load_names(&vals, names, n, file);
 	if (rc < 0)
 		return rc;
+	if (pb->lb.tls_cert && pb->lb.tls_key) {
+		rc = check_lb_value(pb->lb.tls_cert,
+				    json_string_value(json_object_get(
+					    vals, pb->lb.tls_cert)),
+				    "-----BEGIN CERTIFICATE-----");
+		if (rc == 0)
+			rc = check_lb_value(pb->lb.tls_key,
+					    json_string_value(json_object_get(
+						    vals, pb->lb.tls_key)),
+					    "PRIVATE KEY-----");
+	}
+	if (rc == 0 && pb->metrics.password)
+		rc = check_lb_value(pb->metrics.password,
+				    json_string_value(json_object_get(
+					    vals, pb->metrics.password)),
+				    "password");
+	if (rc < 0) {
+		json_decref(vals);
+		return rc;
+	}
 	res = json_object();
 	if (pb->lb.tls_cert && pb->lb.tls_key) {
 		json_object_set(res, "tls_cert",

@@ -901,8 +901,20 @@ static void test_security__tls_at_the_edge(void **s)
 
 	ML_UNUSED(s);
 	make_cert("edge-1");
-	write_tls_secrets("edge-1");
 	write_tls_pb();
+	/* a path where the PEM goes is named, before any host changes */
+	write_secrets("API_TOKEN=" SECRET2 "\n"
+		      "AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns\n"
+		      "METRICS_PW=" METRICS_PW "\n"
+		      "TLS_CERT=/etc/ssl/edge-1.pem\nTLS_KEY=/etc/ssl/k.pem\n");
+	mlctl_env(&o, NULL, (const char *const[]){ "deploy", NULL });
+	must(&o, 3);
+	assert_non_null(strstr(o.err, "secret 'TLS_CERT' is not a PEM "
+				      "certificate"));
+	assert_null(strstr(o.err, "/etc/ssl"));
+	ml_test_out_release(&o);
+
+	write_tls_secrets("edge-1");
 	mlctl_env(&o, NULL, (const char *const[]){ "deploy", NULL });
 	must(&o, 0);
 	assert_null(strstr(o.out, "PRIVATE KEY"));
