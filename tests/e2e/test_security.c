@@ -8,9 +8,12 @@
  *     containers, and the value is in no label and no ledger;
  *   - containers are hardened by default (docker inspect shows each
  *     setting) and a root process in one cannot use a dropped capability;
+ *     a crashed one comes back and `status` counts the restart;
  *   - a slot answers the balancer only (bound to the VM's fleet address,
  *     filter rules in DOCKER-USER), and remove takes the rules away;
  *   - the playbook relaxes a default by name;
+ *   - an inventory giving an app host or a balancer an IPv6 address is
+ *     refused (slots are bound and filtered on IPv4 addresses only);
  *   - TLS at the edge: a certificate and key made here by openssl (a CA of
  *     the test's own), given as secrets, stored 0600 on the LB, verified
  *     by curl against that CA; TLS 1.1 and non-forward-secret ciphers
