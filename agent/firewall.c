@@ -57,6 +57,27 @@ void ml_agent_fleet_address(char *buf, size_t size)
 		snprintf(buf, size, "%s", tmp);
 }
 
+bool ml_agent_reached_over_ipv6(void)
+{
+	const char *c = getenv("SSH_CONNECTION");
+	char tmp[INET6_ADDRSTRLEN + 1];
+	struct in6_addr a6;
+	const char *p;
+	size_t n;
+
+	if (!c || !(p = strchr(c, ' ')) || !(p = strchr(p + 1, ' ')))
+		return false;
+	p++;
+	n = strcspn(p, " ");
+	if (n >= sizeof(tmp))
+		return false;
+	memcpy(tmp, p, n);
+	tmp[n] = '\0';
+	/* an IPv4-mapped address (::ffff:a.b.c.d) is IPv4 to the firewall
+	 * but not to this parser: refused too, which is safe */
+	return inet_pton(AF_INET6, tmp, &a6) == 1;
+}
+
 const char *ml_agent_slot_host(void)
 {
 	static char buf[64];

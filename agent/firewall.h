@@ -29,6 +29,14 @@
  */
 void ml_agent_fleet_address(char *buf, size_t size);
 
+/*
+ * True when the controller reached this VM over IPv6 ($SSH_CONNECTION):
+ * a slot can then be neither bound to the fleet address nor filtered
+ * (iptables is IPv4), so container_run refuses a firewalled slot rather
+ * than publish it on every IPv4 address.
+ */
+bool ml_agent_reached_over_ipv6(void);
+
 /* Where this VM reaches its own slots: the fleet address when known
  * (slots are bound to it), else 127.0.0.1. Borrowed, static. */
 const char *ml_agent_slot_host(void);

@@ -23,6 +23,7 @@
 #include "common/sha256.h"
 #include "agent/haproxy.h"
 #include "agent/probe.h"
+#include "agent/tls.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -215,20 +216,6 @@ static bool valid_http_path(const char *s)
 	for (i = 0; i < n; i++)
 		if (!is_alnum((unsigned char)s[i]) &&
 		    !strchr("-._~/?&=%:+,;@", s[i]))
-			return false;
-	return true;
-}
-
-/* An absolute file path of [A-Za-z0-9._/-] without ".." components. */
-static bool valid_file_path(const char *s)
-{
-	size_t i, n = s ? strlen(s) : 0;
-
-	if (!n || n > ML_LB_PATH_MAX || s[0] != '/' || strstr(s, "/../") ||
-	    (n >= 3 && !strcmp(s + n - 3, "/..")))
-		return false;
-	for (i = 0; i < n; i++)
-		if (!is_alnum((unsigned char)s[i]) && !strchr("-._/", s[i]))
 			return false;
 	return true;
 }
@@ -488,10 +475,7 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 	if (rc < 0)
 		return rc;
 	c->drain_timeout_ms = (long)n;
-	rc = get_str(&c->tls_cert, args, "", "tls_cert", NULL, false,
-		     valid_file_path,
-		     "an absolute path of letters, digits, '.', '_', '-' "
-		     "and '/'");
+	rc = ml_lb_tls_from_json(c, args);
 	if (rc < 0)
 		return rc;
 
@@ -576,7 +560,7 @@ void ml_lb_config_release(struct ml_lb_config *c)
 	free(c->balance);
 	free(c->health_path);
 	free(c->health_expect);
-	free(c->tls_cert);
+	ml_lb_tls_release(c);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -837,6 +821,7 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 	ml_buf_addf(b, "\tserver-state-file %s\n", h->state_file);
 	/* requests in flight in an old worker get this long after a reload */
 	ml_buf_addf(b, "\thard-stop-after %ldms\n", c->drain_timeout_ms);
+	ml_lb_tls_render_global(b, c);
 	/*
 	 * One line per request into a ring in the worker's memory, read back
 	 * with `show events` (lb_requests): the per-server timers that give
@@ -877,9 +862,9 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 	ml_buf_addf(b, "frontend fe_%s\n", c->app);
 	ml_buf_addstr(b, "\tbind ");
 	add_hostport(b, c->bind, c->listen_port);
-	if (c->tls_cert)
-		ml_buf_addf(b, " ssl crt %s", c->tls_cert);
+	ml_lb_tls_render_bind(b, c, h);
 	ml_buf_addstr(b, "\n\toption forwardfor\n");
+	ml_lb_tls_render_frontend(b, c);
 	ml_buf_addstr(b, "\tlog ring@" ML_HAPROXY_RING " local0 info\n"
 			 "\tlog-format \"" ML_HAPROXY_LOG_FORMAT "\"\n");
 	ml_buf_addf(b, "\tdefault_backend %s\n\n", c->app);
@@ -918,10 +903,14 @@ static int render_body(struct ml_buf *b, const struct ml_lb_config *c,
 		ml_buf_addch(b, '\n');
 	}
 	render_checks(b, c);
+	ml_lb_tls_render_redirect(b, c);
+	ml_lb_tls_render_userlist(b, c);
 	if (c->stats_port) {
 		ml_buf_addstr(b, "\nfrontend mlctl_stats\n\tbind ");
 		add_hostport(b, c->metrics_bind, c->stats_port);
-		ml_buf_addstr(b, "\n\thttp-request use-service "
+		ml_buf_addch(b, '\n');
+		ml_lb_tls_render_stats_auth(b, c);
+		ml_buf_addstr(b, "\thttp-request use-service "
 				 "prometheus-exporter if { path /metrics }\n"
 				 "\thttp-request return status 404\n");
 	}
@@ -957,6 +946,8 @@ too_big:
 			"is larger than %zu bytes",
 			c->app, CONFIG_MAX);
 out:
+	if (body.data) /* it may hold the metrics password */
+		explicit_bzero(body.data, body.len);
 	ml_buf_release(&body);
 	return rc;
 }

@@ -26,7 +26,7 @@
 
 #define ML_LB_NAME_MAX 64  /* app and server names */
 #define ML_LB_HOST_MAX 253 /* a DNS name */
-#define ML_LB_PATH_MAX 200 /* health check path, TLS certificate path */
+#define ML_LB_PATH_MAX 200 /* health check path */
 #define ML_LB_MAX_SERVERS 1000
 #define ML_LB_WEIGHT_MAX 256
 #define ML_HAPROXY_REPLY_MAX ((size_t)4 << 20) /* runtime API answers */
@@ -87,7 +87,12 @@ struct ml_lb_config {
 	long timeout_ms;       /* of one check */
 	int rise, fall;	       /* checks in a row to change state */
 	long drain_timeout_ms; /* how long an old worker may finish requests */
-	char *tls_cert;	       /* PEM (cert + key) for the frontend, or NULL */
+	/* agent/tls.c: secrets from the controller, wiped on release */
+	char *tls_pem;	       /* certificate chain + key, or NULL: no TLS */
+	char tls_id[17];       /* its stored file's name (agent/tls.h) */
+	int redirect_port;     /* plain HTTP answering 301 to https, 0: none */
+	char *stats_user;      /* basic auth on the exporter, NULL: none */
+	char *stats_password;
 	struct ml_lb_server *servers;
 	size_t nr_servers;
 };

@@ -296,6 +296,14 @@ static int parse_args(struct run_spec *s, json_t *args)
 				   json_object_get(args, "security"), OP);
 	if (rc < 0)
 		return rc;
+	if (!s->harden.open_slots && ml_agent_reached_over_ipv6())
+		return ml_err_set(ML_EINVALID,
+				  "%s: this host was reached over IPv6, and "
+				  "slots are bound and firewalled on an IPv4 "
+				  "fleet address only: reach it by its IPv4 "
+				  "address, or set security.open_slots: true "
+				  "and filter the slots yourself",
+				  OP);
 	if (s->harden.open_slots)
 		snprintf(s->bind, sizeof(s->bind), "0.0.0.0");
 	else

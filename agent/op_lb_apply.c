@@ -6,7 +6,12 @@
  *		 "balance" (roundrobin|leastconn|random),
  *		 "health": {"path", "interval_ms", "timeout_ms",
  *			    "healthy_threshold", "unhealthy_threshold"},
- *		 "drain_timeout_ms", "tls_cert" (optional PEM path),
+ *		 "drain_timeout_ms",
+ *		 "tls_cert", "tls_key" (PEM texts from the controller's
+ *		 secrets, both or neither: agent/tls.h), "redirect_port"
+ *		 (plain HTTP answering 301 to https, needs TLS),
+ *		 "stats_auth": {"user", "password"} (basic auth on the
+ *		 metrics listener),
  *		 "servers": [{"name", "address", "port",
  *			      "state": ready|drain|maint, "weight": 0..256}]}
  *	result: {"started", "reloaded", "config_changed", "config_sha256",
@@ -35,6 +40,7 @@
 #include "common/ml.h"
 #include "agent/agent.h"
 #include "agent/haproxy.h"
+#include "agent/tls.h"
 #include "common/sha256.h"
 
 #include <time.h>
@@ -62,6 +68,7 @@ static int op_lb_apply(struct ml_agent *a, json_t *args, json_t **result)
 	struct ml_buf old = ML_BUF_INIT((size_t)2 << 20);
 	char new_struct[65], old_struct[65], sha[ML_SHA256_HEX];
 	bool started = false, reloaded = false, changed, have_old;
+	bool tls_created = false;
 	struct ml_lb_config c;
 	struct ml_haproxy h = {.lock_fd = -1};
 	pid_t master = 0, worker = 0;
@@ -89,12 +96,17 @@ static int op_lb_apply(struct ml_agent *a, json_t *args, json_t **result)
 	rc = ml_haproxy_lock(&h);
 	if (rc < 0)
 		goto out;
+	/* a new certificate is a new file: the running config's stays */
+	rc = ml_lb_tls_store(&c, &h, &tls_created);
+	if (rc < 0)
+		goto out;
 	rc = ml_haproxy_write_file(h.cfg_new, cfg.data, cfg.len);
 	if (rc < 0)
 		goto out;
 	rc = ml_haproxy_check(&h, h.cfg_new);
 	if (rc < 0) {
 		unlink(h.cfg_new);
+		ml_lb_tls_unstore(&c, &h, tls_created);
 		goto out;
 	}
 	rc = ml_buf_read_file(&old, h.cfg);
@@ -116,6 +128,7 @@ static int op_lb_apply(struct ml_agent *a, json_t *args, json_t **result)
 		if (rc < 0)
 			goto out;
 		started = true;
+		ml_lb_tls_prune(&c, &h);
 	} else if (changed) {
 		t0 = now_ms();
 		rc = ml_haproxy_worker_pid(&worker, &h);
@@ -142,10 +155,12 @@ static int op_lb_apply(struct ml_agent *a, json_t *args, json_t **result)
 		}
 		reload_ms = now_ms() - t0;
 		reloaded = true;
+		ml_lb_tls_prune(&c, &h);
 	} else {
 		rc = move(h.cfg_new, h.cfg);
 		if (rc < 0)
 			goto out;
+		ml_lb_tls_prune(&c, &h);
 	}
 
 	for (i = 0; i < c.nr_servers; i++) {
@@ -171,6 +186,11 @@ static int op_lb_apply(struct ml_agent *a, json_t *args, json_t **result)
 out:
 	ml_haproxy_release(&h);
 	ml_lb_config_release(&c);
+	/* the texts may hold the metrics password */
+	if (cfg.data)
+		explicit_bzero(cfg.data, cfg.len);
+	if (old.data)
+		explicit_bzero(old.data, old.len);
 	ml_buf_release(&cfg);
 	ml_buf_release(&old);
 	return rc;

@@ -27,7 +27,8 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Remove the regular files and sockets of dir, then dir. */
+/* Remove the regular files and sockets of dir and of its directories
+ * (tls/, agent/tls.h), then dir. */
 static bool remove_dir(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -41,7 +42,8 @@ static bool remove_dir(const char *dir)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		p = ml_xasprintf("%s/%s", dir, e->d_name);
-		unlink(p);
+		if (unlink(p) < 0 && errno == EISDIR)
+			remove_dir(p);
 		free(p);
 	}
 	closedir(d);

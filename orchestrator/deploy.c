@@ -483,6 +483,14 @@ static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 	size_t i;
 	int rc;
 
+	/* the balancers' certificate and password, before anything moves */
+	json_decref(ro->lb_secrets);
+	rc = ml_secrets_load_lb(&ro->lb_secrets, cfg->playbook,
+				ctx->opt[OPT_SECRETS]);
+	if (rc < 0) {
+		free(res);
+		return rc;
+	}
 	dopt.parallel = ro->parallel;
 	dopt.progress = isatty(STDERR_FILENO);
 	dopt.tags = tags;

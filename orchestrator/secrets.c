@@ -130,8 +130,9 @@ static int read_file(json_t *vals, const char *path)
 	return 0;
 }
 
-int ml_secrets_load(json_t **out, const struct ml_playbook *pb,
-		    const char *file)
+/* A value for each of names[0..n) into *out (see ml_secrets_load). */
+static int load_names(json_t **out, const char *const *names, size_t n,
+		      const char *file)
 {
 	json_t *vals = json_object(), *res = json_object();
 	struct stat st;
@@ -141,13 +142,13 @@ int ml_secrets_load(json_t **out, const struct ml_playbook *pb,
 	*out = NULL;
 	if (!file && stat(DEFAULT_FILE, &st) == 0)
 		file = DEFAULT_FILE;
-	if (file && pb->secrets.n) {
+	if (file && n) {
 		rc = read_file(vals, file);
 		if (rc < 0)
 			goto out;
 	}
-	for (i = 0; i < pb->secrets.n; i++) {
-		const char *name = pb->secrets.v[i];
+	for (i = 0; i < n; i++) {
+		const char *name = names[i];
 		json_t *v = json_object_get(vals, name);
 		char *var = ml_xasprintf(ENV_PREFIX "%s", name);
 		const char *env = getenv(var);
@@ -178,6 +179,104 @@ out:
 	json_decref(vals);
 	json_decref(res);
 	return rc;
+}
+
+int ml_secrets_load(json_t **out, const struct ml_playbook *pb,
+		    const char *file)
+{
+	return load_names(out, (const char *const *)pb->secrets.v,
+			  pb->secrets.n, file);
+}
+
+/*
+ * The checks the LB's agent makes too (agent/tls.c), here so that a wrong
+ * value is named before any host is touched; never quoting the value.
+ */
+static int check_lb_value(const char *name, const char *v, const char *what)
+{
+	const char *c;
+
+	if (!strcmp(what, "password")) {
+		for (c = v; *c; c++)
+			if (*c <= 0x20 || *c >= 0x7f || strchr("\"'\\#$", *c))
+				break;
+		if (!*v || *c || strlen(v) > 128)
+			return ml_err_set(ML_EINVALID,
+					  "secret '%s' (metrics.password) must "
+					  "be 1 to 128 printable ASCII "
+					  "characters without a space, quote, "
+					  "backslash, '#' or '$'",
+					  name);
+		return 0;
+	}
+	if (!strstr(v, what))
+		return ml_err_set(ML_EINVALID,
+				  "secret '%s' is not a PEM %s (no '%s' line): "
+				  "in a secrets file, write its line ends as "
+				  "\\n",
+				  name,
+				  strstr(what, "CERT") ? "certificate"
+						       : "private key",
+				  what);
+	return 0;
+}
+
+int ml_secrets_load_lb(json_t **out, const struct ml_playbook *pb,
+		       const char *file)
+{
+	const char *names[3];
+	json_t *vals = NULL, *res;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	if (pb->lb.tls_cert && pb->lb.tls_key) {
+		names[n++] = pb->lb.tls_cert;
+		names[n++] = pb->lb.tls_key;
+	}
+	if (pb->metrics.password)
+		names[n++] = pb->metrics.password;
+	if (!n)
+		return 0;
+	rc = load_names(&vals, names, n, file);
+	if (rc < 0)
+		return rc;
+	if (pb->lb.tls_cert && pb->lb.tls_key) {
+		rc = check_lb_value(pb->lb.tls_cert,
+				    json_string_value(json_object_get(
+					    vals, pb->lb.tls_cert)),
+				    "-----BEGIN CERTIFICATE-----");
+		if (rc == 0)
+			rc = check_lb_value(pb->lb.tls_key,
+					    json_string_value(json_object_get(
+						    vals, pb->lb.tls_key)),
+					    "PRIVATE KEY-----");
+	}
+	if (rc == 0 && pb->metrics.password)
+		rc = check_lb_value(pb->metrics.password,
+				    json_string_value(json_object_get(
+					    vals, pb->metrics.password)),
+				    "password");
+	if (rc < 0) {
+		json_decref(vals);
+		return rc;
+	}
+	res = json_object();
+	if (pb->lb.tls_cert && pb->lb.tls_key) {
+		json_object_set(res, "tls_cert",
+				json_object_get(vals, pb->lb.tls_cert));
+		json_object_set(res, "tls_key",
+				json_object_get(vals, pb->lb.tls_key));
+	}
+	if (pb->metrics.password)
+		json_object_set_new(
+			res, "stats_auth",
+			json_pack("{s:s,s:O}", "user", pb->metrics.user,
+				  "password",
+				  json_object_get(vals, pb->metrics.password)));
+	json_decref(vals);
+	*out = res;
+	return 0;
 }
 
 /*

@@ -29,6 +29,17 @@ int ml_secrets_load(json_t **out, const struct ml_playbook *pb,
 		    const char *file);
 
 /*
+ * The load balancers' own secrets into *out (the caller's, NULL when the
+ * playbook names none): {"tls_cert": PEM, "tls_key": PEM} for
+ * load_balancer.tls and {"stats_auth": {"user", "password"}} for
+ * metrics.user/password, each value found as ml_secrets_load finds one.
+ * They go to the LB hosts' agents only, never to a container, and take no
+ * part in the containers' spec. Failures as ml_secrets_load.
+ */
+int ml_secrets_load_lb(json_t **out, const struct ml_playbook *pb,
+		       const char *file);
+
+/*
  * Fold what the rollout spec (ml_rollout_spec) leaves out into spec, in
  * place: the playbook's security settings and the load balancers'
  * addresses (the slots' filter rules follow them), and a keyed digest of

@@ -354,6 +354,22 @@ out:
 }
 
 /*
+ * The balancer's secrets (certificate and key, the exporter's password)
+ * and the redirect port into lb_apply's args: only the LB hosts' agents
+ * see them.
+ */
+static void lb_tls_args(json_t *args, const struct ml_rollout *ro)
+{
+	const struct ml_lb_spec *lb = &ro->cfg->playbook->lb;
+
+	if (ro->lb_secrets)
+		json_object_update(args, ro->lb_secrets);
+	if (lb->tls_cert && lb->tls_redirect_port)
+		json_object_set_new(args, "redirect_port",
+				    json_integer(lb->tls_redirect_port));
+}
+
+/*
  * Give every balancer the full server list with states from what runs.
  * A slot running another revision keeps the health check that revision
  * took traffic with (the balancer checks it apart, agent/haproxy.h): a
@@ -402,11 +418,9 @@ static int lb_apply_all(struct ml_rollout_state *st)
 		}
 	}
 	for (i = 0; i < st->nlb; i++) {
-		json_t *res = NULL;
+		json_t *res = NULL, *args;
 
-		rc = lb_call(
-			st, i, "lb_apply",
-			json_pack("{s:s,s:i,s:s,s:o,s:I,s:O,s:i,s:s}", "app",
+		args = json_pack("{s:s,s:i,s:s,s:o,s:I,s:O,s:i,s:s}", "app",
 				  cfg->playbook->app, "listen_port",
 				  cfg->playbook->lb.listen_port, "balance",
 				  balance_word(cfg->playbook->lb.balance),
@@ -417,8 +431,9 @@ static int lb_apply_all(struct ml_rollout_state *st)
 				  "servers", servers, "stats_port",
 				  cfg->playbook->metrics.port, "metrics_bind",
 				  cfg->playbook->metrics.bind
-					  ?: st->lb[i]->target->address),
-			&res);
+					  ?: st->lb[i]->target->address);
+		lb_tls_args(args, ro);
+		rc = lb_call(st, i, "lb_apply", args, &res);
 		if (rc < 0) {
 			rc = ml_err_set(rc, "load balancer '%s': %s",
 					st->lb[i]->target->name, ml_err_msg());
@@ -805,6 +820,8 @@ void ml_rollout_release(struct ml_rollout *ro)
 	struct ml_rollout_state *st = ro->st;
 	size_t i;
 
+	json_decref(ro->lb_secrets);
+	ro->lb_secrets = NULL;
 	if (!st)
 		return;
 	for (i = 0; i < st->napp; i++) {

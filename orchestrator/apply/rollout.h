@@ -30,6 +30,8 @@ struct ml_rollout {
 	const char *image_id;        /* "sha256:..." on every app host */
 	const char *spec;            /* ml_rollout_spec() of cfg + image */
 	json_t *secrets;             /* {"NAME": "value"}, borrowed */
+	json_t *lb_secrets;          /* ml_secrets_load_lb(), owned (freed by
+				      * ml_rollout_release), may be NULL */
 	int64_t revision;            /* labels of new containers, ledger */
 	int64_t record_as;           /* nonzero: record events under this
 				      * revision instead (an automatic

@@ -124,7 +124,11 @@ struct ml_lb_spec {
 	struct ml_strlist hosts; /* host or group names; empty: no LB */
 	int listen_port;         /* default 80 */
 	enum ml_balance balance;
-	char *tls_cert;          /* path on the LB host, NULL: plain HTTP */
+	char *tls_cert;          /* secret holding the PEM certificate (and
+				  * chain), NULL: plain HTTP */
+	char *tls_key;           /* secret holding its PEM private key */
+	int tls_redirect_port;   /* plain HTTP here answers 301 to https,
+				  * 0: none */
 };
 
 /* security: the container's hardening, each default relaxable by name */
@@ -161,6 +165,8 @@ struct ml_metrics_spec {
 	char *bind;  /* its address, NULL: each LB host's own address */
 	struct ml_strlist scrape_from; /* addresses let through to the app's
 					* slots besides the LBs (Prometheus) */
+	char *user;     /* basic auth on the exporter, NULL: none */
+	char *password; /* the secret holding user's password */
 };
 
 struct ml_playbook {

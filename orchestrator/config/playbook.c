@@ -53,10 +53,12 @@ static const char *const rollout_keys[] = {"batch",	    "failure_budget",
 					   "canary",	    NULL};
 static const char *const lb_keys[] = {"hosts", "listen", "balance", "tls",
 				      NULL};
-static const char *const tls_keys[] = {"cert", NULL};
+static const char *const tls_keys[] = {"cert", "key", "redirect_http", NULL};
 static const char *const logs_keys[] = {"max_size", "max_files", NULL};
-static const char *const metrics_keys[] = {"path", "port", "bind",
-					   "scrape_from", NULL};
+static const char *const metrics_keys[] = {"path",	 "port",
+					   "bind",	 "scrape_from",
+					   "user",	 "password",
+					   NULL};
 
 static const char ident_rule[] = "use letters, digits and '_', not starting "
 				 "with a digit";
@@ -690,33 +692,62 @@ static void parse_prune(struct ml_cfgctx *c, struct ml_playbook *pb,
 
 /* ---- load balancer ----------------------------------------------------- */
 
+/*
+ * A key naming a secret (load_balancer.tls.cert, metrics.password): the
+ * value never comes from git, only the name of the secret that holds it.
+ */
+static char *secret_name(struct ml_cfgctx *c, const struct ml_ynode *v,
+			 const char *path)
+{
+	char *s;
+
+	if (ml_cfg_str(c, v, path, &s) < 0)
+		return NULL;
+	if (!ml_cfg_is_ident(s)) {
+		/* not quoted: it may be the secret itself, by mistake */
+		ml_cfg_err(c, v,
+			   "'%s' must be the name of a secret (%s), not a "
+			   "value or a path: the value goes in the secrets "
+			   "file or MLCTL_SECRET_<NAME>, never in git",
+			   path, ident_rule);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
 static void parse_tls(struct ml_cfgctx *c, struct ml_playbook *pb,
 		      const struct ml_ynode *n)
 {
 	const struct ml_ynode *v;
-	char *s;
 
 	if (ml_cfg_want_map(c, n, "load_balancer.tls") < 0)
 		return;
 	ml_cfg_check_keys(c, n, tls_keys);
-	v = ml_ymap_get(n, "cert");
-	if (!v) {
+	if (!(v = ml_ymap_get(n, "cert")))
 		ml_cfg_err(c, n,
 			   "missing required key 'cert' in "
-			   "'load_balancer.tls'");
-		return;
-	}
-	if (ml_cfg_str(c, v, "load_balancer.tls.cert", &s) < 0)
-		return;
-	if (s[0] != '/' || has_bad_char(s, false)) {
+			   "'load_balancer.tls' (the secret holding the "
+			   "PEM certificate)");
+	else
+		pb->lb.tls_cert = secret_name(c, v, "load_balancer.tls.cert");
+	if (!(v = ml_ymap_get(n, "key")))
+		ml_cfg_err(c, n,
+			   "missing required key 'key' in "
+			   "'load_balancer.tls' (the secret holding the "
+			   "PEM private key)");
+	else
+		pb->lb.tls_key = secret_name(c, v, "load_balancer.tls.key");
+	if (pb->lb.tls_cert && pb->lb.tls_key &&
+	    !strcmp(pb->lb.tls_cert, pb->lb.tls_key))
 		ml_cfg_err(c, v,
-			   "'load_balancer.tls.cert' must be an absolute "
-			   "path on the load balancer without spaces, got '%s'",
-			   ml_cfg_q(c, s));
-		free(s);
-		return;
-	}
-	pb->lb.tls_cert = s;
+			   "'load_balancer.tls.cert' and "
+			   "'load_balancer.tls.key' are both '%s': keep the "
+			   "certificate and the key in two secrets",
+			   pb->lb.tls_key);
+	if ((v = opt(n, "redirect_http")))
+		get_int(c, v, "load_balancer.tls.redirect_http", 1, 65535,
+			&pb->lb.tls_redirect_port);
 }
 
 static void parse_lb(struct ml_cfgctx *c, struct ml_playbook *pb,
@@ -772,6 +803,13 @@ static void parse_lb(struct ml_cfgctx *c, struct ml_playbook *pb,
 	}
 	if ((v = ml_ymap_get(n, "tls")))
 		parse_tls(c, pb, v);
+	if (pb->lb.tls_redirect_port &&
+	    pb->lb.tls_redirect_port == pb->lb.listen_port)
+		ml_cfg_err(c, ml_ymap_get(n, "tls"),
+			   "'load_balancer.tls.redirect_http' is the listen "
+			   "port %d: redirect from another port (often 80 "
+			   "with listen 443)",
+			   pb->lb.listen_port);
 }
 
 /* ---- logs, metrics ------------------------------------------------------ */
@@ -841,8 +879,27 @@ static void parse_metrics(struct ml_cfgctx *c, struct ml_playbook *pb,
 				   "'%s': the exporter has no password",
 				   s);
 		free(pb->metrics.bind);
+	free(pb->metrics.user);
+	free(pb->metrics.password);
+	free(pb->lb.tls_key);
 		pb->metrics.bind = s;
 	}
+	if ((v = opt(n, "user")) && ml_cfg_str(c, v, "metrics.user", &s) == 0) {
+		if (!ml_cfg_is_ident(s))
+			ml_cfg_err(c, v, "'metrics.user' must be a user name "
+					 "(%s), got '%s'",
+				   ident_rule, ml_cfg_q(c, s));
+		free(pb->metrics.user);
+		pb->metrics.user = s;
+	}
+	if ((v = opt(n, "password"))) {
+		free(pb->metrics.password);
+		pb->metrics.password = secret_name(c, v, "metrics.password");
+	}
+	if (!opt(n, "user") != !opt(n, "password"))
+		ml_cfg_err(c, n,
+			   "'metrics.user' and 'metrics.password' go "
+			   "together: the exporter asks for both");
 	if ((v = opt(n, "scrape_from"))) {
 		size_t i;
 

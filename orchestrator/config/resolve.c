@@ -660,6 +660,44 @@ int ml_config_resolve(struct ml_config **out, struct ml_playbook *pb,
 	if (diags->n > before)
 		goto out;
 
+	/*
+	 * Slots are bound to the app host's IPv4 fleet address and let
+	 * through iptables (IPv4) to the balancers' addresses only: an IPv6
+	 * address on either side would leave a slot unreachable by its
+	 * balancer, or bound where no filter applies. Refused here, before
+	 * any host is touched, rather than half-working.
+	 */
+	if (!pb->security.open_slots && pb->lb.hosts.n) {
+		struct sel *both[2] = { &app, &lb };
+		size_t k;
+
+		for (k = 0; k < 2; k++)
+			for (i = 0; i < both[k]->n; i++) {
+				const struct ml_target *t =
+					&r.merged[both[k]->v[i]];
+
+				if (!t->address || !strchr(t->address, ':'))
+					continue;
+				ml_cfg_err_pos(
+					&r.cp,
+					k ? (pb->lb.hosts.pos
+						     ? pb->lb.hosts.pos[0]
+						     : (struct ml_pos){0, 0})
+					  : (pb->targets.pos
+						     ? pb->targets.pos[0]
+						     : (struct ml_pos){0, 0}),
+					"host '%s' has the IPv6 address '%s': "
+					"mlctl binds and firewalls the slots "
+					"on IPv4 fleet addresses only (give "
+					"it its IPv4 address in the inventory, "
+					"or set 'security.open_slots: true' "
+					"and filter the slots yourself)",
+					t->name, t->address);
+			}
+		if (diags->n > before)
+			goto out;
+	}
+
 	/* app hosts first, then hosts that only balance */
 	for (i = 0; i < app.n; i++)
 		sel_add(&all, app.v[i]);
@@ -869,6 +907,11 @@ static json_t *lb_json(const struct ml_lb_spec *lb)
 		json_t *t = json_object();
 
 		json_object_set_new(t, "cert", json_string(lb->tls_cert));
+		json_object_set_new(t, "key", json_string(lb->tls_key));
+		json_object_set_new(t, "redirect_http",
+				    lb->tls_redirect_port
+					    ? json_integer(lb->tls_redirect_port)
+					    : json_null());
 		json_object_set_new(o, "tls", t);
 	} else {
 		json_object_set_new(o, "tls", json_null());

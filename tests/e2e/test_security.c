@@ -8,9 +8,20 @@
  *     containers, and the value is in no label and no ledger;
  *   - containers are hardened by default (docker inspect shows each
  *     setting) and a root process in one cannot use a dropped capability;
+ *     a crashed one comes back and `status` counts the restart;
  *   - a slot answers the balancer only (bound to the VM's fleet address,
  *     filter rules in DOCKER-USER), and remove takes the rules away;
- *   - the playbook relaxes a default by name.
+ *   - the playbook relaxes a default by name;
+ *   - an inventory giving an app host or a balancer an IPv6 address is
+ *     refused (slots are bound and filtered on IPv4 addresses only);
+ *   - TLS at the edge: a certificate and key made here by openssl (a CA of
+ *     the test's own), given as secrets, stored 0600 on the LB, verified
+ *     by curl against that CA; TLS 1.1 and non-forward-secret ciphers
+ *     refused; plain HTTP redirected; a new certificate put in place by a
+ *     deploy while open-loop HTTPS load runs, with no failed request;
+ *   - the metrics listener asks for credentials from a secret (401/200),
+ *     and the LB's open TCP ports, scanned from another VM, are exactly
+ *     those the playbook and the inventory name.
  *
  * The app answers /cgi-bin/predict?text=great with {"score": 3, ...}.
  */
@@ -21,6 +32,7 @@
 #include <cmocka.h>
 
 #include "common/ml.h"
+#include "tests/support/loadgen.h"
 #include "tests/support/proc.h"
 
 #include <jansson.h>
@@ -34,6 +46,7 @@
 static struct {
 	const char *dir;
 	char *repo, *known_hosts, *ledger_env, *url, *base_pb;
+	char *lb_addr, *pki; /* lb1's address; the test's CA and certs */
 } F;
 
 static int mlctl_env(struct ml_test_out *o, const char *extra,
@@ -129,7 +142,7 @@ static int group_setup(void **state)
 	if (!addr)
 		return -1;
 	F.url = ml_xasprintf("http://%s/cgi-bin/predict?text=great", addr);
-	free(addr);
+	F.lb_addr = addr;
 
 	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
 	ml_test_example_app(F.repo, "great 3\nbad -2\n");
@@ -169,6 +182,10 @@ static int group_teardown(void **state)
 			    o.err);
 	ml_test_out_release(&o);
 	ml_test_rmtree(F.repo);
+	if (F.pki)
+		ml_test_rmtree(F.pki);
+	free(F.pki);
+	free(F.lb_addr);
 	free(F.repo);
 	free(F.known_hosts);
 	free(F.ledger_env);
@@ -349,6 +366,64 @@ static int curl_from(const char *vm, const char *url)
 	return st;
 }
 
+/*
+ * A crashed container comes back by its restart policy (its process
+ * killed from the host: not a stop Docker was asked for), and `mlctl
+ * status` counts the restart.
+ */
+static void test_security__crashed_container_comes_back_counted(void **s)
+{
+	const char *aws = "MLCTL_SECRET_AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns";
+	struct ml_test_out o;
+	json_t *doc, *h, *c;
+	size_t i, k;
+	long long restarts = -1;
+
+	ML_UNUSED(s);
+	write_secrets("API_TOKEN=" SECRET2 "\n");
+	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+	on_vm(&o, "vm1",
+	      "c=$(docker ps -q --filter label=mlctl.app=sec-api | head -1); "
+	      "kill -9 $(docker inspect -f '{{.State.Pid}}' $c); "
+	      "for i in $(seq 1 100); do "
+	      "  st=$(docker inspect -f '{{.State.Running}} "
+	      "{{.RestartCount}}' $c); "
+	      "  case $st in 'true '[1-9]*) break;; esac; sleep 0.2; "
+	      "done; echo state=$st");
+	assert_int_equal(o.status, 0);
+	if (!strstr(o.out, "state=true 1"))
+		print_error("%s%s", o.out, o.err);
+	assert_non_null(strstr(o.out, "state=true 1"));
+	ml_test_out_release(&o);
+
+	mlctl_env(&o, NULL, (const char *const[]){ "status", "--json", NULL });
+	must(&o, 0);
+	doc = json_loads(o.out, 0, NULL);
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "hosts"), i, h)
+	{
+		if (strcmp(json_string_value(json_object_get(h, "host")) ?: "",
+			   "vm1"))
+			continue;
+		json_array_foreach(json_object_get(h, "containers"), k, c)
+			if (json_integer_value(json_object_get(c, "restarts")) >
+			    restarts)
+				restarts = json_integer_value(
+					json_object_get(c, "restarts"));
+	}
+	if (restarts != 1)
+		print_error("%s", o.out);
+	assert_int_equal(restarts, 1);
+	json_decref(doc);
+	ml_test_out_release(&o);
+	/* and the balancer serves again */
+	for (i = 0; i < 40 && curl_from(NULL, F.url) != 0; i++)
+		usleep(250 * 1000);
+	assert_int_equal(curl_from(NULL, F.url), 0);
+}
+
 /* vm1's slot URL, from what Docker publishes ("10.77.17.11:18000->"). */
 static char *slot_url(void)
 {
@@ -362,8 +437,10 @@ static char *slot_url(void)
 	arrow = strstr(o.out, "->");
 	assert_non_null(arrow);
 	*arrow = '\0';
-	/* bound to the VM's fleet address, not 0.0.0.0 */
+	/* bound to the VM's fleet address, not 0.0.0.0, and not on any
+	 * IPv6 address (iptables filters IPv4 only) */
 	assert_null(strstr(o.out, "0.0.0.0"));
+	assert_null(strstr(o.out, "::"));
 	url = ml_xasprintf("http://%s/healthz", o.out);
 	ml_test_out_release(&o);
 	return url;
@@ -624,6 +701,409 @@ static void test_security__open_slots_and_remove(void **s)
 	ml_test_out_release(&o);
 }
 
+/*
+ * IPv6: a slot is bound to the VM's IPv4 fleet address and filtered by
+ * iptables, so an inventory giving an app host or a balancer an IPv6
+ * address is refused before any host is touched (the slot would be
+ * unreachable by its balancer, or bound where no filter applies), unless
+ * open_slots says the operator filters the slots.
+ */
+static void test_security__ipv6_hosts_are_refused(void **s)
+{
+	struct ml_test_out o;
+	char *p = ml_xasprintf("%s/inventory.yaml", F.dir);
+	char *inv = ml_test_slurp(p);
+	char *vm1 = ml_test_fleet_address(inv, "vm1");
+	char *at = strstr(inv, vm1), *v6;
+
+	ML_UNUSED(s);
+	assert_non_null(at);
+	v6 = ml_xasprintf("%.*s\"fd00:77::11\"%s", (int)(at - inv), inv,
+			  at + strlen(vm1));
+	ml_test_write(F.repo, "inventory.yaml", v6);
+	free(ml_test_commit(F.repo, "ipv6 host"));
+	mlctl_env(&o, NULL, (const char *const[]){ "validate", NULL });
+	must(&o, 3);
+	assert_non_null(strstr(o.err, "host 'vm1' has the IPv6 address "
+				      "'fd00:77::11'"));
+	assert_non_null(strstr(o.err, "security.open_slots"));
+	ml_test_out_release(&o);
+
+	write_pb("security: {open_slots: true}\n");
+	mlctl_env(&o, NULL, (const char *const[]){ "validate", NULL });
+	must(&o, 0);
+	ml_test_out_release(&o);
+
+	ml_test_write(F.repo, "inventory.yaml", inv);
+	write_pb("");
+	free(v6);
+	free(vm1);
+	free(inv);
+	free(p);
+}
+
+/* ---- TLS at the edge, the metrics listener, the LB's ports ----------- */
+
+#define METRICS_PW "m3trics-pw-0044"
+
+/* Run argv on the controller (a fixed tool: openssl, curl); its output. */
+static void run(struct ml_test_out *o, const char *dir, const char *const *argv)
+{
+	ml_test_run(o, dir, NULL, "", 60, argv);
+}
+
+/* In F.pki: server key NAME.key and certificate NAME.pem, for lb1's
+ * address, signed by the test's CA (made on first use). */
+static void make_cert(const char *name)
+{
+	struct ml_test_out o;
+	char *ext = ml_xasprintf("subjectAltName=IP:%s\n", F.lb_addr);
+	char *key = ml_xasprintf("%s.key", name);
+	char *csr = ml_xasprintf("%s.csr", name);
+	char *crt = ml_xasprintf("%s.pem", name);
+	char *subj = ml_xasprintf("/CN=%s", name);
+
+	if (!F.pki) {
+		F.pki = ml_test_tmpdir("pki");
+		run(&o, F.pki,
+		    (const char *const[]){ "openssl", "req", "-x509",
+					   "-newkey", "rsa:2048", "-nodes",
+					   "-keyout", "ca.key", "-out", "ca.pem",
+					   "-days", "2", "-subj",
+					   "/CN=mlctl-test-ca", NULL });
+		if (o.status != 0)
+			print_error("%s%s", o.out, o.err);
+		assert_int_equal(o.status, 0);
+		ml_test_out_release(&o);
+	}
+	ml_test_write(F.pki, "ext.cnf", ext);
+	run(&o, F.pki,
+	    (const char *const[]){ "openssl", "req", "-newkey", "rsa:2048",
+				   "-nodes", "-keyout", key, "-out", csr,
+				   "-subj", subj, NULL });
+	assert_int_equal(o.status, 0);
+	ml_test_out_release(&o);
+	run(&o, F.pki,
+	    (const char *const[]){ "openssl", "x509", "-req", "-in", csr,
+				   "-CA", "ca.pem", "-CAkey", "ca.key",
+				   "-CAcreateserial", "-days", "2", "-out",
+				   crt, "-extfile", "ext.cnf", NULL });
+	if (o.status != 0)
+		print_error("%s%s", o.out, o.err);
+	assert_int_equal(o.status, 0);
+	ml_test_out_release(&o);
+	free(ext);
+	free(key);
+	free(csr);
+	free(crt);
+	free(subj);
+}
+
+/* NAME=VALUE with the value's line ends written "\n" (secrets file). */
+static void add_secret(struct ml_buf *b, const char *name, const char *file)
+{
+	char *p = ml_xasprintf("%s/%s", F.pki, file);
+	char *v = ml_test_slurp(p);
+	const char *c;
+
+	ml_buf_addf(b, "%s=", name);
+	for (c = v; *c; c++)
+		if (*c == '\n')
+			ml_buf_addstr(b, "\\n");
+		else if (*c == '\\')
+			ml_buf_addstr(b, "\\\\");
+		else
+			ml_buf_addch(b, *c);
+	ml_buf_addch(b, '\n');
+	free(v);
+	free(p);
+}
+
+/* The secrets file with the certificate NAME.pem and its key. */
+static void write_tls_secrets(const char *name)
+{
+	struct ml_buf b = ML_BUF_INIT(0);
+	char *crt = ml_xasprintf("%s.pem", name);
+	char *key = ml_xasprintf("%s.key", name);
+
+	ml_buf_addstr(&b, "API_TOKEN=" SECRET2 "\n"
+			  "AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns\n"
+			  "METRICS_PW=" METRICS_PW "\n");
+	add_secret(&b, "TLS_CERT", crt);
+	add_secret(&b, "TLS_KEY", key);
+	write_secrets(b.data);
+	ml_buf_release(&b);
+	free(crt);
+	free(key);
+}
+
+/* The base playbook with TLS on 443, a redirect from 80, and the
+ * exporter behind basic auth. */
+static void write_tls_pb(void)
+{
+	const char *lb = "load_balancer: {hosts: [lb], listen: 80}\n";
+	char *p = strstr(F.base_pb, lb), *pb;
+
+	assert_non_null(p);
+	pb = ml_xasprintf("%.*sload_balancer:\n"
+			  "  hosts: [lb]\n"
+			  "  listen: 443\n"
+			  "  tls: {cert: TLS_CERT, key: TLS_KEY, "
+			  "redirect_http: 80}\n"
+			  "metrics: {user: prom, password: METRICS_PW}\n%s",
+			  (int)(p - F.base_pb), F.base_pb, p + strlen(lb));
+	ml_test_write(F.repo, "mlctl.yaml", pb);
+	free(ml_test_commit(F.repo, "tls"));
+	free(pb);
+}
+
+/* curl on the controller: its exit status, and the output in *o. */
+static int curl_out(struct ml_test_out *o, const char *const *args)
+{
+	const char *argv[24] = { "curl", "-sS", "--max-time", "5" };
+	size_t n = 4;
+
+	while (*args && n < ML_ARRAY_SIZE(argv) - 1)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	ml_test_run(o, F.pki, NULL, NULL, 20, argv);
+	return o->status;
+}
+
+/* openssl s_client to lb1:443 with extra arguments: its exit status. */
+static int s_client(struct ml_test_out *o, const char *const *args)
+{
+	char *to = ml_xasprintf("%s:443", F.lb_addr);
+	const char *argv[16] = { "openssl", "s_client", "-connect", to,
+				 "-CAfile", "ca.pem" };
+	size_t n = 6;
+
+	while (*args && n < ML_ARRAY_SIZE(argv) - 1)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	ml_test_run(o, F.pki, NULL, "", 20, argv);
+	free(to);
+	return o->status;
+}
+
+/*
+ * TLS at the edge: the certificate and key are secrets (the secrets
+ * file), stored 0600 root in the agent's state dir on the LB; curl
+ * verifies the chain against the test's CA; TLS 1.1 and a cipher
+ * without forward secrecy are refused; plain HTTP on 80 answers 301 to
+ * https; no byte of the key is in mlctl's output or the ledger.
+ */
+static void test_security__tls_at_the_edge(void **s)
+{
+	struct ml_test_out o;
+	char *https = ml_xasprintf("https://%s/cgi-bin/predict?text=great",
+				   F.lb_addr);
+	char *http = ml_xasprintf("http://%s/cgi-bin/predict?text=great",
+				  F.lb_addr);
+	char *p;
+
+	ML_UNUSED(s);
+	make_cert("edge-1");
+	write_tls_pb();
+	/* a path where the PEM goes is named, before any host changes */
+	write_secrets("API_TOKEN=" SECRET2 "\n"
+		      "AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns\n"
+		      "METRICS_PW=" METRICS_PW "\n"
+		      "TLS_CERT=/etc/ssl/edge-1.pem\nTLS_KEY=/etc/ssl/k.pem\n");
+	mlctl_env(&o, NULL, (const char *const[]){ "deploy", NULL });
+	must(&o, 3);
+	assert_non_null(strstr(o.err, "secret 'TLS_CERT' is not a PEM "
+				      "certificate"));
+	assert_null(strstr(o.err, "/etc/ssl"));
+	ml_test_out_release(&o);
+
+	write_tls_secrets("edge-1");
+	mlctl_env(&o, NULL, (const char *const[]){ "deploy", NULL });
+	must(&o, 0);
+	assert_null(strstr(o.out, "PRIVATE KEY"));
+	assert_null(strstr(o.err, "PRIVATE KEY"));
+	ml_test_out_release(&o);
+
+	/* verified against our CA, the app answers */
+	assert_int_equal(curl_out(&o, (const char *const[]){ "--cacert",
+							      "ca.pem", https,
+							      NULL }),
+			 0);
+	assert_non_null(strstr(o.out, "\"score\": 3"));
+	ml_test_out_release(&o);
+	/* and not against the system's CAs (curl: 60, unknown issuer) */
+	assert_int_equal(curl_out(&o, (const char *const[]){ https, NULL }),
+			 60);
+	ml_test_out_release(&o);
+	/* plain HTTP: a redirect to the same URL over https */
+	assert_int_equal(curl_out(&o, (const char *const[]){
+					      "-o", "/dev/null", "-w",
+					      "%{http_code} %{redirect_url}",
+					      http, NULL }),
+			 0);
+	p = ml_xasprintf("301 %s", https);
+	if (strcmp(o.out, p))
+		print_error("redirect: '%s'\n", o.out);
+	assert_string_equal(o.out, p);
+	free(p);
+	ml_test_out_release(&o);
+
+	/* modern defaults: TLS 1.2 without compression works; TLS 1.1, and
+	 * a TLS 1.2 cipher without forward secrecy, are refused even by a
+	 * client that would take them */
+	assert_int_equal(s_client(&o, (const char *const[]){ "-tls1_2",
+							      NULL }),
+			 0);
+	assert_non_null(strstr(o.out, "Verify return code: 0 (ok)"));
+	assert_non_null(strstr(o.out, "Compression: NONE"));
+	assert_non_null(strstr(o.out, "ECDHE"));
+	ml_test_out_release(&o);
+	assert_int_not_equal(s_client(&o, (const char *const[]){
+					      "-tls1_1", "-cipher",
+					      "DEFAULT@SECLEVEL=0", NULL }),
+			     0);
+	ml_test_out_release(&o);
+	assert_int_not_equal(s_client(&o, (const char *const[]){
+					      "-tls1_2", "-cipher",
+					      "AES128-SHA@SECLEVEL=0", NULL }),
+			     0);
+	ml_test_out_release(&o);
+
+	/* on the LB: one PEM, 0600 root, in a 0700 directory of the
+	 * agent's state dir; nowhere in the ledger */
+	on_vm(&o, "lb1",
+	      "d=/var/lib/mlctl/haproxy/sec-api/tls; stat -c 'dir=%a:%u' $d; "
+	      "for f in $d/*.pem; do stat -c 'pem=%a:%u' $f; done; "
+	      "ls $d | wc -l");
+	assert_int_equal(o.status, 0);
+	assert_non_null(strstr(o.out, "dir=700:0\n"));
+	assert_non_null(strstr(o.out, "pem=600:0\n"));
+	assert_non_null(strstr(o.out, "\n1\n"));
+	ml_test_out_release(&o);
+	p = ml_xasprintf("%s.ledger", F.repo);
+	assert_false(file_has(p, "PRIVATE KEY"));
+	free(p);
+	p = ml_xasprintf("%s.ledger-wal", F.repo);
+	assert_false(file_has(p, "PRIVATE KEY"));
+	free(p);
+	free(https);
+	free(http);
+}
+
+/*
+ * A new certificate is put in place by a deploy while two HTTPS loads
+ * run: open loop (a new verified connection per request) and closed loop
+ * on keep-alive connections (which the reload's old worker closes). No
+ * request fails, and new connections see the new certificate.
+ */
+static void test_security__tls_cert_rotates_under_load(void **s)
+{
+	struct ml_test_out o;
+	struct ml_loadgen_stats st, kst;
+	struct ml_loadgen *lg, *ka;
+	char *url = ml_xasprintf("https://%s/healthz", F.lb_addr);
+	char *ca = ml_xasprintf("%s/ca.pem", F.pki);
+	const int rate = 40;
+
+	ML_UNUSED(s);
+	make_cert("edge-2");
+	write_tls_secrets("edge-2");
+	ml_loadgen_set_ca(ca);
+	lg = ml_loadgen_start_open(url, rate, (long)rate * 20, 20, NULL);
+	ka = ml_loadgen_start(url, rate, 2, (long)rate * 20, 20, NULL);
+	sleep(3);
+	mlctl_env(&o, NULL, (const char *const[]){ "deploy", NULL });
+	sleep(3);
+	ml_loadgen_stop(lg, &st);
+	ml_loadgen_stop(ka, &kst);
+	ml_loadgen_set_ca(NULL);
+	must(&o, 0);
+	ml_test_out_release(&o);
+	print_message("certificate rotation under HTTPS load, open loop at "
+		      "%d/s: %ld sent, %ld ok, %ld failed%s%s\n",
+		      rate, st.sent, st.ok, st.failed,
+		      st.failed ? ", first: " : "", st.first_error);
+	print_message("certificate rotation under HTTPS load, keep-alive at "
+		      "%d/s: %ld sent, %ld ok, %ld failed%s%s\n",
+		      rate, kst.sent, kst.ok, kst.failed,
+		      kst.failed ? ", first: " : "", kst.first_error);
+	assert_true(st.sent > rate * 4);
+	assert_true(kst.sent > rate); /* closed loop: slower on a busy machine */
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(kst.failed, 0);
+
+	assert_int_equal(s_client(&o, (const char *const[]){ NULL }), 0);
+	assert_non_null(strstr(o.out, "CN = edge-2"));
+	assert_null(strstr(o.out, "CN = edge-1"));
+	ml_test_out_release(&o);
+	/* the old certificate's file is gone */
+	on_vm(&o, "lb1", "ls /var/lib/mlctl/haproxy/sec-api/tls | wc -l");
+	assert_non_null(strstr(o.out, "1\n"));
+	ml_test_out_release(&o);
+	free(url);
+	free(ca);
+}
+
+/*
+ * The metrics listener asks for the credentials the playbook names (the
+ * password from a secret): 401 without them or with a wrong password,
+ * 200 with them, from another VM.
+ */
+static void test_security__metrics_need_credentials(void **s)
+{
+	struct ml_test_out o;
+	char *script = ml_xasprintf(
+		"u=http://%s:8404/metrics; "
+		"curl -s -o /dev/null -w 'none=%%{http_code}\\n' $u; "
+		"curl -s -o /dev/null -w 'wrong=%%{http_code}\\n' "
+		"-u prom:not-it $u; "
+		"curl -s -o /dev/null -w 'right=%%{http_code}\\n' "
+		"-u prom:" METRICS_PW " $u",
+		F.lb_addr);
+
+	ML_UNUSED(s);
+	on_vm(&o, "vm2", script);
+	assert_int_equal(o.status, 0);
+	if (!strstr(o.out, "right=200"))
+		print_error("%s%s", o.out, o.err);
+	assert_non_null(strstr(o.out, "none=401\n"));
+	assert_non_null(strstr(o.out, "wrong=401\n"));
+	assert_non_null(strstr(o.out, "right=200\n"));
+	ml_test_out_release(&o);
+	free(script);
+}
+
+/*
+ * Every TCP port of the LB, scanned from another VM: open are exactly
+ * the listen port (443), the redirect (80), the exporter (8404) and
+ * sshd (22, the inventory's); the admin socket is a unix socket and the
+ * agent never listens.
+ */
+static void test_security__lb_ports_seen_from_another_vm(void **s)
+{
+	struct ml_test_out o;
+	char *script = ml_xasprintf(
+		"python3 -c '\n"
+		"import socket\n"
+		"found = []\n"
+		"for p in range(1, 65536):\n"
+		"    s = socket.socket()\n"
+		"    s.settimeout(0.5)\n"
+		"    if s.connect_ex((\"%s\", p)) == 0:\n"
+		"        found.append(str(p))\n"
+		"    s.close()\n"
+		"print(\"open=\" + \",\".join(found))\n'",
+		F.lb_addr);
+
+	ML_UNUSED(s);
+	on_vm(&o, "vm2", script);
+	if (!strstr(o.out, "open=22,80,443,8404\n"))
+		print_error("%s%s", o.out, o.err);
+	assert_non_null(strstr(o.out, "open=22,80,443,8404\n"));
+	ml_test_out_release(&o);
+	free(script);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -635,6 +1115,8 @@ int main(void)
 			test_security__changed_secret_rolls_the_containers),
 		cmocka_unit_test(test_security__containers_are_hardened),
 		cmocka_unit_test(
+			test_security__crashed_container_comes_back_counted),
+		cmocka_unit_test(
 			test_security__only_the_balancer_reaches_slots),
 		cmocka_unit_test(
 			test_security__lb_exposes_only_the_listen_port),
@@ -645,8 +1127,17 @@ int main(void)
 			test_security__image_names_cannot_walk_the_api),
 		cmocka_unit_test(
 			test_security__readable_identity_file_is_refused),
+		cmocka_unit_test(test_security__ipv6_hosts_are_refused),
+		cmocka_unit_test(test_security__tls_at_the_edge),
+		cmocka_unit_test(test_security__tls_cert_rotates_under_load),
+		cmocka_unit_test(test_security__metrics_need_credentials),
+		cmocka_unit_test(
+			test_security__lb_ports_seen_from_another_vm),
 	};
 
+	/* ML_TEST_CASES=GLOB runs only the matching cases (tests/README) */
+	if (getenv("ML_TEST_CASES") && *getenv("ML_TEST_CASES"))
+		cmocka_set_test_filter(getenv("ML_TEST_CASES"));
 	return cmocka_run_group_tests_name("e2e/security", tests, group_setup,
 					   group_teardown);
 }

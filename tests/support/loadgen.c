@@ -31,6 +31,23 @@ struct ml_loadgen {
 	pthread_t threads[LG_MAX_THREADS];
 };
 
+/* ml_loadgen_set_ca: the CA that https URLs are verified against */
+static char ca_file[4096];
+
+void ml_loadgen_set_ca(const char *path)
+{
+	snprintf(ca_file, sizeof(ca_file), "%s", path ? path : "");
+}
+
+/* TLS: always verified (peer and host name), against ca_file if set. */
+static void set_tls(CURL *c)
+{
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (ca_file[0])
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -80,6 +97,7 @@ static void *lg_thread(void *arg)
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	set_tls(c);
 	while (!atomic_load(&lg->stop)) {
 		int64_t t = now_ms();
 		long code = 0, n;
@@ -258,6 +276,7 @@ static void *lg_open_thread(void *arg)
 				curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 						 5000L);
 				curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+				set_tls(c);
 				curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 				curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
 				curl_multi_add_handle(m, c);

@@ -52,6 +52,13 @@ struct ml_loadgen *ml_loadgen_start_open(const char *url, int rate,
 int ml_loadgen_held_rate(const char *url, int max_rate, int min_rate,
 			 int seconds);
 
+/*
+ * https URLs: every generator started after this verifies the server's
+ * certificate against the CA certificates in path (PEM; NULL: the
+ * system's), host name included.
+ */
+void ml_loadgen_set_ca(const char *path);
+
 /* Stop, wait for the threads, copy the counts, free. */
 void ml_loadgen_stop(struct ml_loadgen *lg, struct ml_loadgen_stats *st);
 

@@ -17,6 +17,7 @@
 #include "tests/support/proc.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -159,6 +160,12 @@ static const char golden[] =
 	"}\n"
 	"\thttp-request return status 404\n";
 
+/* Shaped like PEM; only haproxy -c can tell they are not real. */
+#define FAKE_CERT                                                          \
+	"-----BEGIN CERTIFICATE-----\nTUlJQ2Zha2U=\n-----END CERTIFICATE-----\n"
+#define FAKE_KEY                                                           \
+	"-----BEGIN PRIVATE KEY-----\nTUlJRWZha2U=\n-----END PRIVATE KEY-----\n"
+
 static char *render(json_t *args, int expect_rc)
 {
 	struct ml_lb_config c;
@@ -221,17 +228,48 @@ static void test_haproxy__render_golden(void **state)
 	assert_string_not_equal(hex, hex2);
 	free(again);
 
-	/* TLS and no stats frontend */
+	/* TLS (the stored PEM, content-addressed), modern defaults, a
+	 * redirect, and no stats frontend */
 	args = golden_args();
-	json_object_set_new(args, "tls_cert",
-			    json_string("/etc/mlctl/tls/demo.pem"));
+	json_object_set_new(args, "tls_cert", json_string(FAKE_CERT));
+	json_object_set_new(args, "tls_key", json_string(FAKE_KEY));
+	json_object_set_new(args, "redirect_port", json_integer(8081));
 	json_object_set_new(args, "stats_port", json_integer(0));
 	json_object_set_new(args, "bind", json_string("::"));
 	again = render(args, 0);
 	assert_non_null(strstr(again, "\tbind [::]:8080 ssl crt "
-				      "/etc/mlctl/tls/demo.pem\n"));
+				      "/var/lib/mlctl/haproxy/demo/tls/"));
+	assert_non_null(strstr(again, ".pem alpn http/1.1\n"));
+	assert_non_null(strstr(again, "ssl-min-ver TLSv1.2 no-tls-tickets"));
+	assert_non_null(strstr(again, "\tbind [::]:8081\n\thttp-request "
+				      "redirect code 301 location https://"));
+	assert_null(strstr(again, "BEGIN"));
 	assert_null(strstr(again, "mlctl_stats"));
 	free(again);
+
+	/* the exporter behind basic auth */
+	args = golden_args();
+	json_object_set_new(args, "stats_auth",
+			    json_pack("{s:s,s:s}", "user", "prom", "password",
+				      "s3cr3t-pw"));
+	again = render(args, 0);
+	assert_non_null(strstr(again, "\tuser prom insecure-password "
+				      "s3cr3t-pw\n"));
+	assert_non_null(strstr(again, "http-request auth realm mlctl-metrics "
+				      "unless { http_auth(mlctl_stats_users) "
+				      "}\n\thttp-request use-service"));
+	free(again);
+	ml_err_clear();
+	args = golden_args();
+	json_object_set_new(args, "stats_auth",
+			    json_pack("{s:s,s:s}", "user", "prom", "password",
+				      "has space"));
+	assert_null(render(args, ML_EPROTO));
+	assert_null(strstr(ml_err_msg(), "has space"));
+	args = golden_args();
+	json_object_set_new(args, "tls_cert", json_string(FAKE_CERT));
+	assert_null(render(args, ML_EPROTO)); /* no key */
+	assert_non_null(strstr(ml_err_msg(), "go together"));
 
 	assert_false(ml_haproxy_structure(hex, "global\n"));
 	assert_false(ml_haproxy_structure(hex, "# x\n# mlctl-structure "
@@ -363,9 +401,12 @@ static void test_haproxy__reject_invalid(void **state)
 		"\"/\\\"x\"", "\"/a'b\"", "\"/a\\\\b\"",      "\"\"",
 		"\"/${X}\"",  "5",
 	};
-	static const char *const certs[] = {"\"rel.pem\"",     "\"/a b.pem\"",
-					    "\"/x/../y.pem\"", "\"/a\\n\"",
-					    "\"/a;b\"",	       "\"/..\""};
+	/* a path is no longer a certificate, nor text without markers */
+	static const char *const certs[] = {
+		"\"/etc/haproxy/x.pem\"", "\"rel.pem\"", "5",
+		"\"-----END CERTIFICATE-----\\n-----BEGIN CERTIFICATE-----\"",
+		"\"-----BEGIN CERTIFICATE-----\\u0001-----END "
+		"CERTIFICATE-----\""};
 	static const char *const binds[] = {"\"0.0.0.0\\n\"", "\"localhost\"",
 					    "\"0.0.0.0 ssl\"", "\"\""};
 	static const char *const balances[] = {
@@ -1589,11 +1630,24 @@ static void test_haproxy__live_bad_config_kept(void **state)
 	/* valid for us, rejected by haproxy -c: no such certificate */
 	args = apply_args(json_pack(
 		"[o]", server("s1", "127.0.0.1", b1.port, "ready", 100)));
-	json_object_set_new(args, "tls_cert",
-			    json_string("/nonexistent/mlctl-test.pem"));
+	json_object_set_new(args, "tls_cert", json_string(FAKE_CERT));
+	json_object_set_new(args, "tls_key", json_string(FAKE_KEY));
 	assert_int_equal(call(&res, "lb_apply", args), ML_EINVALID);
 	assert_non_null(strstr(ml_err_msg(), "haproxy rejects"));
-	assert_non_null(strstr(ml_err_msg(), "mlctl-test.pem"));
+	assert_non_null(strstr(ml_err_msg(), ".pem"));
+	assert_null(strstr(ml_err_msg(), "TUlJ")); /* no byte of the key */
+	{
+		/* the candidate's certificate is not left behind */
+		char *tls = ml_xasprintf("%s/tls", h.dir);
+		DIR *d = opendir(tls);
+		struct dirent *e;
+
+		while (d && (e = readdir(d)))
+			assert_true(e->d_name[0] == '.');
+		if (d)
+			closedir(d);
+		free(tls);
+	}
 	assert_null(strchr(ml_err_msg(), '\n'));
 	assert_string_equal(ml_proto_code_from_ml(ML_EINVALID), "invalid");
 

@@ -123,7 +123,7 @@ static void test_playbook__everything(void **state)
 		"  hosts: [lb]\n"
 		"  listen: 443\n"
 		"  balance: leastconn\n"
-		"  tls: {cert: /etc/haproxy/app.pem}\n";
+		"  tls: {cert: APP_CERT, key: APP_KEY, redirect_http: 8080}\n";
 	struct ml_playbook *pb = parse_ok(text);
 
 	(void)state;
@@ -168,7 +168,9 @@ static void test_playbook__everything(void **state)
 	assert_int_equal(pb->lb.hosts.n, 1);
 	assert_int_equal(pb->lb.listen_port, 443);
 	assert_int_equal(pb->lb.balance, ML_BALANCE_LEASTCONN);
-	assert_string_equal(pb->lb.tls_cert, "/etc/haproxy/app.pem");
+	assert_string_equal(pb->lb.tls_cert, "APP_CERT");
+	assert_string_equal(pb->lb.tls_key, "APP_KEY");
+	assert_int_equal(pb->lb.tls_redirect_port, 8080);
 	ml_playbook_free(pb);
 }
 
@@ -317,8 +319,10 @@ static void test_playbook__types(void **state)
 		 "'image.build.context' must be a relative path"},
 		{"load_balancer: {hosts: []}",
 		 "'load_balancer.hosts' must name at least one host"},
-		{"load_balancer: {hosts: lb, tls: {cert: \"/a b\"}}",
-		 "'load_balancer.tls.cert' must be an absolute path"},
+		{"load_balancer: {hosts: lb, tls: {cert: \"/a.pem\", key: K}}",
+		 "'load_balancer.tls.cert' must be the name of a secret"},
+		{"metrics: {user: u, password: \"pw 1\"}",
+		 "'metrics.password' must be the name of a secret"},
 	};
 	size_t i;
 

@@ -267,7 +267,7 @@ static void test_resolve__json(void **state)
 		"resources: {cpus: 0.5, memory: 1g}\n"
 		"targets: web\n"
 		"rollout: {batch: 50%, canary: [\"10%\"]}\n"
-		"load_balancer: {hosts: lb1, tls: {cert: /c.pem}}\n";
+		"load_balancer: {hosts: lb1, tls: {cert: C_PEM, key: K_PEM}}\n";
 	static const char inv[] =
 		"hosts:\n"
 		"  w1: {address: 10.0.0.1, labels: {gpu: true}}\n"
@@ -292,7 +292,8 @@ static void test_resolve__json(void **state)
 		"\"auto_rollback\":true,\"drain_timeout\":\"30s\","
 		"\"drain_timeout_ms\":30000,\"canary\":[10]},"
 		"\"load_balancer\":{\"hosts\":[\"lb1\"],\"listen\":80,"
-		"\"balance\":\"roundrobin\",\"tls\":{\"cert\":\"/c.pem\"}},"
+		"\"balance\":\"roundrobin\",\"tls\":{\"cert\":\"C_PEM\","
+		"\"key\":\"K_PEM\",\"redirect_http\":null}},"
 		"\"prune\":{\"retain\":3,\"after_deploy\":true,"
 		"\"disk_budget\":0},"
 		"\"hosts\":["
