@@ -27,6 +27,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,6 +106,8 @@ static int op_canary_gate(struct ml_agent *a, json_t *args, json_t **result)
 		goto out;
 	path = ml_xasprintf("%s/canary-%s.json", a->state_dir, app);
 	lpath = ml_xasprintf("%s/canary-%s.flock", a->state_dir, app);
+	/* the lock ops make it; a gate may be read before any lock */
+	(void)mkdir(a->state_dir, 0755);
 	fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
 		rc = ml_err_errno(ML_EFAIL, errno, "cannot lock '%s'", lpath);
