@@ -47,11 +47,9 @@
 
 #define NAME_LEN 160
 #define LB_UP_MS 60000
-
-struct side {
-	uint64_t req, err;
-	struct ml_hist hist;
-};
+#define EXTEND ML_CANARY_EXTEND
+#define PROMOTE ML_CANARY_PROMOTE
+#define ABORT ML_CANARY_ABORT
 
 struct canary {
 	struct ml_rollout_state *st;
@@ -237,8 +235,8 @@ static int start_new(struct canary *c)
 
 /* The new and old servers' requests over the last window_ms, from every
  * balancer's request log. */
-static int measure(struct canary *c, int64_t window_ms, struct side *nw,
-		   struct side *old)
+static int measure(struct canary *c, int64_t window_ms, struct ml_canary_side *nw,
+		   struct ml_canary_side *old)
 {
 	struct ml_rollout_state *st = c->st;
 	size_t i, k;
@@ -266,7 +264,7 @@ static int measure(struct canary *c, int64_t window_ms, struct side *nw,
 		json_array_foreach(json_object_get(res, "servers"), k, e) {
 			const char *name =
 				json_string_value(json_object_get(e, "name"));
-			struct side *s;
+			struct ml_canary_side *s;
 			size_t j;
 
 			if (!name)
@@ -292,19 +290,13 @@ static int measure(struct canary *c, int64_t window_ms, struct side *nw,
 	return 0;
 }
 
-enum verdict { EXTEND, PROMOTE, ABORT };
-
-static const char *verdict_word(enum verdict v)
+static const char *verdict_word(enum ml_canary_verdict v)
 {
 	return v == PROMOTE ? "promote" : v == ABORT ? "abort" : "extend";
 }
 
-/*
- * Judge the numbers. Sets why (a reason in words). time_out: the step's
- * time is over (for a manual step: promote was asked).
- */
-static enum verdict judge(const struct ml_analysis_spec *a,
-			  const struct side *nw, const struct side *old,
+enum ml_canary_verdict ml_canary_judge(const struct ml_analysis_spec *a,
+			  const struct ml_canary_side *nw, const struct ml_canary_side *old,
 			  bool time_out, char *why, size_t n)
 {
 	double rate = nw->req ? (double)nw->err / (double)nw->req : 0;
@@ -375,8 +367,8 @@ static int run_step(struct canary *c, size_t k, bool *aborted)
 	const struct ml_analysis_spec *a = &rs->analysis;
 	int64_t t0, now, end;
 	int w_new, w_old, rc;
-	struct side nw, old;
-	enum verdict v = EXTEND;
+	struct ml_canary_side nw, old;
+	enum ml_canary_verdict v = EXTEND;
 	char why[256], limit[64];
 	size_t i;
 
@@ -456,7 +448,7 @@ static int run_step(struct canary *c, size_t k, bool *aborted)
 		if (s->manual) {
 			/* the numbers can still abort; the timeout always
 			 * does; the operator decides otherwise */
-			v = judge(a, &nw, &old, false, why, sizeof(why));
+			v = ml_canary_judge(a, &nw, &old, false, why, sizeof(why));
 			if (v != ABORT && asked && !strcmp(by, "abort")) {
 				v = ABORT;
 				snprintf(why, sizeof(why), "mlctl abort by %.200s",
@@ -476,7 +468,7 @@ static int run_step(struct canary *c, size_t k, bool *aborted)
 					 (long long)(s->timeout_ms / 1000));
 			}
 		} else {
-			v = judge(a, &nw, &old, time_out, why, sizeof(why));
+			v = ml_canary_judge(a, &nw, &old, time_out, why, sizeof(why));
 		}
 		json_decref(res);
 		ml_ro_event(c->ro, "canary", v == EXTEND ? "check" : "decision",

@@ -699,7 +699,8 @@ int ml_rollout_run(struct ml_rollout *ro)
 	if (rc < 0)
 		return rc;
 	ro->updated = ro->failed = 0;
-	if (rs->nsteps) {
+	/* an automatic rollback goes back to what served: no canary */
+	if (rs->nsteps && !ro->record_as) {
 		rc = ml_canary_run(st);
 		if (rc < 0)
 			return rc;

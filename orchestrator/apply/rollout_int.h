@@ -9,6 +9,8 @@
 
 #include "orchestrator/apply/rollout.h"
 #include "orchestrator/plan/plan.h"
+#include "orchestrator/config/config.h"
+#include "common/hist.h"
 
 #include <pthread.h>
 
@@ -98,5 +100,30 @@ int ml_canary_run(struct ml_rollout_state *st);
  * closest to pct. Pure.
  */
 void ml_canary_weights(int pct, int n_new, int n_old, int *w_new, int *w_old);
+
+/* What a canary step's servers got over the step so far. */
+struct ml_canary_side {
+	uint64_t req, err; /* requests; 5xx or no answer */
+	struct ml_hist hist; /* their latency (HAProxy's Ta) */
+};
+
+enum ml_canary_verdict {
+	ML_CANARY_EXTEND,  /* go on measuring */
+	ML_CANARY_PROMOTE, /* the step passed */
+	ML_CANARY_ABORT,   /* take the new revision out */
+};
+
+/*
+ * Judge a step by rollout.analysis a: the new revision's numbers nw
+ * against the old revision's in the same window. time_out: the step's
+ * time is over. A limit passed with at least min_requests aborts at
+ * once; with fewer, the step extends until its time is out, then
+ * too_few decides; otherwise it extends until then and promotes. The
+ * reason in words goes to why (n bytes). Pure.
+ */
+enum ml_canary_verdict ml_canary_judge(const struct ml_analysis_spec *a,
+				       const struct ml_canary_side *nw,
+				       const struct ml_canary_side *old,
+				       bool time_out, char *why, size_t n);
 
 #endif
