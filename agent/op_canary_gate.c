@@ -133,7 +133,7 @@ static int op_canary_gate(struct ml_agent *a, json_t *args, json_t **result)
 			goto out;
 		if (strcmp(decision, "promote") && strcmp(decision, "abort")) {
 			rc = ml_err_set(ML_EPROTO, OP ": 'decision' must be "
-				       "promote or abort");
+						      "promote or abort");
 			goto out;
 		}
 		if (json_is_string(json_object_get(args, "by")))
@@ -151,8 +151,8 @@ static int op_canary_gate(struct ml_agent *a, json_t *args, json_t **result)
 					"already decided: %s",
 					(long long)json_integer_value(
 						json_object_get(g, "revision")),
-					json_string_value(
-						json_object_get(g, "decision")));
+					json_string_value(json_object_get(
+						g, "decision")));
 			goto out;
 		}
 		json_object_set_new(g, "decision", json_string(decision));
@@ -168,7 +168,7 @@ static int op_canary_gate(struct ml_agent *a, json_t *args, json_t **result)
 		g = NULL;
 	} else if (strcmp(action, "get")) {
 		rc = ml_err_set(ML_EPROTO, OP ": 'action' must be open, get, "
-			       "decide or close");
+					      "decide or close");
 	}
 	if (rc == 0)
 		*result = gate_view(g);

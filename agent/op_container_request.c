@@ -32,7 +32,7 @@ static int op_container_request(struct ml_agent *a, json_t *args,
 				json_t **result)
 {
 	struct ml_buf body = ML_BUF_INIT(ML_PROBE_BODY_MAX + 1);
-	struct ml_probe_result pr = { 0 };
+	struct ml_probe_result pr = {0};
 	struct ml_probe_expect expect;
 	const char *method = "GET", *path, *req_body = NULL;
 	json_int_t port = 0, timeout = 5000;
@@ -46,7 +46,7 @@ static int op_container_request(struct ml_agent *a, json_t *args,
 		rc = ml_agent_arg_name(&path, args, OP, "path", false);
 	if (rc == 0 && !ml_probe_valid_path(path))
 		rc = ml_err_set(ML_EPROTO, OP ": 'path' must start with '/' "
-			       "and be printable ASCII");
+					      "and be printable ASCII");
 	if (rc == 0 && json_object_get(args, "method"))
 		rc = ml_agent_arg_name(&method, args, OP, "method", false);
 	if (rc == 0)
@@ -59,13 +59,15 @@ static int op_container_request(struct ml_agent *a, json_t *args,
 		if (!json_is_string(jb) ||
 		    json_string_length(jb) > REQ_BODY_MAX ||
 		    strlen(json_string_value(jb)) != json_string_length(jb)) {
-			rc = ml_err_set(ML_EPROTO, OP ": 'body' must be a "
-				       "string of at most 64 KiB without NUL");
+			rc = ml_err_set(ML_EPROTO, OP
+					": 'body' must be a "
+					"string of at most 64 KiB without NUL");
 			goto out;
 		}
 		req_body = json_string_value(jb);
 	}
-	rc = ml_probe_expect_from_json(&expect, json_object_get(args, "expect"));
+	rc = ml_probe_expect_from_json(&expect,
+				       json_object_get(args, "expect"));
 	if (rc < 0)
 		goto out;
 	got = ml_probe_request(&pr, &body, ml_agent_slot_host(), (int)port,
@@ -85,8 +87,8 @@ static int op_container_request(struct ml_agent *a, json_t *args,
 					     body.data ? body.data : "",
 					     body.len, prefix);
 	}
-	json_object_set_new(r, "status", pr.status ? json_integer(pr.status)
-						   : json_null());
+	json_object_set_new(r, "status",
+			    pr.status ? json_integer(pr.status) : json_null());
 	json_object_set_new(r, "elapsed_ms", json_integer(pr.elapsed_ms));
 	{
 		struct ml_buf shown = ML_BUF_INIT(BODY_SHOWN + 1);

@@ -7,7 +7,10 @@
 #include "orchestrator/cmd.h"
 
 static const struct ml_option *const options[] = {
-	&ml_opt_commit, &ml_opt_timeout, &ml_opt_tofu, NULL,
+	&ml_opt_commit,
+	&ml_opt_timeout,
+	&ml_opt_tofu,
+	NULL,
 };
 
 static int promote_run(struct ml_ctx *ctx)

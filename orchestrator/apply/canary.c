@@ -47,14 +47,11 @@
 
 #define NAME_LEN 160
 #define LB_UP_MS 60000
-#define EXTEND ML_CANARY_EXTEND
-#define PROMOTE ML_CANARY_PROMOTE
-#define ABORT ML_CANARY_ABORT
 
 struct canary {
 	struct ml_rollout_state *st;
 	struct ml_rollout *ro;
-	size_t host;		/* the canary host in st->app */
+	size_t host;		   /* the canary host in st->app */
 	char (*srv_new)[NAME_LEN]; /* the new revision's servers */
 	size_t nnew;
 	char **started; /* ids of the containers started here */
@@ -73,7 +70,8 @@ static int64_t mono_ms(void)
 
 static void sleep_ms(int64_t ms)
 {
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {(time_t)(ms / 1000),
+			      (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -95,8 +93,8 @@ void ml_canary_weights(int pct, int n_new, int n_old, int *w_new, int *w_old)
 			wn = 1;
 		if (wn > 256)
 			wn = 256;
-		share = (double)n_new * wn / ((double)n_new * wn +
-					      (double)n_old * wo);
+		share = (double)n_new * wn /
+			((double)n_new * wn + (double)n_old * wo);
 		err = share > want ? share - want : want - share;
 		if (err < best - 1e-12) {
 			best = err;
@@ -176,7 +174,8 @@ static void undo(struct canary *c)
 	size_t i;
 
 	for (i = 0; i < c->nnew; i++) {
-		if (ml_ro_lb_set_weight(c->st, c->srv_new[i], "maint", -1) < 0 ||
+		if (ml_ro_lb_set_weight(c->st, c->srv_new[i], "maint", -1) <
+			    0 ||
 		    ml_ro_lb_set_weight(c->st, c->srv_new[i], "maint", 100) < 0)
 			ml_warn("cannot take '%s' out: %s", c->srv_new[i],
 				ml_err_msg());
@@ -235,8 +234,8 @@ static int start_new(struct canary *c)
 
 /* The new and old servers' requests over the last window_ms, from every
  * balancer's request log. */
-static int measure(struct canary *c, int64_t window_ms, struct ml_canary_side *nw,
-		   struct ml_canary_side *old)
+static int measure(struct canary *c, int64_t window_ms,
+		   struct ml_canary_side *nw, struct ml_canary_side *old)
 {
 	struct ml_rollout_state *st = c->st;
 	size_t i, k;
@@ -249,19 +248,19 @@ static int measure(struct canary *c, int64_t window_ms, struct ml_canary_side *n
 		window_ms = 1000;
 	for (i = 0; i < st->nlb; i++) {
 		res = NULL;
-		rc = ml_ro_lb_call(st, i, "lb_requests",
-				   json_pack("{s:s,s:I}", "app",
-					     c->ro->cfg->playbook->app,
-					     "window_ms",
-					     (json_int_t)window_ms),
-				   &res);
+		rc = ml_ro_lb_call(
+			st, i, "lb_requests",
+			json_pack("{s:s,s:I}", "app", c->ro->cfg->playbook->app,
+				  "window_ms", (json_int_t)window_ms),
+			&res);
 		if (rc < 0) {
 			json_decref(res);
 			return ml_err_set(rc, "load balancer '%s': %s",
 					  st->lb[i]->target->name,
 					  ml_err_msg());
 		}
-		json_array_foreach(json_object_get(res, "servers"), k, e) {
+		json_array_foreach(json_object_get(res, "servers"), k, e)
+		{
 			const char *name =
 				json_string_value(json_object_get(e, "name"));
 			struct ml_canary_side *s;
@@ -292,12 +291,15 @@ static int measure(struct canary *c, int64_t window_ms, struct ml_canary_side *n
 
 static const char *verdict_word(enum ml_canary_verdict v)
 {
-	return v == PROMOTE ? "promote" : v == ABORT ? "abort" : "extend";
+	return v == ML_CANARY_PROMOTE ? "promote"
+	       : v == ML_CANARY_ABORT ? "abort"
+				      : "extend";
 }
 
 enum ml_canary_verdict ml_canary_judge(const struct ml_analysis_spec *a,
-			  const struct ml_canary_side *nw, const struct ml_canary_side *old,
-			  bool time_out, char *why, size_t n)
+				       const struct ml_canary_side *nw,
+				       const struct ml_canary_side *old,
+				       bool time_out, char *why, size_t n)
 {
 	double rate = nw->req ? (double)nw->err / (double)nw->req : 0;
 	double orate = old->req ? (double)old->err / (double)old->req : 0;
@@ -308,59 +310,62 @@ enum ml_canary_verdict ml_canary_judge(const struct ml_analysis_spec *a,
 		if (!time_out) {
 			snprintf(why, n, "%llu of %d requests needed so far",
 				 (unsigned long long)nw->req, a->min_requests);
-			return EXTEND;
+			return ML_CANARY_EXTEND;
 		}
 		snprintf(why, n, "too few requests to judge: %llu of %d%s",
 			 (unsigned long long)nw->req, a->min_requests,
 			 a->pass_on_too_few ? " (too_few: pass)" : "");
-		return a->pass_on_too_few ? PROMOTE : ABORT;
+		return a->pass_on_too_few ? ML_CANARY_PROMOTE : ML_CANARY_ABORT;
 	}
 	if (rate > a->max_error_rate) {
-		snprintf(why, n, "error rate %.2f%% is over %.2f%%",
-			 rate * 100, a->max_error_rate * 100);
-		return ABORT;
+		snprintf(why, n, "error rate %.2f%% is over %.2f%%", rate * 100,
+			 a->max_error_rate * 100);
+		return ML_CANARY_ABORT;
 	}
 	if (a->max_error_ratio > 0 && nw->err > 0 && old->req &&
 	    rate > a->max_error_ratio * orate) {
-		snprintf(why, n, "error rate %.2f%% is over %g x the old "
-			 "revision's %.2f%%", rate * 100, a->max_error_ratio,
-			 orate * 100);
-		return ABORT;
+		snprintf(why, n,
+			 "error rate %.2f%% is over %g x the old "
+			 "revision's %.2f%%",
+			 rate * 100, a->max_error_ratio, orate * 100);
+		return ML_CANARY_ABORT;
 	}
 	if (a->max_p99_ms > 0 && p99 > (double)a->max_p99_ms) {
 		snprintf(why, n, "p99 %.0f ms is over %lld ms", p99,
 			 (long long)a->max_p99_ms);
-		return ABORT;
+		return ML_CANARY_ABORT;
 	}
 	if (a->max_p99_ratio > 0 && old->req && op99 >= 0 &&
 	    p99 > a->max_p99_ratio * op99 &&
 	    p99 > op99 + (double)a->p99_margin_ms) {
-		snprintf(why, n, "p99 %.0f ms is over %g x the old revision's "
-			 "%.0f ms (and %lld ms more)", p99, a->max_p99_ratio,
-			 op99, (long long)a->p99_margin_ms);
-		return ABORT;
+		snprintf(why, n,
+			 "p99 %.0f ms is over %g x the old revision's "
+			 "%.0f ms (and %lld ms more)",
+			 p99, a->max_p99_ratio, op99,
+			 (long long)a->p99_margin_ms);
+		return ML_CANARY_ABORT;
 	}
 	snprintf(why, n, "within limits");
-	return time_out ? PROMOTE : EXTEND;
+	return time_out ? ML_CANARY_PROMOTE : ML_CANARY_EXTEND;
 }
 
 /* The manual gate on the lock's host (the first balancer). */
-static int gate(struct canary *c, const char *action, size_t step,
-		json_t **res)
+static int gate(struct canary *c, const char *action, size_t step, json_t **res)
 {
-	json_t *args = json_pack("{s:s,s:s}", "app",
-				 c->ro->cfg->playbook->app, "action", action);
+	json_t *args = json_pack("{s:s,s:s}", "app", c->ro->cfg->playbook->app,
+				 "action", action);
 
 	if (!strcmp(action, "open")) {
 		json_object_set_new(args, "revision",
 				    json_integer(c->ro->revision));
-		json_object_set_new(args, "step", json_integer((json_int_t)step));
+		json_object_set_new(args, "step",
+				    json_integer((json_int_t)step));
 	}
 	return ml_ro_lb_call(c->st, 0, "canary_gate", args, res);
 }
 
 /* One step: set weights, check every interval until a verdict. */
-static int run_step(struct canary *c, size_t k, bool *aborted)
+static int run_step(struct canary *c, size_t k)
 {
 	const struct ml_rollout_spec *rs = &c->ro->cfg->playbook->rollout;
 	const struct ml_canary_step *s = &rs->steps[k];
@@ -368,7 +373,7 @@ static int run_step(struct canary *c, size_t k, bool *aborted)
 	int64_t t0, now, end;
 	int w_new, w_old, rc;
 	struct ml_canary_side nw, old;
-	enum ml_canary_verdict v = EXTEND;
+	enum ml_canary_verdict v = ML_CANARY_EXTEND;
 	char why[256], limit[64];
 	size_t i;
 
@@ -423,7 +428,6 @@ static int run_step(struct canary *c, size_t k, bool *aborted)
 		while ((now = mono_ms()) < next) {
 			if (c->ro->interrupted && *c->ro->interrupted) {
 				c->ro->stopped = true;
-				*aborted = true;
 				return ml_err_set(ML_EINTR,
 						  "interrupted at canary step "
 						  "%zu: the canary was taken "
@@ -437,7 +441,8 @@ static int run_step(struct canary *c, size_t k, bool *aborted)
 			rc = gate(c, "get", k + 1, &res);
 			if (rc < 0)
 				return rc;
-			by = json_string_value(json_object_get(res, "decision"));
+			by = json_string_value(
+				json_object_get(res, "decision"));
 			asked = by != NULL;
 		}
 		rc = measure(c, now - t0, &nw, &old);
@@ -448,65 +453,66 @@ static int run_step(struct canary *c, size_t k, bool *aborted)
 		if (s->manual) {
 			/* the numbers can still abort; the timeout always
 			 * does; the operator decides otherwise */
-			v = ml_canary_judge(a, &nw, &old, false, why, sizeof(why));
-			if (v != ABORT && asked && !strcmp(by, "abort")) {
-				v = ABORT;
-				snprintf(why, sizeof(why), "mlctl abort by %.200s",
-					 json_string_value(json_object_get(
-						 res, "by")) ?: "?");
-			} else if (v != ABORT && asked) {
-				v = PROMOTE;
+			v = ml_canary_judge(a, &nw, &old, false, why,
+					    sizeof(why));
+			if (v != ML_CANARY_ABORT && asked &&
+			    !strcmp(by, "abort")) {
+				v = ML_CANARY_ABORT;
+				snprintf(why, sizeof(why),
+					 "mlctl abort by %.200s",
+					 json_string_value(
+						 json_object_get(res, "by"))
+						 ?: "?");
+			} else if (v != ML_CANARY_ABORT && asked) {
+				v = ML_CANARY_PROMOTE;
 				snprintf(why, sizeof(why),
 					 "mlctl promote by %.200s",
-					 json_string_value(json_object_get(
-						 res, "by")) ?: "?");
-			} else if (v != ABORT && time_out) {
-				v = ABORT;
+					 json_string_value(
+						 json_object_get(res, "by"))
+						 ?: "?");
+			} else if (v != ML_CANARY_ABORT && time_out) {
+				v = ML_CANARY_ABORT;
 				snprintf(why, sizeof(why),
 					 "no decision within the step's "
 					 "timeout (%llds)",
 					 (long long)(s->timeout_ms / 1000));
 			}
 		} else {
-			v = ml_canary_judge(a, &nw, &old, time_out, why, sizeof(why));
+			v = ml_canary_judge(a, &nw, &old, time_out, why,
+					    sizeof(why));
 		}
 		json_decref(res);
-		ml_ro_event(c->ro, "canary", v == EXTEND ? "check" : "decision",
-			    verdict_word(v),
-			    "step %zu %d%%, %llds: new %llu req, %llu err "
-			    "(%.2f%%), p99 %.0f ms; old %llu req, %llu err "
-			    "(%.2f%%), p99 %.0f ms; %s",
-			    k + 1, s->weight_pct,
-			    (long long)((now - t0) / 1000),
-			    (unsigned long long)nw.req,
-			    (unsigned long long)nw.err,
-			    nw.req ? 100.0 * (double)nw.err / (double)nw.req
-				   : 0,
-			    ml_hist_quantile(&nw.hist, 0.99),
-			    (unsigned long long)old.req,
-			    (unsigned long long)old.err,
-			    old.req ? 100.0 * (double)old.err /
-					      (double)old.req
-				    : 0,
-			    ml_hist_quantile(&old.hist, 0.99), why);
-		if (v == PROMOTE)
+		ml_ro_event(
+			c->ro, "canary",
+			v == ML_CANARY_EXTEND ? "check" : "decision",
+			verdict_word(v),
+			"step %zu %d%%, %llds: new %llu req, %llu err "
+			"(%.2f%%), p99 %.0f ms; old %llu req, %llu err "
+			"(%.2f%%), p99 %.0f ms; %s",
+			k + 1, s->weight_pct, (long long)((now - t0) / 1000),
+			(unsigned long long)nw.req, (unsigned long long)nw.err,
+			nw.req ? 100.0 * (double)nw.err / (double)nw.req : 0,
+			ml_hist_quantile(&nw.hist, 0.99),
+			(unsigned long long)old.req,
+			(unsigned long long)old.err,
+			old.req ? 100.0 * (double)old.err / (double)old.req : 0,
+			ml_hist_quantile(&old.hist, 0.99), why);
+		if (v == ML_CANARY_PROMOTE)
 			break;
-		if (v == ABORT) {
-			*aborted = true;
+		if (v == ML_CANARY_ABORT)
 			return ml_err_set(ML_EDEPLOY,
 					  "canary aborted at step %zu (%d%%): "
 					  "%s",
 					  k + 1, s->weight_pct, why);
-		}
 	}
 	return 0;
 }
 
 int ml_canary_run(struct ml_rollout_state *st)
 {
-	struct canary c = { .st = st, .ro = st->ro };
+	struct canary c = {.st = st, .ro = st->ro};
 	const struct ml_rollout_spec *rs = &st->ro->cfg->playbook->rollout;
-	bool aborted = false, manual = false;
+	bool manual = false;
 	json_t *res = NULL;
 	size_t i, k;
 	int rc = 0;
@@ -546,13 +552,11 @@ int ml_canary_run(struct ml_rollout_state *st)
 		return 0;
 	}
 	rc = start_new(&c);
-	if (rc < 0) {
-		aborted = true;
+	if (rc < 0)
 		goto out;
-	}
 	for (k = 0; k < rs->nsteps && rc == 0; k++) {
 		manual |= rs->steps[k].manual;
-		rc = run_step(&c, k, &aborted);
+		rc = run_step(&c, k);
 	}
 	if (rc == 0) {
 		/* equal weights, then the batches finish the canary host */
@@ -590,7 +594,6 @@ out:
 				    "the new revision is out, the old one "
 				    "serves as before");
 		}
-		ML_UNUSED(aborted);
 		rc = ml_err_set(code, "%s", keep);
 		free(keep);
 		if (code == ML_EDEPLOY)

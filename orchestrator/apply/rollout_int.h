@@ -58,8 +58,8 @@ int ml_ro_lb_wait_up(struct ml_rollout_state *st, const char *server,
 		     int64_t timeout_ms);
 
 /* Drain, wait, maintenance of a slot on every balancer. */
-int ml_ro_lb_retire(struct ml_rollout_state *st, const char *host,
-		    int replica, char slot);
+int ml_ro_lb_retire(struct ml_rollout_state *st, const char *host, int replica,
+		    char slot);
 
 /* Start the new revision's container in a slot, wait until it is healthy,
  * stop one. */
@@ -103,7 +103,7 @@ void ml_canary_weights(int pct, int n_new, int n_old, int *w_new, int *w_old);
 
 /* What a canary step's servers got over the step so far. */
 struct ml_canary_side {
-	uint64_t req, err; /* requests; 5xx or no answer */
+	uint64_t req, err;   /* requests; 5xx or no answer */
 	struct ml_hist hist; /* their latency (HAProxy's Ta) */
 };
 

@@ -77,14 +77,14 @@ static void compare(struct ml_rollout *ro, struct host_state *hs,
 	struct ml_buf a = ML_BUF_INIT(1024), b = ML_BUF_INIT(1024);
 	json_int_t s_old = json_integer_value(json_object_get(old, "status"));
 	json_int_t s_new = json_integer_value(json_object_get(now, "status"));
-	json_int_t t_old = json_integer_value(
-		json_object_get(old, "elapsed_ms"));
-	json_int_t t_new = json_integer_value(
-		json_object_get(now, "elapsed_ms"));
-	const char *h_old = json_string_value(
-		json_object_get(old, "body_sha256"));
-	const char *h_new = json_string_value(
-		json_object_get(now, "body_sha256"));
+	json_int_t t_old =
+		json_integer_value(json_object_get(old, "elapsed_ms"));
+	json_int_t t_new =
+		json_integer_value(json_object_get(now, "elapsed_ms"));
+	const char *h_old =
+		json_string_value(json_object_get(old, "body_sha256"));
+	const char *h_new =
+		json_string_value(json_object_get(now, "body_sha256"));
 	bool same_body = h_old && h_new && !strcmp(h_old, h_new);
 
 	if (s_old == s_new && same_body)
@@ -94,17 +94,16 @@ static void compare(struct ml_rollout *ro, struct host_state *hs,
 			    q->method, q->path, (long long)s_new,
 			    (long long)t_old, (long long)t_new);
 	else
-		ml_ro_event(ro, hs->h->target->name, "verify-diff", "differs",
-			    "%s %s: HTTP %lld -> %lld, %s%s%s%s%s, %lld ms -> "
-			    "%lld ms",
-			    q->method, q->path, (long long)s_old,
-			    (long long)s_new,
-			    same_body ? "same body" : "body '",
-			    same_body ? "" : shown(&a, old),
-			    same_body ? "" : "' -> '",
-			    same_body ? "" : shown(&b, now),
-			    same_body ? "" : "'", (long long)t_old,
-			    (long long)t_new);
+		ml_ro_event(
+			ro, hs->h->target->name, "verify-diff", "differs",
+			"%s %s: HTTP %lld -> %lld, %s%s%s%s%s, %lld ms -> "
+			"%lld ms",
+			q->method, q->path, (long long)s_old, (long long)s_new,
+			same_body ? "same body" : "body '",
+			same_body ? "" : shown(&a, old),
+			same_body ? "" : "' -> '",
+			same_body ? "" : shown(&b, now), same_body ? "" : "'",
+			(long long)t_old, (long long)t_new);
 	ml_buf_release(&a);
 	ml_buf_release(&b);
 }
@@ -134,8 +133,7 @@ int ml_verify_run(struct ml_rollout_state *st, struct host_state *hs,
 				json_object_get(res, "error"));
 			struct ml_buf e = ML_BUF_INIT(1024);
 
-			ml_escape(&e, why ? why : "?",
-				  why ? strlen(why) : 1);
+			ml_escape(&e, why ? why : "?", why ? strlen(why) : 1);
 			ml_ro_event(ro, host, "verify", "failed", "%s",
 				    ml_buf_str(&e));
 			rc = ml_err_set(ML_EDEPLOY,
@@ -145,14 +143,14 @@ int ml_verify_run(struct ml_rollout_state *st, struct host_state *hs,
 			ml_buf_release(&e);
 			st->halt = true;
 		} else {
-			ml_ro_event(ro, host, "verify", "ok",
-				    "%s %s: HTTP %lld in %lld ms", q->method,
-				    q->path,
-				    (long long)json_integer_value(
-					    json_object_get(res, "status")),
-				    (long long)json_integer_value(
-					    json_object_get(res,
-							    "elapsed_ms")));
+			ml_ro_event(
+				ro, host, "verify", "ok",
+				"%s %s: HTTP %lld in %lld ms", q->method,
+				q->path,
+				(long long)json_integer_value(
+					json_object_get(res, "status")),
+				(long long)json_integer_value(
+					json_object_get(res, "elapsed_ms")));
 		}
 		json_decref(res);
 		json_decref(old);

@@ -25,18 +25,18 @@
 
 #include <ctype.h>
 
-static const char *const step_keys[] = { "weight", "for", "timeout", NULL };
+static const char *const step_keys[] = {"weight", "for", "timeout", NULL};
 static const char *const analysis_keys[] = {
-	"max_error_rate", "max_error_ratio", "max_p99",	 "max_p99_ratio",
-	"p99_margin",	  "min_requests",    "too_few",	 "interval",
-	NULL,
+	"max_error_rate", "max_error_ratio", "max_p99",
+	"max_p99_ratio",  "p99_margin",	     "min_requests",
+	"too_few",	  "interval",	     NULL,
 };
-static const char *const verify_keys[] = { "requests", "compare", "timeout",
-					   NULL };
-static const char *const request_keys[] = { "method", "path", "body",
-					    "expect", NULL };
-static const char *const expect_keys[] = { "status", "body", "json", NULL };
-static const char *const json_keys[] = { "field", "value", NULL };
+static const char *const verify_keys[] = {"requests", "compare", "timeout",
+					  NULL};
+static const char *const request_keys[] = {"method", "path", "body", "expect",
+					   NULL};
+static const char *const expect_keys[] = {"status", "body", "json", NULL};
+static const char *const json_keys[] = {"field", "value", NULL};
 
 #define MANUAL_TIMEOUT_DEFAULT_MS (60 * 60 * 1000)
 
@@ -78,14 +78,18 @@ static int get_ratio(struct ml_cfgctx *c, const struct ml_ynode *n,
 	double v;
 
 	if (n->type != ML_YSCALAR || !n->plain || !n->scalar[0]) {
-		ml_cfg_err(c, n, "'%s' must be a positive number such as 1.5, "
-			   "got %s", path, ml_cfg_kind(n));
+		ml_cfg_err(c, n,
+			   "'%s' must be a positive number such as 1.5, "
+			   "got %s",
+			   path, ml_cfg_kind(n));
 		return ML_EINVALID;
 	}
 	v = strtod(n->scalar, &end);
 	if (*end || !(v > 0 && v <= 1000)) {
-		ml_cfg_err(c, n, "'%s' must be a number above 0 and at most "
-			   "1000, got '%s'", path, ml_cfg_q(c, n->scalar));
+		ml_cfg_err(c, n,
+			   "'%s' must be a number above 0 and at most "
+			   "1000, got '%s'",
+			   path, ml_cfg_q(c, n->scalar));
 		return ML_EINVALID;
 	}
 	*out = v;
@@ -95,7 +99,7 @@ static int get_ratio(struct ml_cfgctx *c, const struct ml_ynode *n,
 static void parse_step(struct ml_cfgctx *c, struct ml_rollout_spec *r,
 		       const struct ml_ynode *it, size_t i)
 {
-	struct ml_canary_step st = { 0 };
+	struct ml_canary_step st = {0};
 	const struct ml_ynode *w, *f, *t;
 	char path[64];
 	double share;
@@ -108,14 +112,18 @@ static void parse_step(struct ml_cfgctx *c, struct ml_rollout_spec *r,
 	f = ml_ymap_get(it, "for");
 	t = ml_ymap_get(it, "timeout");
 	if (!w || !f) {
-		ml_cfg_err(c, it, "'%s' needs 'weight' and 'for', such as "
-			   "{weight: 10%%, for: 2m}", path);
+		ml_cfg_err(c, it,
+			   "'%s' needs 'weight' and 'for', such as "
+			   "{weight: 10%%, for: 2m}",
+			   path);
 		return;
 	}
 	if (w->type != ML_YSCALAR || !parse_share(w->scalar, &share) ||
 	    strchr(w->scalar, '.') || share < 0.01 || share > 0.99) {
-		ml_cfg_err(c, w, "'%s.weight' must be a whole percentage "
-			   "from 1%% to 99%% such as '10%%', got '%s'", path,
+		ml_cfg_err(c, w,
+			   "'%s.weight' must be a whole percentage "
+			   "from 1%% to 99%% such as '10%%', got '%s'",
+			   path,
 			   w->type == ML_YSCALAR ? ml_cfg_q(c, w->scalar)
 						 : ml_cfg_kind(w));
 		return;
@@ -133,24 +141,29 @@ static void parse_step(struct ml_cfgctx *c, struct ml_rollout_spec *r,
 			return;
 		}
 	} else {
-		if (ml_cfg_duration(c, f, "rollout.canary[].for",
-				    &st.for_ms) < 0)
+		if (ml_cfg_duration(c, f, "rollout.canary[].for", &st.for_ms) <
+		    0)
 			return;
 		if (st.for_ms < 1000) {
-			ml_cfg_err(c, f, "'%s.for' must be at least 1s, or "
-				   "'manual'", path);
+			ml_cfg_err(c, f,
+				   "'%s.for' must be at least 1s, or "
+				   "'manual'",
+				   path);
 			return;
 		}
 		if (t) {
-			ml_cfg_err(c, t, "'%s.timeout' applies to 'for: "
-				   "manual' steps only", path);
+			ml_cfg_err(c, t,
+				   "'%s.timeout' applies to 'for: "
+				   "manual' steps only",
+				   path);
 			return;
 		}
 	}
 	if (r->nsteps && st.weight_pct <= r->steps[r->nsteps - 1].weight_pct) {
-		ml_cfg_err(c, w, "'%s.weight' must be more than the step "
-			   "before it (%d%%), got '%s'", path,
-			   r->steps[r->nsteps - 1].weight_pct, w->scalar);
+		ml_cfg_err(c, w,
+			   "'%s.weight' must be more than the step "
+			   "before it (%d%%), got '%s'",
+			   path, r->steps[r->nsteps - 1].weight_pct, w->scalar);
 		return;
 	}
 	r->steps[r->nsteps++] = st;
@@ -172,7 +185,8 @@ void ml_canary_parse_steps(struct ml_cfgctx *c, struct ml_rollout_spec *r,
 				   "'rollout.canary[%zu]' is a host share "
 				   "but the steps before it are weighted: "
 				   "use one kind, such as {weight: %s, for: "
-				   "2m}", i, ml_cfg_q(c, n->items[i]->scalar));
+				   "2m}",
+				   i, ml_cfg_q(c, n->items[i]->scalar));
 			continue;
 		}
 		parse_step(c, r, n->items[i], i);
@@ -193,7 +207,8 @@ void ml_analysis_parse(struct ml_cfgctx *c, struct ml_analysis_spec *a,
 
 		if (v->type != ML_YSCALAR || !parse_share(v->scalar, &s) ||
 		    s > 1)
-			ml_cfg_err(c, v, "'rollout.analysis.max_error_rate' "
+			ml_cfg_err(c, v,
+				   "'rollout.analysis.max_error_rate' "
 				   "must be a percentage from 0%% to 100%% "
 				   "such as '1%%' or '0.5%%', got '%s'",
 				   v->type == ML_YSCALAR
@@ -224,7 +239,8 @@ void ml_analysis_parse(struct ml_cfgctx *c, struct ml_analysis_spec *a,
 		else if (v->type == ML_YSCALAR && !strcmp(v->scalar, "pass"))
 			a->pass_on_too_few = true;
 		else
-			ml_cfg_err(c, v, "'rollout.analysis.too_few' must be "
+			ml_cfg_err(c, v,
+				   "'rollout.analysis.too_few' must be "
 				   "'fail' or 'pass', got '%s'",
 				   v->type == ML_YSCALAR
 					   ? ml_cfg_q(c, v->scalar)
@@ -233,7 +249,8 @@ void ml_analysis_parse(struct ml_cfgctx *c, struct ml_analysis_spec *a,
 	if ((v = ml_ymap_get(n, "interval")) &&
 	    ml_cfg_duration(c, v, "rollout.analysis.interval", &i64) == 0) {
 		if (i64 < 1000 || i64 > 10000)
-			ml_cfg_err(c, v, "'rollout.analysis.interval' must be "
+			ml_cfg_err(c, v,
+				   "'rollout.analysis.interval' must be "
 				   "from 1s to 10s, got '%s'",
 				   ml_cfg_q(c, v->scalar));
 		else
@@ -256,9 +273,11 @@ static char *text(struct ml_cfgctx *c, const struct ml_ynode *v,
 		    (!space_ok && s[i] == ' '))
 			break;
 	if (!s[0] || s[i] || i > max) {
-		ml_cfg_err(c, v, "'%s' must be 1 to %zu printable ASCII "
-			   "characters%s, got '%s'", path, max,
-			   space_ok ? "" : " without spaces", ml_cfg_q(c, s));
+		ml_cfg_err(c, v,
+			   "'%s' must be 1 to %zu printable ASCII "
+			   "characters%s, got '%s'",
+			   path, max, space_ok ? "" : " without spaces",
+			   ml_cfg_q(c, s));
 		free(s);
 		return NULL;
 	}
@@ -279,18 +298,19 @@ static void parse_expect(struct ml_cfgctx *c, struct ml_verify_req *rq,
 		       599, &code) == 0)
 		rq->expect_status = (int)code;
 	if ((v = ml_ymap_get(n, "body")))
-		rq->expect_body = text(c, v,
-				       "rollout.verify.requests[].expect.body",
-				       ML_HEALTH_TEXT_MAX, true);
+		rq->expect_body =
+			text(c, v, "rollout.verify.requests[].expect.body",
+			     ML_HEALTH_TEXT_MAX, true);
 	if ((v = ml_ymap_get(n, "json"))) {
-		if (ml_cfg_want_map(c, v,
-				    "rollout.verify.requests[].expect.json") < 0)
+		if (ml_cfg_want_map(
+			    c, v, "rollout.verify.requests[].expect.json") < 0)
 			return;
 		ml_cfg_check_keys(c, v, json_keys);
 		f = ml_ymap_get(v, "field");
 		val = ml_ymap_get(v, "value");
 		if (!f || !val) {
-			ml_cfg_err(c, v, "'rollout.verify.requests[].expect."
+			ml_cfg_err(c, v,
+				   "'rollout.verify.requests[].expect."
 				   "json' needs both 'field' and 'value'");
 			return;
 		}
@@ -315,14 +335,17 @@ static void parse_request(struct ml_cfgctx *c, struct ml_verify_spec *vs,
 	ml_cfg_check_keys(c, it, request_keys);
 	v = ml_ymap_get(it, "path");
 	if (!v) {
-		ml_cfg_err(c, it, "missing required key 'path' in "
+		ml_cfg_err(c, it,
+			   "missing required key 'path' in "
 			   "'rollout.verify.requests[]'");
 		return;
 	}
 	rq->path = text(c, v, "rollout.verify.requests[].path", 1024, false);
 	if (rq->path && rq->path[0] != '/') {
-		ml_cfg_err(c, v, "'rollout.verify.requests[].path' must start "
-			   "with '/', got '%s'", ml_cfg_q(c, rq->path));
+		ml_cfg_err(c, v,
+			   "'rollout.verify.requests[].path' must start "
+			   "with '/', got '%s'",
+			   ml_cfg_q(c, rq->path));
 		free(rq->path);
 		rq->path = NULL;
 	}
@@ -331,7 +354,8 @@ static void parse_request(struct ml_cfgctx *c, struct ml_verify_spec *vs,
 				  false);
 		for (i = 0; rq->method && rq->method[i]; i++)
 			if (!isupper((unsigned char)rq->method[i])) {
-				ml_cfg_err(c, v, "'rollout.verify.requests[]."
+				ml_cfg_err(c, v,
+					   "'rollout.verify.requests[]."
 					   "method' must be upper-case letters "
 					   "such as POST, got '%s'",
 					   ml_cfg_q(c, rq->method));
@@ -346,8 +370,10 @@ static void parse_request(struct ml_cfgctx *c, struct ml_verify_spec *vs,
 		if (ml_cfg_str(c, v, "rollout.verify.requests[].body",
 			       &rq->body) == 0 &&
 		    strlen(rq->body) > ML_VERIFY_BODY_MAX) {
-			ml_cfg_err(c, v, "'rollout.verify.requests[].body' is "
-				   "longer than %d bytes", ML_VERIFY_BODY_MAX);
+			ml_cfg_err(c, v,
+				   "'rollout.verify.requests[].body' is "
+				   "longer than %d bytes",
+				   ML_VERIFY_BODY_MAX);
 			free(rq->body);
 			rq->body = NULL;
 		}
@@ -381,22 +407,25 @@ void ml_verify_parse(struct ml_cfgctx *c, struct ml_verify_spec *vs,
 	    ml_cfg_duration(c, v, "rollout.verify.timeout", &vs->timeout_ms) ==
 		    0 &&
 	    (vs->timeout_ms < 10 || vs->timeout_ms > 60000)) {
-		ml_cfg_err(c, v, "'rollout.verify.timeout' must be from 10ms "
+		ml_cfg_err(c, v,
+			   "'rollout.verify.timeout' must be from 10ms "
 			   "to 1m");
 		vs->timeout_ms = 5000;
 	}
 	reqs = ml_ymap_get(n, "requests");
 	if (!reqs) {
-		ml_cfg_err(c, n, "missing required key 'requests' in "
+		ml_cfg_err(c, n,
+			   "missing required key 'requests' in "
 			   "'rollout.verify'");
 		return;
 	}
 	if (ml_cfg_want_seq(c, reqs, "rollout.verify.requests") < 0)
 		return;
 	if (reqs->nitems > ML_VERIFY_MAX) {
-		ml_cfg_err(c, reqs, "'rollout.verify.requests' lists %zu "
-			   "requests, at most %d", reqs->nitems,
-			   ML_VERIFY_MAX);
+		ml_cfg_err(c, reqs,
+			   "'rollout.verify.requests' lists %zu "
+			   "requests, at most %d",
+			   reqs->nitems, ML_VERIFY_MAX);
 		return;
 	}
 	vs->v = ml_xcalloc(reqs->nitems + 1, sizeof(*vs->v));
@@ -444,8 +473,7 @@ void ml_canary_to_json(json_t *o, const struct ml_rollout_spec *r)
 						      s->weight_pct, "for",
 						      "manual", "timeout_ms",
 						      (json_int_t)s->timeout_ms)
-					  : json_pack("{s:i,s:I}",
-						      "weight_pct",
+					  : json_pack("{s:i,s:I}", "weight_pct",
 						      s->weight_pct, "for_ms",
 						      (json_int_t)s->for_ms));
 		}
@@ -469,14 +497,13 @@ void ml_canary_to_json(json_t *o, const struct ml_rollout_spec *r)
 		const struct ml_verify_req *q = &r->verify.v[i];
 
 		json_array_append_new(
-			reqs, json_pack("{s:s,s:s,s:s*,s:i,s:s*,s:s*,s:s*}",
-					"method", q->method, "path", q->path,
-					"body", q->body, "expect_status",
-					q->expect_status, "expect_body",
-					q->expect_body, "expect_json_field",
-					q->expect_json_field,
-					"expect_json_value",
-					q->expect_json_value));
+			reqs,
+			json_pack("{s:s,s:s,s:s*,s:i,s:s*,s:s*,s:s*}", "method",
+				  q->method, "path", q->path, "body", q->body,
+				  "expect_status", q->expect_status,
+				  "expect_body", q->expect_body,
+				  "expect_json_field", q->expect_json_field,
+				  "expect_json_value", q->expect_json_value));
 	}
 	json_object_set_new(o, "verify",
 			    json_pack("{s:o,s:b,s:I}", "requests", reqs,

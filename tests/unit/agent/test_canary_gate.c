@@ -71,10 +71,10 @@ static void test_canary_gate__open_decide_close(void **state)
 
 	(void)state;
 	/* nothing waits: promote is "not found" */
-	assert_int_equal(gate(NULL, json_pack("{s:s,s:s,s:s}", "app", "demo",
-					      "action", "decide", "decision",
-					      "promote")),
-			 ML_ENOTFOUND);
+	assert_int_equal(
+		gate(NULL, json_pack("{s:s,s:s,s:s}", "app", "demo", "action",
+				     "decide", "decision", "promote")),
+		ML_ENOTFOUND);
 	assert_non_null(strstr(ml_err_msg(), "is waiting"));
 
 	assert_int_equal(gate(&res, json_pack("{s:s,s:s,s:i,s:i}", "app",
@@ -89,20 +89,20 @@ static void test_canary_gate__open_decide_close(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 	free(path);
 
-	assert_int_equal(gate(&res, json_pack("{s:s,s:s,s:s,s:s}", "app",
-					      "demo", "action", "decide",
-					      "decision", "promote", "by",
-					      "bob@ci pid 4")),
-			 0);
+	assert_int_equal(
+		gate(&res, json_pack("{s:s,s:s,s:s,s:s}", "app", "demo",
+				     "action", "decide", "decision", "promote",
+				     "by", "bob@ci pid 4")),
+		0);
 	assert_int_equal(json_integer_value(json_object_get(res, "revision")),
 			 7);
 	assert_int_equal(json_integer_value(json_object_get(res, "step")), 2);
 	json_decref(res);
 	/* the first decision wins */
-	assert_int_equal(gate(NULL, json_pack("{s:s,s:s,s:s}", "app", "demo",
-					      "action", "decide", "decision",
-					      "abort")),
-			 ML_EINVALID);
+	assert_int_equal(
+		gate(NULL, json_pack("{s:s,s:s,s:s}", "app", "demo", "action",
+				     "decide", "decision", "abort")),
+		ML_EINVALID);
 	assert_non_null(strstr(ml_err_msg(), "already decided: promote"));
 
 	assert_int_equal(gate(&res, json_pack("{s:s,s:s}", "app", "demo",
@@ -130,10 +130,10 @@ static void test_canary_gate__open_decide_close(void **state)
 			 0);
 	assert_false(json_is_true(json_object_get(res, "open")));
 	json_decref(res);
-	assert_int_equal(gate(NULL, json_pack("{s:s,s:s,s:s}", "app", "demo",
-					      "action", "decide", "decision",
-					      "abort")),
-			 ML_ENOTFOUND);
+	assert_int_equal(
+		gate(NULL, json_pack("{s:s,s:s,s:s}", "app", "demo", "action",
+				     "decide", "decision", "abort")),
+		ML_ENOTFOUND);
 }
 
 static void test_canary_gate__bad_args(void **state)
@@ -152,10 +152,10 @@ static void test_canary_gate__bad_args(void **state)
 					      "demo", "action", "open",
 					      "revision", 1, "step", 1)),
 			 0);
-	assert_int_equal(gate(NULL, json_pack("{s:s,s:s,s:s}", "app", "demo",
-					      "action", "decide", "decision",
-					      "later")),
-			 ML_EPROTO);
+	assert_int_equal(
+		gate(NULL, json_pack("{s:s,s:s,s:s}", "app", "demo", "action",
+				     "decide", "decision", "later")),
+		ML_EPROTO);
 }
 
 int main(void)

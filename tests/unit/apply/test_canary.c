@@ -19,9 +19,9 @@ static double share(int n_new, int w_new, int n_old, int w_old)
 
 static void test_canary_weights__shares(void **state)
 {
-	static const int pcts[] = { 1, 5, 10, 25, 50, 75, 90, 99 };
-	static const int news[] = { 1, 2, 3, 8 };
-	static const int olds[] = { 1, 3, 4, 16, 100 };
+	static const int pcts[] = {1, 5, 10, 25, 50, 75, 90, 99};
+	static const int news[] = {1, 2, 3, 8};
+	static const int olds[] = {1, 3, 4, 16, 100};
 	size_t a, b, c;
 
 	(void)state;
@@ -64,10 +64,10 @@ static void test_canary_weights__one_canary_beside_three(void **state)
 
 /* n requests, e of them errors, every latency ms (then slow of them at
  * slow_ms). */
-static struct ml_canary_side side(uint64_t n, uint64_t e, int ms,
-				  uint64_t slow, int slow_ms)
+static struct ml_canary_side side(uint64_t n, uint64_t e, int ms, uint64_t slow,
+				  int slow_ms)
 {
-	struct ml_canary_side s = { 0 };
+	struct ml_canary_side s = {0};
 	uint64_t i;
 
 	s.req = n;
@@ -79,8 +79,8 @@ static struct ml_canary_side side(uint64_t n, uint64_t e, int ms,
 
 static void test_canary_judge__cases(void **state)
 {
-	struct ml_analysis_spec dflt = { 0 }, a;
-	struct ml_rollout_spec r = { 0 };
+	struct ml_analysis_spec dflt = {0}, a;
+	struct ml_rollout_spec r = {0};
 	static const struct {
 		uint64_t n, e;
 		int ms;
@@ -95,34 +95,34 @@ static void test_canary_judge__cases(void **state)
 		const char *why;
 	} cases[] = {
 		/* too few: extend, then fail closed, or pass if asked */
-		{ 10, 0, 5, 0, 0, 100, 0, 5, false, 0, ML_CANARY_EXTEND,
-		  "10 of 50" },
-		{ 10, 0, 5, 0, 0, 100, 0, 5, true, 0, ML_CANARY_ABORT,
-		  "too few requests" },
-		{ 10, 0, 5, 0, 0, 100, 0, 5, true, 1, ML_CANARY_PROMOTE,
-		  "too_few: pass" },
+		{10, 0, 5, 0, 0, 100, 0, 5, false, 0, ML_CANARY_EXTEND,
+		 "10 of 50"},
+		{10, 0, 5, 0, 0, 100, 0, 5, true, 0, ML_CANARY_ABORT,
+		 "too few requests"},
+		{10, 0, 5, 0, 0, 100, 0, 5, true, 1, ML_CANARY_PROMOTE,
+		 "too_few: pass"},
 		/* healthy: extend, then promote */
-		{ 100, 0, 5, 0, 0, 900, 0, 5, false, 0, ML_CANARY_EXTEND,
-		  "within limits" },
-		{ 100, 1, 5, 0, 0, 900, 0, 5, true, 0, ML_CANARY_PROMOTE,
-		  "within limits" },
+		{100, 0, 5, 0, 0, 900, 0, 5, false, 0, ML_CANARY_EXTEND,
+		 "within limits"},
+		{100, 1, 5, 0, 0, 900, 0, 5, true, 0, ML_CANARY_PROMOTE,
+		 "within limits"},
 		/* 5% errors: abort at once */
-		{ 100, 5, 5, 0, 0, 900, 0, 5, false, 0, ML_CANARY_ABORT,
-		  "error rate 5.00% is over 1.00%" },
+		{100, 5, 5, 0, 0, 900, 0, 5, false, 0, ML_CANARY_ABORT,
+		 "error rate 5.00% is over 1.00%"},
 		/* 300 ms more: over 2 x and 50 ms more */
-		{ 100, 0, 305, 0, 0, 900, 0, 5, false, 0, ML_CANARY_ABORT,
-		  "over 2 x the old" },
+		{100, 0, 305, 0, 0, 900, 0, 5, false, 0, ML_CANARY_ABORT,
+		 "over 2 x the old"},
 		/* 2 x but within the margin: noise */
-		{ 100, 0, 12, 0, 0, 900, 0, 5, true, 0, ML_CANARY_PROMOTE,
-		  "within limits" },
+		{100, 0, 12, 0, 0, 900, 0, 5, true, 0, ML_CANARY_PROMOTE,
+		 "within limits"},
 		/* the absolute limit */
-		{ 100, 0, 5, 5, 250, 900, 0, 200, false, 2, ML_CANARY_ABORT,
-		  "p99 " },
+		{100, 0, 5, 5, 250, 900, 0, 200, false, 2, ML_CANARY_ABORT,
+		 "p99 "},
 		/* ratio to the old revision's error rate */
-		{ 1000, 4, 5, 0, 0, 1000, 1, 5, false, 3, ML_CANARY_ABORT,
-		  "x the old revision's 0.10%" },
-		{ 1000, 2, 5, 0, 0, 1000, 1, 5, false, 3, ML_CANARY_EXTEND,
-		  "within limits" },
+		{1000, 4, 5, 0, 0, 1000, 1, 5, false, 3, ML_CANARY_ABORT,
+		 "x the old revision's 0.10%"},
+		{1000, 2, 5, 0, 0, 1000, 1, 5, false, 3, ML_CANARY_EXTEND,
+		 "within limits"},
 	};
 	size_t i;
 
@@ -130,11 +130,11 @@ static void test_canary_judge__cases(void **state)
 	ml_canary_defaults(&r);
 	dflt = r.analysis;
 	for (i = 0; i < ML_ARRAY_SIZE(cases); i++) {
-		struct ml_canary_side nw = side(cases[i].n, cases[i].e,
-						cases[i].ms, cases[i].slow,
-						cases[i].slow_ms);
-		struct ml_canary_side old = side(cases[i].on, cases[i].oe,
-						 cases[i].oms, 0, 0);
+		struct ml_canary_side nw =
+			side(cases[i].n, cases[i].e, cases[i].ms, cases[i].slow,
+			     cases[i].slow_ms);
+		struct ml_canary_side old =
+			side(cases[i].on, cases[i].oe, cases[i].oms, 0, 0);
 		char why[256];
 		enum ml_canary_verdict v;
 
@@ -150,8 +150,8 @@ static void test_canary_judge__cases(void **state)
 		v = ml_canary_judge(&a, &nw, &old, cases[i].time_out, why,
 				    sizeof(why));
 		if (v != cases[i].want || !strstr(why, cases[i].why))
-			fail_msg("case %zu: verdict %d (%s), wanted %d (%s)",
-				 i, v, why, cases[i].want, cases[i].why);
+			fail_msg("case %zu: verdict %d (%s), wanted %d (%s)", i,
+				 v, why, cases[i].want, cases[i].why);
 	}
 }
 
@@ -163,6 +163,5 @@ int main(void)
 		cmocka_unit_test(test_canary_judge__cases),
 	};
 
-	return cmocka_run_group_tests_name("apply/canary", tests, NULL,
-					   NULL);
+	return cmocka_run_group_tests_name("apply/canary", tests, NULL, NULL);
 }

@@ -13,7 +13,7 @@
 
 static struct ml_playbook *parse(const char *text, char **diag)
 {
-	struct ml_diags d = { 0 };
+	struct ml_diags d = {0};
 	struct ml_playbook *pb = NULL;
 	char *out = NULL;
 	size_t len = 0;
@@ -31,10 +31,10 @@ static struct ml_playbook *parse(const char *text, char **diag)
 static void test_canary__weighted_steps(void **state)
 {
 	char *diag;
-	struct ml_playbook *pb = parse(
-		HEAD "rollout:\n  canary: [{weight: 10%, for: 2m}, "
-		     "{weight: 50%, for: manual, timeout: 30m}]\n",
-		&diag);
+	struct ml_playbook *pb =
+		parse(HEAD "rollout:\n  canary: [{weight: 10%, for: 2m}, "
+			   "{weight: 50%, for: manual, timeout: 30m}]\n",
+		      &diag);
 
 	(void)state;
 	if (!pb)
@@ -126,35 +126,35 @@ static void test_canary__errors(void **state)
 	static const struct {
 		const char *rollout, *want;
 	} cases[] = {
-		{ "canary: [{weight: 10%}]", "needs 'weight' and 'for'" },
-		{ "canary: [{weight: 100%, for: 1m}]", "from 1% to 99%" },
-		{ "canary: [{weight: 5.5%, for: 1m}]", "whole percentage" },
-		{ "canary: [{weight: 10%, for: 1m}, {weight: 10%, for: 1m}]",
-		  "more than the step before it (10%)" },
-		{ "canary: [{weight: 10%, for: 1m}, \"50%\"]", "use one kind" },
-		{ "canary: [{weight: 10%, for: 10ms}]", "at least 1s" },
-		{ "canary: [{weight: 10%, for: 1m, timeout: 1m}]",
-		  "applies to 'for: manual' steps only" },
-		{ "canary: [{weight: 10%, for: 1m, wieght: 1}]",
-		  "did you mean 'weight'" },
-		{ "analysis: {max_error_rate: 1}", "must be a percentage" },
-		{ "analysis: {max_p99_ratio: 0}", "above 0" },
-		{ "analysis: {too_few: maybe}", "'fail' or 'pass'" },
-		{ "analysis: {interval: 30s}", "from 1s to 10s" },
-		{ "verify: {compare: true}", "missing required key 'requests'" },
-		{ "verify: {requests: [{path: predict}]}", "start with '/'" },
-		{ "verify: {requests: [{path: /p, method: post}]}",
-		  "upper-case" },
-		{ "verify: {requests: [{path: /p, expect: {json: "
-		  "{field: a}}}]}",
-		  "needs both 'field' and 'value'" },
+		{"canary: [{weight: 10%}]", "needs 'weight' and 'for'"},
+		{"canary: [{weight: 100%, for: 1m}]", "from 1% to 99%"},
+		{"canary: [{weight: 5.5%, for: 1m}]", "whole percentage"},
+		{"canary: [{weight: 10%, for: 1m}, {weight: 10%, for: 1m}]",
+		 "more than the step before it (10%)"},
+		{"canary: [{weight: 10%, for: 1m}, \"50%\"]", "use one kind"},
+		{"canary: [{weight: 10%, for: 10ms}]", "at least 1s"},
+		{"canary: [{weight: 10%, for: 1m, timeout: 1m}]",
+		 "applies to 'for: manual' steps only"},
+		{"canary: [{weight: 10%, for: 1m, wieght: 1}]",
+		 "did you mean 'weight'"},
+		{"analysis: {max_error_rate: 1}", "must be a percentage"},
+		{"analysis: {max_p99_ratio: 0}", "above 0"},
+		{"analysis: {too_few: maybe}", "'fail' or 'pass'"},
+		{"analysis: {interval: 30s}", "from 1s to 10s"},
+		{"verify: {compare: true}", "missing required key 'requests'"},
+		{"verify: {requests: [{path: predict}]}", "start with '/'"},
+		{"verify: {requests: [{path: /p, method: post}]}",
+		 "upper-case"},
+		{"verify: {requests: [{path: /p, expect: {json: "
+		 "{field: a}}}]}",
+		 "needs both 'field' and 'value'"},
 	};
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < ML_ARRAY_SIZE(cases); i++) {
-		char *text = ml_xasprintf(HEAD "rollout: {%s}\n",
-					  cases[i].rollout);
+		char *text =
+			ml_xasprintf(HEAD "rollout: {%s}\n", cases[i].rollout);
 		char *diag;
 		struct ml_playbook *pb = parse(text, &diag);
 
