@@ -264,6 +264,20 @@ static int group_teardown(void **state)
 	ml_test_out_release(&o);
 	ml_test_rmtree(F.repo);
 	ml_test_rmtree(F.cache);
+	{
+		/* the ledger beside the repository, and its companions */
+		static const char *const sfx[] = { ".ledger", ".ledger-wal",
+						   ".ledger-shm",
+						   ".ledger.key" };
+		size_t i;
+
+		for (i = 0; i < ML_ARRAY_SIZE(sfx); i++) {
+			char *p = ml_xasprintf("%s%s", F.repo, sfx[i]);
+
+			unlink(p);
+			free(p);
+		}
+	}
 	free(F.repo);
 	free(F.cache);
 	free(F.known_hosts);
