@@ -26,6 +26,8 @@
  *   promote  the step passed: the next step, or after the last, equal
  *            weights and the batches
  *
+ * Before each check the weights follow the servers the balancer sees up
+ * (an old server down under load would hand its share to the canary too).
  * Every check and decision is printed and recorded as a "canary" event of
  * the revision with its numbers. On abort the new servers go to
  * maintenance at once (then back to weight 100, still out), the old ones
@@ -160,6 +162,65 @@ static int set_weights(struct canary *c, int w_new, int w_old)
 		if (rc < 0)
 			return rc;
 	}
+	return 0;
+}
+
+static bool is_old(const struct canary *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->nold; i++)
+		if (!strcmp(c->srv_old[i], name))
+			return true;
+	return false;
+}
+
+/*
+ * Keep the step's share when servers come and go: count the new and old
+ * servers the first balancer sees up (a server whose checks fail under
+ * load is down, and its share went to the others, the canary included),
+ * and when the counts changed since *up_new / *up_old, set the weights
+ * for the servers up. Weights are the same on every balancer.
+ */
+static int reweight(struct canary *c, size_t k, int pct, int *up_new,
+		    int *up_old)
+{
+	json_t *res = NULL, *e;
+	int n_new = 0, n_old = 0, w_new, w_old, rc;
+	size_t i;
+
+	rc = ml_ro_lb_call(c->st, 0, "lb_status",
+			   json_pack("{s:s}", "app", c->ro->cfg->playbook->app),
+			   &res);
+	if (rc < 0)
+		return rc;
+	json_array_foreach(json_object_get(res, "servers"), i, e)
+	{
+		const char *name =
+			json_string_value(json_object_get(e, "name"));
+		const char *op =
+			json_string_value(json_object_get(e, "op_state"));
+
+		if (!name || !op || strncmp(op, "UP", 2))
+			continue;
+		if (is_new(c, name))
+			n_new++;
+		else if (is_old(c, name))
+			n_old++;
+	}
+	json_decref(res);
+	if ((n_new == *up_new && n_old == *up_old) || !n_new || !n_old)
+		return 0;
+	ml_canary_weights(pct, n_new, n_old, &w_new, &w_old);
+	rc = set_weights(c, w_new, w_old);
+	if (rc < 0)
+		return rc;
+	ml_ro_event(c->ro, "canary", "reweight", "ok",
+		    "step %zu: %d of %zu new and %d of %zu old servers up: "
+		    "weight %d on new, %d on old",
+		    k + 1, n_new, c->nnew, n_old, c->nold, w_new, w_old);
+	*up_new = n_new;
+	*up_old = n_old;
 	return 0;
 }
 
@@ -375,6 +436,7 @@ static int run_step(struct canary *c, size_t k)
 	struct ml_canary_side nw, old;
 	enum ml_canary_verdict v = ML_CANARY_EXTEND;
 	char why[256], limit[64];
+	int up_new, up_old;
 	size_t i;
 
 	ml_canary_weights(s->weight_pct, (int)c->nnew, (int)c->nold, &w_new,
@@ -382,6 +444,8 @@ static int run_step(struct canary *c, size_t k)
 	rc = set_weights(c, w_new, w_old);
 	if (rc < 0)
 		return rc;
+	up_new = (int)c->nnew;
+	up_old = (int)c->nold;
 	if (k == 0)
 		for (i = 0; i < c->nnew; i++) {
 			rc = ml_ro_lb_wait_up(c->st, c->srv_new[i], LB_UP_MS);
@@ -394,6 +458,9 @@ static int run_step(struct canary *c, size_t k)
 							   c->srv_new[i],
 							   LB_UP_MS / 1000);
 		}
+	rc = reweight(c, k, s->weight_pct, &up_new, &up_old);
+	if (rc < 0)
+		return rc;
 	if (s->manual) {
 		json_t *res = NULL;
 
@@ -445,7 +512,9 @@ static int run_step(struct canary *c, size_t k)
 				json_object_get(res, "decision"));
 			asked = by != NULL;
 		}
-		rc = measure(c, now - t0, &nw, &old);
+		rc = reweight(c, k, s->weight_pct, &up_new, &up_old);
+		if (rc == 0)
+			rc = measure(c, now - t0, &nw, &old);
 		if (rc < 0) {
 			json_decref(res);
 			return rc;

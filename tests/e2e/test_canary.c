@@ -359,15 +359,16 @@ static void test_canary__manual_step_share_and_promote(void **s)
 	fprintf(stderr, "10%% step over 20 s at %d/s: %ld from revision %d, "
 		"%ld from revision %d: %.1f%%\n",
 		F.rate, d1, F.rev - 1, d2, F.rev, share);
-	assert_true(d1 + d2 >= 100);
-	assert_true(share >= 7.0 && share <= 13.0);
 
-	/* a second controller process decides */
+	/* a second controller process decides (before any assertion: a
+	 * failed one would leave the deploy holding the fleet) */
 	mlctl(&o, (const char *const[]){ "promote", NULL });
+	pthread_join(bg.t, NULL);
 	must(&o, 0);
 	assert_non_null(strstr(o.out, "promoted"));
 	ml_test_out_release(&o);
-	pthread_join(bg.t, NULL);
+	assert_true(d1 + d2 >= 100);
+	assert_true(share >= 7.0 && share <= 13.0);
 	ml_loadgen_stop(lg, &b);
 	fprintf(stderr, "deploy with a manual step: %ld sent, %ld failed "
 		"(%s)\n", b.sent, b.failed, b.first_error);
