@@ -172,6 +172,9 @@ extern const struct ml_agent_op ml_agent_op_lock_release;
 extern const struct ml_agent_op ml_agent_op_lock_status;
 extern const struct ml_agent_op ml_agent_op_prune_scan;
 extern const struct ml_agent_op ml_agent_op_prune;
+/* rollout.verify's golden requests, the manual canary gate */
+extern const struct ml_agent_op ml_agent_op_container_request;
+extern const struct ml_agent_op ml_agent_op_canary_gate;
 
 /*
  * Every container ([{"id","name","app","revision","image_id","running"}])

@@ -44,6 +44,8 @@ static const struct ml_agent_op *const ops[] = {
 	&ml_agent_op_lock_status,
 	&ml_agent_op_prune_scan,
 	&ml_agent_op_prune,
+	&ml_agent_op_container_request,
+	&ml_agent_op_canary_gate,
 };
 
 const struct ml_agent_op *const *ml_agent_ops(size_t *n)

@@ -182,6 +182,89 @@ out:
 	return rc;
 }
 
+int ml_probe_request(struct ml_probe_result *out, struct ml_buf *body,
+		     const char *host, int port, const char *method,
+		     const char *path, const char *req_body, long timeout_ms)
+{
+	struct ml_buf url = ML_BUF_INIT(ML_PROBE_PATH_MAX + 128);
+	struct probe_sink sink = { 0 };
+	struct curl_slist *hdr = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	long t0 = now_ms(), status = 0;
+	bool v6 = host && strchr(host, ':');
+	CURL *c = NULL;
+	CURLcode cc;
+	size_t i;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; method && method[i]; i++)
+		if (method[i] < 'A' || method[i] > 'Z')
+			break;
+	if (!host || !valid_host(host) || port < 1 || port > 65535 ||
+	    !ml_probe_valid_path(path) || timeout_ms <= 0 || !method ||
+	    !method[0] || method[i] || i > 16)
+		return ml_err_set(ML_EINVALID,
+				  "request: bad address, port, method or path");
+	rc = ml_buf_addf(&url, "http://%s%s%s:%d%s", v6 ? "[" : "", host,
+			 v6 ? "]" : "", port, path);
+	if (rc < 0)
+		goto out;
+	pthread_once(&probe_once, probe_init);
+	if (probe_init_rc != CURLE_OK) {
+		rc = ml_err_set(ML_EFAIL, "cannot initialize libcurl: %s",
+				curl_easy_strerror(probe_init_rc));
+		goto out;
+	}
+	c = curl_easy_init();
+	if (!c) {
+		rc = ml_err_set(ML_EFAIL, "cannot initialize libcurl");
+		goto out;
+	}
+	sink.keep = body;
+	curl_easy_setopt(c, CURLOPT_URL, url.data);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "mlctl-agent-verify");
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (!strcmp(method, "HEAD"))
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (req_body) {
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req_body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE,
+				 (long)strlen(req_body));
+	}
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (cc == CURLE_WRITE_ERROR && sink.cut)
+		cc = CURLE_OK;
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		rc = ml_err_set(ML_EFAIL, "%s %s: no answer within %ld ms",
+				method, url.data, timeout_ms);
+	else if (cc != CURLE_OK)
+		rc = ml_err_set(ML_EFAIL, "%s %s: %s", method, url.data,
+				errbuf[0] ? errbuf : curl_easy_strerror(cc));
+	else
+		rc = 0;
+	out->status = status;
+	out->elapsed_ms = now_ms() - t0;
+out:
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	ml_buf_release(&url);
+	return rc;
+}
+
 /* s (n bytes, from the server) escaped and cut, for a message. */
 static const char *quoted(struct ml_buf *b, const char *s, size_t n)
 {

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+struct ml_buf;
+
 #define ML_PROBE_PATH_MAX 1024
 #define ML_PROBE_BODY_MAX ((size_t)64 << 10) /* kept for the checks */
 
@@ -73,6 +75,19 @@ int ml_probe_check(const struct ml_probe_expect *expect, long status,
  * borrowed from j. ML_EPROTO for wrong types or values out of range.
  */
 int ml_probe_expect_from_json(struct ml_probe_expect *e, const json_t *j);
+
+/*
+ * One request of any method, for the golden requests of a rollout
+ * (op_container_request.c): METHOD http://host:port/path with body (NULL:
+ * none; else sent as application/json), on a fresh connection within
+ * timeout_ms. 0 when an answer came (any status), with out->status,
+ * out->elapsed_ms and the first ML_PROBE_BODY_MAX bytes of the body in
+ * *body (appended; the caller's); ML_EFAIL when none came (the reason as
+ * the message), ML_EINVALID for a bad host, port, method or path.
+ */
+int ml_probe_request(struct ml_probe_result *out, struct ml_buf *body,
+		     const char *host, int port, const char *method,
+		     const char *path, const char *req_body, long timeout_ms);
 
 /* True when path can be probed: '/' then printable ASCII, no spaces. */
 bool ml_probe_valid_path(const char *path);

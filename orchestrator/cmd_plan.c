@@ -72,6 +72,24 @@ static void print_summary(const struct ml_config *cfg)
 	       pb->rollout.failure_budget,
 	       pb->rollout.auto_rollback ? "on" : "off",
 	       ml_fmt_duration(d1, pb->rollout.drain_timeout_ms));
+	for (i = 0; i < pb->rollout.nsteps; i++)
+		printf("%s%d%% of requests %s %s%s", i ? ", " : "canary:       ",
+		       pb->rollout.steps[i].weight_pct,
+		       pb->rollout.steps[i].manual ? "until promoted, at most"
+						   : "for",
+		       ml_fmt_duration(d1, pb->rollout.steps[i].manual
+						   ? pb->rollout.steps[i]
+							     .timeout_ms
+						   : pb->rollout.steps[i]
+							     .for_ms),
+		       i + 1 == pb->rollout.nsteps ? "\n" : "");
+	if (pb->rollout.verify.n)
+		printf("verify:       %zu golden request%s per new container%s\n",
+		       pb->rollout.verify.n,
+		       pb->rollout.verify.n == 1 ? "" : "s",
+		       pb->rollout.verify.compare
+			       ? ", answers compared with the old revision"
+			       : "");
 	if (pb->lb.hosts.n)
 		printf("balancer:     port %d, %s%s\n", pb->lb.listen_port,
 		       balance_name(pb->lb.balance),

@@ -40,6 +40,8 @@ extern const struct ml_cmd ml_cmd_logs;
 extern const struct ml_cmd ml_cmd_metrics;
 extern const struct ml_cmd ml_cmd_init;
 extern const struct ml_cmd ml_cmd_image;
+extern const struct ml_cmd ml_cmd_promote;
+extern const struct ml_cmd ml_cmd_abort;
 
 static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_validate,
@@ -63,6 +65,8 @@ static const struct ml_cmd *const cmds[] = {
 	&ml_cmd_metrics,
 	&ml_cmd_init,
 	&ml_cmd_image,
+	&ml_cmd_promote,
+	&ml_cmd_abort,
 };
 
 const struct ml_option ml_opt_commit = {

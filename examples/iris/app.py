@@ -11,11 +11,15 @@ Knobs for tests, read from the environment at start:
   MODEL_DIR          where model.joblib and meta.json are (default ./model)
   LOAD_DELAY_S       seconds to wait before the model is loaded (slow start)
   LATENCY_MS         added to every /predict
-  FAIL_RATE          share (0..1) of /predict answered 500
+  FAIL_RATE          share (0..1) of /predict answered 500, spread evenly
+                     (every 20th request for 0.05), so a short canary
+                     step sees the share it was given
   ALLOW_DELAY_PARAM  when "1", /predict?delay_ms=N (at most 30000) sleeps N
                      ms first, so a test can hold a request in flight
   LOADING_STATUS     the status /healthz answers while loading (503; 200
                      mimics APIs that say "ok" before they are ready)
+  MLCTL_REVISION     set by mlctl: answers of /predict carry it as
+                     "revision", so a client can count who answered
 
 uvicorn handles SIGTERM: it stops accepting, lets requests in flight
 finish, then exits; tini (PID 1) passes the signal on.
@@ -23,7 +27,6 @@ finish, then exits; tini (PID 1) passes the signal on.
 import asyncio
 import json
 import os
-import random
 import threading
 import time
 
@@ -41,6 +44,9 @@ LATENCY_MS = float(os.environ.get("LATENCY_MS", "0"))
 FAIL_RATE = float(os.environ.get("FAIL_RATE", "0"))
 ALLOW_DELAY_PARAM = os.environ.get("ALLOW_DELAY_PARAM") == "1"
 LOADING_STATUS = int(os.environ.get("LOADING_STATUS", "503"))
+REVISION = os.environ.get("MLCTL_REVISION")
+# FAIL_RATE's error accumulator: a failure each time it reaches 1
+fail_acc = {"v": 0.0}
 
 REQUESTS = Counter("http_requests_total", "HTTP requests served",
                    ["route", "method", "code"])
@@ -119,8 +125,11 @@ async def predict(body: PredictIn, delay_ms: int = 0):
         await asyncio.sleep(min(delay_ms, 30000) / 1000)
     if LATENCY_MS > 0:
         await asyncio.sleep(LATENCY_MS / 1000)
-    if FAIL_RATE > 0 and random.random() < FAIL_RATE:
-        raise HTTPException(status_code=500, detail="injected failure")
+    if FAIL_RATE > 0:
+        fail_acc["v"] += FAIL_RATE
+        if fail_acc["v"] >= 1:
+            fail_acc["v"] -= 1
+            raise HTTPException(status_code=500, detail="injected failure")
     model, meta = state["model"], state["meta"]
     if model is None:
         raise HTTPException(status_code=503, detail="model is loading")
@@ -135,7 +144,10 @@ async def predict(body: PredictIn, delay_ms: int = 0):
         raise HTTPException(status_code=422, detail=str(e))
     names = meta.get("classes")
     out = [names[int(i)] if names else int(i) for i in labels]
-    return {"predictions": out, "model_version": meta["version"]}
+    answer = {"predictions": out, "model_version": meta["version"]}
+    if REVISION:
+        answer["revision"] = REVISION
+    return answer
 
 
 @app.get("/metrics")

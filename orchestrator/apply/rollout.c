@@ -19,6 +19,7 @@
 #include "common/proto.h"
 #include "common/sha256.h"
 #include "orchestrator/apply/rollout.h"
+#include "orchestrator/apply/rollout_int.h"
 #include "orchestrator/secrets.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
@@ -33,28 +34,6 @@
 
 #define LB_UP_TIMEOUT_MS 60000
 #define POLL_MS 200
-
-struct host_state {
-	struct ml_host_session *h;
-	struct ml_obs_container *obs;
-	size_t nobs;
-	struct ml_host_plan plan;
-	bool planned;
-	int rc;
-	char *error;
-	bool done; /* converged by this run */
-};
-
-struct ml_rollout_state {
-	struct host_state *app; /* app hosts, in target order */
-	size_t napp;
-	struct ml_host_session **lb; /* load-balancer hosts */
-	pthread_mutex_t *lb_lock;
-	size_t nlb;
-	size_t batch_first, batch_len; /* the batch being run */
-	struct ml_rollout *ro;
-	struct ml_rollout_host *view; /* for ml_rollout_hosts */
-};
 
 static int64_t mono_ms(void)
 {
@@ -574,6 +553,10 @@ static int converge_replica(struct ml_rollout_state *st,
 		if (rc < 0)
 			goto fail_new;
 		ml_test_crash_point("after-first-healthy");
+		rc = ml_verify_run(st, hs, rp->replica, rp->slot,
+				   rp->old_id ? rp->old_slot : 0);
+		if (rc < 0)
+			goto fail_new;
 	}
 	server_name(name, sizeof(name), host, rp->replica, rp->slot);
 	if (st->nlb) {
@@ -743,6 +726,12 @@ int ml_rollout_run(struct ml_rollout *ro)
 	if (rc < 0)
 		return rc;
 	ro->updated = ro->failed = 0;
+	/* an automatic rollback goes back to what served: no canary */
+	if (rs->nsteps && !ro->record_as) {
+		rc = ml_canary_run(st);
+		if (rc < 0)
+			return rc;
+	}
 	while (done < st->napp) {
 		size_t n = batch_size(ro, done, st->napp, step++);
 
@@ -776,7 +765,7 @@ int ml_rollout_run(struct ml_rollout *ro)
 				return ml_err_set(ML_ELOCKED, "%s",
 						  st->app[i].error);
 			}
-		if ((int)ro->failed > rs->failure_budget) {
+		if ((int)ro->failed > rs->failure_budget || st->halt) {
 			for (i = 0; i < done; i++)
 				if (st->app[i].rc < 0)
 					break;
@@ -838,4 +827,97 @@ void ml_rollout_release(struct ml_rollout *ro)
 	free(st->lb_lock);
 	free(st);
 	ro->st = NULL;
+}
+
+/* ---- for canary.c and verify.c (rollout_int.h) ------------------------- */
+
+void ml_ro_event(struct ml_rollout *ro, const char *host, const char *step,
+		 const char *status, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	event(ro, host, step, status, "%s", detail);
+}
+
+int ml_ro_lb_call(struct ml_rollout_state *st, size_t i, const char *op,
+		  json_t *args, json_t **res)
+{
+	return lb_call(st, i, op, args, res);
+}
+
+void ml_ro_server_name(char *buf, size_t n, const char *host, int replica,
+		       char slot)
+{
+	server_name(buf, n, host, replica, slot);
+}
+
+int ml_ro_lb_set_weight(struct ml_rollout_state *st, const char *server,
+			const char *state, int weight)
+{
+	const char *app = st->ro->cfg->playbook->app;
+	json_t *res, *args;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < st->nlb; i++) {
+		res = NULL;
+		args = json_pack("{s:s,s:s,s:s}", "app", app, "server", server,
+				 "state", state);
+		if (weight >= 0)
+			json_object_set_new(args, "weight",
+					    json_integer(weight));
+		rc = lb_call(st, i, "lb_set", args, &res);
+		json_decref(res);
+		if (rc < 0)
+			return ml_err_set(rc, "load balancer '%s': %s",
+					  st->lb[i]->target->name,
+					  ml_err_msg());
+	}
+	return 0;
+}
+
+int ml_ro_lb_wait_up(struct ml_rollout_state *st, const char *server,
+		     int64_t timeout_ms)
+{
+	return lb_wait(st, server, server_up, timeout_ms);
+}
+
+int ml_ro_lb_retire(struct ml_rollout_state *st, const char *host,
+		    int replica, char slot)
+{
+	return lb_retire(st, host, replica, slot);
+}
+
+int ml_ro_start(struct ml_rollout *ro, struct host_state *hs, int replica,
+		char slot, char **id_out)
+{
+	return start_container(ro, hs, replica, slot, id_out);
+}
+
+int ml_ro_wait_healthy(struct ml_rollout *ro, struct host_state *hs,
+		       const char *id, int replica, char slot)
+{
+	return wait_healthy(ro, hs, id, replica, slot);
+}
+
+int ml_ro_stop(struct ml_rollout *ro, struct host_state *hs, const char *id)
+{
+	return stop_container(ro, hs, id);
+}
+
+int ml_ro_observe_again(struct ml_rollout_state *st, size_t i)
+{
+	struct host_state *hs = &st->app[i];
+
+	ml_obs_free(hs->obs, hs->nobs);
+	hs->obs = NULL;
+	hs->nobs = 0;
+	if (hs->planned)
+		ml_host_plan_release(&hs->plan);
+	hs->planned = false;
+	return observe_host(i, st);
 }

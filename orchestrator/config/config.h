@@ -104,6 +104,49 @@ struct ml_resources_spec {
 	int gpus;             /* 0: none; -1: all */
 };
 
+/* One weighted canary step: the new revision gets weight_pct of the
+ * requests for for_ms, or until `mlctl promote` / `mlctl abort` when
+ * manual (then timeout_ms, default 1h, aborts it). */
+struct ml_canary_step {
+	int weight_pct;     /* 1..99 */
+	int64_t for_ms;     /* 0 when manual */
+	bool manual;
+	int64_t timeout_ms; /* manual only */
+};
+
+/* rollout.analysis: what a weighted step must show to pass. */
+struct ml_analysis_spec {
+	double max_error_rate;  /* share of 5xx/no answer, default 0.01 */
+	double max_error_ratio; /* to the old revision's rate; 0: unset */
+	int64_t max_p99_ms;     /* absolute; 0: unset */
+	double max_p99_ratio;   /* to the old revision's p99, default 2 */
+	int64_t p99_margin_ms;  /* the ratio counts only past old + this,
+				 * default 50ms (timer noise) */
+	int min_requests;       /* to judge at all, default 50 */
+	bool pass_on_too_few;   /* default false: too few fails closed */
+	int64_t interval_ms;    /* between checks, default 5s, <= 10s */
+};
+
+/* One golden request of rollout.verify and what its answer must be. */
+#define ML_VERIFY_MAX 32
+#define ML_VERIFY_BODY_MAX 4096
+struct ml_verify_req {
+	char *method;		 /* GET (default), POST, PUT, ... */
+	char *path;		 /* starts with '/' */
+	char *body;		 /* NULL: none; sent as application/json */
+	int expect_status;	 /* 0: any 2xx */
+	char *expect_body;	 /* substring, or NULL */
+	char *expect_json_field; /* dotted path, or NULL */
+	char *expect_json_value;
+};
+
+struct ml_verify_spec {
+	struct ml_verify_req *v;
+	size_t n;
+	bool compare;	    /* send them to the old revision too */
+	int64_t timeout_ms; /* per request, default 5s */
+};
+
 struct ml_rollout_spec {
 	int batch_count;      /* hosts per batch, when batch_percent == 0 */
 	int batch_percent;    /* 1..100, or 0 */
@@ -112,6 +155,13 @@ struct ml_rollout_spec {
 	int64_t drain_timeout_ms; /* default 30s */
 	int *canary_percent;  /* canary steps, e.g. {10, 50}; may be empty */
 	size_t canary_n;
+	/* weighted canary steps, analysis and golden requests
+	 * (orchestrator/config/canary.c); canary_n and nsteps are never both
+	 * nonzero */
+	struct ml_canary_step *steps;
+	size_t nsteps;
+	struct ml_analysis_spec analysis;
+	struct ml_verify_spec verify;
 };
 
 enum ml_balance {
@@ -365,6 +415,19 @@ bool ml_cfg_is_ident(const char *s);
 bool ml_cfg_is_name(const char *s);
 /* The playbook's "security" mapping (orchestrator/config/security.c):
  * defaults, parsing with located errors, release, and the agent's form. */
+/* rollout.canary, rollout.analysis, rollout.verify
+ * (orchestrator/config/canary.c). */
+void ml_canary_defaults(struct ml_rollout_spec *r);
+void ml_canary_parse_steps(struct ml_cfgctx *c, struct ml_rollout_spec *r,
+			   const struct ml_ynode *n);
+void ml_analysis_parse(struct ml_cfgctx *c, struct ml_analysis_spec *a,
+		       const struct ml_ynode *n);
+void ml_verify_parse(struct ml_cfgctx *c, struct ml_verify_spec *v,
+		     const struct ml_ynode *n);
+void ml_canary_release(struct ml_rollout_spec *r);
+/* The weighted steps, analysis and verify of r in the resolved state's
+ * form, added to o (the "rollout" object). */
+void ml_canary_to_json(json_t *o, const struct ml_rollout_spec *r);
 void ml_security_defaults(struct ml_security_spec *s);
 void ml_security_parse(struct ml_cfgctx *c, struct ml_security_spec *s,
 		       const struct ml_ynode *n);

@@ -50,7 +50,8 @@ static const char *const expect_json_keys[] = {"field", "value", NULL};
 static const char *const resources_keys[] = {"cpus", "memory", "gpus", NULL};
 static const char *const rollout_keys[] = {"batch",	    "failure_budget",
 					   "auto_rollback", "drain_timeout",
-					   "canary",	    NULL};
+					   "canary",	    "analysis",
+					   "verify",	    NULL};
 static const char *const lb_keys[] = {"hosts", "listen", "balance", "tls",
 				      NULL};
 static const char *const tls_keys[] = {"cert", "key", "redirect_http", NULL};
@@ -667,8 +668,18 @@ static void parse_rollout(struct ml_cfgctx *c, struct ml_playbook *pb,
 	if ((v = ml_ymap_get(n, "drain_timeout")))
 		ml_cfg_duration(c, v, "rollout.drain_timeout",
 				&r->drain_timeout_ms);
-	if ((v = opt(n, "canary")))
-		parse_canary(c, r, v);
+	if ((v = opt(n, "canary"))) {
+		/* maps are weighted steps (canary.c), strings host shares */
+		if (v->type == ML_YSEQ && v->nitems &&
+		    v->items[0]->type == ML_YMAP)
+			ml_canary_parse_steps(c, r, v);
+		else
+			parse_canary(c, r, v);
+	}
+	if ((v = opt(n, "analysis")))
+		ml_analysis_parse(c, &r->analysis, v);
+	if ((v = opt(n, "verify")))
+		ml_verify_parse(c, &r->verify, v);
 }
 
 /* ---- prune ----------------------------------------------------------- */
@@ -933,6 +944,7 @@ static void set_defaults(struct ml_playbook *pb)
 	pb->rollout.failure_budget = 0;
 	pb->rollout.auto_rollback = true;
 	pb->rollout.drain_timeout_ms = 30000;
+	ml_canary_defaults(&pb->rollout);
 	pb->lb.listen_port = 80;
 	pb->lb.balance = ML_BALANCE_ROUNDROBIN;
 	ml_security_defaults(&pb->security);
@@ -1049,6 +1061,7 @@ void ml_playbook_free(struct ml_playbook *pb)
 	ml_strlist_release(&pb->secrets);
 	ml_strlist_release(&pb->targets);
 	free(pb->rollout.canary_percent);
+	ml_canary_release(&pb->rollout);
 	ml_strlist_release(&pb->lb.hosts);
 	free(pb->lb.tls_cert);
 	ml_security_release(&pb->security);

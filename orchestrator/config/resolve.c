@@ -880,6 +880,7 @@ static json_t *rollout_json(const struct ml_rollout_spec *ro)
 	for (i = 0; i < ro->canary_n; i++)
 		json_array_append_new(c, json_integer(ro->canary_percent[i]));
 	json_object_set_new(o, "canary", c);
+	ml_canary_to_json(o, ro);
 	return o;
 }
 

@@ -667,7 +667,8 @@ static json_t *batch(const struct rctx *r)
 static json_t *workload(struct rctx *r)
 {
 	const struct ml_playbook *pb = r->pb;
-	bool rollout = r->o->rollouts && pb->rollout.canary_n;
+	bool rollout = r->o->rollouts &&
+		       (pb->rollout.canary_n || pb->rollout.nsteps);
 	int64_t startup_s = r->period_s * r->startup_failures;
 	json_t *obj, *spec, *strategy, *steps, *annot;
 	char *cause;
@@ -700,6 +701,23 @@ static json_t *workload(struct rctx *r)
 					  pb->rollout.canary_percent[i]));
 			json_array_append_new(steps,
 					      json_pack("{s:{}}", "pause"));
+		}
+		/* weighted steps: their weight, then their time (manual:
+		 * until promoted) */
+		for (i = 0; i < pb->rollout.nsteps; i++) {
+			const struct ml_canary_step *st = &pb->rollout.steps[i];
+			char dur[32];
+
+			snprintf(dur, sizeof(dur), "%llds",
+				 (long long)(st->for_ms / 1000));
+			json_array_append_new(steps,
+					      json_pack("{s:i}", "setWeight",
+							st->weight_pct));
+			json_array_append_new(
+				steps, st->manual
+					       ? json_pack("{s:{}}", "pause")
+					       : json_pack("{s:{s:s}}", "pause",
+							   "duration", dur));
 		}
 		strategy = json_pack("{s:{s:o,s:i,s:o}}", "canary", "maxSurge",
 				     batch(r), "maxUnavailable", 0, "steps",
@@ -763,7 +781,7 @@ static void warn_unexpressed(struct rctx *r)
 {
 	const struct ml_playbook *pb = r->pb;
 
-	if (pb->rollout.canary_n && !r->o->rollouts)
+	if ((pb->rollout.canary_n || pb->rollout.nsteps) && !r->o->rollouts)
 		warn(r->w, "rollout.canary",
 		     "a Deployment has no canary steps: rendered as a plain "
 		     "rolling update; pass --rollouts for an Argo Rollouts "
@@ -773,6 +791,11 @@ static void warn_unexpressed(struct rctx *r)
 		     "each step waits for a manual promotion (kubectl argo "
 		     "rollouts promote): mlctl's judgement by error rate and "
 		     "latency is not rendered");
+	else if (pb->rollout.nsteps)
+		warn(r->w, "rollout.analysis",
+		     "weighted steps are rendered with their pauses; "
+		     "rollout.analysis and rollout.verify need an Argo "
+		     "AnalysisTemplate and are not rendered");
 	if (pb->rollout.failure_budget)
 		warn(r->w, "rollout.failure_budget",
 		     "no Kubernetes equivalent: a rollout stops at the first "

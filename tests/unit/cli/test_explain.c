@@ -186,11 +186,13 @@ static void test_explain__known_output(void **state)
 	assert_int_equal(ml_explain(&out, "rollout.canary"), 0);
 	assert_non_null(strstr(out.data, "KEY:      rollout.canary\n"
 					 "FILE:     mlctl.yaml (the playbook)\n"
-					 "TYPE:     list of strings or null\n"
+					 "TYPE:     list of string or mapping or "
+					 "null\n"
 					 "DEFAULT:  []\n"));
 	assert_non_null(strstr(out.data, "EXAMPLE:\n"
 					 "    rollout:\n"
-					 "      canary: [10%, 50%]\n"));
+					 "      canary:\n"
+					 "        - {\"weight\":\"10%\",\"for\":\"2m\"}\n"));
 	ml_buf_reset(&out);
 
 	/* a user-named entry, by any name */

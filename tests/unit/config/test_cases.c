@@ -155,6 +155,7 @@ static void test_cases__examples_are_valid(void **state)
 		{"playbooks/example.yaml", "inventory/example.yaml"},
 		{"playbooks/gpu.yaml", "inventory/gpu-fleet.yaml"},
 		{"playbooks/model-api.yaml", "inventory/example.yaml"},
+		{"playbooks/canary.yaml", "inventory/example.yaml"},
 	};
 	size_t i;
 
