@@ -118,12 +118,8 @@ static int parse_args(struct wait_spec *s, json_t *args)
 	s->has_expect = json_object_get(args, "expect") != NULL;
 	rc = ml_probe_expect_from_json(&s->expect,
 				       json_object_get(args, "expect"));
-	if (rc < 0) {
-		char why[256];
-
-		snprintf(why, sizeof(why), "%s", ml_err_msg());
-		return ml_err_set(ML_EPROTO, "%s: %s", OP, why);
-	}
+	if (rc < 0)
+		return ml_err_prefix(ML_EPROTO, "%s", OP);
 	return 0;
 }
 

@@ -387,17 +387,16 @@ int ml_fleet_lock_take(struct ml_fleet_lock **out, struct ml_ctx *ctx,
 
 void ml_fleet_lock_drop(struct ml_fleet_lock *fl)
 {
-	char *keep;
+	struct ml_err_saved keep;
 
 	if (!fl)
 		return;
-	keep = ml_xstrdup(ml_err_msg());
+	ml_err_save(&keep);
 	if (fl->lk.h)
 		lock_drop(&fl->lk);
 	else
 		ml_fleet_close(fl->lk.hosts, fl->lk.n);
-	ml_err_set(ml_err_code(), "%s", keep);
-	free(keep);
+	ml_err_restore(&keep);
 	free(fl);
 }
 
@@ -733,11 +732,10 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 				snprintf(msgbuf, sizeof(msgbuf), "%s",
 					 ml_err_msg());
 			} else {
-				ml_err_set(ML_EDEPLOY,
-					   "%.600s; the automatic rollback to "
-					   "revision %lld failed too: %.300s",
-					   message, (long long)prev->number,
-					   ml_err_msg());
+				ml_err_prefix(ML_EDEPLOY,
+					      "%.600s; the automatic rollback "
+					      "to revision %lld failed too",
+					      message, (long long)prev->number);
 				snprintf(msgbuf, sizeof(msgbuf), "%s",
 					 ml_err_msg());
 			}
@@ -749,8 +747,9 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	}
 out:
 	if (began) {
-		char *keep = ml_xstrdup(ml_err_msg());
+		struct ml_err_saved keep;
 
+		ml_err_save(&keep);
 		ml_test_crash_point("before-final-record");
 		/* a lost lease: the new holder may have closed it already */
 		if (ml_ledger_finish(ctx->ledger, rev.number, outcome,
@@ -759,8 +758,7 @@ out:
 			ml_warn("cannot record the outcome of revision %lld: "
 				"%s",
 				(long long)rev.number, ml_err_msg());
-		ml_err_set(rc, "%s", keep);
-		free(keep);
+		ml_err_restore(&keep);
 		report(json, &ro, rev.number, ml_outcome_name(outcome),
 		       message, req, mono_ms() - t0);
 		if (rc == 0)
@@ -776,20 +774,20 @@ out:
 		 * still under the lock (the requests carry its fence) */
 		char *tp = ml_metrics_targets_path(ctx->ledger_path,
 						   cfg->playbook->app);
-		char *keep = ml_xstrdup(ml_err_msg());
+		struct ml_err_saved keep;
 
+		ml_err_save(&keep);
 		ml_metrics_refresh(cfg, hosts, n, tp, ctx->ledger,
 				   began ? rev.number : 0, mono_ms() - t0);
-		ml_err_set(rc, "%s", keep);
-		free(keep);
+		ml_err_restore(&keep);
 		free(tp);
 	}
 	if (lk.h) {
-		char *keep = ml_xstrdup(ml_err_msg());
+		struct ml_err_saved keep;
 
+		ml_err_save(&keep);
 		lock_drop(&lk);
-		ml_err_set(rc, "%s", keep);
-		free(keep);
+		ml_err_restore(&keep);
 	} else {
 		ml_fleet_close(lk.hosts, lk.n);
 	}
@@ -840,10 +838,9 @@ int ml_deploy_load_revision(struct ml_config **cfg, struct ml_image **img,
 		goto out;
 	rc = ml_image_inspect(&im, d, rev->image_id);
 	if (rc < 0) {
-		rc = ml_err_set(rc, "the image of revision %lld (%.19s) is "
-				    "not in the local Docker any more: %s",
-				(long long)rev->number, rev->image_id,
-				ml_err_msg());
+		rc = ml_err_prefix(rc, "the image of revision %lld (%.19s) "
+				       "is not in the local Docker any more",
+				   (long long)rev->number, rev->image_id);
 		goto out;
 	}
 	/* tag it on the hosts as the original was, not by its digest */

@@ -171,6 +171,8 @@ static void server_name(char *buf, size_t n, const char *host, int replica,
 	snprintf(buf, n, "%s-%d%c", host, replica, slot);
 }
 
+/* One request to balancer i; a failure's message names the balancer, once
+ * for every op. */
 static int lb_call(struct ml_rollout_state *st, size_t i, const char *op,
 		   json_t *args, json_t **res)
 {
@@ -179,6 +181,8 @@ static int lb_call(struct ml_rollout_state *st, size_t i, const char *op,
 	pthread_mutex_lock(&st->lb_lock[i]);
 	rc = ml_host_call(st->lb[i], op, args, res);
 	pthread_mutex_unlock(&st->lb_lock[i]);
+	if (rc < 0)
+		ml_err_prefix(rc, "load balancer '%s'", st->lb[i]->target->name);
 	return rc;
 }
 
@@ -199,9 +203,7 @@ static int lb_set_all(struct ml_rollout_state *st, const char *server,
 			     &res);
 		json_decref(res);
 		if (rc < 0)
-			return ml_err_set(rc, "load balancer '%s': %s",
-					  st->lb[i]->target->name,
-					  ml_err_msg());
+			return rc;
 	}
 	return 0;
 }
@@ -409,8 +411,6 @@ static int lb_apply_all(struct ml_rollout_state *st)
 					  ?: st->lb[i]->target->address),
 			&res);
 		if (rc < 0) {
-			rc = ml_err_set(rc, "load balancer '%s': %s",
-					st->lb[i]->target->name, ml_err_msg());
 			json_decref(res);
 			break;
 		}

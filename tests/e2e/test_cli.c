@@ -407,6 +407,24 @@ static void test_cli__plan_json_resolves_hosts(void **state)
 	ml_test_out_release(&o);
 }
 
+/* The agent to install cannot be read: the context once, the reason once,
+ * then what to do (once the site that formatted the message into itself). */
+static void test_cli__bootstrap_without_the_agent_says_so_once(void **state)
+{
+	struct repo *r = *state;
+	struct ml_test_out o;
+
+	mlctl(&o, r, (const char *const[]){ "bootstrap", "--agent-binary",
+					    "/nonexistent/mlctl-agent", NULL });
+	assert_int_not_equal(o.status, 0);
+	assert_non_null(strstr(o.err,
+			       "mlctl: cannot read the agent to install: "
+			       "cannot open '/nonexistent/mlctl-agent': No "
+			       "such file or directory (build it with 'make', "
+			       "or give --agent-binary)\n"));
+	ml_test_out_release(&o);
+}
+
 static void test_cli__history_empty_ledger(void **state)
 {
 	struct repo *r = *state;
@@ -456,6 +474,9 @@ int main(void)
 			repo_teardown),
 		cmocka_unit_test_setup_teardown(test_cli__history_empty_ledger,
 						repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli__bootstrap_without_the_agent_says_so_once,
+			repo_setup, repo_teardown),
 	};
 
 	return cmocka_run_group_tests_name("e2e/cli", tests, NULL, NULL);
