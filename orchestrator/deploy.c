@@ -16,6 +16,7 @@
 #include "orchestrator/config/config.h"
 #include "orchestrator/deploy.h"
 #include "orchestrator/metrics/metrics.h"
+#include "orchestrator/options.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/load.h"
@@ -350,12 +351,7 @@ static int parse_wait(int64_t *ms, const struct ml_ctx *ctx)
 	*ms = 0;
 	if (!ctx->opt[OPT_WAIT])
 		return 0;
-	if (ml_parse_duration(ms, ctx->opt[OPT_WAIT]) < 0 || *ms < 0)
-		return ml_err_set(ML_EUSAGE,
-				  "--wait must be a duration like 30s or 5m, "
-				  "not '%s'",
-				  ctx->opt[OPT_WAIT]);
-	return 0;
+	return ml_optval_wait(ms, ctx->opt[OPT_WAIT]);
 }
 
 struct ml_fleet_lock {
@@ -584,7 +580,11 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	rc = ml_fleet_opts_from_ctx(&fo, ctx);
 	if (rc < 0)
 		goto out;
-	rc = ml_secrets_load(&secrets, cfg->playbook, ctx->opt[OPT_SECRETS]);
+	if (req->secrets)
+		secrets = json_incref(req->secrets);
+	else
+		rc = ml_secrets_load(&secrets, cfg->playbook,
+				     ctx->opt[OPT_SECRETS]);
 	if (rc < 0)
 		goto out;
 

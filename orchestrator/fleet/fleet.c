@@ -10,6 +10,7 @@
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/options.h"
 #include "orchestrator/transport/transport.h"
 
 #include <time.h>
@@ -37,28 +38,13 @@ int ml_fleet_opts_from_ctx(struct ml_fleet_opts *o, const struct ml_ctx *ctx)
 	o->parallel = 16;
 	o->start_agent = true;
 	if (ctx->opt[OPT_TIMEOUT]) {
-		rc = ml_parse_duration(&ms, ctx->opt[OPT_TIMEOUT]);
-		if (rc < 0 || ms <= 0 || ms > 3600000)
-			return ml_err_set(ML_EUSAGE,
-					  "--timeout must be a duration between "
-					  "1ms and 1h, like 5s, not '%s'",
-					  ctx->opt[OPT_TIMEOUT]);
+		rc = ml_optval_timeout(&ms, ctx->opt[OPT_TIMEOUT]);
+		if (rc < 0)
+			return rc;
 		o->connect_timeout_ms = (int)ms;
 	}
-	if (ctx->opt[OPT_PARALLEL]) {
-		char *end;
-		long v;
-
-		errno = 0;
-		v = strtol(ctx->opt[OPT_PARALLEL], &end, 10);
-		if (errno || *end || end == ctx->opt[OPT_PARALLEL] || v < 1 ||
-		    v > 256)
-			return ml_err_set(ML_EUSAGE,
-					  "--parallel must be a number from 1 "
-					  "to 256, not '%s'",
-					  ctx->opt[OPT_PARALLEL]);
-		o->parallel = (int)v;
-	}
+	if (ctx->opt[OPT_PARALLEL])
+		return ml_optval_parallel(&o->parallel, ctx->opt[OPT_PARALLEL]);
 	return 0;
 }
 

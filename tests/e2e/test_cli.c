@@ -425,6 +425,53 @@ static void test_cli__bootstrap_without_the_agent_says_so_once(void **state)
 	ml_test_out_release(&o);
 }
 
+/*
+ * A bad option value is refused before any work: the example playbook
+ * builds from a Dockerfile this repository lacks, so an option checked
+ * only after the build would fail on that instead.
+ */
+static void test_cli__bad_options_are_refused_before_any_work(void **state)
+{
+	static const struct {
+		const char *args[4];
+		const char *message;
+	} cases[] = {
+		{ { "deploy", "--parallel", "0" },
+		  "mlctl: --parallel must be a number from 1 to 256, not '0'\n" },
+		{ { "deploy", "--wait", "soon" },
+		  "mlctl: --wait must be a duration like 30s or 5m, not "
+		  "'soon'\n" },
+		{ { "deploy", "--timeout", "0" },
+		  "mlctl: --timeout must be a duration between 1ms and 1h, "
+		  "like 5s, not '0'\n" },
+		{ { "rollback", "--parallel", "many", "1" },
+		  "mlctl: --parallel must be a number from 1 to 256, not "
+		  "'many'\n" },
+		{ { "history", "--limit", "x" },
+		  "mlctl: --limit must be a number, not 'x'\n" },
+		{ { "status", "--timeout", "2h" },
+		  "mlctl: --timeout must be a duration between 1ms and 1h, "
+		  "like 5s, not '2h'\n" },
+	};
+	struct repo *r = *state;
+	struct ml_test_out o;
+	size_t i;
+
+	for (i = 0; i < ML_ARRAY_SIZE(cases); i++) {
+		const char *args[5] = { 0 };
+
+		memcpy(args, cases[i].args, sizeof(cases[i].args));
+		mlctl(&o, r, args);
+		if (o.status != 2 || strcmp(o.err, cases[i].message))
+			print_error("mlctl %s %s: exit %d\n%s", args[0],
+				    args[1], o.status, o.err);
+		assert_int_equal(o.status, 2);
+		assert_string_equal(o.err, cases[i].message);
+		assert_string_equal(o.out, "");
+		ml_test_out_release(&o);
+	}
+}
+
 static void test_cli__history_empty_ledger(void **state)
 {
 	struct repo *r = *state;
@@ -476,6 +523,9 @@ int main(void)
 						repo_setup, repo_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_cli__bootstrap_without_the_agent_says_so_once,
+			repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli__bad_options_are_refused_before_any_work,
 			repo_setup, repo_teardown),
 	};
 
