@@ -7,6 +7,7 @@
  * taken over at once.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "common/docker.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -39,14 +40,6 @@ static void on_signal(int sig)
 {
 	ML_UNUSED(sig);
 	interrupted = 1;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* "user@host" of the operator. Caller frees. */
@@ -153,7 +146,7 @@ static void lock_mark_lost(struct lock *lk, const char *why)
 static int lock_check(void *arg)
 {
 	struct lock *lk = arg;
-	int64_t now = mono_ms();
+	int64_t now = ml_mono_ms();
 	char why[512];
 	int rc = 0;
 
@@ -207,7 +200,7 @@ static void *renew_thread(void *arg)
 			break;
 		pthread_mutex_unlock(&lk->mu);
 		res = NULL;
-		sent = mono_ms();
+		sent = ml_mono_ms();
 		rc = ml_host_call(lk->h, "lock_renew",
 				  json_pack("{s:s,s:I}", "token", lk->token,
 					    "ttl_ms", (json_int_t)lk->ttl_ms),
@@ -233,7 +226,7 @@ static int lock_take(struct lock *lk, const struct ml_config *cfg,
 		     const struct ml_fleet_opts *fo, const char *who,
 		     const char *reason, int64_t wait_ms)
 {
-	int64_t deadline = mono_ms() + wait_ms, sent;
+	int64_t deadline = ml_mono_ms() + wait_ms, sent;
 	char machine[65], boot[65];
 	json_t *res = NULL, *args;
 	json_int_t take_over = 0;
@@ -263,7 +256,7 @@ static int lock_take(struct lock *lk, const struct ml_config *cfg,
 		if (take_over)
 			json_object_set_new(args, "take_over",
 					    json_integer(take_over));
-		sent = mono_ms();
+		sent = ml_mono_ms();
 		rc = ml_host_call(lk->h, "lock_acquire", args, &res);
 		if (rc != ML_ELOCKED)
 			break;
@@ -287,7 +280,7 @@ static int lock_take(struct lock *lk, const struct ml_config *cfg,
 		}
 		json_decref(st);
 		take_over = 0;
-		if (mono_ms() >= deadline)
+		if (ml_mono_ms() >= deadline)
 			break;
 		if (!said_waiting) {
 			ml_info("waiting for the fleet lock: %s", ml_err_msg());
@@ -565,7 +558,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	json_t *secrets = NULL;
 	char spec[65], pspec[65], hash[ML_SHA256_HEX], *who = who_am_i();
 	char *layers = NULL, *desired = NULL, *reason = NULL;
-	int64_t wait_ms, t0 = mono_ms(), resume = 0;
+	int64_t wait_ms, t0 = ml_mono_ms(), resume = 0;
 	size_t n = 0, i;
 	bool nothing = false, began = false;
 	int rc, outcome = ML_OUTCOME_SUCCEEDED;
@@ -641,7 +634,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 		rc = ml_rollout_run(&ro);
 		if (rc == 0 && json)
 			report(json, &ro, 0, "unchanged", NULL, req,
-			       mono_ms() - t0);
+			       ml_mono_ms() - t0);
 		goto out;
 	}
 
@@ -760,12 +753,12 @@ out:
 				(long long)rev.number, ml_err_msg());
 		ml_err_restore(&keep);
 		report(json, &ro, rev.number, ml_outcome_name(outcome),
-		       message, req, mono_ms() - t0);
+		       message, req, ml_mono_ms() - t0);
 		if (rc == 0)
 			fprintf(hum, "revision %lld deployed to %zu host%s in %.1fs\n",
 			       (long long)rev.number, ro.updated,
 			       ro.updated == 1 ? "" : "s",
-			       (double)(mono_ms() - t0) / 1000);
+			       (double)(ml_mono_ms() - t0) / 1000);
 		if (rc == 0) /* still under the lock, with the sessions */
 			ml_prune_after_deploy(ctx, cfg, hosts, n, hum);
 	}
@@ -778,7 +771,7 @@ out:
 
 		ml_err_save(&keep);
 		ml_metrics_refresh(cfg, hosts, n, tp, ctx->ledger,
-				   began ? rev.number : 0, mono_ms() - t0);
+				   began ? rev.number : 0, ml_mono_ms() - t0);
 		ml_err_restore(&keep);
 		free(tp);
 	}

@@ -5,6 +5,7 @@
  * touching only its own session, so no locking is needed here.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "orchestrator/cmd.h"
@@ -14,14 +15,6 @@
 #include "orchestrator/transport/transport.h"
 
 #include <time.h>
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int ml_fleet_opts_from_ctx(struct ml_fleet_opts *o, const struct ml_ctx *ctx)
 {
@@ -107,7 +100,7 @@ static int connect_one(size_t i, void *arg)
 	struct ml_ssh_opts so = { 0 };
 	static const char *const agent_argv[] = { ML_AGENT_REMOTE_PATH,
 						  "serve", NULL };
-	int64_t t0 = mono_ms();
+	int64_t t0 = ml_mono_ms();
 	int rc;
 
 	if (t->jump) {
@@ -148,7 +141,7 @@ static int connect_one(size_t i, void *arg)
 	if (rc < 0)
 		rc = agent_start_failed(h, rc);
 out:
-	h->connect_ms = mono_ms() - t0;
+	h->connect_ms = ml_mono_ms() - t0;
 	if (rc < 0)
 		ml_host_fail(h, rc);
 	ml_debug("%s: connected in %lld ms%s", t->name,
