@@ -472,6 +472,38 @@ static void test_cli__bad_options_are_refused_before_any_work(void **state)
 	}
 }
 
+/* A secrets file others can read is refused before the image is built
+ * (the repository has no Dockerfile to build from). */
+static void test_cli__bad_secrets_file_is_refused_before_the_build(
+	void **state)
+{
+	struct repo *r = *state;
+	struct ml_test_out o;
+	char *pb = ml_test_read_src("playbooks/example.yaml");
+	char *with = ml_xasprintf("%ssecrets: [HF_TOKEN]\n", pb);
+	char *path = ml_xasprintf("%s/open-secrets", r->dir);
+	char *want = ml_xasprintf("mlctl: secrets file '%s' has mode 0644",
+				  path);
+
+	ml_test_write(r->dir, "mlctl.yaml", with);
+	free(ml_test_commit(r->dir, "a secret"));
+	ml_test_write(r->dir, "open-secrets", "HF_TOKEN=x\n");
+	assert_int_equal(chmod(path, 0644), 0);
+	mlctl(&o, r, (const char *const[]){ "deploy", "--secrets", path,
+					    NULL });
+	if (!strstr(o.err, want))
+		print_error("exit %d\n%s", o.status, o.err);
+	assert_int_not_equal(o.status, 0);
+	assert_non_null(strstr(o.err, want));
+	assert_null(strstr(o.err, "Dockerfile"));
+	assert_null(strstr(o.out, "building"));
+	ml_test_out_release(&o);
+	free(want);
+	free(path);
+	free(with);
+	free(pb);
+}
+
 static void test_cli__history_empty_ledger(void **state)
 {
 	struct repo *r = *state;
@@ -526,6 +558,9 @@ int main(void)
 			repo_setup, repo_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_cli__bad_options_are_refused_before_any_work,
+			repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli__bad_secrets_file_is_refused_before_the_build,
 			repo_setup, repo_teardown),
 	};
 
