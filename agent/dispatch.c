@@ -250,8 +250,9 @@ static int send_reply(struct ml_io *io, json_t *reply)
 int ml_agent_serve(struct ml_agent *a, struct ml_io *io)
 {
 	struct ml_buf payload = ML_BUF_INIT(ML_PROTO_MAX_PAYLOAD);
-	char type, *why = NULL;
+	struct ml_err_saved why = { 0 };
 	json_t *reply;
+	char type;
 	bool in_sync;
 	int rc;
 
@@ -268,18 +269,17 @@ int ml_agent_serve(struct ml_agent *a, struct ml_io *io)
 		if (rc < 0 && rc != ML_EPROTO)
 			break; /* the stream itself failed: nobody to tell */
 		if (rc < 0) {
-			why = ml_xstrdup(ml_err_msg());
+			ml_err_save(&why);
 			reply = ml_proto_error_reply(0, ML_PROTO_ERR_BAD_FRAME,
-						     why);
+						     why.msg);
 			rc = send_reply(io, reply);
 			json_decref(reply);
 			if (!in_sync) {
-				rc = ml_err_set(ML_EPROTO, "%s", why);
+				ml_err_restore(&why);
+				rc = ML_EPROTO;
 				break;
 			}
-			ml_debug("skipped a frame: %s", why);
-			free(why);
-			why = NULL;
+			ml_debug("skipped a frame: %s", why.msg);
 			if (rc < 0)
 				break;
 			continue;
@@ -287,22 +287,21 @@ int ml_agent_serve(struct ml_agent *a, struct ml_io *io)
 		a->out_of_sync = 0;
 		reply = ml_agent_handle_frame(a, type, payload.data,
 					      payload.len);
-		why = a->out_of_sync ? ml_xstrdup(ml_err_msg()) : NULL;
+		if (a->out_of_sync)
+			ml_err_save(&why);
 		rc = send_reply(io, reply);
 		json_decref(reply);
-		if (rc == 0 && why) {
+		if (rc == 0 && a->out_of_sync) {
 			/* what follows is not a frame boundary any more */
-			rc = ml_err_set(a->out_of_sync, "%s", why);
+			ml_err_restore(&why);
+			rc = a->out_of_sync;
 			break;
 		}
-		free(why);
-		why = NULL;
 		if (rc < 0)
 			break;
 		if (payload.cap > PAYLOAD_KEEP)
 			ml_buf_release(&payload);
 	}
-	free(why);
 	ml_buf_release(&payload);
 	a->io = NULL;
 	return rc;

@@ -89,7 +89,8 @@ static int op_blob_put(struct ml_agent *a, json_t *args, json_t **result)
 	struct ml_blobstore *s = NULL;
 	struct ml_blob_put *p = NULL;
 	const char *word = NULL;
-	char *why = NULL, type;
+	struct ml_err_saved why = { 0 };
+	char type;
 	json_t *r;
 	bool in_sync;
 	int rc, failed = 0;
@@ -106,7 +107,7 @@ static int op_blob_put(struct ml_agent *a, json_t *args, json_t **result)
 	}
 	if (rc < 0) {
 		failed = rc;
-		why = ml_xstrdup(ml_err_msg());
+		ml_err_save(&why);
 	}
 
 	for (;;) {
@@ -138,11 +139,12 @@ static int op_blob_put(struct ml_agent *a, json_t *args, json_t **result)
 		if (rc < 0) {
 			failed = rc;
 			word = ml_blob_put_word(p);
-			why = ml_xstrdup(ml_err_msg());
+			ml_err_save(&why);
 		}
 	}
 	if (failed) {
-		rc = ml_err_set(failed, "%s", why);
+		ml_err_restore(&why);
+		rc = failed;
 		a->err_word = word;
 		goto out;
 	}
@@ -164,7 +166,6 @@ out:
 	ml_blob_put_free(p);
 	ml_blobstore_free(s);
 	ml_buf_release(&payload);
-	free(why);
 	return rc;
 }
 

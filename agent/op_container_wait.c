@@ -40,6 +40,7 @@
  * The op blocks the agent for at most deadline_ms plus one probe timeout.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "agent/agent.h"
 #include "agent/firewall.h"
 #include "agent/probe.h"
@@ -62,14 +63,6 @@ struct wait_spec {
 	json_int_t host_port, interval, timeout, start_period, healthy_th,
 		unhealthy_th, deadline;
 };
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int parse_args(struct wait_spec *s, json_t *args)
 {
@@ -118,12 +111,8 @@ static int parse_args(struct wait_spec *s, json_t *args)
 	s->has_expect = json_object_get(args, "expect") != NULL;
 	rc = ml_probe_expect_from_json(&s->expect,
 				       json_object_get(args, "expect"));
-	if (rc < 0) {
-		char why[256];
-
-		snprintf(why, sizeof(why), "%s", ml_err_msg());
-		return ml_err_set(ML_EPROTO, "%s: %s", OP, why);
-	}
+	if (rc < 0)
+		return ml_err_prefix(ML_EPROTO, "%s", OP);
 	return 0;
 }
 
@@ -265,7 +254,7 @@ static int op_container_wait(struct ml_agent *a, json_t *args, json_t **result)
 	struct ml_docker *d;
 	char last[WHY_MAX] = "no probe yet", why[WHY_MAX + 128];
 	const char *health;
-	long t0 = now_ms(), round, next, now;
+	long t0 = ml_mono_ms(), round, next, now;
 	json_int_t ok = 0, bad = 0, probes = 0, restarts = -1;
 	bool counts;
 	json_t *r;
@@ -278,7 +267,7 @@ static int op_container_wait(struct ml_agent *a, json_t *args, json_t **result)
 	if (rc < 0)
 		return rc;
 	for (;;) {
-		round = now_ms();
+		round = ml_mono_ms();
 		rc = check_running(d, s.id, &health, &restarts);
 		if (rc < 0)
 			return rc;
@@ -300,7 +289,7 @@ static int op_container_wait(struct ml_agent *a, json_t *args, json_t **result)
 				break;
 		} else {
 			ok = 0;
-			counts = now_ms() - t0 >= s.start_period &&
+			counts = ml_mono_ms() - t0 >= s.start_period &&
 				 !(rc == 0 && !strcmp(health, "starting"));
 			if (counts && ++bad >= s.unhealthy_th) {
 				snprintf(why, sizeof(why),
@@ -311,7 +300,7 @@ static int op_container_wait(struct ml_agent *a, json_t *args, json_t **result)
 			}
 		}
 		next = round + (long)s.interval;
-		now = now_ms();
+		now = ml_mono_ms();
 		if (next - t0 >= s.deadline) {
 			/* no round left before the deadline: say so now */
 			snprintf(why, sizeof(why),
@@ -326,7 +315,7 @@ static int op_container_wait(struct ml_agent *a, json_t *args, json_t **result)
 	}
 	r = json_object();
 	json_object_set_new(r, "healthy", json_true());
-	json_object_set_new(r, "after_ms", json_integer(now_ms() - t0));
+	json_object_set_new(r, "after_ms", json_integer(ml_mono_ms() - t0));
 	json_object_set_new(r, "probes", json_integer(probes));
 	*result = r;
 	ml_err_clear();

@@ -38,6 +38,7 @@
  * Concurrent lb_apply and lb_set for one app are serialized by a flock.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "agent/agent.h"
 #include "agent/haproxy.h"
 #include "agent/tls.h"
@@ -45,14 +46,6 @@
 
 #include <time.h>
 #include <unistd.h>
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int move(const char *from, const char *to)
 {
@@ -130,7 +123,7 @@ static int op_lb_apply(struct ml_agent *a, json_t *args, json_t **result)
 		started = true;
 		ml_lb_tls_prune(&c, &h);
 	} else if (changed) {
-		t0 = now_ms();
+		t0 = ml_mono_ms();
 		rc = ml_haproxy_worker_pid(&worker, &h);
 		if (rc < 0)
 			goto out;
@@ -153,7 +146,7 @@ static int op_lb_apply(struct ml_agent *a, json_t *args, json_t **result)
 				unlink(h.cfg_old);
 			goto out;
 		}
-		reload_ms = now_ms() - t0;
+		reload_ms = ml_mono_ms() - t0;
 		reloaded = true;
 		ml_lb_tls_prune(&c, &h);
 	} else {

@@ -28,6 +28,7 @@
  *	error). A server HAProxy does not have is "not-found".
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "agent/agent.h"
 #include "agent/haproxy.h"
 
@@ -36,14 +37,6 @@
 
 #define WAIT_STEP_MS 100
 #define WAIT_MAX_MS 3600000
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The `show stat` row of proxy px, service sv (borrowed), or NULL. */
 static json_t *stat_row(json_t *rows, const char *px, const char *sv)
@@ -192,7 +185,7 @@ static int op_lb_wait_drained(struct ml_agent *a, json_t *args, json_t **result)
 {
 	struct ml_haproxy h = {.lock_fd = -1};
 	const char *app, *server;
-	int64_t t0 = now_ms(), timeout = 30000;
+	int64_t t0 = ml_mono_ms(), timeout = 30000;
 	long long cur = -1, queued;
 	struct timespec step = {0, WAIT_STEP_MS * 1000000L};
 	json_t *stat = NULL, *row, *jt;
@@ -252,12 +245,12 @@ static int op_lb_wait_drained(struct ml_agent *a, json_t *args, json_t **result)
 			drained = true;
 			break;
 		}
-		if (now_ms() - t0 >= timeout)
+		if (ml_mono_ms() - t0 >= timeout)
 			break;
 		nanosleep(&step, NULL);
 	}
 	*result = json_pack("{s:b,s:I,s:I}", "drained", drained, "waited_ms",
-			    (json_int_t)(now_ms() - t0), "cur_sessions",
+			    (json_int_t)(ml_mono_ms() - t0), "cur_sessions",
 			    (json_int_t)cur);
 	if (!*result)
 		BUG("out of memory");

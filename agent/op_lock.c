@@ -47,6 +47,7 @@
  * 1024, the file at most 16 KiB.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "common/fmt.h"
 #include "common/log.h"
 #include "agent/agent.h"
@@ -88,14 +89,6 @@ static int64_t realtime_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void paths_init(struct lock_paths *p, const char *state_dir)
 {
 	p->dir = ml_xstrdup(state_dir);
@@ -133,7 +126,7 @@ static void lease_release(struct lease *l)
 /* mkdir -p the state dir (0755), then take the flock, waiting up to 5 s. */
 static int lock_take(struct lock_paths *p)
 {
-	int64_t deadline = mono_ms() + FLOCK_WAIT_MS;
+	int64_t deadline = ml_mono_ms() + FLOCK_WAIT_MS;
 	struct timespec pause = {0, 2000000};
 	char *s = ml_xstrdup(p->dir), *c;
 	bool end;
@@ -165,7 +158,7 @@ static int lock_take(struct lock_paths *p)
 					  p->flock);
 			goto out;
 		}
-		if (mono_ms() >= deadline) {
+		if (ml_mono_ms() >= deadline) {
 			rc = ml_err_set(ML_EFAIL,
 					"'%s' stayed locked for %d ms; is an "
 					"agent stuck?",

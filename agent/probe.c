@@ -11,6 +11,7 @@
  * the probed server.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "agent/probe.h"
 #include "common/log.h"
 
@@ -52,14 +53,6 @@ static size_t sink_cb(char *p, size_t size, size_t nmemb, void *data)
 	return n;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool ml_probe_valid_path(const char *path)
 {
 	size_t i;
@@ -97,7 +90,7 @@ int ml_probe_http_expect(struct ml_probe_result *out, const char *host,
 		      body = ML_BUF_INIT(ML_PROBE_BODY_MAX + 1);
 	struct probe_sink sink = {0};
 	char errbuf[CURL_ERROR_SIZE] = "";
-	long t0 = now_ms(), status = 0, oserr = 0;
+	long t0 = ml_mono_ms(), status = 0, oserr = 0;
 	bool v6 = host && strchr(host, ':');
 	CURL *c = NULL;
 	CURLcode cc;
@@ -173,7 +166,7 @@ int ml_probe_http_expect(struct ml_probe_result *out, const char *host,
 	}
 	if (out) {
 		out->status = status;
-		out->elapsed_ms = now_ms() - t0;
+		out->elapsed_ms = ml_mono_ms() - t0;
 	}
 out:
 	curl_easy_cleanup(c);
@@ -190,7 +183,7 @@ int ml_probe_request(struct ml_probe_result *out, struct ml_buf *body,
 	struct probe_sink sink = { 0 };
 	struct curl_slist *hdr = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
-	long t0 = now_ms(), status = 0;
+	long t0 = ml_mono_ms(), status = 0;
 	bool v6 = host && strchr(host, ':');
 	CURL *c = NULL;
 	CURLcode cc;
@@ -257,7 +250,7 @@ int ml_probe_request(struct ml_probe_result *out, struct ml_buf *body,
 	else
 		rc = 0;
 	out->status = status;
-	out->elapsed_ms = now_ms() - t0;
+	out->elapsed_ms = ml_mono_ms() - t0;
 out:
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(c);

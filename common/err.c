@@ -4,8 +4,6 @@
  */
 #include "common/ml.h"
 
-#define ML_ERR_MAX 1024
-
 static _Thread_local char err_msg[ML_ERR_MAX];
 static _Thread_local int err_code;
 
@@ -54,6 +52,49 @@ int ml_err_hint(int code, const char *fmt, ...)
 	va_end(ap);
 	err_code = code;
 	return code;
+}
+
+int ml_err_prefix(int code, const char *fmt, ...)
+{
+	char ctx[ML_ERR_MAX];
+	size_t clen, mlen = strlen(err_msg);
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(ctx, sizeof(ctx), fmt, ap);
+	va_end(ap);
+	clen = n < 0 ? 0 : strlen(ctx);
+	err_code = code;
+	if (!mlen) {
+		memcpy(err_msg, ctx, clen + 1);
+		return code;
+	}
+	/* "<ctx>: <msg>", the message's tail cut when it does not fit */
+	if (clen + 2 >= sizeof(err_msg))
+		clen = sizeof(err_msg) - 3;
+	if (clen + 2 + mlen >= sizeof(err_msg))
+		mlen = sizeof(err_msg) - 1 - clen - 2;
+	memmove(err_msg + clen + 2, err_msg, mlen);
+	memcpy(err_msg, ctx, clen);
+	err_msg[clen] = ':';
+	err_msg[clen + 1] = ' ';
+	err_msg[clen + 2 + mlen] = '\0';
+	return code;
+}
+
+void ml_err_save(struct ml_err_saved *s)
+{
+	memcpy(s->msg, err_msg, sizeof(s->msg));
+	s->code = err_code;
+}
+
+int ml_err_restore(const struct ml_err_saved *s)
+{
+	memcpy(err_msg, s->msg, sizeof(err_msg));
+	err_msg[sizeof(err_msg) - 1] = '\0';
+	err_code = s->code;
+	return s->code;
 }
 
 const char *ml_err_msg(void)

@@ -226,10 +226,9 @@ static int bootstrap_run(struct ml_ctx *ctx)
 			     : default_agent_path();
 	rc = ml_sha256_file(agent_path, job.local_sha);
 	if (rc < 0) {
-		rc = ml_err_set(rc, "cannot read the agent to install: %s "
-				    "(build it with 'make', or give "
-				    "--agent-binary)",
-				ml_err_msg());
+		ml_err_prefix(rc, "cannot read the agent to install");
+		rc = ml_err_hint(rc, " (build it with 'make', or give "
+				     "--agent-binary)");
 		goto out;
 	}
 	job.local_agent = agent_path;

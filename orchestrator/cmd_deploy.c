@@ -9,6 +9,9 @@
 #include "orchestrator/config/config.h"
 #include "orchestrator/deploy.h"
 #include "orchestrator/image/image.h"
+#include "orchestrator/secrets.h"
+
+#include <jansson.h>
 
 static const struct ml_option opt_wait = {
 	OPT_WAIT, "wait", 'w', "DURATION",
@@ -32,14 +35,22 @@ static int deploy_run(struct ml_ctx *ctx)
 	struct ml_deploy_req req = { 0 };
 	struct ml_image *img = NULL;
 	struct ml_cache *cache = NULL;
+	json_t *secrets = NULL;
 	int rc;
 
 	if (ctx->argc)
 		return ml_err_set(ML_EUSAGE, "deploy takes no arguments");
-	rc = ml_image_prepare(&img, &cache, ctx->config,
-			      ctx->opt[OPT_LOCAL_DOCKER]);
+	/* the inputs first: a bad secrets file fails before the build */
+	rc = ml_secrets_load(&secrets, ctx->config->playbook,
+			     ctx->opt[OPT_SECRETS]);
 	if (rc < 0)
 		return rc;
+	rc = ml_image_prepare(&img, &cache, ctx->config,
+			      ctx->opt[OPT_LOCAL_DOCKER]);
+	if (rc < 0) {
+		json_decref(secrets);
+		return rc;
+	}
 	fprintf(ml_ctx_flag(ctx, OPT_JSON) ? stderr : stdout,
 		"deploying %s at %.12s: image %.19s (%s)%s\n",
 	       ctx->config->playbook->app, ctx->config->commit, img->id,
@@ -48,7 +59,9 @@ static int deploy_run(struct ml_ctx *ctx)
 	req.img = img;
 	req.cache = cache;
 	req.kind = ML_REV_DEPLOY;
+	req.secrets = secrets;
 	rc = ml_deploy(ctx, &req);
+	json_decref(secrets);
 	ml_image_free(img);
 	ml_cache_free(cache);
 	return rc;

@@ -26,17 +26,6 @@ static void join(struct ml_buf *b, const struct ml_strlist *l)
 	}
 }
 
-static const char *balance_name(enum ml_balance b)
-{
-	switch (b) {
-	case ML_BALANCE_LEASTCONN:
-		return "leastconn";
-	case ML_BALANCE_RANDOM:
-		return "random";
-	default:
-		return "roundrobin";
-	}
-}
 
 static void print_summary(const struct ml_config *cfg)
 {
@@ -92,7 +81,7 @@ static void print_summary(const struct ml_config *cfg)
 			       : "");
 	if (pb->lb.hosts.n)
 		printf("balancer:     port %d, %s%s\n", pb->lb.listen_port,
-		       balance_name(pb->lb.balance),
+		       ml_balance_name(pb->lb.balance),
 		       pb->lb.tls_cert ? ", TLS" : "");
 	else
 		printf("balancer:     none\n");

@@ -123,14 +123,16 @@ static int rebuild(struct ml_config **cfg, struct ml_image **img,
 		   const struct ml_revision *rev)
 {
 	FILE *out = ml_ctx_flag(ctx, OPT_JSON) ? stderr : stdout;
-	char *why = ml_xstrdup(ml_err_msg());
+	struct ml_err_saved why;
 	struct ml_config *c = NULL;
 	int rc;
 
+	ml_err_save(&why);
 	rc = ml_load_config_with_playbook(&c, ctx, rev->playbook,
 					  strlen(rev->playbook), rev->commit);
 	if (rc < 0 || c->playbook->image.kind != ML_IMAGE_BUILD) {
-		rc = ml_err_set(ML_ENOTFOUND, "%s", why);
+		ml_err_restore(&why);
+		rc = ML_ENOTFOUND;
 		goto out;
 	}
 	fprintf(out,
@@ -149,7 +151,6 @@ static int rebuild(struct ml_config **cfg, struct ml_image **img,
 	c = NULL;
 out:
 	ml_config_free(c);
-	free(why);
 	return rc;
 }
 

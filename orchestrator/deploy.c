@@ -7,6 +7,7 @@
  * taken over at once.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "common/docker.h"
 #include "common/log.h"
 #include "common/sha256.h"
@@ -16,6 +17,7 @@
 #include "orchestrator/config/config.h"
 #include "orchestrator/deploy.h"
 #include "orchestrator/metrics/metrics.h"
+#include "orchestrator/options.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/load.h"
@@ -38,14 +40,6 @@ static void on_signal(int sig)
 {
 	ML_UNUSED(sig);
 	interrupted = 1;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* "user@host" of the operator. Caller frees. */
@@ -152,7 +146,7 @@ static void lock_mark_lost(struct lock *lk, const char *why)
 static int lock_check(void *arg)
 {
 	struct lock *lk = arg;
-	int64_t now = mono_ms();
+	int64_t now = ml_mono_ms();
 	char why[512];
 	int rc = 0;
 
@@ -206,7 +200,7 @@ static void *renew_thread(void *arg)
 			break;
 		pthread_mutex_unlock(&lk->mu);
 		res = NULL;
-		sent = mono_ms();
+		sent = ml_mono_ms();
 		rc = ml_host_call(lk->h, "lock_renew",
 				  json_pack("{s:s,s:I}", "token", lk->token,
 					    "ttl_ms", (json_int_t)lk->ttl_ms),
@@ -232,7 +226,7 @@ static int lock_take(struct lock *lk, const struct ml_config *cfg,
 		     const struct ml_fleet_opts *fo, const char *who,
 		     const char *reason, int64_t wait_ms)
 {
-	int64_t deadline = mono_ms() + wait_ms, sent;
+	int64_t deadline = ml_mono_ms() + wait_ms, sent;
 	char machine[65], boot[65];
 	json_t *res = NULL, *args;
 	json_int_t take_over = 0;
@@ -262,7 +256,7 @@ static int lock_take(struct lock *lk, const struct ml_config *cfg,
 		if (take_over)
 			json_object_set_new(args, "take_over",
 					    json_integer(take_over));
-		sent = mono_ms();
+		sent = ml_mono_ms();
 		rc = ml_host_call(lk->h, "lock_acquire", args, &res);
 		if (rc != ML_ELOCKED)
 			break;
@@ -286,7 +280,7 @@ static int lock_take(struct lock *lk, const struct ml_config *cfg,
 		}
 		json_decref(st);
 		take_over = 0;
-		if (mono_ms() >= deadline)
+		if (ml_mono_ms() >= deadline)
 			break;
 		if (!said_waiting) {
 			ml_info("waiting for the fleet lock: %s", ml_err_msg());
@@ -350,12 +344,7 @@ static int parse_wait(int64_t *ms, const struct ml_ctx *ctx)
 	*ms = 0;
 	if (!ctx->opt[OPT_WAIT])
 		return 0;
-	if (ml_parse_duration(ms, ctx->opt[OPT_WAIT]) < 0 || *ms < 0)
-		return ml_err_set(ML_EUSAGE,
-				  "--wait must be a duration like 30s or 5m, "
-				  "not '%s'",
-				  ctx->opt[OPT_WAIT]);
-	return 0;
+	return ml_optval_wait(ms, ctx->opt[OPT_WAIT]);
 }
 
 struct ml_fleet_lock {
@@ -387,17 +376,16 @@ int ml_fleet_lock_take(struct ml_fleet_lock **out, struct ml_ctx *ctx,
 
 void ml_fleet_lock_drop(struct ml_fleet_lock *fl)
 {
-	char *keep;
+	struct ml_err_saved keep;
 
 	if (!fl)
 		return;
-	keep = ml_xstrdup(ml_err_msg());
+	ml_err_save(&keep);
 	if (fl->lk.h)
 		lock_drop(&fl->lk);
 	else
 		ml_fleet_close(fl->lk.hosts, fl->lk.n);
-	ml_err_set(ml_err_code(), "%s", keep);
-	free(keep);
+	ml_err_restore(&keep);
 	free(fl);
 }
 
@@ -578,7 +566,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	json_t *secrets = NULL;
 	char spec[65], pspec[65], hash[ML_SHA256_HEX], *who = who_am_i();
 	char *layers = NULL, *desired = NULL, *reason = NULL;
-	int64_t wait_ms, t0 = mono_ms(), resume = 0;
+	int64_t wait_ms, t0 = ml_mono_ms(), resume = 0;
 	size_t n = 0, i;
 	bool nothing = false, began = false;
 	int rc, outcome = ML_OUTCOME_SUCCEEDED;
@@ -593,7 +581,11 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	rc = ml_fleet_opts_from_ctx(&fo, ctx);
 	if (rc < 0)
 		goto out;
-	rc = ml_secrets_load(&secrets, cfg->playbook, ctx->opt[OPT_SECRETS]);
+	if (req->secrets)
+		secrets = json_incref(req->secrets);
+	else
+		rc = ml_secrets_load(&secrets, cfg->playbook,
+				     ctx->opt[OPT_SECRETS]);
 	if (rc < 0)
 		goto out;
 
@@ -650,7 +642,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 		rc = ml_rollout_run(&ro);
 		if (rc == 0 && json)
 			report(json, &ro, 0, "unchanged", NULL, req,
-			       mono_ms() - t0);
+			       ml_mono_ms() - t0);
 		goto out;
 	}
 
@@ -741,11 +733,10 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 				snprintf(msgbuf, sizeof(msgbuf), "%s",
 					 ml_err_msg());
 			} else {
-				ml_err_set(ML_EDEPLOY,
-					   "%.600s; the automatic rollback to "
-					   "revision %lld failed too: %.300s",
-					   message, (long long)prev->number,
-					   ml_err_msg());
+				ml_err_prefix(ML_EDEPLOY,
+					      "%.600s; the automatic rollback "
+					      "to revision %lld failed too",
+					      message, (long long)prev->number);
 				snprintf(msgbuf, sizeof(msgbuf), "%s",
 					 ml_err_msg());
 			}
@@ -757,8 +748,9 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	}
 out:
 	if (began) {
-		char *keep = ml_xstrdup(ml_err_msg());
+		struct ml_err_saved keep;
 
+		ml_err_save(&keep);
 		ml_test_crash_point("before-final-record");
 		/* a lost lease: the new holder may have closed it already */
 		if (ml_ledger_finish(ctx->ledger, rev.number, outcome,
@@ -767,15 +759,14 @@ out:
 			ml_warn("cannot record the outcome of revision %lld: "
 				"%s",
 				(long long)rev.number, ml_err_msg());
-		ml_err_set(rc, "%s", keep);
-		free(keep);
+		ml_err_restore(&keep);
 		report(json, &ro, rev.number, ml_outcome_name(outcome),
-		       message, req, mono_ms() - t0);
+		       message, req, ml_mono_ms() - t0);
 		if (rc == 0)
 			fprintf(hum, "revision %lld deployed to %zu host%s in %.1fs\n",
 			       (long long)rev.number, ro.updated,
 			       ro.updated == 1 ? "" : "s",
-			       (double)(mono_ms() - t0) / 1000);
+			       (double)(ml_mono_ms() - t0) / 1000);
 		if (rc == 0) /* still under the lock, with the sessions */
 			ml_prune_after_deploy(ctx, cfg, hosts, n, hum);
 	}
@@ -784,20 +775,20 @@ out:
 		 * still under the lock (the requests carry its fence) */
 		char *tp = ml_metrics_targets_path(ctx->ledger_path,
 						   cfg->playbook->app);
-		char *keep = ml_xstrdup(ml_err_msg());
+		struct ml_err_saved keep;
 
+		ml_err_save(&keep);
 		ml_metrics_refresh(cfg, hosts, n, tp, ctx->ledger,
-				   began ? rev.number : 0, mono_ms() - t0);
-		ml_err_set(rc, "%s", keep);
-		free(keep);
+				   began ? rev.number : 0, ml_mono_ms() - t0);
+		ml_err_restore(&keep);
 		free(tp);
 	}
 	if (lk.h) {
-		char *keep = ml_xstrdup(ml_err_msg());
+		struct ml_err_saved keep;
 
+		ml_err_save(&keep);
 		lock_drop(&lk);
-		ml_err_set(rc, "%s", keep);
-		free(keep);
+		ml_err_restore(&keep);
 	} else {
 		ml_fleet_close(lk.hosts, lk.n);
 	}
@@ -848,10 +839,9 @@ int ml_deploy_load_revision(struct ml_config **cfg, struct ml_image **img,
 		goto out;
 	rc = ml_image_inspect(&im, d, rev->image_id);
 	if (rc < 0) {
-		rc = ml_err_set(rc, "the image of revision %lld (%.19s) is "
-				    "not in the local Docker any more: %s",
-				(long long)rev->number, rev->image_id,
-				ml_err_msg());
+		rc = ml_err_prefix(rc, "the image of revision %lld (%.19s) "
+				       "is not in the local Docker any more",
+				   (long long)rev->number, rev->image_id);
 		goto out;
 	}
 	/* tag it on the hosts as the original was, not by its digest */

@@ -23,6 +23,8 @@ struct ml_deploy_req {
 	int64_t rollback_of;         /* for ML_REV_ROLLBACK */
 	int64_t resume;              /* recover: the running revision to
 				      * finish (0: record a new one) */
+	json_t *secrets;             /* borrowed: the values already read
+				      * (NULL: ml_deploy reads them) */
 };
 
 /* Run the deploy described by req with ctx's options. Returns 0, or

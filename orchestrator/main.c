@@ -12,6 +12,7 @@
 #include "orchestrator/cmd.h"
 #include "orchestrator/explain.h"
 #include "orchestrator/load.h"
+#include "orchestrator/options.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/ledger/ledger.h"
 
@@ -402,6 +403,10 @@ static int run(int argc, char **argv)
 	}
 	ctx.argc = argc - optind;
 	ctx.argv = argv + optind;
+	/* every option's value, before any work */
+	rc = ml_options_check(&ctx);
+	if (rc < 0)
+		return rc;
 	ml_log_init("mlctl", ctx.verbose < 0 ? ML_LOG_QUIET
 			     : ctx.verbose == 0 ? ML_LOG_INFO
 			     : ctx.verbose == 1 ? ML_LOG_DEBUG

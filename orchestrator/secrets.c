@@ -98,8 +98,8 @@ static int read_file(json_t *vals, const char *path)
 	if (rc < 0) {
 		explicit_bzero(b.data, b.len);
 		ml_buf_release(&b);
-		return ml_err_set(rc, "cannot read secrets file '%s': %s",
-				  path, ml_err_msg());
+		return ml_err_prefix(rc, "cannot read secrets file '%s'",
+				     path);
 	}
 	for (line = b.data; line && *line; line = next) {
 		char *eq, *end;

@@ -39,6 +39,7 @@
  * renewed by deploy's thread meanwhile.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "common/hist.h"
 #include "common/log.h"
 #include "orchestrator/apply/rollout_int.h"
@@ -61,14 +62,6 @@ struct canary {
 	char (*srv_old)[NAME_LEN]; /* every server of the old revision */
 	size_t nold;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int64_t ms)
 {
@@ -475,7 +468,7 @@ static int run_step(struct canary *c, size_t k)
 		snprintf(limit, sizeof(limit), "for %llds",
 			 (long long)(s->for_ms / 1000));
 	}
-	t0 = mono_ms();
+	t0 = ml_mono_ms();
 	end = t0 + (s->manual ? s->timeout_ms : s->for_ms);
 	ml_ro_event(c->ro, "canary", "step", "started",
 		    "step %zu: %d%% of requests to revision %lld (weight %d "
@@ -488,11 +481,11 @@ static int run_step(struct canary *c, size_t k)
 		json_t *res = NULL;
 		int64_t next;
 
-		now = mono_ms();
+		now = ml_mono_ms();
 		next = now + a->interval_ms;
 		if (next > end)
 			next = end;
-		while ((now = mono_ms()) < next) {
+		while ((now = ml_mono_ms()) < next) {
 			if (c->ro->interrupted && *c->ro->interrupted) {
 				c->ro->stopped = true;
 				return ml_err_set(ML_EINTR,

@@ -11,6 +11,7 @@
  * 2-3 MiB at level 3, only while resuming or compressing).
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "common/docker.h"
 #include "common/fmt.h"
 #include "common/log.h"
@@ -53,14 +54,6 @@ struct deliver_job {
 	pthread_mutex_t zlock;
 	pthread_cond_t cond;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Count bytes sent for the kill test hook; never returns past the limit. */
 static void count_sent(struct deliver_job *job, int64_t n)
@@ -393,7 +386,7 @@ static int deliver_one(size_t i, void *arg)
 	const struct ml_image *img = job->img;
 	json_t *digests = json_array(), *res = NULL, *missing, *partial, *d;
 	json_t *tags = json_array(), *layers = json_array();
-	int64_t t0 = mono_ms(), load_ms;
+	int64_t t0 = ml_mono_ms(), load_ms;
 	size_t k;
 	int rc;
 
@@ -472,7 +465,7 @@ out:
 	json_decref(res);
 	json_decref(tags);
 	json_decref(layers);
-	r->ms = mono_ms() - t0;
+	r->ms = ml_mono_ms() - t0;
 	if (rc < 0) {
 		r->rc = rc;
 		r->error = ml_xasprintf("%s: %s", h->target->name,
@@ -490,14 +483,14 @@ out:
 static void *progress_thread(void *arg)
 {
 	struct deliver_job *job = arg;
-	int64_t t0 = mono_ms();
+	int64_t t0 = ml_mono_ms();
 	struct timespec ts;
 
 	pthread_mutex_lock(&job->lock);
 	while (!job->stop) {
 		char a[ML_FMT_MAX], b[ML_FMT_MAX];
 		struct ml_buf line = ML_BUF_INIT(4096);
-		int64_t sent = 0, ms = mono_ms() - t0;
+		int64_t sent = 0, ms = ml_mono_ms() - t0;
 		size_t i;
 
 		for (i = 0; i < job->n; i++)

@@ -15,6 +15,7 @@
  * changed (hosts or replicas added), never for a state change.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/sha256.h"
@@ -35,13 +36,6 @@
 #define LB_UP_TIMEOUT_MS 60000
 #define POLL_MS 200
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -75,35 +69,237 @@ void ml_test_crash_point(const char *name)
 	}
 }
 
-void ml_rollout_spec(char buf[65], const struct ml_config *cfg,
+/* ---- the container's shape ---------------------------------------------- */
+
+static void run_env(json_t *args, const struct ml_rollout *ro)
+{
+	const struct ml_playbook *pb = ro->cfg->playbook;
+	json_t *env = json_object();
+	size_t i;
+
+	for (i = 0; i < pb->env.n; i++)
+		json_object_set_new(env, pb->env.v[i].key,
+				    json_string(pb->env.v[i].value));
+	json_object_set_new(args, "env", env);
+}
+
+static void hash_env(json_t *o, const struct ml_config *cfg,
 		     const char *image_id)
 {
 	const struct ml_playbook *pb = cfg->playbook;
-	json_t *o = json_object(), *env = json_object(), *sec = json_array();
-	char *text;
+	json_t *env = json_object();
 	size_t i;
 
-	json_object_set_new(o, "image", json_string(image_id));
-	json_object_set_new(o, "port", json_integer(pb->port));
+	ML_UNUSED(image_id);
 	for (i = 0; i < pb->env.n; i++)
 		json_object_set_new(env, pb->env.v[i].key,
 				    json_string(pb->env.v[i].value));
 	json_object_set_new(o, "env", env);
+}
+
+static void run_image(json_t *args, const struct ml_rollout *ro)
+{
+	json_object_set_new(args, "image", json_string(ro->image_id));
+}
+
+static void hash_image(json_t *o, const struct ml_config *cfg,
+		       const char *image_id)
+{
+	ML_UNUSED(cfg);
+	json_object_set_new(o, "image", json_string(image_id));
+}
+
+static void run_port(json_t *args, const struct ml_rollout *ro)
+{
+	json_object_set_new(args, "port",
+			    json_integer(ro->cfg->playbook->port));
+}
+
+static void hash_port(json_t *o, const struct ml_config *cfg,
+		      const char *image_id)
+{
+	ML_UNUSED(image_id);
+	json_object_set_new(o, "port", json_integer(cfg->playbook->port));
+}
+
+static void run_secrets(json_t *args, const struct ml_rollout *ro)
+{
+	json_object_set_new(args, "secrets",
+			    ro->secrets ? json_incref(ro->secrets)
+					: json_object());
+}
+
+/* the names here; the values by a keyed digest in ml_secrets_spec */
+static void hash_secrets(json_t *o, const struct ml_config *cfg,
+			 const char *image_id)
+{
+	const struct ml_playbook *pb = cfg->playbook;
+	json_t *sec = json_array();
+	size_t i;
+
+	ML_UNUSED(image_id);
 	for (i = 0; i < pb->secrets.n; i++)
 		json_array_append_new(sec, json_string(pb->secrets.v[i]));
 	json_object_set_new(o, "secrets", sec);
-	json_object_set_new(o, "cpus", json_real(pb->resources.cpus));
-	json_object_set_new(o, "memory", json_integer(pb->resources.memory_bytes));
-	json_object_set_new(o, "gpus", json_integer(pb->resources.gpus));
-	json_object_set_new(o, "health", json_string(pb->health.path));
-	/* log rotation is fixed at create: other values roll the containers
-	 * (the default leaves the digest of existing deployments as it was) */
-	if (pb->logs.max_size_bytes != (int64_t)10 << 20 ||
-	    pb->logs.max_files != 3)
+}
+
+static void run_resources(json_t *args, const struct ml_rollout *ro)
+{
+	const struct ml_resources_spec *r = &ro->cfg->playbook->resources;
+
+	json_object_set_new(args, "resources",
+			    json_pack("{s:f,s:I,s:i}", "cpus", r->cpus,
+				      "memory_bytes",
+				      (json_int_t)r->memory_bytes, "gpus",
+				      r->gpus));
+}
+
+static void hash_resources(json_t *o, const struct ml_config *cfg,
+			   const char *image_id)
+{
+	const struct ml_resources_spec *r = &cfg->playbook->resources;
+
+	ML_UNUSED(image_id);
+	json_object_set_new(o, "cpus", json_real(r->cpus));
+	json_object_set_new(o, "memory", json_integer(r->memory_bytes));
+	json_object_set_new(o, "gpus", json_integer(r->gpus));
+}
+
+static void run_security(json_t *args, const struct ml_rollout *ro)
+{
+	json_object_set_new(args, "security",
+			    ml_security_json(&ro->cfg->playbook->security,
+					     ro->cfg));
+}
+
+static json_t *health_json(const struct ml_config *cfg);
+
+/* the check the container takes traffic with, kept in its mlctl.health
+ * label: not its shape (a changed path alone is in the spec, below) */
+static void run_health(json_t *args, const struct ml_rollout *ro)
+{
+	json_object_set_new(args, "health", health_json(ro->cfg));
+}
+
+static void run_logs(json_t *args, const struct ml_rollout *ro)
+{
+	const struct ml_logs_spec *l = &ro->cfg->playbook->logs;
+
+	json_object_set_new(args, "logs",
+			    json_pack("{s:I,s:i}", "max_size_bytes",
+				      (json_int_t)l->max_size_bytes,
+				      "max_files", l->max_files));
+}
+
+/* log rotation is fixed at create: other values roll the containers (the
+ * default leaves the digest of existing deployments as it was) */
+static void hash_logs(json_t *o, const struct ml_config *cfg,
+		      const char *image_id)
+{
+	const struct ml_logs_spec *l = &cfg->playbook->logs;
+
+	ML_UNUSED(image_id);
+	if (l->max_size_bytes != (int64_t)10 << 20 || l->max_files != 3)
 		json_object_set_new(o, "logs",
 				    json_pack("[I,i]",
-					      (json_int_t)pb->logs.max_size_bytes,
-					      pb->logs.max_files));
+					      (json_int_t)l->max_size_bytes,
+					      l->max_files));
+}
+
+/*
+ * Every argument of container_run that comes from the desired state,
+ * listed once: what the container gets (run) and, for a key that shapes
+ * it, what the spec hash takes (hash). A key that shapes the container
+ * without a hash function here is folded into the spec by
+ * ml_secrets_spec (orchestrator/secrets.c). Adding a container-shaping
+ * playbook key means one row here; tests/unit/apply/test_spec.c fails when
+ * a container_run argument is missing from this table or a shaping key
+ * leaves the hash unchanged. The arguments that say which container this
+ * is (app, revision, slot, replica, commit, host_port, spec) are added by
+ * ml_rollout_run_args and listed as ML_RUN_NAMES.
+ */
+static const struct run_key {
+	const char *arg;
+	enum ml_run_key_kind kind;
+	void (*run)(json_t *args, const struct ml_rollout *ro);
+	void (*hash)(json_t *o, const struct ml_config *cfg,
+		     const char *image_id);
+} run_keys[] = {
+	{ "image", ML_RUN_SHAPES, run_image, hash_image },
+	{ "port", ML_RUN_SHAPES, run_port, hash_port },
+	{ "env", ML_RUN_SHAPES, run_env, hash_env },
+	{ "secrets", ML_RUN_SHAPES, run_secrets, hash_secrets },
+	{ "resources", ML_RUN_SHAPES, run_resources, hash_resources },
+	{ "security", ML_RUN_SHAPES_FOLDED, run_security, NULL },
+	{ "logs", ML_RUN_SHAPES, run_logs, hash_logs },
+	{ "app", ML_RUN_NAMES, NULL, NULL },
+	{ "revision", ML_RUN_NAMES, NULL, NULL },
+	{ "slot", ML_RUN_NAMES, NULL, NULL },
+	{ "replica", ML_RUN_NAMES, NULL, NULL },
+	{ "commit", ML_RUN_NAMES, NULL, NULL },
+	{ "host_port", ML_RUN_NAMES, NULL, NULL }, /* follows port, replica */
+	{ "spec", ML_RUN_NAMES, NULL, NULL },
+	{ "health", ML_RUN_NAMES, run_health, NULL },
+};
+
+int ml_rollout_run_key(enum ml_run_key_kind *kind, const char *arg)
+{
+	size_t i;
+
+	for (i = 0; i < ML_ARRAY_SIZE(run_keys); i++) {
+		if (!strcmp(run_keys[i].arg, arg)) {
+			*kind = run_keys[i].kind;
+			return 0;
+		}
+	}
+	return ML_ENOTFOUND;
+}
+
+const char *ml_rollout_run_key_at(size_t i, enum ml_run_key_kind *kind)
+{
+	if (i >= ML_ARRAY_SIZE(run_keys))
+		return NULL;
+	*kind = run_keys[i].kind;
+	return run_keys[i].arg;
+}
+
+json_t *ml_rollout_run_args(const struct ml_rollout *ro, int replica,
+			    char slot)
+{
+	const struct ml_playbook *pb = ro->cfg->playbook;
+	char slot_s[2] = { slot, 0 };
+	json_t *args;
+	size_t i;
+
+	args = json_pack("{s:s,s:I,s:s,s:i,s:s,s:i,s:s}", "app", pb->app,
+			 "revision", (json_int_t)ro->revision, "slot", slot_s,
+			 "replica", replica, "commit",
+			 ro->cfg->commit ? ro->cfg->commit : "none",
+			 "host_port",
+			 ml_rollout_host_port(ro->cfg, replica, slot), "spec",
+			 ro->spec ? ro->spec : "");
+	if (!args)
+		BUG("out of memory");
+	for (i = 0; i < ML_ARRAY_SIZE(run_keys); i++)
+		if (run_keys[i].run)
+			run_keys[i].run(args, ro);
+	return args;
+}
+
+void ml_rollout_spec(char buf[65], const struct ml_config *cfg,
+		     const char *image_id)
+{
+	json_t *o = json_object();
+	char *text;
+	size_t i;
+
+	for (i = 0; i < ML_ARRAY_SIZE(run_keys); i++)
+		if (run_keys[i].hash)
+			run_keys[i].hash(o, cfg, image_id);
+	/* not an argument of the container, but a changed check is tried on
+	 * new containers, never on the serving ones */
+	json_object_set_new(o, "health",
+			    json_string(cfg->playbook->health.path));
 	text = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
 	ml_sha256_hex(text, strlen(text), buf);
 	free(text);
@@ -150,6 +346,8 @@ static void server_name(char *buf, size_t n, const char *host, int replica,
 	snprintf(buf, n, "%s-%d%c", host, replica, slot);
 }
 
+/* One request to balancer i; a failure's message names the balancer, once
+ * for every op. */
 static int lb_call(struct ml_rollout_state *st, size_t i, const char *op,
 		   json_t *args, json_t **res)
 {
@@ -158,6 +356,8 @@ static int lb_call(struct ml_rollout_state *st, size_t i, const char *op,
 	pthread_mutex_lock(&st->lb_lock[i]);
 	rc = ml_host_call(st->lb[i], op, args, res);
 	pthread_mutex_unlock(&st->lb_lock[i]);
+	if (rc < 0)
+		ml_err_prefix(rc, "load balancer '%s'", st->lb[i]->target->name);
 	return rc;
 }
 
@@ -178,9 +378,7 @@ static int lb_set_all(struct ml_rollout_state *st, const char *server,
 			     &res);
 		json_decref(res);
 		if (rc < 0)
-			return ml_err_set(rc, "load balancer '%s': %s",
-					  st->lb[i]->target->name,
-					  ml_err_msg());
+			return rc;
 	}
 	return 0;
 }
@@ -208,7 +406,7 @@ static int lb_wait(struct ml_rollout_state *st, const char *server,
 		   bool (*pred)(json_t *), int64_t timeout_ms)
 {
 	const char *app = st->ro->cfg->playbook->app;
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = ml_mono_ms() + timeout_ms;
 	size_t i;
 	int rc;
 
@@ -225,7 +423,7 @@ static int lb_wait(struct ml_rollout_state *st, const char *server,
 			json_decref(res);
 			if (ok)
 				break;
-			if (mono_ms() >= deadline)
+			if (ml_mono_ms() >= deadline)
 				return 0;
 			sleep_ms(POLL_MS);
 		}
@@ -280,13 +478,6 @@ static json_t *health_json(const struct ml_config *cfg)
 			 "healthy_threshold", h->healthy_threshold,
 			 "unhealthy_threshold", h->unhealthy_threshold,
 			 "expect", ml_health_expect_json(h));
-}
-
-static const char *balance_word(enum ml_balance b)
-{
-	return b == ML_BALANCE_LEASTCONN ? "leastconn"
-	       : b == ML_BALANCE_RANDOM  ? "random"
-					 : "roundrobin";
 }
 
 /*
@@ -402,7 +593,7 @@ static int lb_apply_all(struct ml_rollout_state *st)
 		args = json_pack("{s:s,s:i,s:s,s:o,s:I,s:O,s:i,s:s}", "app",
 				  cfg->playbook->app, "listen_port",
 				  cfg->playbook->lb.listen_port, "balance",
-				  balance_word(cfg->playbook->lb.balance),
+				  ml_balance_name(cfg->playbook->lb.balance),
 				  "health", health_json(cfg),
 				  "drain_timeout_ms",
 				  (json_int_t)cfg->playbook->rollout
@@ -414,8 +605,6 @@ static int lb_apply_all(struct ml_rollout_state *st)
 		lb_tls_args(args, ro);
 		rc = lb_call(st, i, "lb_apply", args, &res);
 		if (rc < 0) {
-			rc = ml_err_set(rc, "load balancer '%s': %s",
-					st->lb[i]->target->name, ml_err_msg());
 			json_decref(res);
 			break;
 		}
@@ -454,36 +643,11 @@ static int stop_container(struct ml_rollout *ro, struct host_state *hs,
 static int start_container(struct ml_rollout *ro, struct host_state *hs,
 			   int replica, char slot, char **id_out)
 {
-	const struct ml_playbook *pb = ro->cfg->playbook;
-	json_t *env = json_object(), *res = NULL, *resources;
-	char slot_s[2] = { slot, 0 };
-	size_t i;
+	json_t *res = NULL;
 	int rc;
 
-	for (i = 0; i < pb->env.n; i++)
-		json_object_set_new(env, pb->env.v[i].key,
-				    json_string(pb->env.v[i].value));
-	resources = json_pack("{s:f,s:I,s:i}", "cpus", pb->resources.cpus,
-			      "memory_bytes",
-			      (json_int_t)pb->resources.memory_bytes, "gpus",
-			      pb->resources.gpus);
-	rc = ml_host_call(
-		hs->h, "container_run",
-		json_pack("{s:s,s:I,s:s,s:i,s:s,s:s,s:i,s:i,s:o,s:O,s:o,s:s,"
-			  "s:o,s:o,s:{s:I,s:i}}",
-			  "app", pb->app, "revision", (json_int_t)ro->revision,
-			  "slot", slot_s, "replica", replica, "commit",
-			  ro->cfg->commit ? ro->cfg->commit : "none", "image",
-			  ro->image_id, "port", pb->port, "host_port",
-			  ml_rollout_host_port(ro->cfg, replica, slot), "env",
-			  env, "secrets",
-			  ro->secrets ? ro->secrets : json_object(),
-			  "resources", resources, "spec", ro->spec, "health",
-			  health_json(ro->cfg), "security",
-			  ml_security_json(&pb->security, ro->cfg), "logs",
-			  "max_size_bytes", (json_int_t)pb->logs.max_size_bytes,
-			  "max_files", pb->logs.max_files),
-		&res);
+	rc = ml_host_call(hs->h, "container_run",
+			  ml_rollout_run_args(ro, replica, slot), &res);
 	if (rc < 0)
 		goto out;
 	*id_out = ml_xstrdup(json_string_value(json_object_get(res, "id"))

@@ -61,6 +61,28 @@ struct ml_rollout {
 void ml_rollout_spec(char buf[65], const struct ml_config *cfg,
 		     const char *image_id);
 
+/*
+ * The arguments of container_run for one replica's slot (agent/
+ * op_container_run.c), from ro's cfg, image_id, secrets, spec and
+ * revision; the caller's. Pure.
+ */
+json_t *ml_rollout_run_args(const struct ml_rollout *ro, int replica,
+			    char slot);
+
+/* What an argument of container_run is to the spec hash. */
+enum ml_run_key_kind {
+	ML_RUN_SHAPES = 1,    /* shapes the container: in ml_rollout_spec */
+	ML_RUN_SHAPES_FOLDED, /* shapes it: folded in by ml_secrets_spec */
+	ML_RUN_NAMES,         /* says which container it is, not its shape */
+};
+
+/* The kind of container_run argument arg; ML_ENOTFOUND when it is not
+ * listed (a bug: tests/unit/apply/test_spec.c catches it). */
+int ml_rollout_run_key(enum ml_run_key_kind *kind, const char *arg);
+
+/* The i-th listed argument and its kind, NULL past the end. */
+const char *ml_rollout_run_key_at(size_t i, enum ml_run_key_kind *kind);
+
 /* The host port of a replica's slot: 10000 + port + 2 * replica + slot. */
 int ml_rollout_host_port(const struct ml_config *cfg, int replica, char slot);
 

@@ -761,14 +761,25 @@ static void parse_tls(struct ml_cfgctx *c, struct ml_playbook *pb,
 			&pb->lb.tls_redirect_port);
 }
 
+const char *const ml_balance_names[3] = {
+	"roundrobin",
+	"leastconn",
+	"random",
+};
+
+const char *ml_balance_name(enum ml_balance b)
+{
+	if (b < ML_BALANCE_ROUNDROBIN ||
+	    (size_t)b > ML_ARRAY_SIZE(ml_balance_names))
+		return ml_balance_names[0];
+	return ml_balance_names[b - ML_BALANCE_ROUNDROBIN];
+}
+
 static void parse_lb(struct ml_cfgctx *c, struct ml_playbook *pb,
 		     const struct ml_ynode *n)
 {
-	static const char *const balances[] = {
-		"roundrobin",
-		"leastconn",
-		"random",
-	};
+	const char *const *balances = ml_balance_names;
+	const size_t nbalances = ML_ARRAY_SIZE(ml_balance_names);
 	const struct ml_ynode *v;
 
 	if (ml_cfg_want_map(c, n, "load_balancer") < 0)
@@ -792,14 +803,14 @@ static void parse_lb(struct ml_cfgctx *c, struct ml_playbook *pb,
 		size_t i;
 
 		if (ml_cfg_str(c, v, "load_balancer.balance", &s) == 0) {
-			for (i = 0; i < ML_ARRAY_SIZE(balances); i++)
+			for (i = 0; i < nbalances; i++)
 				if (!strcmp(s, balances[i]))
 					break;
-			if (i < ML_ARRAY_SIZE(balances)) {
+			if (i < nbalances) {
 				pb->lb.balance = (enum ml_balance)(i + 1);
 			} else {
 				const char *sg = ml_cfg_suggest(
-					s, balances, ML_ARRAY_SIZE(balances));
+					s, balances, nbalances);
 
 				ml_cfg_err(c, v,
 					   "'load_balancer.balance' must "

@@ -886,12 +886,6 @@ static json_t *rollout_json(const struct ml_rollout_spec *ro)
 
 static json_t *lb_json(const struct ml_lb_spec *lb)
 {
-	static const char *const names[] = {
-		"",
-		"roundrobin",
-		"leastconn",
-		"random",
-	};
 	json_t *o;
 
 	if (!lb->hosts.n)
@@ -901,9 +895,7 @@ static json_t *lb_json(const struct ml_lb_spec *lb)
 	json_object_set_new(o, "listen", json_integer(lb->listen_port));
 	json_object_set_new(
 		o, "balance",
-		json_string((unsigned)lb->balance < ML_ARRAY_SIZE(names)
-				    ? names[lb->balance]
-				    : "roundrobin"));
+		json_string(ml_balance_name(lb->balance)));
 	if (lb->tls_cert) {
 		json_t *t = json_object();
 

@@ -5,22 +5,16 @@
  * touching only its own session, so no locking is needed here.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/options.h"
 #include "orchestrator/transport/transport.h"
 
 #include <time.h>
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int ml_fleet_opts_from_ctx(struct ml_fleet_opts *o, const struct ml_ctx *ctx)
 {
@@ -37,28 +31,13 @@ int ml_fleet_opts_from_ctx(struct ml_fleet_opts *o, const struct ml_ctx *ctx)
 	o->parallel = 16;
 	o->start_agent = true;
 	if (ctx->opt[OPT_TIMEOUT]) {
-		rc = ml_parse_duration(&ms, ctx->opt[OPT_TIMEOUT]);
-		if (rc < 0 || ms <= 0 || ms > 3600000)
-			return ml_err_set(ML_EUSAGE,
-					  "--timeout must be a duration between "
-					  "1ms and 1h, like 5s, not '%s'",
-					  ctx->opt[OPT_TIMEOUT]);
+		rc = ml_optval_timeout(&ms, ctx->opt[OPT_TIMEOUT]);
+		if (rc < 0)
+			return rc;
 		o->connect_timeout_ms = (int)ms;
 	}
-	if (ctx->opt[OPT_PARALLEL]) {
-		char *end;
-		long v;
-
-		errno = 0;
-		v = strtol(ctx->opt[OPT_PARALLEL], &end, 10);
-		if (errno || *end || end == ctx->opt[OPT_PARALLEL] || v < 1 ||
-		    v > 256)
-			return ml_err_set(ML_EUSAGE,
-					  "--parallel must be a number from 1 "
-					  "to 256, not '%s'",
-					  ctx->opt[OPT_PARALLEL]);
-		o->parallel = (int)v;
-	}
+	if (ctx->opt[OPT_PARALLEL])
+		return ml_optval_parallel(&o->parallel, ctx->opt[OPT_PARALLEL]);
 	return 0;
 }
 
@@ -121,7 +100,7 @@ static int connect_one(size_t i, void *arg)
 	struct ml_ssh_opts so = { 0 };
 	static const char *const agent_argv[] = { ML_AGENT_REMOTE_PATH,
 						  "serve", NULL };
-	int64_t t0 = mono_ms();
+	int64_t t0 = ml_mono_ms();
 	int rc;
 
 	if (t->jump) {
@@ -162,7 +141,7 @@ static int connect_one(size_t i, void *arg)
 	if (rc < 0)
 		rc = agent_start_failed(h, rc);
 out:
-	h->connect_ms = mono_ms() - t0;
+	h->connect_ms = ml_mono_ms() - t0;
 	if (rc < 0)
 		ml_host_fail(h, rc);
 	ml_debug("%s: connected in %lld ms%s", t->name,

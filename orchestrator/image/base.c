@@ -559,7 +559,7 @@ static int build(struct ml_docker *d, const struct ml_base_spec *spec,
 	const char *argv[32];
 	struct ml_io io;
 	size_t n = 0, i;
-	char saved[1024];
+	struct ml_err_saved saved;
 	int rc, rc2;
 
 	ml_buf_init(&im.lines.line, LINE_MAX_);
@@ -595,7 +595,7 @@ static int build(struct ml_docker *d, const struct ml_base_spec *spec,
 	io.ctx = &im;
 	rc = ml_docker_stream(d, "POST", path.data, "application/x-tar", &io,
 			      0);
-	snprintf(saved, sizeof(saved), "%s", ml_err_msg());
+	ml_err_save(&saved);
 	if (rc < 0)
 		kill(child.pid, SIGTERM);
 	rc2 = ml_child_finish(&child, "mmdebstrap");
@@ -608,9 +608,9 @@ static int build(struct ml_docker *d, const struct ml_base_spec *spec,
 		goto out;
 	}
 	if (rc < 0) {
-		rc = ml_err_set(rc, "docker could not import the base image: "
-				    "%s",
-				saved);
+		ml_err_restore(&saved);
+		rc = ml_err_prefix(rc, "docker could not import the base "
+				       "image");
 		goto out;
 	}
 	if (im.error || !im.id) {

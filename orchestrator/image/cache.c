@@ -849,7 +849,7 @@ int ml_cache_fill(struct ml_cache *c, struct ml_docker *d, struct ml_image *img)
 	struct fill_write w = {-1, false};
 	struct fill_job job = {c, img};
 	struct ml_pump pump;
-	char saved[1024];
+	struct ml_err_saved saved;
 	size_t i, missing = 0;
 	int rc, rc2;
 
@@ -877,13 +877,13 @@ int ml_cache_fill(struct ml_cache *c, struct ml_docker *d, struct ml_image *img)
 	if (rc < 0)
 		goto out;
 	rc = ml_docker_get_stream(d, path.data, fill_write_cb, &w);
-	snprintf(saved, sizeof(saved), "%s", ml_err_msg());
+	ml_err_save(&saved);
 	rc2 = ml_pump_finish(&pump, &w.fd); /* EOF for the reader */
 	if (rc2 < 0 && (rc == 0 || w.failed)) {
 		rc = rc2; /* the reader's message, set again */
 	} else if (rc < 0) {
 		/* Docker's failure explains the reader's truncated stream */
-		ml_err_set(rc, "%s", saved);
+		ml_err_restore(&saved);
 	}
 out:
 	ml_buf_release(&path);

@@ -596,7 +596,7 @@ static int image_build(struct ml_image **out, struct ml_docker *d,
 	char hash[ML_SHA256_HEX];
 	const char *label;
 	json_t *j = NULL;
-	char saved[1024];
+	struct ml_err_saved saved;
 	size_t i;
 	int rc, rc2;
 
@@ -684,10 +684,10 @@ static int image_build(struct ml_image **out, struct ml_docker *d,
 	 * exporter fails to write; Docker's answer is the news then (and
 	 * when the export failed first, its message is already set).
 	 */
-	snprintf(saved, sizeof(saved), "%s", ml_err_msg());
+	ml_err_save(&saved);
 	rc2 = ml_pump_finish(&b.pump, &b.fd);
 	if (rc < 0) {
-		ml_err_set(rc, "%s", saved);
+		ml_err_restore(&saved);
 		goto out;
 	}
 	ml_lines_flush(&b.lines);

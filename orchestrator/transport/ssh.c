@@ -24,6 +24,7 @@
  * two 64 KiB buffers.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "orchestrator/transport/transport.h"
 
@@ -110,14 +111,6 @@ static int lib_init(void)
 	return 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "5s", "1.5s" or "200 ms", for messages. */
 static const char *fmt_ms(char buf[32], int ms)
 {
@@ -181,7 +174,7 @@ static int tcp_connect(int *out, const char *name, const char *addr,
 {
 	struct addrinfo hints = { 0 }, *res = NULL, *ai;
 	char portstr[16], d[32];
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = ml_mono_ms() + timeout_ms;
 	int fd = -1, rc, err = 0, one = 1;
 	bool timed_out = false;
 
@@ -216,7 +209,7 @@ static int tcp_connect(int *out, const char *name, const char *addr,
 		p.fd = fd;
 		p.events = POLLOUT;
 		for (;;) {
-			left = deadline - now_ms();
+			left = deadline - ml_mono_ms();
 			if (left <= 0) {
 				rc = 0;
 				break;
@@ -758,9 +751,9 @@ static int connect_impl(struct ml_ssh **out, const struct ml_ssh_opts *o,
 	if (ssh_options_set(c->s, SSH_OPTIONS_FD, &c->fd) < 0)
 		goto bad_opt;
 
-	t0 = now_ms();
+	t0 = ml_mono_ms();
 	if (ssh_connect(c->s) != SSH_OK) {
-		if (now_ms() - t0 >= connect_ms - 50)
+		if (ml_mono_ms() - t0 >= connect_ms - 50)
 			rc = ml_err_set(ML_EHOST, "%s did not answer within %s",
 					c->name, fmt_ms(d, connect_ms));
 		else
@@ -786,9 +779,9 @@ static int connect_impl(struct ml_ssh **out, const struct ml_ssh_opts *o,
 	rc = set_timeout(c->s, c->command_timeout_ms);
 	if (rc < 0)
 		goto out;
-	c->last_sent_ms = now_ms();
+	c->last_sent_ms = ml_mono_ms();
 	ml_debug("connected to %s in %lld ms", c->name,
-		 (long long)(now_ms() - t0));
+		 (long long)(ml_mono_ms() - t0));
 	*out = c;
 	c = NULL;
 	rc = 0;
@@ -861,7 +854,7 @@ static void *pump_main(void *arg)
 	char *up = ml_xmalloc(PUMP_BUF), *down = ml_xmalloc(PUMP_BUF);
 	size_t up_len = 0, up_off = 0, down_len = 0, down_off = 0;
 	bool fd_eof = false, ch_eof = false;
-	int64_t last = now_ms();
+	int64_t last = ml_mono_ms();
 
 	ssh_set_log_callback(log_cb);
 	for (;;) {
@@ -931,7 +924,7 @@ static void *pump_main(void *arg)
 		if (atomic_load(&c->pump_stop) && up_off == up_len)
 			break;
 		if (progress) {
-			last = now_ms();
+			last = ml_mono_ms();
 		} else {
 			struct pollfd p[2] = {
 				{ .fd = ssh_get_fd(js), .events = POLLIN },
@@ -944,9 +937,9 @@ static void *pump_main(void *arg)
 				p[1].events |= POLLOUT;
 			poll(p, 2, 50);
 			if (c->keepalive_s > 0 &&
-			    now_ms() - last >= (int64_t)c->keepalive_s * 1000) {
+			    ml_mono_ms() - last >= (int64_t)c->keepalive_s * 1000) {
 				ssh_send_ignore(js, "");
-				last = now_ms();
+				last = ml_mono_ms();
 			}
 		}
 	}
@@ -986,7 +979,7 @@ int ml_shell_quote_argv(struct ml_buf *out, const char *const argv[])
 
 static void keepalive(struct ml_ssh *s)
 {
-	int64_t t = now_ms();
+	int64_t t = ml_mono_ms();
 
 	if (s->keepalive_s > 0 &&
 	    t - s->last_sent_ms >= (int64_t)s->keepalive_s * 1000) {
@@ -1028,7 +1021,7 @@ static int drain_stderr(struct ml_ssh_chan *c)
 static ssize_t chan_read_stream(struct ml_ssh_chan *c, void *buf, size_t n,
 				int is_stderr)
 {
-	int64_t start = now_ms(), left;
+	int64_t start = ml_mono_ms(), left;
 	uint32_t k = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 	int r, rc, slice;
 	char d[32];
@@ -1039,7 +1032,7 @@ static ssize_t chan_read_stream(struct ml_ssh_chan *c, void *buf, size_t n,
 			if (rc < 0)
 				return rc;
 		}
-		left = c->timeout_ms - (now_ms() - start);
+		left = c->timeout_ms - (ml_mono_ms() - start);
 		if (left <= 0)
 			return ml_err_set(ML_EHOST,
 					  "%s did not answer within %s "
@@ -1048,7 +1041,7 @@ static ssize_t chan_read_stream(struct ml_ssh_chan *c, void *buf, size_t n,
 		slice = left < READ_SLICE_MS ? (int)left : READ_SLICE_MS;
 		r = ssh_channel_read_timeout(c->ch, buf, k, is_stderr, slice);
 		if (r > 0) {
-			c->ssh->last_sent_ms = now_ms();
+			c->ssh->last_sent_ms = ml_mono_ms();
 			return r;
 		}
 		if (r == SSH_ERROR)
@@ -1097,7 +1090,7 @@ static int chan_write(void *ctx, const void *buf, size_t n)
 					  c->what);
 		p += w;
 		n -= (size_t)w;
-		c->ssh->last_sent_ms = now_ms();
+		c->ssh->last_sent_ms = ml_mono_ms();
 		rc = drain_stderr(c);
 		if (rc < 0)
 			return rc;
@@ -1243,7 +1236,7 @@ int ml_ssh_run(struct ml_ssh *s, const char *const argv[],
 	struct ml_ssh_chan *c = NULL;
 	const char *in = stdin_data;
 	char buf[16384];
-	int64_t last = now_ms();
+	int64_t last = ml_mono_ms();
 	bool out_eof = false, err_eof = false;
 	char d[32];
 	int rc, r;
@@ -1309,12 +1302,12 @@ int ml_ssh_run(struct ml_ssh *s, const char *const argv[],
 			}
 		}
 		if (progress) {
-			last = now_ms();
+			last = ml_mono_ms();
 			continue;
 		}
 		if (out_eof && err_eof)
 			break;
-		if (now_ms() - last >= c->timeout_ms) {
+		if (ml_mono_ms() - last >= c->timeout_ms) {
 			rc = ml_err_set(ML_EHOST,
 					"%s did not answer within %s "
 					"(running '%s')", s->name,
@@ -1401,7 +1394,7 @@ int ml_ssh_upload(struct ml_ssh *s, const char *local_path,
 		goto out;
 	}
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		rnd = (uint32_t)now_ms() ^ (uint32_t)getpid();
+		rnd = (uint32_t)ml_mono_ms() ^ (uint32_t)getpid();
 	tmp = ml_xasprintf("%s.tmp-%08x", remote_path, rnd);
 	mv[3] = tmp;
 

@@ -407,6 +407,103 @@ static void test_cli__plan_json_resolves_hosts(void **state)
 	ml_test_out_release(&o);
 }
 
+/* The agent to install cannot be read: the context once, the reason once,
+ * then what to do (once the site that formatted the message into itself). */
+static void test_cli__bootstrap_without_the_agent_says_so_once(void **state)
+{
+	struct repo *r = *state;
+	struct ml_test_out o;
+
+	mlctl(&o, r, (const char *const[]){ "bootstrap", "--agent-binary",
+					    "/nonexistent/mlctl-agent", NULL });
+	assert_int_not_equal(o.status, 0);
+	assert_non_null(strstr(o.err,
+			       "mlctl: cannot read the agent to install: "
+			       "cannot open '/nonexistent/mlctl-agent': No "
+			       "such file or directory (build it with 'make', "
+			       "or give --agent-binary)\n"));
+	ml_test_out_release(&o);
+}
+
+/*
+ * A bad option value is refused before any work: the example playbook
+ * builds from a Dockerfile this repository lacks, so an option checked
+ * only after the build would fail on that instead.
+ */
+static void test_cli__bad_options_are_refused_before_any_work(void **state)
+{
+	static const struct {
+		const char *args[4];
+		const char *message;
+	} cases[] = {
+		{ { "deploy", "--parallel", "0" },
+		  "mlctl: --parallel must be a number from 1 to 256, not '0'\n" },
+		{ { "deploy", "--wait", "soon" },
+		  "mlctl: --wait must be a duration like 30s or 5m, not "
+		  "'soon'\n" },
+		{ { "deploy", "--timeout", "0" },
+		  "mlctl: --timeout must be a duration between 1ms and 1h, "
+		  "like 5s, not '0'\n" },
+		{ { "rollback", "--parallel", "many", "1" },
+		  "mlctl: --parallel must be a number from 1 to 256, not "
+		  "'many'\n" },
+		{ { "history", "--limit", "x" },
+		  "mlctl: --limit must be a number, not 'x'\n" },
+		{ { "status", "--timeout", "2h" },
+		  "mlctl: --timeout must be a duration between 1ms and 1h, "
+		  "like 5s, not '2h'\n" },
+	};
+	struct repo *r = *state;
+	struct ml_test_out o;
+	size_t i;
+
+	for (i = 0; i < ML_ARRAY_SIZE(cases); i++) {
+		const char *args[5] = { 0 };
+
+		memcpy(args, cases[i].args, sizeof(cases[i].args));
+		mlctl(&o, r, args);
+		if (o.status != 2 || strcmp(o.err, cases[i].message))
+			print_error("mlctl %s %s: exit %d\n%s", args[0],
+				    args[1], o.status, o.err);
+		assert_int_equal(o.status, 2);
+		assert_string_equal(o.err, cases[i].message);
+		assert_string_equal(o.out, "");
+		ml_test_out_release(&o);
+	}
+}
+
+/* A secrets file others can read is refused before the image is built
+ * (the repository has no Dockerfile to build from). */
+static void test_cli__bad_secrets_file_is_refused_before_the_build(
+	void **state)
+{
+	struct repo *r = *state;
+	struct ml_test_out o;
+	char *pb = ml_test_read_src("playbooks/example.yaml");
+	char *with = ml_xasprintf("%ssecrets: [HF_TOKEN]\n", pb);
+	char *path = ml_xasprintf("%s/open-secrets", r->dir);
+	char *want = ml_xasprintf("mlctl: secrets file '%s' has mode 0644",
+				  path);
+
+	ml_test_write(r->dir, "mlctl.yaml", with);
+	free(ml_test_commit(r->dir, "a secret"));
+	ml_test_write(r->dir, "open-secrets", "HF_TOKEN=x\n");
+	assert_int_equal(chmod(path, 0644), 0);
+	mlctl(&o, r, (const char *const[]){ "deploy", "--secrets", path,
+					    NULL });
+	if (!strstr(o.err, want))
+		print_error("exit %d\n%s", o.status, o.err);
+	assert_int_not_equal(o.status, 0);
+	assert_non_null(strstr(o.err, want));
+	assert_null(strstr(o.err, "Dockerfile"));
+	assert_null(strstr(o.out, "building"));
+	ml_test_out_release(&o);
+	free(want);
+	free(path);
+	free(with);
+	free(pb);
+}
+
 static void test_cli__history_empty_ledger(void **state)
 {
 	struct repo *r = *state;
@@ -456,6 +553,15 @@ int main(void)
 			repo_teardown),
 		cmocka_unit_test_setup_teardown(test_cli__history_empty_ledger,
 						repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli__bootstrap_without_the_agent_says_so_once,
+			repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli__bad_options_are_refused_before_any_work,
+			repo_setup, repo_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cli__bad_secrets_file_is_refused_before_the_build,
+			repo_setup, repo_teardown),
 	};
 
 	return cmocka_run_group_tests_name("e2e/cli", tests, NULL, NULL);

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "common/ml.h"
+#include "common/clock.h"
 #include "tests/support/loadgen.h"
 #include "tests/support/prom.h"
 #include "tests/support/proc.h"
@@ -465,14 +466,6 @@ static void *slow_main(void *arg)
 	return NULL;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Run a command in VM vm1; its stdout, the caller's. */
 static char *vm_exec(const char *const *cmd)
 {
@@ -523,10 +516,10 @@ static void test_model__nonroot_and_drain_on_sigterm(void **s)
 	free(key);
 	assert_int_equal(pthread_create(&t, NULL, slow_main, &r), 0);
 	usleep(800 * 1000); /* the request is in flight */
-	t0 = mono_ms();
+	t0 = ml_mono_ms();
 	free(vm_exec((const char *const[]){ "docker", "stop", "-t", "30", id,
 					     NULL }));
-	took = mono_ms() - t0;
+	took = ml_mono_ms() - t0;
 	pthread_join(t, NULL);
 	code = vm_exec((const char *const[]){ "docker", "inspect", "-f",
 					      "{{.State.ExitCode}}", id, NULL });
