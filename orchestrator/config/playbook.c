@@ -901,9 +901,6 @@ static void parse_metrics(struct ml_cfgctx *c, struct ml_playbook *pb,
 				   "'%s': the exporter has no password",
 				   s);
 		free(pb->metrics.bind);
-	free(pb->metrics.user);
-	free(pb->metrics.password);
-	free(pb->lb.tls_key);
 		pb->metrics.bind = s;
 	}
 	if ((v = opt(n, "user")) && ml_cfg_str(c, v, "metrics.user", &s) == 0) {
@@ -1078,6 +1075,9 @@ void ml_playbook_free(struct ml_playbook *pb)
 	ml_security_release(&pb->security);
 	free(pb->metrics.path);
 	free(pb->metrics.bind);
+	free(pb->metrics.user);
+	free(pb->metrics.password);
+	free(pb->lb.tls_key);
 	ml_strlist_release(&pb->metrics.scrape_from);
 	free(pb);
 }
