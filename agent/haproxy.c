@@ -527,7 +527,9 @@ int ml_lb_config_from_json(struct ml_lb_config *c, json_t *args)
 					     where, &def);
 			if (rc < 0)
 				return rc;
-			/* the backend's own check: nothing to track */
+			/* the backend's own check (its expect lines too):
+			 * nothing to track */
+			def.expect = c->health_expect;
 			if (check_same(k, &def)) {
 				check_free(k);
 				c->servers[i].check = NULL;

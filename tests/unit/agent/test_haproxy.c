@@ -1003,6 +1003,31 @@ static int live_teardown(void **state)
 		}                                                              \
 	} while (0)
 
+/* A server whose check is the backend's own, expect lines included,
+ * needs no check-only backend (else every deploy of an app whose health
+ * expects a status reloaded HAProxy and moved every old server). */
+static void test_haproxy__same_check_with_expect_is_the_backends(void **state)
+{
+	json_t *h = json_pack("{s:s,s:i,s:i,s:i,s:i,s:{s:[i]}}", "path",
+			      "/healthz", "interval_ms", 500, "timeout_ms",
+			      400, "healthy_threshold", 1,
+			      "unhealthy_threshold", 3, "expect", "status",
+			      200);
+	char *text;
+
+	ML_UNUSED(state);
+	text = render(json_pack("{s:s,s:i,s:O,s:[{s:s,s:s,s:i,s:O}]}", "app",
+				"demo", "listen_port", 8080, "health", h,
+				"servers", "name", "s1", "address", "10.0.0.11",
+				"port", 9000, "health", h),
+		      0);
+	assert_non_null(text);
+	assert_null(strstr(text, "chk_"));
+	assert_non_null(strstr(text, "server s1 10.0.0.11:9000 check"));
+	free(text);
+	json_decref(h);
+}
+
 /*
  * A server whose own check moves to a check-only backend (or back) takes
  * its check health with it: fully up stays fully up across the reload,
@@ -1744,6 +1769,8 @@ int main(void)
 		cmocka_unit_test(test_haproxy__parse_tables),
 		cmocka_unit_test(test_haproxy__init_paths),
 		cmocka_unit_test(test_haproxy__carry_checks),
+		cmocka_unit_test(
+			test_haproxy__same_check_with_expect_is_the_backends),
 		cmocka_unit_test(test_haproxy__live_start_and_set),
 		cmocka_unit_test(test_haproxy__live_wait_drained),
 		cmocka_unit_test(test_haproxy__live_requests_per_revision),
