@@ -82,6 +82,45 @@ int ml_probe_http(struct ml_probe_result *out, const char *host, int port,
 	return ml_probe_http_expect(out, host, port, path, timeout_ms, NULL);
 }
 
+/*
+ * A libcurl handle for one plain-HTTP request to host:port path, the URL
+ * in url: no proxy, no redirects, no reuse, timeout_ms for all of it.
+ * NULL with the error set.
+ */
+static CURL *http_handle(struct ml_buf *url, const char *host, int port,
+			 const char *path, long timeout_ms, const char *agent,
+			 char errbuf[CURL_ERROR_SIZE])
+{
+	bool v6 = strchr(host, ':') != NULL;
+	CURL *c;
+
+	if (ml_buf_addf(url, "http://%s%s%s:%d%s", v6 ? "[" : "", host,
+			v6 ? "]" : "", port, path) < 0)
+		return NULL;
+	pthread_once(&probe_once, probe_init);
+	if (probe_init_rc != CURLE_OK) {
+		ml_err_set(ML_EFAIL, "cannot initialize libcurl: %s",
+			   curl_easy_strerror(probe_init_rc));
+		return NULL;
+	}
+	c = curl_easy_init();
+	if (!c) {
+		ml_err_set(ML_EFAIL, "cannot initialize libcurl");
+		return NULL;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url->data);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, agent);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	return c;
+}
+
 int ml_probe_http_expect(struct ml_probe_result *out, const char *host,
 			 int port, const char *path, long timeout_ms,
 			 const struct ml_probe_expect *expect)
@@ -91,7 +130,6 @@ int ml_probe_http_expect(struct ml_probe_result *out, const char *host,
 	struct probe_sink sink = {0};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	long t0 = ml_mono_ms(), status = 0, oserr = 0;
-	bool v6 = host && strchr(host, ':');
 	CURL *c = NULL;
 	CURLcode cc;
 	int rc;
@@ -102,35 +140,16 @@ int ml_probe_http_expect(struct ml_probe_result *out, const char *host,
 	    !ml_probe_valid_path(path) || timeout_ms <= 0)
 		return ml_err_set(ML_EINVALID,
 				  "health probe: bad address, port or path");
-	rc = ml_buf_addf(&url, "http://%s%s%s:%d%s", v6 ? "[" : "", host,
-			 v6 ? "]" : "", port, path);
-	if (rc < 0)
-		goto out;
-	pthread_once(&probe_once, probe_init);
-	if (probe_init_rc != CURLE_OK) {
-		rc = ml_err_set(ML_EFAIL, "cannot initialize libcurl: %s",
-				curl_easy_strerror(probe_init_rc));
-		goto out;
-	}
-	c = curl_easy_init();
+	c = http_handle(&url, host, port, path, timeout_ms,
+			"mlctl-agent-probe", errbuf);
 	if (!c) {
-		rc = ml_err_set(ML_EFAIL, "cannot initialize libcurl");
+		rc = ml_err_code() ? ml_err_code() : ML_EFAIL;
 		goto out;
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url.data);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
-	curl_easy_setopt(c, CURLOPT_PROXY, "");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "mlctl-agent-probe");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
 	if (expect && (expect->body || expect->json_field))
 		sink.keep = &body;
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -184,7 +203,6 @@ int ml_probe_request(struct ml_probe_result *out, struct ml_buf *body,
 	struct curl_slist *hdr = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	long t0 = ml_mono_ms(), status = 0;
-	bool v6 = host && strchr(host, ':');
 	CURL *c = NULL;
 	CURLcode cc;
 	size_t i;
@@ -199,31 +217,13 @@ int ml_probe_request(struct ml_probe_result *out, struct ml_buf *body,
 	    !method[0] || method[i] || i > 16)
 		return ml_err_set(ML_EINVALID,
 				  "request: bad address, port, method or path");
-	rc = ml_buf_addf(&url, "http://%s%s%s:%d%s", v6 ? "[" : "", host,
-			 v6 ? "]" : "", port, path);
-	if (rc < 0)
-		goto out;
-	pthread_once(&probe_once, probe_init);
-	if (probe_init_rc != CURLE_OK) {
-		rc = ml_err_set(ML_EFAIL, "cannot initialize libcurl: %s",
-				curl_easy_strerror(probe_init_rc));
-		goto out;
-	}
-	c = curl_easy_init();
+	c = http_handle(&url, host, port, path, timeout_ms,
+			"mlctl-agent-verify", errbuf);
 	if (!c) {
-		rc = ml_err_set(ML_EFAIL, "cannot initialize libcurl");
+		rc = ml_err_code() ? ml_err_code() : ML_EFAIL;
 		goto out;
 	}
 	sink.keep = body;
-	curl_easy_setopt(c, CURLOPT_URL, url.data);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
-	curl_easy_setopt(c, CURLOPT_PROXY, "");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "mlctl-agent-verify");
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	if (!strcmp(method, "HEAD"))
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -236,7 +236,6 @@ int ml_probe_request(struct ml_probe_result *out, struct ml_buf *body,
 	}
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (cc == CURLE_WRITE_ERROR && sink.cut)
