@@ -75,6 +75,8 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c tests/unit/*/test_*.c)
 UNIT_BIN := $(UNIT_SRC:%.c=$(O)/%)
 E2E_SRC := $(wildcard tests/e2e/test_*.c)
 E2E_BIN := $(E2E_SRC:%.c=$(O)/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:%.c=$(O)/%)
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(O)/%.o)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -82,7 +84,8 @@ FUZZ_BIN := $(FUZZ_SRC:%.c=$(O)/%)
 
 MAIN_OBJ := $(O)/orchestrator/main.o $(O)/agent/main.o
 ALL_OBJ := $(LIB_OBJ) $(MAIN_OBJ) $(TEST_SUPPORT_OBJ) \
-	$(UNIT_SRC:%.c=$(O)/%.o) $(E2E_SRC:%.c=$(O)/%.o) $(FUZZ_SRC:%.c=$(O)/%.o)
+	$(UNIT_SRC:%.c=$(O)/%.o) $(E2E_SRC:%.c=$(O)/%.o) $(FUZZ_SRC:%.c=$(O)/%.o) \
+	$(TOOL_SRC:%.c=$(O)/%.o)
 
 .PHONY: all setup test unit-bins e2e-bins check-unit fuzz fuzz-bins clean format bench demo install
 
@@ -148,8 +151,12 @@ $(O)/tests/unit/%: $(O)/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 $(O)/tests/e2e/%: $(O)/tests/e2e/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
+# Test tools (tests/tools/): the load generator as a command.
+$(O)/tests/tools/%: $(O)/tests/tools/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+	$(QLD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 unit-bins: $(UNIT_BIN)
-e2e-bins: $(E2E_BIN)
+e2e-bins: $(E2E_BIN) $(TOOL_BIN)
 
 # `make test` and `make demo` first install what they need (a no-op when
 # everything is there), then build in a sub-make so that pkg-config sees the

@@ -48,6 +48,39 @@ static void set_tls(CURL *c)
 		curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
 }
 
+/* ML_LOADGEN_TRACE=FILE: one line per failed or slow open-loop request
+ * (wall-clock ms when it was due, its number, what happened, and libcurl's
+ * connect, first-byte and total times in ms), to line failures up with
+ * what a deploy did at that moment. */
+static pthread_mutex_t trace_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void trace(CURL *c, long n, const char *what)
+{
+	const char *path = getenv("ML_LOADGEN_TRACE");
+	curl_off_t conn = 0, ttfb = 0, total = 0;
+	struct timespec ts;
+	FILE *f;
+
+	if (!path || !*path)
+		return;
+	curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &conn);
+	curl_easy_getinfo(c, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
+	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME_T, &total);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	pthread_mutex_lock(&trace_lock);
+	f = fopen(path, "ae");
+	if (f) {
+		int64_t end = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+
+		fprintf(f, "%lld %ld %s connect=%lld ttfb=%lld total=%lld\n",
+			(long long)(end - total / 1000), n, what,
+			(long long)(conn / 1000), (long long)(ttfb / 1000),
+			(long long)(total / 1000));
+		fclose(f);
+	}
+	pthread_mutex_unlock(&trace_lock);
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -197,6 +230,7 @@ static void open_done(struct ml_loadgen *lg, CURLM *m, CURL *c, CURLcode rc)
 	if (rc != CURLE_OK) {
 		atomic_fetch_add(&lg->failed, 1);
 		note_error(lg, "request %ld: %s", r->n, curl_easy_strerror(rc));
+		trace(c, r->n, "failed");
 	} else {
 		curl_off_t us = 0;
 		long ms, seen;
@@ -208,6 +242,9 @@ static void open_done(struct ml_loadgen *lg, CURLM *m, CURL *c, CURLcode rc)
 		       !atomic_compare_exchange_weak(&lg->max_ms, &seen, ms))
 			;
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		if (ms > ML_LOADGEN_HELD_MS || code < 200 || code > 299)
+			trace(c, r->n, code < 200 || code > 299 ? "http-error"
+								 : "slow");
 		if (code < 200 || code > 299) {
 			atomic_fetch_add(&lg->failed, 1);
 			atomic_fetch_add(&lg->http_errors, 1);
