@@ -1,14 +1,16 @@
 /*
- * Faults and a soak on the simulated fleet, each under open-loop load
- * through HAProxy (a new connection per request, at the highest rate from
- * RATE per second down that the fleet is first shown to hold in the same
- * run, stated in the table's title), one table row per fault or step on
- * stdout:
+ * Faults and a soak on the simulated fleet with the Python example
+ * (examples/iris: scikit-learn behind FastAPI on mlctl's base image),
+ * each under open-loop load through HAProxy (a new connection per request,
+ * on /healthz, at the highest rate from RATE per second down that the
+ * fleet is first shown to hold in the same run, stated in the table's
+ * title), one table row per fault or step on stdout:
  *
  *	| # | step | mlctl | sent | failed | fleet = ledger |
  *
- * "fleet = ledger" means every answer came from one revision and it is the
- * one the ledger says serves. Rows must show 0 failed and "yes".
+ * "fleet = ledger" means every answer came from one model version and it
+ * is the one the revision the ledger says serves has; no revision is left
+ * "running". Rows must show 0 failed and "yes".
  *
  *  - soak: MLCTL_SOAK_ROUNDS steps (default 4) cycling through a deploy
  *    of a new model, a rollback to the revision before, a deploy whose
@@ -17,7 +19,18 @@
  *  - kill -9: MLCTL_FAULT_KILLS deploys (default 1) killed at a random
  *    moment (0.5 to 9 s in), each followed by `mlctl recover`, whose
  *    take-over of the dead controller's lease is the agent's
- *    compare-and-swap.
+ *    compare-and-swap;
+ *  - kill -9 during the automatic rollback of a failing health check,
+ *    then `mlctl recover`: the revision before serves again;
+ *  - an app VM's link down while a deploy runs (the deploy fails on that
+ *    host and says so), up again, then `mlctl deploy` converges.
+ *
+ * A new model's image is delivered (`mlctl deliver`) before the deploy
+ * that is loaded: on this one machine the controller's image preparation
+ * (an export from its Docker Engine) shares the two cores with every
+ * simulated VM, which a real controller does not, and measured here it
+ * starved the VMs' apps before the rollout touched a host. What is
+ * measured is what a rollout costs the app's users.
  *
  * bench/soak.sh and bench/faults.sh run this with more rounds; the e2e
  * suite keeps the short defaults. Real parts throughout: git, the
@@ -44,23 +57,23 @@
 #include <unistd.h>
 
 #define RATE 200      /* open-loop requests per second */
-#define MAX_LOAD_S 300 /* no load runs longer than this */
+#define MAX_LOAD_S 400 /* no load runs longer than this */
+#define APP "faults-api"
 
 static struct {
 	struct ml_test_app app;
 	char *repo, *known_hosts, *ledger_env; /* borrowed from app */
-	char *static_url, *score_url;
+	char *url;   /* /healthz through HAProxy: it names the model */
 	int row;
-	int rate;  /* open-loop requests per second the fleet holds */
-	int score; /* the model score the ledger's serving revision has */
+	int rate;    /* open-loop requests per second the fleet holds */
+	int version; /* the model version the serving revision has */
+	int next;    /* the next new model version */
 	bool failed_any;
 } F;
 
 static int mlctl(struct ml_test_out *o, const char *const *args)
 {
-	const char *env[] = { F.ledger_env, NULL };
-
-	return ml_test_mlctl_kh(o, F.repo, F.known_hosts, env, args);
+	return ml_test_app_mlctl(o, &F.app, NULL, args);
 }
 
 static long env_long(const char *name, long def)
@@ -70,24 +83,50 @@ static long env_long(const char *name, long def)
 	return s && *s ? strtol(s, NULL, 10) : def;
 }
 
-static char *commit_score(int score, const char *msg)
+/* The model's version in model/meta.json (a weights-only change). */
+static void write_model_version(int v)
 {
-	char *model = ml_xasprintf("great %d\ngood 2\nbad -2\n", score);
+	char *path = ml_xasprintf("%s/model/meta.json", F.repo);
+	char *meta = ml_test_slurp(path), *at, *end, *next;
 
-	ml_test_write(F.repo, "model.txt", model);
-	free(model);
-	return ml_test_commit(F.repo, msg);
+	at = strstr(meta, "\"version\": \"");
+	assert_non_null(at);
+	at += strlen("\"version\": \"");
+	end = strchr(at, '"');
+	assert_non_null(end);
+	next = ml_xasprintf("%.*sv%d%s", (int)(at - meta), meta, v, end);
+	ml_test_write(F.repo, "model/meta.json", next);
+	free(next);
+	free(meta);
+	free(path);
+}
+
+/* A new model version committed; its image delivered, unloaded (see the
+ * top of this file). Returns the version. */
+static int commit_new_model(const char *msg)
+{
+	struct ml_test_out o;
+	int v = F.next++;
+
+	write_model_version(v);
+	free(ml_test_commit(F.repo, msg));
+	mlctl(&o, (const char *const[]){ "deliver", NULL });
+	if (o.status != 0)
+		fprintf(stderr, "deliver: %d\n%s%s\n", o.status, o.out, o.err);
+	ml_test_out_release(&o);
+	return v;
 }
 
 /* The health path of the playbook, and commit. */
 static void commit_health_path(const char *path, const char *msg)
 {
 	char *pb = ml_xasprintf(
-		"app: faults-api\n"
+		"app: " APP "\n"
 		"image:\n  build: {context: ., dockerfile: Dockerfile}\n"
 		"port: 8000\n"
 		"health: {path: %s, interval: 1s, timeout: 1s,"
-		" start_period: 4s, unhealthy_threshold: 3}\n"
+		" start_period: 60s, unhealthy_threshold: 3,"
+		" expect_status: [200]}\n"
 		"targets: [web]\n"
 		"rollout: {batch: 1, failure_budget: 0, auto_rollback: true,"
 		" drain_timeout: 5s}\n"
@@ -110,11 +149,11 @@ static json_t *history(void)
 	return doc;
 }
 
-/* Does every answer carry F.score, and does the ledger agree (its newest
- * revision finished, none left running)? */
-static bool fleet_agrees(void)
+/* Does every answer carry model version v, and does the ledger agree
+ * (none of its revisions left running)? */
+static bool serves(int v)
 {
-	char *marker = ml_xasprintf("\"score\": %d", F.score);
+	char *marker = ml_xasprintf("\"model_version\":\"v%d\"", v);
 	const char *const markers[] = { marker, NULL };
 	struct ml_loadgen *lg;
 	struct ml_loadgen_stats st;
@@ -122,7 +161,7 @@ static bool fleet_agrees(void)
 	bool ok = h != NULL;
 	size_t i;
 
-	lg = ml_loadgen_start(F.score_url, 40, 2, 40, 20, markers);
+	lg = ml_loadgen_start(F.url, 40, 2, 40, 20, markers);
 	do {
 		usleep(100000);
 		ml_loadgen_peek(lg, &st);
@@ -150,8 +189,9 @@ static void table_head(const char *title)
 		fclose(f);
 		load[strcspn(load, " ")] = '\0';
 	}
-	printf("\n%s, open-loop load of %d requests/s on a static page, a "
-	       "new connection each (load average %s at the start)\n\n",
+	printf("\n%s, open-loop load of %d requests/s on /healthz of the "
+	       "Python example, a new connection each (load average %s at "
+	       "the start)\n\n",
 	       title, F.rate, load);
 	printf("| # | step | mlctl | sent | failed | fleet = ledger |\n");
 	printf("|---|---|---|---|---|---|\n");
@@ -172,8 +212,11 @@ static void row(const char *step, const char *exits,
 
 static struct ml_loadgen *load_start(void)
 {
-	return ml_loadgen_start_open(F.static_url, F.rate,
-				     (long)F.rate * MAX_LOAD_S, MAX_LOAD_S, NULL);
+	struct ml_loadgen *lg = ml_loadgen_start_open(
+		F.url, F.rate, (long)F.rate * MAX_LOAD_S, MAX_LOAD_S, NULL);
+
+	usleep(300000);
+	return lg;
 }
 
 /* mlctl ARGS under load, then a row. */
@@ -185,7 +228,6 @@ static int step(const char *label, const char *const *args, int want)
 	char exits[32];
 	int status;
 
-	usleep(300000);
 	mlctl(&o, args);
 	usleep(700000);
 	ml_loadgen_stop(lg, &st);
@@ -195,7 +237,7 @@ static int step(const char *label, const char *const *args, int want)
 			status, want, o.out, o.err);
 	ml_test_out_release(&o);
 	snprintf(exits, sizeof(exits), "%d", status);
-	row(label, exits, &st, status == want && fleet_agrees());
+	row(label, exits, &st, status == want && serves(F.version));
 	return status;
 }
 
@@ -209,22 +251,85 @@ static int64_t newest_number(void)
 	return n;
 }
 
+/* `mlctl deploy` in a child of ours with its output in a file, so that
+ * the test can watch it and kill it. */
+static pid_t deploy_child(const char *out_path)
+{
+	const char *bin = getenv("MLCTL_BIN");
+	char *def = NULL;
+	pid_t pid;
+
+	if (!bin || !*bin)
+		bin = def = ml_xasprintf("%s/bin/mlctl", ml_test_src());
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			      0600);
+
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		putenv(F.app.ledger_env);
+		putenv(F.app.cache_env);
+		if (chdir(F.repo) < 0)
+			_exit(126);
+		execl(bin, bin, "--known-hosts", F.known_hosts, "deploy",
+		      (char *)NULL);
+		_exit(127);
+	}
+	free(def);
+	return pid;
+}
+
+/* Wait until the file at path holds needle, or the child ended, or
+ * timeout_s passed. */
+static bool wait_output(const char *path, const char *needle, pid_t pid,
+			int timeout_s)
+{
+	int i, status;
+
+	for (i = 0; i < timeout_s * 10; i++) {
+		char *text = ml_test_slurp(path);
+		bool found = text && strstr(text, needle);
+
+		free(text);
+		if (found)
+			return true;
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return false;
+		usleep(100000);
+	}
+	return false;
+}
+
+static int recover(void)
+{
+	struct ml_test_out o;
+	int rc;
+
+	mlctl(&o, (const char *const[]){ "recover", NULL });
+	rc = o.status;
+	if (rc != 0)
+		fprintf(stderr, "recover: %d\n%s%s\n", rc, o.out, o.err);
+	ml_test_out_release(&o);
+	return rc;
+}
+
 static int group_setup(void **state)
 {
 	struct ml_test_out o;
 
 	ML_UNUSED(state);
-	if (ml_test_app_init(&F.app, "faults") < 0)
+	if (ml_test_app_init_python(&F.app, "faults", APP) < 0)
 		return -1;
 	F.repo = F.app.repo;
 	F.known_hosts = F.app.known_hosts;
 	F.ledger_env = F.app.ledger_env;
-	F.static_url = ml_xasprintf("http://%s/healthz", F.app.lb_addr);
-	F.score_url = ml_xasprintf("http://%s/cgi-bin/predict?text=great",
-				   F.app.lb_addr);
-	F.score = 3;
-	free(commit_score(F.score, "v1"));
-	commit_health_path("/healthz", "playbook");
+	F.url = ml_xasprintf("http://%s/healthz", F.app.lb_addr);
+	F.version = 1;
+	F.next = 40;
+	write_model_version(1);
+	commit_health_path("/healthz", "faults: the example, v1");
 
 	mlctl(&o, (const char *const[]){ "bootstrap", NULL });
 	ml_test_out_release(&o);
@@ -239,7 +344,7 @@ static int group_setup(void **state)
 
 	/* the rate the fleet holds as it is, measured first: from RATE
 	 * down, since the machine may be shared */
-	F.rate = ml_loadgen_held_rate(F.static_url, RATE, 25, 4);
+	F.rate = ml_loadgen_held_rate(F.url, RATE, 25, 4);
 	if (!F.rate) {
 		print_error("the fleet holds no open-loop rate from %d down "
 			    "to 25 requests/s: is the machine overloaded?\n",
@@ -253,8 +358,7 @@ static int group_teardown(void **state)
 {
 	ML_UNUSED(state);
 	ml_test_app_release(&F.app);
-	free(F.static_url);
-	free(F.score_url);
+	free(F.url);
 	return 0;
 }
 
@@ -265,7 +369,7 @@ static int group_teardown(void **state)
 static void test_faults__soak(void **s)
 {
 	long rounds = env_long("MLCTL_SOAK_ROUNDS", 4), i;
-	int next = 40;
+	int before = F.version;
 
 	ML_UNUSED(s);
 	ML_TEST_OPEN_ISSUE("issues 8 and 18: zero failed requests at 200/s not shown yet");
@@ -274,19 +378,18 @@ static void test_faults__soak(void **s)
 	table_head("soak");
 	for (i = 0; i < rounds; i++) {
 		switch (i % 4) {
-		case 0: {
-			free(commit_score(next, "soak: a new model"));
-			F.score = next++;
+		case 0:
+			before = F.version;
+			F.version = commit_new_model("soak: a new model");
 			step("deploy of a new model",
 			     (const char *const[]){ "deploy", NULL }, 0);
 			break;
-		}
 		case 1: {
 			char *num = ml_xasprintf("%lld",
 						 (long long)newest_number() - 1);
 
 			/* the revision before serves the model before */
-			F.score = next - 2 >= 40 ? next - 2 : 3;
+			F.version = before;
 			step("rollback to the revision before",
 			     (const char *const[]){ "rollback", num, NULL }, 0);
 			free(num);
@@ -302,7 +405,7 @@ static void test_faults__soak(void **s)
 			break;
 		default:
 			/* the right check again, with the model in HEAD */
-			F.score = next - 1;
+			F.version = F.next - 1;
 			step("deploy of the right health check",
 			     (const char *const[]){ "deploy", NULL }, 0);
 			break;
@@ -318,13 +421,10 @@ static void test_faults__soak(void **s)
 static void test_faults__kill_during_deploy_then_recover(void **s)
 {
 	long kills = env_long("MLCTL_FAULT_KILLS", 1), i;
-	const char *bin = getenv("MLCTL_BIN");
-	char *def = NULL;
+	char *out = ml_xasprintf("%s.deploy-out", F.repo);
 
 	ML_UNUSED(s);
-	ML_TEST_OPEN_ISSUE("issues 8 and 18: kill -9 and recover under load, not shown yet");
-	if (!bin || !*bin)
-		bin = def = ml_xasprintf("%s/bin/mlctl", ml_test_src());
+	ML_TEST_OPEN_ISSUE("issues 8 and 18: zero failed requests at 200/s not shown yet");
 	srand((unsigned)time(NULL));
 	F.failed_any = false;
 	F.row = 0;
@@ -332,55 +432,129 @@ static void test_faults__kill_during_deploy_then_recover(void **s)
 	for (i = 0; i < kills; i++) {
 		struct ml_loadgen *lg;
 		struct ml_loadgen_stats st;
-		struct ml_test_out o;
-		int at_ms = 500 + rand() % 8500, status, rc;
+		int at_ms = 500 + rand() % 8500, status, rc, v, old;
 		char label[96], exits[48];
 		pid_t pid;
 
-		free(commit_score(100 + (int)i, "a deploy to kill"));
+		v = commit_new_model("a deploy to kill");
 		lg = load_start();
-		usleep(300000);
-		pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			int null = open("/dev/null", O_WRONLY);
-
-			dup2(null, 1);
-			dup2(null, 2);
-			putenv(F.ledger_env);
-			if (chdir(F.repo) < 0)
-				_exit(126);
-			execl(bin, bin, "--known-hosts", F.known_hosts,
-			      "deploy", (char *)NULL);
-			_exit(127);
-		}
+		pid = deploy_child(out);
 		usleep((useconds_t)at_ms * 1000);
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
-		mlctl(&o, (const char *const[]){ "recover", NULL });
-		rc = o.status;
-		if (rc != 0)
-			fprintf(stderr, "recover: %d\n%s%s\n", rc, o.out,
-				o.err);
-		ml_test_out_release(&o);
+		rc = recover();
 		usleep(700000);
 		ml_loadgen_stop(lg, &st);
 		/* killed before its revision was recorded: the old model
 		 * serves; else recover finished the new one */
-		{
-			int old = F.score;
-
-			F.score = 100 + (int)i;
-			if (!fleet_agrees())
-				F.score = old;
-		}
+		old = F.version;
+		F.version = v;
+		if (!serves(F.version))
+			F.version = old;
 		snprintf(label, sizeof(label), "kill -9 at %.1f s, recover",
 			 at_ms / 1000.0);
 		snprintf(exits, sizeof(exits), "%s, %d",
 			 WIFSIGNALED(status) ? "killed" : "ended first", rc);
-		row(label, exits, &st, rc == 0 && fleet_agrees());
+		row(label, exits, &st, rc == 0 && serves(F.version));
 	}
-	free(def);
+	unlink(out);
+	free(out);
+	assert_false(F.failed_any);
+}
+
+/*
+ * kill -9 of the controller while it rolls a failing health check back,
+ * then `mlctl recover`: the model before serves, the ledger says so.
+ */
+static void test_faults__kill_during_automatic_rollback(void **s)
+{
+	char *out = ml_xasprintf("%s.deploy-out", F.repo);
+	struct ml_loadgen *lg;
+	struct ml_loadgen_stats st;
+	char exits[48];
+	int status, rc;
+	bool seen;
+	pid_t pid;
+
+	ML_UNUSED(s);
+	ML_TEST_OPEN_ISSUE("issues 8 and 18: zero failed requests at 200/s not shown yet");
+	F.failed_any = false;
+	F.row = 0;
+	table_head("kill -9 during an automatic rollback, then recover");
+	commit_health_path("/no-such-page", "faults: a check that fails");
+	lg = load_start();
+	pid = deploy_child(out);
+	seen = wait_output(out, "rolling back to revision", pid, 180);
+	usleep((useconds_t)(rand() % 1500) * 1000);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	rc = recover();
+	usleep(700000);
+	ml_loadgen_stop(lg, &st);
+	snprintf(exits, sizeof(exits), "%s, %d",
+		 WIFSIGNALED(status) ? "killed" : "ended first", rc);
+	row("kill -9 in the automatic rollback, recover", exits, &st,
+	    seen && rc == 0 && serves(F.version));
+	commit_health_path("/healthz", "faults: the check again");
+	unlink(out);
+	free(out);
+	assert_true(seen);
+	assert_false(F.failed_any);
+}
+
+/*
+ * An app VM's link goes down while a deploy of a new model runs: the
+ * deploy fails on that host and says which; HAProxy stops sending to it
+ * (a connection that cannot be made is retried on another server). The
+ * link comes back, and `mlctl deploy` converges the fleet.
+ */
+static void test_faults__link_down_during_a_deploy(void **s)
+{
+	char *out = ml_xasprintf("%s.deploy-out", F.repo), *text;
+	struct ml_loadgen *lg;
+	struct ml_loadgen_stats st;
+	struct ml_test_out o;
+	char exits[48];
+	int status, v, rc;
+	bool started;
+	pid_t pid;
+
+	ML_UNUSED(s);
+	ML_TEST_OPEN_ISSUE("issues 8 and 18: zero failed requests at 200/s not shown yet");
+	F.failed_any = false;
+	F.row = 0;
+	table_head("an app VM's link down during a deploy, up, deploy again");
+	v = commit_new_model("faults: a deploy that loses a VM");
+	lg = load_start();
+	pid = deploy_child(out);
+	/* vm3 goes while vm2 (batch 2) is being changed */
+	started = wait_output(out, "batch 2", pid, 180);
+	ml_test_fleet(NULL, F.app.fleet_dir,
+		      (const char *const[]){ "link", "vm3", "down", NULL });
+	waitpid(pid, &status, 0);
+	text = ml_test_slurp(out);
+	fprintf(stderr, "the deploy with vm3 gone:\n%s\n", text ? text : "");
+	ml_test_fleet(NULL, F.app.fleet_dir,
+		      (const char *const[]){ "link", "vm3", "up", NULL });
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	rc = o.status;
+	if (rc != 0)
+		fprintf(stderr, "deploy again: %d\n%s%s\n", rc, o.out, o.err);
+	ml_test_out_release(&o);
+	usleep(700000);
+	ml_loadgen_stop(lg, &st);
+	F.version = v;
+	snprintf(exits, sizeof(exits), "%d, %d",
+		 WIFEXITED(status) ? WEXITSTATUS(status) : -1, rc);
+	row("vm3's link down during a deploy, up, deploy", exits, &st,
+	    started && rc == 0 && serves(v));
+	/* the failing deploy named the host it lost */
+	assert_non_null(text);
+	assert_non_null(strstr(text, "vm3"));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+	free(text);
+	unlink(out);
+	free(out);
 	assert_false(F.failed_any);
 }
 
@@ -389,6 +563,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_faults__soak),
 		cmocka_unit_test(test_faults__kill_during_deploy_then_recover),
+		cmocka_unit_test(test_faults__kill_during_automatic_rollback),
+		cmocka_unit_test(test_faults__link_down_during_a_deploy),
 	};
 
 	/* ML_TEST_CASES=GLOB runs only the matching cases (tests/README) */

@@ -7,16 +7,16 @@
 
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-int ml_test_app_init(struct ml_test_app *a, const char *tag)
+/* The repository, the fleet's files and lb1's address, nothing else. */
+static int init_common(struct ml_test_app *a, const char *tag, char **inv_out)
 {
-	static const char *const files[] = { "Dockerfile", "www/healthz",
-					     "www/cgi-bin/predict" };
 	char *inv, *p;
 	const char *addr;
-	size_t i;
 
 	memset(a, 0, sizeof(*a));
+	a->timeout_s = 120;
 	a->fleet_dir = getenv("MLCTL_FLEET_DIR");
 	if (!a->fleet_dir || !*a->fleet_dir) {
 		fprintf(stderr, "MLCTL_FLEET_DIR is not set: run through "
@@ -39,6 +39,20 @@ int ml_test_app_init(struct ml_test_app *a, const char *tag)
 	a->known_hosts = ml_xasprintf("%s/known_hosts", a->fleet_dir);
 	a->ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", a->repo);
 	free(ml_test_git(a->repo, (const char *const[]){ "init", "-q", NULL }));
+	ml_test_write(a->repo, ".gitignore", "*.ledger*\n");
+	*inv_out = inv;
+	return 0;
+}
+
+int ml_test_app_init(struct ml_test_app *a, const char *tag)
+{
+	static const char *const files[] = { "Dockerfile", "www/healthz",
+					     "www/cgi-bin/predict" };
+	char *inv, *p;
+	size_t i;
+
+	if (init_common(a, tag, &inv) < 0)
+		return -1;
 	for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
 		char *rel = ml_xasprintf("examples/sentiment/%s", files[i]);
 		char *text = ml_test_read_src(rel);
@@ -51,26 +65,108 @@ int ml_test_app_init(struct ml_test_app *a, const char *tag)
 	chmod(p, 0755);
 	free(p);
 	ml_test_write(a->repo, "inventory.yaml", inv);
-	ml_test_write(a->repo, ".gitignore", "*.ledger*\n");
 	free(inv);
 	return 0;
+}
+
+static char *mlctl_bin(void)
+{
+	const char *b = getenv("MLCTL_BIN");
+
+	return b && *b ? ml_xstrdup(b)
+		       : ml_xasprintf("%s/bin/mlctl", ml_test_src());
+}
+
+int ml_test_app_init_python(struct ml_test_app *a, const char *tag,
+			    const char *app)
+{
+	static const char *const files[] = { "app.py", "requirements.txt" };
+	struct ml_test_out o;
+	char *inv, *p, *bin;
+	size_t i;
+	int rc = -1;
+
+	if (init_common(a, tag, &inv) < 0)
+		return -1;
+	ml_test_write(a->repo, "inventory.yaml", inv);
+	free(inv);
+	a->timeout_s = 600;
+	a->cache = ml_xasprintf("%s.cache", a->repo);
+	a->cache_env = ml_xasprintf("MLCTL_CACHE_DIR=%s", a->cache);
+
+	/* the base, once per run: building it takes minutes */
+	bin = mlctl_bin();
+	ml_test_run(&o, NULL, (const char *const[]){ a->cache_env, NULL }, NULL,
+		    1800, (const char *const[]){ bin, "image", "base", NULL });
+	free(bin);
+	if (o.status != 0) {
+		fprintf(stderr, "mlctl image base failed:\n%s%s\n", o.out,
+			o.err);
+		goto out;
+	}
+	ml_test_out_release(&o);
+	for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
+		char *rel = ml_xasprintf("examples/iris/%s", files[i]);
+		char *text = ml_test_read_src(rel);
+
+		ml_test_write(a->repo, files[i], text);
+		free(text);
+		free(rel);
+	}
+	/* the model is binary (a joblib pickle): copied as files */
+	p = ml_xasprintf("%s/examples/iris/model", ml_test_src());
+	ml_test_run(&o, NULL, NULL, NULL, 30,
+		    (const char *const[]){ "cp", "-r", p, a->repo, NULL });
+	free(p);
+	if (o.status != 0) {
+		fprintf(stderr, "cannot copy the model:\n%s\n", o.err);
+		goto out;
+	}
+	ml_test_out_release(&o);
+	ml_test_app_mlctl(&o, a, NULL,
+			  (const char *const[]){ "init", "--name", app, NULL });
+	if (o.status != 0) {
+		fprintf(stderr, "mlctl init failed:\n%s%s\n", o.out, o.err);
+		goto out;
+	}
+	rc = 0;
+out:
+	ml_test_out_release(&o);
+	return rc;
 }
 
 int ml_test_app_mlctl(struct ml_test_out *o, const struct ml_test_app *a,
 		      const char *const *extra, const char *const *args)
 {
-	const char *env[8] = { a->ledger_env };
-	size_t n = 1;
+	const char *env[8] = { a->ledger_env }, *argv[40];
+	char *bin;
+	size_t n = 1, i;
+	int rc;
 
+	if (a->cache_env)
+		env[n++] = a->cache_env;
 	for (; extra && *extra && n < ML_ARRAY_SIZE(env) - 1; extra++)
 		env[n++] = *extra;
 	env[n] = NULL;
-	return ml_test_mlctl_kh(o, a->repo, a->known_hosts, env, args);
+	bin = mlctl_bin();
+	n = 0;
+	argv[n++] = bin;
+	argv[n++] = "--known-hosts";
+	argv[n++] = a->known_hosts;
+	for (i = 0; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	rc = ml_test_run(o, a->repo, env, NULL, a->timeout_s, argv);
+	free(bin);
+	return rc;
 }
 
 void ml_test_app_release(struct ml_test_app *a)
 {
+	static const char *const sfx[] = { ".ledger", ".ledger-wal",
+					   ".ledger-shm", ".ledger.key" };
 	struct ml_test_out o;
+	size_t i;
 
 	if (a->repo) {
 		ml_test_app_mlctl(&o, a, NULL,
@@ -80,7 +176,18 @@ void ml_test_app_release(struct ml_test_app *a)
 				o.out, o.err);
 		ml_test_out_release(&o);
 		ml_test_rmtree(a->repo);
+		/* the ledger beside the repository, and its companions */
+		for (i = 0; i < ML_ARRAY_SIZE(sfx); i++) {
+			char *p = ml_xasprintf("%s%s", a->repo, sfx[i]);
+
+			unlink(p);
+			free(p);
+		}
 	}
+	if (a->cache)
+		ml_test_rmtree(a->cache);
+	free(a->cache);
+	free(a->cache_env);
 	free(a->repo);
 	free(a->known_hosts);
 	free(a->ledger_env);

@@ -2,10 +2,13 @@
 #define ML_TEST_APP_H
 
 /*
- * The example model API (examples/sentiment) in a scratch git repository,
- * set up to be deployed to the test fleet of $MLCTL_FLEET_DIR: what the
- * end-to-end suites that deploy share. The playbook and the first commit
- * are the suite's.
+ * An example model API in a scratch git repository, set up to be deployed
+ * to the test fleet of $MLCTL_FLEET_DIR: what the end-to-end suites that
+ * deploy share. Two examples: examples/sentiment (a shell script behind
+ * busybox httpd, for suites that need any container) and the Python one,
+ * examples/iris (scikit-learn behind FastAPI on mlctl's base image), for
+ * the suites that measure what a model API's users see. The playbook and
+ * the first commit are the suite's.
  */
 
 struct ml_test_out;
@@ -16,6 +19,9 @@ struct ml_test_app {
 	char *known_hosts;     /* the fleet's known_hosts */
 	char *ledger_env;      /* "MLCTL_LEDGER=<repo>.ledger" */
 	char *lb_addr;	       /* lb1's address */
+	char *cache;	       /* the Python example's controller cache */
+	char *cache_env;       /* "MLCTL_CACHE_DIR=<cache>" (or NULL) */
+	int timeout_s;	       /* each mlctl run's limit */
 };
 
 /*
@@ -25,6 +31,17 @@ struct ml_test_app {
  * is no fleet or its inventory has no lb1.
  */
 int ml_test_app_init(struct ml_test_app *a, const char *tag);
+
+/*
+ * The same with the Python example: mlctl's base image built first (a
+ * no-op once it is in the controller's Docker: minutes the first time),
+ * app.py, requirements.txt and model/ copied, then `mlctl init --name app`
+ * run, so the repository holds a Dockerfile and a playbook (the suite may
+ * write its own), nothing committed. mlctl runs get 10 minutes (a first
+ * deploy sends the base to every VM) and a cache of their own.
+ */
+int ml_test_app_init_python(struct ml_test_app *a, const char *tag,
+			    const char *app);
 
 /* mlctl in the repository with the fleet's known hosts and the app's
  * ledger; extra (may be NULL) adds environment entries. */
