@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "common/ml.h"
+#include "tests/support/app.h"
 #include "tests/support/loadgen.h"
 #include "tests/support/proc.h"
 
@@ -39,39 +40,17 @@
 #define PREDICT "/predict?x=5.1,3.5,1.4,0.2"
 
 static struct {
-	const char *dir;
-	char *repo, *known_hosts, *ledger_env, *cache_env, *cache;
-	char *lb_addr, *url;
+	struct ml_test_app app;
+	char *repo, *lb_addr; /* borrowed from app */
+	char *url;
 	int rate; /* open-loop rate of the load, measured in setup */
 	int rev;  /* the revision the last commit's deploy records */
 	int good; /* the revision that serves */
 } F;
 
-static char *mlctl_bin(void)
-{
-	const char *b = getenv("MLCTL_BIN");
-
-	return b && *b ? ml_xstrdup(b)
-		       : ml_xasprintf("%s/bin/mlctl", ml_test_src());
-}
-
 static int mlctl(struct ml_test_out *o, const char *const *args)
 {
-	const char *env[] = { F.ledger_env, F.cache_env, NULL };
-	const char *argv[32];
-	char *bin = mlctl_bin();
-	size_t n = 0, i;
-	int rc;
-
-	argv[n++] = bin;
-	argv[n++] = "--known-hosts";
-	argv[n++] = F.known_hosts;
-	for (i = 0; args[i] && n + 1 < ML_ARRAY_SIZE(argv); i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	rc = ml_test_run(o, F.repo, env, NULL, 600, argv);
-	free(bin);
-	return rc;
+	return ml_test_app_mlctl(o, &F.app, NULL, args);
 }
 
 static void must(struct ml_test_out *o, int want)
@@ -81,25 +60,6 @@ static void must(struct ml_test_out *o, int want)
 			    "--- stderr\n%s\n",
 			    o->status, want, o->out, o->err);
 	assert_int_equal(o->status, want);
-}
-
-static char *fleet_env(const char *key)
-{
-	char *path = ml_xasprintf("%s/env", F.dir), *text, *p, *v = NULL;
-	size_t n = strlen(key);
-
-	text = ml_test_slurp(path);
-	for (p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (!strncmp(p, key, n) && p[n] == '=') {
-			p += n + 1;
-			if (*p == '"')
-				p++;
-			v = ml_xstrndup(p, strcspn(p, "\"\n"));
-			break;
-		}
-	free(text);
-	free(path);
-	return v;
 }
 
 /* Write the playbook with this rollout block and env, commit it; the next
@@ -185,105 +145,21 @@ static void all_answers_from(int rev)
 	assert_int_equal(st.by_body[0], st.sent);
 }
 
-static void copy_example(const char *name)
-{
-	char *rel = ml_xasprintf("examples/iris/%s", name);
-	char *text = ml_test_read_src(rel);
-
-	assert_non_null(text);
-	ml_test_write(F.repo, name, text);
-	free(text);
-	free(rel);
-}
-
 static int group_setup(void **state)
 {
-	struct ml_test_out o;
-	char *p, *inv, *bin;
-
 	ML_UNUSED(state);
-	F.dir = getenv("MLCTL_FLEET_DIR");
-	if (!F.dir || !*F.dir) {
-		print_error("MLCTL_FLEET_DIR is not set: run through "
-			    "'make test'\n");
+	if (ml_test_app_init_python(&F.app, "canary", APP) < 0)
 		return -1;
-	}
-	F.lb_addr = fleet_env("FLEET_LB_ADDR");
-	if (!F.lb_addr)
-		return -1;
+	F.repo = F.app.repo;
+	F.lb_addr = F.app.lb_addr;
 	F.url = ml_xasprintf("http://%s" PREDICT, F.lb_addr);
-	F.repo = ml_test_tmpdir("canary");
-	F.cache = ml_xasprintf("%s.cache", F.repo);
-	F.known_hosts = ml_xasprintf("%s/known_hosts", F.dir);
-	F.ledger_env = ml_xasprintf("MLCTL_LEDGER=%s.ledger", F.repo);
-	F.cache_env = ml_xasprintf("MLCTL_CACHE_DIR=%s", F.cache);
-
-	bin = mlctl_bin();
-	ml_test_run(&o, NULL, (const char *const[]){ F.cache_env, NULL }, NULL,
-		    1800, (const char *const[]){ bin, "image", "base", NULL });
-	free(bin);
-	if (o.status != 0) {
-		print_error("mlctl image base failed:\n%s%s\n", o.out, o.err);
-		ml_test_out_release(&o);
-		return -1;
-	}
-	ml_test_out_release(&o);
-
-	free(ml_test_git(F.repo, (const char *const[]){ "init", "-q", NULL }));
-	copy_example("app.py");
-	copy_example("requirements.txt");
-	p = ml_xasprintf("%s/examples/iris/model", ml_test_src());
-	ml_test_run(&o, NULL, NULL, NULL, 30,
-		    (const char *const[]){ "cp", "-r", p, F.repo, NULL });
-	free(p);
-	if (o.status != 0)
-		return -1;
-	ml_test_out_release(&o);
-	p = ml_xasprintf("%s/inventory.yaml", F.dir);
-	inv = ml_test_slurp(p);
-	ml_test_write(F.repo, "inventory.yaml", inv);
-	free(inv);
-	free(p);
-	ml_test_write(F.repo, ".gitignore", "*.ledger*\n");
-	mlctl(&o, (const char *const[]){ "init", "--name", APP, NULL });
-	if (o.status != 0) {
-		print_error("mlctl init failed:\n%s%s\n", o.out, o.err);
-		ml_test_out_release(&o);
-		return -1;
-	}
-	ml_test_out_release(&o);
 	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	struct ml_test_out o;
-
 	ML_UNUSED(state);
-	mlctl(&o, (const char *const[]){ "remove", NULL });
-	ml_test_out_release(&o);
-	ml_test_rmtree(F.repo);
-	ml_test_rmtree(F.cache);
-	{
-		/* the ledger beside the repository, and its companions */
-		static const char *const sfx[] = { ".ledger", ".ledger-wal",
-						   ".ledger-shm",
-						   ".ledger.key" };
-		size_t i;
-
-		for (i = 0; i < ML_ARRAY_SIZE(sfx); i++) {
-			char *p = ml_xasprintf("%s%s", F.repo, sfx[i]);
-
-			unlink(p);
-			free(p);
-		}
-	}
-	free(F.repo);
-	free(F.cache);
-	free(F.known_hosts);
-	free(F.ledger_env);
-	free(F.cache_env);
-	free(F.lb_addr);
+	ml_test_app_release(&F.app);
 	free(F.url);
 	return 0;
 }
