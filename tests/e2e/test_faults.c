@@ -23,7 +23,10 @@
  *  - kill -9 during the automatic rollback of a failing health check,
  *    then `mlctl recover`: the revision before serves again;
  *  - an app VM's link down while a deploy runs (the deploy fails on that
- *    host and says so), up again, then `mlctl deploy` converges.
+ *    host and says so), up again, then `mlctl deploy` converges;
+ *  - a full disk on one app VM (a 64 KiB file system over its blob
+ *    store): the deploy stops before any host changes, naming the host
+ *    and the space it lacks; the model before serves.
  *
  * A new model's image is delivered (`mlctl deliver`) before the deploy
  * that is loaded: on this one machine the controller's image preparation
@@ -558,6 +561,63 @@ static void test_faults__link_down_during_a_deploy(void **s)
 	assert_false(F.failed_any);
 }
 
+/* cmd in app VM vm's namespaces (fleet exec); its exit status. */
+static int vm_exec(const char *vm, const char *const *cmd)
+{
+	const char *args[16] = { "exec", vm, "--" };
+	size_t n = 3;
+	int rc;
+
+	while (*cmd && n + 1 < ML_ARRAY_SIZE(args))
+		args[n++] = *cmd++;
+	args[n] = NULL;
+	rc = ml_test_fleet(NULL, F.app.fleet_dir, args);
+	return rc;
+}
+
+/*
+ * One app VM's disk is full (a 64 KiB tmpfs over its blob store): the
+ * new model's image cannot reach it, and the deploy stops before it
+ * changes any host, saying which host lacks how much space. The model
+ * before serves throughout.
+ */
+static void test_faults__full_disk_on_one_vm(void **s)
+{
+	struct ml_test_out o;
+	struct ml_loadgen *lg;
+	struct ml_loadgen_stats st;
+	char exits[32];
+	int rc;
+	bool said;
+
+	ML_UNUSED(s);
+	ML_TEST_OPEN_ISSUE("issues 8 and 18: zero failed requests at 200/s not shown yet");
+	F.failed_any = false;
+	F.row = 0;
+	table_head("a full disk on vm2 during delivery");
+	assert_int_equal(vm_exec("vm2", (const char *const[]){
+				 "mount", "-t", "tmpfs", "-o", "size=64k",
+				 "tmpfs", "/var/lib/mlctl/blobs", NULL }),
+			 0);
+	commit_new_model("faults: a model vm2 has no room for");
+	lg = load_start();
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	usleep(700000);
+	ml_loadgen_stop(lg, &st);
+	vm_exec("vm2", (const char *const[]){ "umount",
+					      "/var/lib/mlctl/blobs", NULL });
+	rc = o.status;
+	said = strstr(o.err, "vm2") && strstr(o.err, "disk space");
+	if (rc == 0 || !said)
+		fprintf(stderr, "deploy on a full disk: %d\n%s%s\n", rc, o.out,
+			o.err);
+	ml_test_out_release(&o);
+	snprintf(exits, sizeof(exits), "%d", rc);
+	row("a deploy while vm2's disk is full (stopped)", exits, &st,
+	    rc != 0 && said && serves(F.version));
+	assert_false(F.failed_any);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -565,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_faults__kill_during_deploy_then_recover),
 		cmocka_unit_test(test_faults__kill_during_automatic_rollback),
 		cmocka_unit_test(test_faults__link_down_during_a_deploy),
+		cmocka_unit_test(test_faults__full_disk_on_one_vm),
 	};
 
 	/* ML_TEST_CASES=GLOB runs only the matching cases (tests/README) */
