@@ -469,7 +469,7 @@ static void test_faults__kill_during_deploy_then_recover(void **s)
  * kill -9 of the controller while it rolls a failing health check back,
  * then `mlctl recover`: the model before serves, the ledger says so.
  */
-static void test_faults__kill_during_automatic_rollback(void **s)
+static void test_faults__fault_kill_during_automatic_rollback(void **s)
 {
 	char *out = ml_xasprintf("%s.deploy-out", F.repo);
 	struct ml_loadgen *lg;
@@ -511,7 +511,7 @@ static void test_faults__kill_during_automatic_rollback(void **s)
  * (a connection that cannot be made is retried on another server). The
  * link comes back, and `mlctl deploy` converges the fleet.
  */
-static void test_faults__link_down_during_a_deploy(void **s)
+static void test_faults__fault_link_down_during_a_deploy(void **s)
 {
 	char *out = ml_xasprintf("%s.deploy-out", F.repo), *text;
 	struct ml_loadgen *lg;
@@ -581,7 +581,7 @@ static int vm_exec(const char *vm, const char *const *cmd)
  * changes any host, saying which host lacks how much space. The model
  * before serves throughout.
  */
-static void test_faults__full_disk_on_one_vm(void **s)
+static void test_faults__fault_full_disk_on_one_vm(void **s)
 {
 	struct ml_test_out o;
 	struct ml_loadgen *lg;
@@ -623,9 +623,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_faults__soak),
 		cmocka_unit_test(test_faults__kill_during_deploy_then_recover),
-		cmocka_unit_test(test_faults__kill_during_automatic_rollback),
-		cmocka_unit_test(test_faults__link_down_during_a_deploy),
-		cmocka_unit_test(test_faults__full_disk_on_one_vm),
+		cmocka_unit_test(test_faults__fault_kill_during_automatic_rollback),
+		cmocka_unit_test(test_faults__fault_link_down_during_a_deploy),
+		cmocka_unit_test(test_faults__fault_full_disk_on_one_vm),
 	};
 
 	/* ML_TEST_CASES=GLOB runs only the matching cases (tests/README) */
