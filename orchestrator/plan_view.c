@@ -146,7 +146,7 @@ int ml_plan_show(struct ml_ctx *ctx, const struct ml_plan_req *req,
 	struct ml_fleet_plan fp = { 0 };
 	struct ml_revision *good = NULL;
 	struct ask q = { 0 };
-	json_t *desired = NULL;
+	json_t *desired = NULL, *served = NULL;
 	char spec[65];
 	size_t n = 0, i;
 	bool planned = false;
@@ -205,6 +205,11 @@ int ml_plan_show(struct ml_ctx *ctx, const struct ml_plan_req *req,
 	w.shape = ml_plan_shape(desired);
 	w.rev_shapes = revision_shapes(ctx->ledger, q.list, n);
 	w.serving = good ? good->number : 0;
+	/* what the balancers were last given, to see a reload coming */
+	if (good && good->desired_json)
+		served = json_loads(good->desired_json, 0, NULL);
+	w.lb_shape = ml_plan_lb_shape(desired);
+	w.serving_lb_shape = ml_plan_lb_shape(served);
 	ml_plan_fleet(&fp, &w, q.seen, n);
 	planned = true;
 	*changes = fp.changes;
@@ -247,6 +252,9 @@ out:
 	free(blobs);
 	json_decref(w.shape);
 	json_decref(w.rev_shapes);
+	json_decref(w.lb_shape);
+	json_decref(w.serving_lb_shape);
+	json_decref(served);
 	json_decref(desired);
 	ml_revision_free(good);
 	ml_fleet_close(hosts, n);

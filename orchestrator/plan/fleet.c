@@ -69,6 +69,48 @@ json_t *ml_plan_shape(json_t *d)
 	return o;
 }
 
+/* lb_apply's arguments from the desired state, beside the servers
+ * (rollout.c's lb_apply_all): listen port, balance, TLS, the check, the
+ * drain timeout, the exporter. */
+static const char *const lb_keys[] = { "load_balancer", "health", "metrics" };
+
+json_t *ml_plan_lb_shape(json_t *d)
+{
+	json_t *o, *v;
+	size_t i;
+
+	if (!json_is_object(d))
+		return NULL;
+	o = json_object();
+	for (i = 0; i < ML_ARRAY_SIZE(lb_keys); i++)
+		if ((v = json_object_get(d, lb_keys[i])))
+			json_object_set(o, lb_keys[i], v);
+	v = json_object_get(json_object_get(d, "rollout"), "drain_timeout");
+	if (v)
+		json_object_set(o, "drain_timeout", v);
+	return o;
+}
+
+/* The keys whose values differ between two shapes, or NULL. */
+static char *diff_keys(json_t *a, json_t *b)
+{
+	struct ml_buf out = ML_BUF_INIT(1024);
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(a, k, v)
+		if (!json_equal(v, json_object_get(b, k)))
+			ml_buf_addf(&out, "%s%s", out.len ? ", " : "", k);
+	json_object_foreach(b, k, v)
+		if (!json_object_get(a, k))
+			ml_buf_addf(&out, "%s%s", out.len ? ", " : "", k);
+	if (!out.len) {
+		ml_buf_release(&out);
+		return NULL;
+	}
+	return ml_buf_detach(&out, NULL);
+}
+
 static void strv_add(char ***v, size_t *n, const char *s)
 {
 	*v = ml_xreallocarray(*v, *n + 1, sizeof(**v));
@@ -411,7 +453,10 @@ static void plan_lb(struct ml_fleet_lb *lb, const struct ml_fleet_want *w,
 		if (sn && !wanted_server(w, seen, n, sn))
 			strv_add(&lb->removed, &lb->nremoved, sn);
 	}
-	lb->reload = !lb->running || lb->nadded || lb->nremoved || lb->nmoved;
+	if (json_is_object(w->lb_shape) && json_is_object(w->serving_lb_shape))
+		lb->config = diff_keys(w->serving_lb_shape, w->lb_shape);
+	lb->reload = !lb->running || lb->nadded || lb->nremoved ||
+		     lb->nmoved || lb->config;
 }
 
 void ml_plan_fleet(struct ml_fleet_plan *out, const struct ml_fleet_want *w,
@@ -506,6 +551,7 @@ void ml_fleet_plan_release(struct ml_fleet_plan *p)
 		strv_free(p->lbs[i].removed, p->lbs[i].nremoved);
 		strv_free(p->lbs[i].moved, p->lbs[i].nmoved);
 		free(p->lbs[i].error);
+		free(p->lbs[i].config);
 	}
 	free(p->hosts);
 	free(p->lbs);
@@ -627,6 +673,8 @@ int ml_fleet_plan_render(struct ml_buf *out, const struct ml_fleet_plan *p)
 				 !lb->running ? "starts"
 				 : lb->reload ? "reloads"
 					      : "unchanged");
+		if (rc == 0 && lb->running && lb->config)
+			rc = ml_buf_addf(out, " (%s changed)", lb->config);
 		if (rc == 0)
 			rc = render_list(out, "+", lb->added, lb->nadded);
 		if (rc == 0)
@@ -729,8 +777,11 @@ json_t *ml_fleet_plan_json(const struct ml_fleet_plan *p)
 
 		json_array_append_new(
 			lbs,
-			json_pack("{s:s,s:o,s:b,s:b,s:o,s:o,s:o}", "host",
-				  lb->name, "error",
+			json_pack("{s:s,s:o,s:o,s:b,s:b,s:o,s:o,s:o}", "host",
+				  lb->name, "config",
+				  lb->config ? json_string(lb->config)
+					     : json_null(),
+				  "error",
 				  lb->error ? json_string(lb->error)
 					    : json_null(),
 				  "running", lb->running, "reload", lb->reload,

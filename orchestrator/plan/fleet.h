@@ -44,6 +44,8 @@ struct ml_fleet_want {
 	json_t *rev_shapes; /* {"N": ml_plan_shape() of revision N}, or NULL */
 	int64_t serving;    /* the last good revision (0: never deployed):
 			     * a host without containers then drifted */
+	json_t *lb_shape;   /* ml_plan_lb_shape() of the desired state, and */
+	json_t *serving_lb_shape; /* of the serving revision; NULL: unknown */
 };
 
 /* One target host as its agent answered, all borrowed. */
@@ -105,8 +107,10 @@ struct ml_fleet_lb {
 	size_t nremoved;
 	char **moved;     /* same name, another address or port */
 	size_t nmoved;
-	bool reload;      /* the server list changes: HAProxy reloads (or
-			   * starts when not running) */
+	char *config;     /* keys of its configuration that change
+			   * ("health, load_balancer"), or NULL */
+	bool reload;      /* the server list or the configuration changes:
+			   * HAProxy reloads (or starts when not running) */
 };
 
 struct ml_fleet_plan {
@@ -151,6 +155,11 @@ json_t *ml_fleet_plan_json(const struct ml_fleet_plan *p);
  * new object, the caller's; NULL when d is not an object.
  */
 json_t *ml_plan_shape(json_t *d);
+
+/* What of a desired-state document shapes the balancers' configuration
+ * (lb_apply's arguments beside the servers): a new object, the caller's;
+ * NULL when d is not an object. */
+json_t *ml_plan_lb_shape(json_t *d);
 
 /* Hosts in batch step (0-based) with done of total hosts already
  * batched: canary percentages first, then the playbook's batch size. */

@@ -81,6 +81,8 @@ static void plan_case(json_t *in, struct ml_buf *got, json_t **doc)
 	w.shape = json_object_get(jw, "shape");
 	w.rev_shapes = json_object_get(jw, "rev_shapes");
 	w.serving = num(jw, "serving");
+	w.lb_shape = json_object_get(jw, "lb_shape");
+	w.serving_lb_shape = json_object_get(jw, "serving_lb_shape");
 	seen = ml_xcalloc(json_array_size(jh) + 1, sizeof(*seen));
 	json_array_foreach(jh, i, v) {
 		seen[i].name = str(v, "name");
