@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "common/ml.h"
+#include "orchestrator/apply/rollout.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/plan/fleet.h"
 
@@ -216,12 +217,43 @@ static void test_fleet__batch_sizes(void **state)
 	assert_int_equal(ml_plan_host_port(8000, 1, 'b'), 18003);
 }
 
+/* Every key that shapes a container (the spec hash's rows in
+ * orchestrator/apply/rollout.c) is one the plan can name as changed; the
+ * image is named from the containers' image ids. */
+static void test_fleet__shape_names_every_shaping_key(void **state)
+{
+	enum ml_run_key_kind kind;
+	const char *arg;
+	size_t i, n = 0;
+
+	ML_UNUSED(state);
+	for (i = 0; (arg = ml_rollout_run_key_at(i, &kind)); i++) {
+		json_t *d, *shape;
+
+		if (kind == ML_RUN_NAMES || !strcmp(arg, "image"))
+			continue;
+		d = json_pack("{s:i,s:i}", arg, 1, "unrelated", 2);
+		shape = ml_plan_shape(d);
+		if (!json_object_get(shape, arg))
+			print_error("'%s' shapes containers but the plan "
+				    "cannot name it (fleet.c shape_keys)\n",
+				    arg);
+		assert_non_null(json_object_get(shape, arg));
+		assert_null(json_object_get(shape, "unrelated"));
+		json_decref(shape);
+		json_decref(d);
+		n++;
+	}
+	assert_true(n >= 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fleet__data_cases),
 		cmocka_unit_test(test_fleet__json_has_the_host_fields),
 		cmocka_unit_test(test_fleet__batch_sizes),
+		cmocka_unit_test(test_fleet__shape_names_every_shaping_key),
 	};
 
 	return cmocka_run_group_tests_name("plan/fleet", tests, NULL, NULL);
