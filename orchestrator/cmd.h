@@ -36,6 +36,10 @@ enum ml_opt_id {
 	OPT_ROLLOUTS,
 	OPT_READ_ONLY_ROOT,
 	OPT_DRY_RUN,
+	/* plan, rollback --plan */
+	OPT_OFFLINE,
+	OPT_DETAILED_EXITCODE,
+	OPT_PLAN,
 	/* logs, status, metrics */
 	OPT_FOLLOW,
 	OPT_SINCE,
@@ -100,6 +104,13 @@ struct ml_ctx {
 	struct ml_config *config;
 	struct ml_ledger *ledger;
 };
+
+/*
+ * What run() returns, beside 0 and the ML_E* codes, for "done, and there
+ * are changes to make": `mlctl plan --detailed-exitcode` exits 2 then, as
+ * Terraform's plan does. main() alone turns it into the exit status.
+ */
+#define ML_CMD_CHANGES 1000
 
 struct ml_cmd {
 	const char *name;

@@ -1,17 +1,42 @@
 /*
- * mlctl plan: show the resolved desired state at a commit: what would run,
- * where, and how it would be rolled out. Contacts no host and changes
- * nothing; with --json the output is ml_config_to_json's document.
+ * mlctl plan: what a deploy of a commit would do, host by host, asked of
+ * the hosts (orchestrator/plan_view.c: read-only agent ops, no lock,
+ * nothing written on any host; the image is built or found locally to
+ * know its blobs). With --offline: the resolved desired state only (what
+ * would run, where, and how it would be rolled out), contacting no host;
+ * with --json that is ml_config_to_json's document.
  */
 #include "common/ml.h"
 #include "common/fmt.h"
 #include "common/table.h"
+#include "orchestrator/apply/deliver.h"
 #include "orchestrator/cmd.h"
 #include "orchestrator/config/config.h"
+#include "orchestrator/image/image.h"
+#include "orchestrator/plan_view.h"
+#include "orchestrator/secrets.h"
+
+extern const struct ml_option ml_opt_secrets;
+
+static const struct ml_option opt_offline = {
+	OPT_OFFLINE, "offline", 0, NULL,
+	"show the desired state only, contacting no host"
+};
+static const struct ml_option opt_detailed_exitcode = {
+	OPT_DETAILED_EXITCODE, "detailed-exitcode", 0, NULL,
+	"exit 2 when a deploy would change something, 0 when not"
+};
 
 static const struct ml_option *const options[] = {
 	&ml_opt_commit,
 	&ml_opt_json,
+	&opt_offline,
+	&opt_detailed_exitcode,
+	&ml_opt_secrets,
+	&ml_opt_timeout,
+	&ml_opt_tofu,
+	&ml_opt_parallel,
+	&ml_opt_local_docker,
 	NULL,
 };
 
@@ -138,13 +163,11 @@ static void print_hosts(const struct ml_config *cfg)
 	ml_buf_release(&vars);
 }
 
-static int plan_run(struct ml_ctx *ctx)
+static int plan_offline(struct ml_ctx *ctx)
 {
 	json_t *doc;
 	int rc = 0;
 
-	if (ctx->argc)
-		return ml_err_set(ML_EUSAGE, "plan takes no arguments");
 	if (ml_ctx_flag(ctx, OPT_JSON)) {
 		doc = ml_config_to_json(ctx->config);
 		if (json_dumpf(doc, stdout, JSON_INDENT(2) |
@@ -160,11 +183,56 @@ static int plan_run(struct ml_ctx *ctx)
 	return 0;
 }
 
+static int plan_run(struct ml_ctx *ctx)
+{
+	struct ml_plan_req req = { 0 };
+	struct ml_image *img = NULL;
+	struct ml_cache *cache = NULL;
+	json_t *secrets = NULL;
+	char *what = NULL;
+	bool changes = false;
+	int rc;
+
+	if (ctx->argc)
+		return ml_err_set(ML_EUSAGE, "plan takes no arguments");
+	if (ml_ctx_flag(ctx, OPT_OFFLINE)) {
+		if (ml_ctx_flag(ctx, OPT_DETAILED_EXITCODE))
+			return ml_err_set(ML_EUSAGE,
+					  "--detailed-exitcode needs the "
+					  "hosts: drop --offline");
+		return plan_offline(ctx);
+	}
+	/* the secrets' values are in the spec hash, as deploy's */
+	rc = ml_secrets_load(&secrets, ctx->config->playbook,
+			     ctx->opt[OPT_SECRETS]);
+	if (rc < 0)
+		return rc;
+	rc = ml_image_prepare(&img, &cache, ctx->config,
+			      ctx->opt[OPT_LOCAL_DOCKER]);
+	if (rc < 0)
+		goto out;
+	what = ml_xasprintf("deploy of %.12s",
+			    ctx->config->commit ? ctx->config->commit : "?");
+	req.cfg = ctx->config;
+	req.img = img;
+	req.secrets = secrets;
+	req.what = what;
+	rc = ml_plan_show(ctx, &req, &changes);
+	if (rc == 0 && changes && ml_ctx_flag(ctx, OPT_DETAILED_EXITCODE))
+		rc = ML_CMD_CHANGES;
+out:
+	free(what);
+	json_decref(secrets);
+	ml_image_free(img);
+	ml_cache_free(cache);
+	return rc;
+}
+
 const struct ml_cmd ml_cmd_plan = {
 	.name = "plan",
-	.summary = "show the desired state at a commit, contacting no host",
-	.usage = "[--commit REV] [--json]",
+	.summary = "show what a deploy of a commit would do on each host",
+	.usage = "[--commit REV] [--json] [--offline] [--detailed-exitcode]",
 	.options = options,
-	.flags = ML_CMD_NEEDS_CONFIG,
+	.flags = ML_CMD_NEEDS_CONFIG | ML_CMD_NEEDS_LEDGER,
 	.run = plan_run,
 };

@@ -6,6 +6,8 @@
  * the images of the revisions prune keeps (orchestrator/prune), so no image
  * bytes move for those; a revision prune removed from some hosts is said
  * to be delivered again, and is, from the controller's cache (or Docker).
+ * With --plan: what the rollback would do, asked of the hosts
+ * (orchestrator/plan_view.c), and nothing changes.
  */
 #include "common/ml.h"
 #include "orchestrator/apply/deliver.h"
@@ -15,7 +17,9 @@
 #include "orchestrator/image/image.h"
 #include "orchestrator/ledger/ledger.h"
 #include "orchestrator/load.h"
+#include "orchestrator/plan_view.h"
 #include "orchestrator/revision_view.h"
+#include "orchestrator/secrets.h"
 
 #include <jansson.h>
 
@@ -26,11 +30,41 @@ static const struct ml_option opt_wait = {
 	"when another deploy holds the fleet lock, wait up to DURATION"
 };
 
+static const struct ml_option opt_plan = {
+	OPT_PLAN, "plan", 0, NULL,
+	"show what the rollback would do on each host and change nothing"
+};
+
 static const struct ml_option *const options[] = {
 	&ml_opt_commit, &opt_wait, &ml_opt_secrets, &ml_opt_timeout,
 	&ml_opt_tofu, &ml_opt_parallel, &ml_opt_local_docker, &ml_opt_json,
-	NULL,
+	&opt_plan, NULL,
 };
+
+/* --plan: the rollback's plan, asked of the hosts; nothing changes. */
+static int plan_only(struct ml_ctx *ctx, const struct ml_config *cfg,
+		     const struct ml_image *img, const struct ml_revision *rev)
+{
+	struct ml_plan_req req = { 0 };
+	json_t *secrets = NULL;
+	char *what;
+	bool changes;
+	int rc;
+
+	rc = ml_secrets_load(&secrets, cfg->playbook, ctx->opt[OPT_SECRETS]);
+	if (rc < 0)
+		return rc;
+	what = ml_xasprintf("rollback to revision %lld",
+			    (long long)rev->number);
+	req.cfg = cfg;
+	req.img = img;
+	req.secrets = secrets;
+	req.what = what;
+	rc = ml_plan_show(ctx, &req, &changes);
+	free(what);
+	json_decref(secrets);
+	return rc;
+}
 
 /* The revision to go back to when none is named: the newest successful one
  * older than the newest successful one. */
@@ -184,6 +218,10 @@ static int rollback_run(struct ml_ctx *ctx)
 	if (rc < 0)
 		goto out;
 	say_if_pruned(ctx, rev, cached);
+	if (ml_ctx_flag(ctx, OPT_PLAN)) {
+		rc = plan_only(ctx, cfg, img, rev);
+		goto out;
+	}
 	fprintf(ml_ctx_flag(ctx, OPT_JSON) ? stderr : stdout,
 		"rolling back to revision %lld (commit %.12s, image %.19s)\n",
 	       (long long)rev->number, rev->commit ? rev->commit : "-",
@@ -206,7 +244,7 @@ const struct ml_cmd ml_cmd_rollback = {
 	.name = "rollback",
 	.summary = "restore a recorded revision (default: the previous good "
 		   "one)",
-	.usage = "[REVISION] [--wait DURATION]",
+	.usage = "[REVISION] [--wait DURATION] [--plan]",
 	.options = options,
 	.flags = ML_CMD_NEEDS_LEDGER | ML_CMD_DESTRUCTIVE,
 	.run = rollback_run,

@@ -459,11 +459,17 @@ static void rollback_mark(struct ml_ledger *l, int64_t failed,
 			(long long)failed, ml_err_msg());
 }
 
-/* Deliver img and roll the fleet to cfg; fills *ro (released by caller). */
+/*
+ * Deliver img and roll the fleet to cfg; fills *ro (released by caller).
+ * With sent, *sent becomes {"host": {"blobs", "bytes", "wire"}} for each
+ * app host that was sent blobs (bytes uncompressed, as `mlctl plan`
+ * counts them), the caller's; each is printed as it is known.
+ */
 static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 		const struct ml_config *cfg, struct ml_image *img,
 		struct ml_cache *cache, struct ml_host_session *hosts,
-		size_t n, json_t *secrets, char spec[65], bool *nothing)
+		size_t n, json_t *secrets, char spec[65], bool *nothing,
+		json_t **sent)
 {
 	struct ml_deliver_result *res = ml_xcalloc(n + 1, sizeof(*res));
 	struct ml_deliver_opts dopt = { 0 };
@@ -483,8 +489,27 @@ static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 	dopt.progress = isatty(STDERR_FILENO);
 	dopt.tags = tags;
 	rc = ml_deliver(hosts, n, img, cache, &dopt, res);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		if (sent && res[i].rc == 0 && res[i].blobs_sent > 0) {
+			if (!*sent)
+				*sent = json_object();
+			json_object_set_new(
+				*sent, hosts[i].target->name,
+				json_pack("{s:i,s:I,s:I}", "blobs",
+					  res[i].blobs_sent, "bytes",
+					  (json_int_t)res[i].raw_bytes, "wire",
+					  (json_int_t)res[i].wire_bytes));
+			fprintf(ro->out ? ro->out : stdout,
+				"  %-10s %-12s %-8s %d blob%s, %lld bytes "
+				"(%lld on the wire)\n",
+				hosts[i].target->name, "deliver", "ok",
+				res[i].blobs_sent,
+				res[i].blobs_sent == 1 ? "" : "s",
+				(long long)res[i].raw_bytes,
+				(long long)res[i].wire_bytes);
+		}
 		free(res[i].error);
+	}
 	free(res);
 	if (rc < 0)
 		return rc;
@@ -501,6 +526,30 @@ static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 	ro->nhosts = n;
 	ro->interrupted = &interrupted;
 	return ml_rollout_observe(ro, nothing);
+}
+
+/* The blobs delivered before the revision existed, into its record. */
+static void record_sent(struct ml_ledger *l, int64_t revision, json_t *sent)
+{
+	const char *host;
+	json_t *v;
+
+	json_object_foreach(sent, host, v) {
+		char detail[128];
+
+		snprintf(detail, sizeof(detail),
+			 "%lld blobs, %lld bytes (%lld on the wire)",
+			 (long long)json_integer_value(json_object_get(v,
+								       "blobs")),
+			 (long long)json_integer_value(json_object_get(v,
+								       "bytes")),
+			 (long long)json_integer_value(json_object_get(v,
+								       "wire")));
+		if (ml_ledger_event(l, revision, host, "deliver", "ok",
+				    detail) < 0)
+			ml_warn("cannot record the delivery to '%s': %s", host,
+				ml_err_msg());
+	}
 }
 
 /* The final table (or, with --json, the document) of a deploy. */
@@ -563,7 +612,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	struct ml_image *pimg = NULL;
 	struct ml_cache *pcache = NULL;
 	struct sigaction sa = { 0 }, old_int, old_term;
-	json_t *secrets = NULL;
+	json_t *secrets = NULL, *sent = NULL;
 	char spec[65], pspec[65], hash[ML_SHA256_HEX], *who = who_am_i();
 	char *layers = NULL, *desired = NULL, *reason = NULL;
 	int64_t wait_ms, t0 = ml_mono_ms(), resume = 0;
@@ -631,7 +680,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	ro.ledger = ctx->ledger;
 	ro.out = hum;
 	rc = roll(&ro, ctx, cfg, req->img, req->cache, hosts, n, secrets, spec,
-		  &nothing);
+		  &nothing, &sent);
 	if (rc < 0)
 		goto out;
 	if (nothing && !resume) {
@@ -673,6 +722,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	}
 	began = true;
 	ro.revision = rev.number;
+	record_sent(ctx->ledger, rev.number, sent);
 	fprintf(hum, "revision %lld: %s, %zu app host%s to change\n",
 	       (long long)rev.number, reason, ro.changed,
 	       ro.changed == 1 ? "" : "s");
@@ -708,7 +758,8 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 				back.ledger = ctx->ledger;
 				back.out = hum;
 				rc2 = roll(&back, ctx, pcfg, pimg, pcache,
-					   hosts, n, secrets, pspec, &none);
+					   hosts, n, secrets, pspec, &none,
+					   NULL);
 			}
 			if (rc2 == 0) {
 				back.revision = prev->number;
@@ -804,6 +855,7 @@ out:
 	ml_image_free(pimg);
 	ml_cache_free(pcache);
 	json_decref(secrets);
+	json_decref(sent);
 	free(layers);
 	free(desired);
 	free(reason);

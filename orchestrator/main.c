@@ -456,5 +456,7 @@ int main(int argc, char **argv)
 	if (rc < 0 && ml_err_msg()[0])
 		ml_error("%s", ml_err_msg());
 	fflush(stdout);
+	if (rc == ML_CMD_CHANGES)
+		return 2;
 	return ml_exit_code(rc);
 }

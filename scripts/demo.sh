@@ -57,8 +57,8 @@ gitc log --oneline
 step "mlctl validate"
 "$mlctl" -C "$work/app" validate
 
-step "mlctl plan (HEAD)"
-"$mlctl" -C "$work/app" plan
+step "mlctl plan --offline (HEAD): the desired state, no host asked"
+"$mlctl" -C "$work/app" plan --offline
 
 ssh_opts=(--known-hosts "$fleet/known_hosts")
 
@@ -73,6 +73,9 @@ ask() {
 		"http://$lb/predict"
 	echo
 }
+
+step "mlctl plan: what the first deploy would do on each host (changes nothing)"
+"$mlctl" -C "$work/app" "${ssh_opts[@]}" plan
 
 step "mlctl deploy: build, deliver, start behind HAProxy, record revision 1"
 "$mlctl" -C "$work/app" "${ssh_opts[@]}" deploy

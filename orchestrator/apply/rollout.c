@@ -25,6 +25,7 @@
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/ledger/ledger.h"
+#include "orchestrator/plan/fleet.h"
 #include "orchestrator/plan/plan.h"
 #include "orchestrator/transport/transport.h"
 
@@ -308,7 +309,7 @@ void ml_rollout_spec(char buf[65], const struct ml_config *cfg,
 
 int ml_rollout_host_port(const struct ml_config *cfg, int replica, char slot)
 {
-	return 10000 + cfg->playbook->port + 2 * replica + (slot == 'b');
+	return ml_plan_host_port(cfg->playbook->port, replica, slot);
 }
 
 static void event(struct ml_rollout *ro, const char *host, const char *step,
@@ -343,7 +344,7 @@ static void event(struct ml_rollout *ro, const char *host, const char *step,
 static void server_name(char *buf, size_t n, const char *host, int replica,
 			char slot)
 {
-	snprintf(buf, n, "%s-%d%c", host, replica, slot);
+	ml_plan_server_name(buf, n, host, replica, slot);
 }
 
 /* One request to balancer i; a failure's message names the balancer, once
@@ -788,13 +789,15 @@ static int converge_host(size_t i, void *arg)
 
 /* ---- observe, then run -------------------------------------------------- */
 
+/* List the app's containers on app host i (the plan comes after). */
 static int observe_host(size_t i, void *arg)
 {
 	struct ml_rollout_state *st = arg;
 	struct host_state *hs = &st->app[i];
-	json_t *res = NULL;
 	int rc;
 
+	json_decref(hs->containers);
+	hs->containers = NULL;
 	if (hs->h->rc < 0) {
 		hs->rc = hs->h->rc;
 		hs->error = ml_xstrdup(hs->h->error);
@@ -802,21 +805,68 @@ static int observe_host(size_t i, void *arg)
 	}
 	rc = ml_host_call(hs->h, "list",
 			  json_pack("{s:s}", "app", st->ro->cfg->playbook->app),
-			  &res);
-	if (rc == 0)
-		rc = ml_obs_from_json(&hs->obs, &hs->nobs,
-				      json_object_get(res, "containers"));
-	json_decref(res);
+			  &hs->containers);
 	if (rc < 0) {
 		hs->rc = rc;
 		hs->error = ml_xasprintf("%s: %s", hs->h->target->name,
 					 ml_err_msg());
-		return rc;
 	}
-	ml_plan_host(&hs->plan, st->ro->spec, st->ro->cfg->playbook->replicas,
-		     hs->obs, hs->nobs);
-	hs->planned = true;
-	return 0;
+	return rc;
+}
+
+/*
+ * Plan app hosts [first, first + n) that were observed through the fleet
+ * plan (orchestrator/plan/fleet.c), the one place deploy and `mlctl plan`
+ * decide; each host keeps its part. Blobs are not asked: delivery is done.
+ */
+static void plan_hosts(struct ml_rollout_state *st, size_t first, size_t n)
+{
+	const struct ml_config *cfg = st->ro->cfg;
+	struct ml_fleet_seen *seen = ml_xcalloc(n + 1, sizeof(*seen));
+	struct ml_fleet_want w = { 0 };
+	struct ml_fleet_plan fp;
+	size_t i;
+
+	w.app = cfg->playbook->app;
+	w.spec = st->ro->spec;
+	w.image_id = st->ro->image_id;
+	w.replicas = cfg->playbook->replicas;
+	w.port = cfg->playbook->port;
+	w.rollout = &cfg->playbook->rollout;
+	for (i = 0; i < n; i++) {
+		struct host_state *hs = &st->app[first + i];
+
+		seen[i].name = hs->h->target->name;
+		seen[i].address = hs->h->target->address;
+		seen[i].is_app = true;
+		seen[i].error = hs->rc < 0 ? "not observed" : NULL;
+		seen[i].containers = json_object_get(hs->containers,
+						     "containers");
+	}
+	ml_plan_fleet(&fp, &w, seen, n);
+	for (i = 0; i < n; i++) {
+		struct host_state *hs = &st->app[first + i];
+		struct ml_fleet_host *fh = &fp.hosts[i];
+
+		if (hs->rc < 0)
+			continue;
+		if (fh->error) {
+			hs->rc = ML_EPROTO;
+			hs->error = ml_xasprintf("%s: %s", fh->name,
+						 fh->error);
+			continue;
+		}
+		/* the host's plan and observation move to the rollout */
+		hs->plan = fh->plan;
+		memset(&fh->plan, 0, sizeof(fh->plan));
+		hs->obs = fh->obs;
+		hs->nobs = fh->nobs;
+		fh->obs = NULL;
+		fh->nobs = 0;
+		hs->planned = true;
+	}
+	ml_fleet_plan_release(&fp);
+	free(seen);
 }
 
 int ml_rollout_observe(struct ml_rollout *ro, bool *nothing)
@@ -845,6 +895,7 @@ int ml_rollout_observe(struct ml_rollout *ro, bool *nothing)
 					  st->lb[i]->target->name,
 					  st->lb[i]->error);
 	ml_parallel_run(st->napp, ro->parallel, observe_host, st);
+	plan_hosts(st, 0, st->napp);
 	ro->changed = 0;
 	for (i = 0; i < st->napp; i++) {
 		if (st->app[i].rc < 0)
@@ -854,27 +905,6 @@ int ml_rollout_observe(struct ml_rollout *ro, bool *nothing)
 	}
 	*nothing = ro->changed == 0;
 	return 0;
-}
-
-/* Hosts per batch: canary steps first (percent of all app hosts), then
- * the playbook's batch size. */
-static size_t batch_size(const struct ml_rollout *ro, size_t done,
-			 size_t total, size_t step)
-{
-	const struct ml_rollout_spec *rs = &ro->cfg->playbook->rollout;
-	size_t n;
-
-	if (step < rs->canary_n) {
-		size_t upto = (total * (size_t)rs->canary_percent[step] + 99) /
-			      100;
-
-		n = upto > done ? upto - done : 1;
-	} else if (rs->batch_percent) {
-		n = (total * (size_t)rs->batch_percent + 99) / 100;
-	} else {
-		n = (size_t)rs->batch_count;
-	}
-	return n ? n : 1;
 }
 
 int ml_rollout_run(struct ml_rollout *ro)
@@ -897,7 +927,8 @@ int ml_rollout_run(struct ml_rollout *ro)
 			return rc;
 	}
 	while (done < st->napp) {
-		size_t n = batch_size(ro, done, st->napp, step++);
+		/* the fleet plan's batches (orchestrator/plan/fleet.c) */
+		size_t n = ml_plan_batch_size(rs, done, st->napp, step++);
 
 		if (ro->interrupted && *ro->interrupted) {
 			ro->stopped = true;
@@ -979,6 +1010,7 @@ void ml_rollout_release(struct ml_rollout *ro)
 		return;
 	for (i = 0; i < st->napp; i++) {
 		ml_obs_free(st->app[i].obs, st->app[i].nobs);
+		json_decref(st->app[i].containers);
 		if (st->app[i].planned)
 			ml_host_plan_release(&st->app[i].plan);
 		free(st->app[i].error);
@@ -1083,5 +1115,7 @@ int ml_ro_observe_again(struct ml_rollout_state *st, size_t i)
 	if (hs->planned)
 		ml_host_plan_release(&hs->plan);
 	hs->planned = false;
-	return observe_host(i, st);
+	if (observe_host(i, st) == 0)
+		plan_hosts(st, i, 1);
+	return hs->rc;
 }

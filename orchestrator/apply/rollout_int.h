@@ -16,6 +16,7 @@
 
 struct host_state {
 	struct ml_host_session *h;
+	json_t *containers; /* the list reply, for the fleet plan */
 	struct ml_obs_container *obs;
 	size_t nobs;
 	struct ml_host_plan plan;

@@ -196,6 +196,9 @@ int ml_obs_from_json(struct ml_obs_container **out, size_t *n,
 		v[k].id = ml_xstrdup(id);
 		v[k].name = ml_xstrdup(json_string_value(
 			json_object_get(c, "name")) ?: id);
+		if (json_is_string(json_object_get(c, "image_id")))
+			v[k].image_id = ml_xstrdup(json_string_value(
+				json_object_get(c, "image_id")));
 		v[k].revision = json_is_integer(jr) ? json_integer_value(jr)
 						    : 0;
 		v[k].spec = spec ? ml_xstrdup(spec) : NULL;
@@ -226,6 +229,7 @@ void ml_obs_free(struct ml_obs_container *v, size_t n)
 	for (i = 0; v && i < n; i++) {
 		free(v[i].id);
 		free(v[i].name);
+		free(v[i].image_id);
 		free(v[i].spec);
 		free(v[i].health);
 	}

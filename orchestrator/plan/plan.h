@@ -23,6 +23,7 @@
 struct ml_obs_container {
 	char *id;
 	char *name;
+	char *image_id; /* the image it runs, or NULL */
 	int64_t revision;
 	char *spec;   /* mlctl.spec: hash of everything that shapes it */
 	char *health; /* mlctl.health: the check it takes traffic with, as

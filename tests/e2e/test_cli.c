@@ -81,6 +81,8 @@ static void test_cli__help_lists_every_command(void **state)
 	assert_int_equal(o.status, 0);
 	assert_non_null(strstr(o.out, "--commit"));
 	assert_non_null(strstr(o.out, "--json"));
+	assert_non_null(strstr(o.out, "--offline"));
+	assert_non_null(strstr(o.out, "--detailed-exitcode"));
 	ml_test_out_release(&o);
 }
 
@@ -388,7 +390,9 @@ static void test_cli__plan_json_resolves_hosts(void **state)
 	json_error_t jerr;
 	json_t *doc, *hosts;
 
-	mlctl(&o, r, (const char *const[]){ "plan", "--json", NULL });
+	/* --offline: the desired state alone, no host asked */
+	mlctl(&o, r, (const char *const[]){ "plan", "--offline", "--json",
+					    NULL });
 	assert_int_equal(o.status, 0);
 	doc = json_loads(o.out, 0, &jerr);
 	assert_non_null(doc);
@@ -400,10 +404,17 @@ static void test_cli__plan_json_resolves_hosts(void **state)
 	json_decref(doc);
 	ml_test_out_release(&o);
 
-	mlctl(&o, r, (const char *const[]){ "plan", NULL });
+	mlctl(&o, r, (const char *const[]){ "plan", "--offline", NULL });
 	assert_int_equal(o.status, 0);
 	assert_non_null(strstr(o.out, "HOST"));
 	assert_non_null(strstr(o.out, "nothing was changed"));
+	ml_test_out_release(&o);
+
+	/* the changes are known only by asking the hosts */
+	mlctl(&o, r, (const char *const[]){ "plan", "--offline",
+					    "--detailed-exitcode", NULL });
+	assert_int_equal(o.status, 2);
+	assert_non_null(strstr(o.err, "--detailed-exitcode needs the hosts"));
 	ml_test_out_release(&o);
 }
 
