@@ -131,10 +131,8 @@ ssize_t ml_base64_decode(unsigned char *out, const char *s, size_t n)
 
 int ml_dstore_open(struct ml_dstore **out, struct ml_docker *d)
 {
-	struct ml_dstore *s = NULL;
 	const char *root, *driver;
 	json_t *info = NULL;
-	char *db = NULL;
 	int rc;
 
 	*out = NULL;
@@ -150,7 +148,19 @@ int ml_dstore_open(struct ml_dstore **out, struct ml_docker *d)
 				driver ? driver : "");
 		goto out;
 	}
-	db = ml_xasprintf("%s/image/overlay2/layerdb/sha256", root);
+	rc = ml_dstore_open_root(out, root);
+out:
+	json_decref(info);
+	return rc;
+}
+
+int ml_dstore_open_root(struct ml_dstore **out, const char *root)
+{
+	struct ml_dstore *s;
+	char *db = ml_xasprintf("%s/image/overlay2/layerdb/sha256", root);
+	int rc = 0;
+
+	*out = NULL;
 	if (access(db, R_OK | X_OK) < 0) {
 		rc = ml_err_errno(ML_ENOTFOUND, errno,
 				  "cannot read Docker's store '%s' from here",
@@ -161,10 +171,8 @@ int ml_dstore_open(struct ml_dstore **out, struct ml_docker *d)
 	s->root = ml_xasprintf("%s/image/overlay2", root);
 	s->graph = ml_xasprintf("%s/overlay2", root);
 	*out = s;
-	rc = 0;
 out:
 	free(db);
-	json_decref(info);
 	return rc;
 }
 

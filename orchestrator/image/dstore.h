@@ -24,6 +24,8 @@ typedef int (*ml_dstore_put_fn)(void *ctx, const void *p, size_t n);
  * export. *out is freed with ml_dstore_free.
  */
 int ml_dstore_open(struct ml_dstore **out, struct ml_docker *d);
+/* The same with the data root given (overlay2 assumed); for tests. */
+int ml_dstore_open_root(struct ml_dstore **out, const char *root);
 void ml_dstore_free(struct ml_dstore *s);
 
 /*
