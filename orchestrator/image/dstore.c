@@ -32,8 +32,11 @@
  * digest is the one the image names, so a store that changed, a format
  * this code does not know, or a file that moved make the caller fall back
  * to the export, never a wrong blob. Names from the record pass
- * ml_tar_entry_check (no absolute names, no "..") and the last component
- * is opened with O_NOFOLLOW.
+ * ml_tar_entry_check (no absolute names, no "..") and are opened below
+ * the diff directory with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS),
+ * so no symbolic link in a layer can make this read a file of the
+ * controller (kernels before 5.6: O_NOFOLLOW on the last component, and
+ * the digest check keeps whatever was read out of the cache).
  *
  * Memory: one record line (at most LINE_MAX, Docker's are a few KiB: a
  * header and its padding), and 64 KiB buffers.
@@ -47,7 +50,9 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define CHUNK ((size_t)64 << 10)
@@ -259,6 +264,7 @@ static bool safe_id(const char *s)
 
 struct rebuild {
 	const char *diff; /* the overlay2 diff directory */
+	int diff_fd;	  /* it, opened O_PATH */
 	const char *record;
 	ml_dstore_put_fn put;
 	void *ctx;
@@ -271,6 +277,22 @@ static int bad_record(struct rebuild *rb, const char *why)
 {
 	return ml_err_set(ML_EFAIL, "Docker's record '%s' line %zu: %s",
 			  rb->record, rb->lineno, why);
+}
+
+/* name under the directory dfd (path: the same, for the fallback). */
+static int open_beneath(int dfd, const char *name, const char *path)
+{
+	struct open_how how;
+	long fd;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+		      RESOLVE_NO_MAGICLINKS;
+	fd = syscall(SYS_openat2, dfd, name, &how, sizeof(how));
+	if (fd < 0 && errno == ENOSYS)
+		return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return (int)fd;
 }
 
 /* One line of tar-split: raw bytes, or the contents of one file. */
@@ -339,7 +361,7 @@ static int rebuild_line(struct rebuild *rb, const char *line, size_t n)
 	if (rc < 0)
 		goto out;
 	path = ml_xasprintf("%s/%s", rb->diff, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open_beneath(rb->diff_fd, name, path);
 	if (fd < 0) {
 		rc = ml_err_errno(ML_EFAIL, errno, "cannot read '%s'", path);
 		goto out;
@@ -457,12 +479,18 @@ static int layer_blob(struct ml_dstore *s, const struct ml_image *img,
 	record = ml_xasprintf("%s/tar-split.json.gz", dir);
 	memset(&rb, 0, sizeof(rb));
 	rb.diff = ddir;
+	rb.diff_fd = open(ddir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rb.diff_fd < 0) {
+		rc = ml_err_errno(ML_EFAIL, errno, "cannot open '%s'", ddir);
+		goto out;
+	}
 	rb.record = record;
 	rb.put = put;
 	rb.ctx = ctx;
 	rb.buf = ml_xmalloc(CHUNK);
 	rb.bin = ml_xmalloc(LINE_MAX);
 	rc = rebuild(&rb);
+	close(rb.diff_fd);
 	free(rb.buf);
 	free(rb.bin);
 out:

@@ -253,6 +253,24 @@ static void test_dstore__rebuild(void **state)
 	assert_int_equal(out.len, r.tar.len);
 	assert_memory_equal(out.data, r.tar.data, out.len);
 
+	/* a directory of the layer replaced by a symbolic link to one
+	 * outside it, holding the same file: not followed */
+	{
+		char *d = ml_xasprintf("%s/d", r.diff),
+		     *out_dir = ml_xasprintf("%s/elsewhere", r.dir);
+
+		assert_int_equal(rename(d, out_dir), 0);
+		assert_int_equal(symlink(out_dir, d), 0);
+		ml_buf_reset(&out);
+		assert_int_equal(ml_dstore_blob(s, &r.img, 1, put_buf, &out),
+				 ML_EFAIL);
+		assert_non_null(strstr(ml_err_msg(), "d/b.bin"));
+		assert_int_equal(unlink(d), 0);
+		assert_int_equal(rename(out_dir, d), 0);
+		free(d);
+		free(out_dir);
+	}
+
 	/* a file gone from the diff directory */
 	ml_buf_reset(&out);
 	{
