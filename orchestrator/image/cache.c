@@ -908,8 +908,8 @@ static void fill_direct(struct ml_cache *c, struct ml_docker *d,
 		if (ml_cache_has(c, dg))
 			continue;
 		if (direct_blob(c, ds, img, i) < 0) {
-			ml_debug("blob %s not read from Docker's store: %s",
-				 dg, ml_err_msg());
+			ml_debug("blob %s not read from Docker's store: %s", dg,
+				 ml_err_msg());
 			ml_err_clear();
 		}
 	}
@@ -961,7 +961,8 @@ static bool seen_before(const struct ml_image *img, size_t i)
 }
 
 /* The distinct blobs of img not in the cache. */
-static size_t count_missing(const struct ml_cache *c, const struct ml_image *img)
+static size_t count_missing(const struct ml_cache *c,
+			    const struct ml_image *img)
 {
 	size_t i, missing = !ml_cache_has(c, img->config_digest);
 

@@ -125,7 +125,8 @@ ssize_t ml_base64_decode(unsigned char *out, const char *s, size_t n)
 		}
 		out[o++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
 		if (pad < 2)
-			out[o++] = (unsigned char)((v[1] & 15) << 4 | v[2] >> 2);
+			out[o++] =
+				(unsigned char)((v[1] & 15) << 4 | v[2] >> 2);
 		if (pad < 1)
 			out[o++] = (unsigned char)((v[2] & 3) << 6 | v[3]);
 	}
@@ -268,8 +269,8 @@ struct rebuild {
 	const char *record;
 	ml_dstore_put_fn put;
 	void *ctx;
-	unsigned char *buf;  /* CHUNK */
-	unsigned char *bin;  /* a decoded payload, LINE_MAX */
+	unsigned char *buf; /* CHUNK */
+	unsigned char *bin; /* a decoded payload, LINE_MAX */
 	size_t lineno;
 };
 
@@ -287,8 +288,8 @@ static int open_beneath(int dfd, const char *name, const char *path)
 
 	memset(&how, 0, sizeof(how));
 	how.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-		      RESOLVE_NO_MAGICLINKS;
+	how.resolve =
+		RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 	fd = syscall(SYS_openat2, dfd, name, &how, sizeof(how));
 	if (fd < 0 && errno == ENOSYS)
 		return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -445,12 +446,12 @@ out:
 	return rc;
 }
 
-static int layer_blob(struct ml_dstore *s, const struct ml_image *img,
-		      size_t i, ml_dstore_put_fn put, void *ctx)
+static int layer_blob(struct ml_dstore *s, const struct ml_image *img, size_t i,
+		      ml_dstore_put_fn put, void *ctx)
 {
 	char chain[ML_DIGEST_LEN + 1];
-	char *dir, *path = NULL, *diff = NULL, *cache_id = NULL,
-		   *ddir = NULL, *record = NULL;
+	char *dir, *path = NULL, *diff = NULL, *cache_id = NULL, *ddir = NULL,
+		   *record = NULL;
 	struct rebuild rb;
 	int rc;
 
@@ -472,7 +473,8 @@ static int layer_blob(struct ml_dstore *s, const struct ml_image *img,
 	if (rc < 0)
 		goto out;
 	if (!safe_id(cache_id)) {
-		rc = ml_err_set(ML_EFAIL, "'%s' does not hold a layer id", path);
+		rc = ml_err_set(ML_EFAIL, "'%s' does not hold a layer id",
+				path);
 		goto out;
 	}
 	ddir = ml_xasprintf("%s/%s/diff", s->graph, cache_id);
