@@ -70,6 +70,14 @@ struct ml_agent_op {
 /* The table of operations, for --help. */
 const struct ml_agent_op *const *ml_agent_ops(size_t *n);
 
+/*
+ * The number of diffIDs at the start of want that the diffID list have
+ * (an image's RootFS.Layers) starts with too; 0 when either is not an
+ * array of strings. Pure; image_load omits those layers from the archive
+ * it streams to Docker, which already has them.
+ */
+size_t ml_layers_common_prefix(json_t *have, json_t *want);
+
 /* Settings from the environment, no session yet. Nothing is opened. */
 void ml_agent_init(struct ml_agent *a);
 /* Close what the session opened (the Docker client). */

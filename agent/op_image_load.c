@@ -53,6 +53,7 @@
 #define LINE_MAX ((size_t)1 << 20)
 #define SAID_MAX 2048 /* of Docker's "stream" text kept for errors */
 #define HEX_OFF 7     /* strlen("sha256:") */
+#define SCAN_MAX 512  /* images read to find layers Docker has */
 
 /* One member of the archive: a directory, text in memory or a blob. */
 struct member {
@@ -245,6 +246,71 @@ static void add_member(struct tar_src *t, size_t *cap, char *name, bool dir,
 	t->n++;
 }
 
+/*
+ * How many of layers, from the bottom, one image of Docker already holds as
+ * the start of its own (the length of the longest common prefix of diffIDs
+ * with any image; at most the number of layers). Docker keeps a layer per
+ * chain (the diffIDs from the bottom up to it), so those layers exist and
+ * a load need not carry them: Docker's load looks each chain up before it
+ * opens the layer's file, and a file it does not open may be absent. The
+ * images are read one by one (at most SCAN_MAX of them); a failure of the
+ * listing counts as "none", since the full load then still works.
+ */
+static size_t docker_prefix(struct ml_docker *d, json_t *layers)
+{
+	struct ml_buf path = ML_BUF_INIT(256);
+	json_t *list = NULL, *img, *have, *v;
+	size_t best = 0, n = json_array_size(layers), i, k;
+
+	if (!n || ml_docker_get(d, "/images/json", &list) < 0 ||
+	    !json_is_array(list)) {
+		ml_err_clear();
+		goto out;
+	}
+	json_array_foreach(list, i, v)
+	{
+		const char *id = json_string_value(json_object_get(v, "Id"));
+
+		if (i >= SCAN_MAX || best == n)
+			break;
+		if (!id || !ml_blob_digest_valid(id))
+			continue;
+		ml_buf_reset(&path);
+		ml_buf_addf(&path, "/images/%s/json", id);
+		img = NULL;
+		if (ml_docker_get(d, path.data, &img) < 0) {
+			ml_err_clear(); /* removed meanwhile: skip it */
+			continue;
+		}
+		have = json_object_get(json_object_get(img, "RootFS"),
+				       "Layers");
+		k = ml_layers_common_prefix(have, layers);
+		if (k > best)
+			best = k;
+		json_decref(img);
+	}
+out:
+	json_decref(list);
+	ml_buf_release(&path);
+	return best;
+}
+
+size_t ml_layers_common_prefix(json_t *have, json_t *want)
+{
+	size_t i, n = json_array_size(want);
+	const char *a, *b;
+
+	if (!json_is_array(have) || !json_is_array(want))
+		return 0;
+	for (i = 0; i < n && i < json_array_size(have); i++) {
+		a = json_string_value(json_array_get(have, i));
+		b = json_string_value(json_array_get(want, i));
+		if (!a || !b || strcmp(a, b))
+			break;
+	}
+	return i;
+}
+
 /* ML_ENOTFOUND unless digest is stored. */
 static int need_blob(struct ml_blobstore *s, const char *digest)
 {
@@ -261,9 +327,15 @@ static int need_blob(struct ml_blobstore *s, const char *digest)
 	return rc < 0 ? rc : 0;
 }
 
-/* The members of the archive, in order; every blob checked present. */
+/*
+ * The members of the archive, in order; every blob it holds checked
+ * present. The first skip layers are named in the manifest but not
+ * carried (Docker has them: see docker_prefix), unless a layer above them
+ * is the same blob.
+ */
 static int plan_members(struct tar_src *t, struct ml_blobstore *s,
-			const char *image_id, json_t *layers, json_t *tags)
+			const char *image_id, json_t *layers, json_t *tags,
+			size_t skip)
 {
 	struct ml_buf path = ML_BUF_INIT(8192);
 	json_t *man = json_object(), *mlayers = json_array(), *all, *v;
@@ -278,7 +350,7 @@ static int plan_members(struct tar_src *t, struct ml_blobstore *s,
 	rc = need_blob(s, image_id);
 	json_array_foreach(layers, i, v)
 	{
-		if (rc == 0)
+		if (rc == 0 && i >= skip)
 			rc = need_blob(s, json_string_value(v));
 	}
 	if (rc < 0)
@@ -313,7 +385,9 @@ static int plan_members(struct tar_src *t, struct ml_blobstore *s,
 	json_array_foreach(layers, i, v)
 	{
 		dg = json_string_value(v);
-		for (j = 0; j < i; j++)
+		if (i < skip)
+			continue; /* Docker has it */
+		for (j = skip; j < i; j++)
 			if (!strcmp(dg, json_string_value(
 						json_array_get(layers, j))))
 				break;
@@ -552,7 +626,7 @@ static int answer_write(void *ctx, const void *p, size_t n)
 }
 
 static int load(struct ml_docker *d, struct ml_blobstore *s,
-		const char *image_id, json_t *layers, json_t *tags)
+		const char *image_id, json_t *layers, json_t *tags, size_t skip)
 {
 	struct load_job j = {
 		{0}, {ML_BUF_INIT(LINE_MAX), ML_BUF_INIT(SAID_MAX * 2), NULL}};
@@ -564,7 +638,7 @@ static int load(struct ml_docker *d, struct ml_blobstore *s,
 	t->fd = -1;
 	ml_buf_init(&t->out, PENDING_MAX);
 	t->chunk = ml_xmalloc(READ_CHUNK);
-	rc = plan_members(t, s, image_id, layers, tags);
+	rc = plan_members(t, s, image_id, layers, tags, skip);
 	if (rc < 0)
 		goto out;
 	rc = tar_open(t);
@@ -604,9 +678,10 @@ static int op_image_load(struct ml_agent *a, json_t *args, json_t **result)
 {
 	struct ml_blobstore *s = NULL;
 	struct ml_docker *d;
-	json_t *layers, *tags, *r;
+	json_t *layers = NULL, *tags = NULL, *r;
 	const char *image_id;
 	bool loaded = false;
+	size_t skip;
 	int rc;
 
 	rc = check_args(args, &image_id, &layers, &tags);
@@ -620,7 +695,16 @@ static int op_image_load(struct ml_agent *a, json_t *args, json_t **result)
 		return rc;
 	if (rc == 0) {
 		ml_blobstore_open(&s, a->state_dir);
-		rc = load(d, s, image_id, layers, tags);
+		skip = docker_prefix(d, layers);
+		rc = load(d, s, image_id, layers, tags, skip);
+		if (rc < 0 && skip) {
+			/* an image went away meanwhile: carry every layer */
+			ml_debug("image_load of %s without %zu layer(s) "
+				 "Docker had failed (%s): loading all",
+				 image_id, skip, ml_err_msg());
+			ml_err_clear();
+			rc = load(d, s, image_id, layers, tags, 0);
+		}
 		if (rc < 0)
 			goto out;
 		loaded = true;

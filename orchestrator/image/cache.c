@@ -30,6 +30,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "orchestrator/image/dstore.h"
 #include "orchestrator/image/image.h"
 
 #include <archive.h>
@@ -645,12 +646,22 @@ static int read_entries(struct extract *x)
 	}
 }
 
+/* Make the renames into dir durable (best effort). */
+static void dir_sync(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+}
+
 /* Move the staged blobs into the cache, and make that durable. */
 static int commit_staged(struct extract *x)
 {
 	char *path;
 	size_t i;
-	int dfd;
 
 	for (i = 0; i < x->nstaged; i++) {
 		path = ml_xasprintf("%s/%s", x->c->blobs, x->staged[i].hex);
@@ -666,11 +677,7 @@ static int commit_staged(struct extract *x)
 		free(x->staged[i].tmp);
 		x->staged[i].tmp = NULL;
 	}
-	dfd = open(x->c->blobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
+	dir_sync(x->c->blobs);
 	return 0;
 }
 
@@ -800,7 +807,117 @@ out:
 	return rc;
 }
 
-/* ---- filling from Docker ----------------------------------------------- */
+/* ---- filling from Docker's own store ----------------------------------- */
+
+struct direct_put {
+	int fd;
+	const char *path;
+	struct ml_sha256 *h;
+};
+
+static int direct_put_cb(void *ctx, const void *p, size_t n)
+{
+	struct direct_put *w = ctx;
+
+	ml_sha256_update(w->h, p, n);
+	return write_all(w->fd, p, n, w->path);
+}
+
+/*
+ * Blob i of img (0: the config, else layer i - 1) from Docker's store
+ * into the cache: written to tmp/ while hashed, renamed into place when
+ * its digest is the one wanted. Each blob is checked on its own, so each
+ * is moved in as soon as it is whole. 0 when it is in the cache now, or a
+ * failure (the caller then exports it).
+ */
+static int direct_blob(struct ml_cache *c, struct ml_dstore *ds,
+		       const struct ml_image *img, size_t i)
+{
+	const char *want = i ? img->layers[i - 1] : img->config_digest;
+	char *tmp = ml_xasprintf("%s/blob-XXXXXX", c->tmp), *path = NULL;
+	struct direct_put w = {-1, tmp, ml_sha256_new()};
+	char hex[ML_SHA256_HEX];
+	int rc;
+
+	w.fd = mkostemp(tmp, O_CLOEXEC);
+	if (w.fd < 0) {
+		rc = ml_err_errno(errno == ENOSPC ? ML_ENOSPACE : ML_EFAIL,
+				  errno, "cannot make a file in '%s'", c->tmp);
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	rc = ml_dstore_blob(ds, img, i, direct_put_cb, &w);
+	if (rc < 0)
+		goto out;
+	ml_sha256_final_hex(w.h, hex);
+	if (strcmp(hex, want + 7)) {
+		rc = ml_err_set(ML_EFAIL,
+				"Docker's store gave sha256:%s for %s", hex,
+				want);
+		goto out;
+	}
+	if (fsync(w.fd) < 0) {
+		rc = ml_err_errno(errno == ENOSPC ? ML_ENOSPACE : ML_EFAIL,
+				  errno, "cannot write '%s'", tmp);
+		goto out;
+	}
+	path = ml_xasprintf("%s/%s", c->blobs, hex);
+	if (rename(tmp, path) < 0) {
+		rc = ml_err_errno(ML_EFAIL, errno, "cannot move a blob to '%s'",
+				  path);
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	rc = 0;
+out:
+	if (w.fd >= 0)
+		close(w.fd);
+	if (tmp)
+		unlink(tmp);
+	free(tmp);
+	free(path);
+	ml_sha256_free(w.h);
+	return rc;
+}
+
+/*
+ * Every blob of img the cache lacks, from Docker's store when this
+ * machine can read it (dstore.h); what cannot be had that way is left
+ * for the export, with the reason at debug level. $MLCTL_DOCKER_STORE=off
+ * turns this off (to measure the export, or when the store misleads).
+ */
+static void fill_direct(struct ml_cache *c, struct ml_docker *d,
+			const struct ml_image *img)
+{
+	const char *env = getenv("MLCTL_DOCKER_STORE");
+	struct ml_dstore *ds = NULL;
+	size_t i;
+
+	if (env && !strcmp(env, "off"))
+		return;
+	if (ml_dstore_open(&ds, d) < 0) {
+		ml_debug("not reading Docker's store: %s", ml_err_msg());
+		ml_err_clear();
+		return;
+	}
+	for (i = 0; i <= img->nlayers; i++) {
+		const char *dg = i ? img->layers[i - 1] : img->config_digest;
+
+		if (ml_cache_has(c, dg))
+			continue;
+		if (direct_blob(c, ds, img, i) < 0) {
+			ml_debug("blob %s not read from Docker's store: %s", dg,
+				 ml_err_msg());
+			ml_err_clear();
+		}
+	}
+	dir_sync(c->blobs);
+	ml_dstore_free(ds);
+}
+
+/* ---- filling from Docker's export -------------------------------------- */
 
 struct fill_job {
 	struct ml_cache *c;
@@ -843,6 +960,18 @@ static bool seen_before(const struct ml_image *img, size_t i)
 	return false;
 }
 
+/* The distinct blobs of img not in the cache. */
+static size_t count_missing(const struct ml_cache *c,
+			    const struct ml_image *img)
+{
+	size_t i, missing = !ml_cache_has(c, img->config_digest);
+
+	for (i = 0; i < img->nlayers; i++)
+		if (!ml_cache_has(c, img->layers[i]) && !seen_before(img, i))
+			missing++;
+	return missing;
+}
+
 int ml_cache_fill(struct ml_cache *c, struct ml_docker *d, struct ml_image *img)
 {
 	struct ml_buf path = ML_BUF_INIT(256);
@@ -850,16 +979,17 @@ int ml_cache_fill(struct ml_cache *c, struct ml_docker *d, struct ml_image *img)
 	struct fill_job job = {c, img};
 	struct ml_pump pump;
 	struct ml_err_saved saved;
-	size_t i, missing = 0;
+	size_t missing = 0;
 	int rc, rc2;
 
 	rc = check_image(img);
 	if (rc < 0)
 		return rc;
-	missing = !ml_cache_has(c, img->config_digest);
-	for (i = 0; i < img->nlayers; i++)
-		if (!ml_cache_has(c, img->layers[i]) && !seen_before(img, i))
-			missing++;
+	missing = count_missing(c, img);
+	if (!missing)
+		return record_sizes(c, img);
+	fill_direct(c, d, img);
+	missing = count_missing(c, img);
 	if (!missing)
 		return record_sizes(c, img);
 

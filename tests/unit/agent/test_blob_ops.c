@@ -52,6 +52,9 @@ struct fake {
 	enum load_mode mode;
 	int loads;
 	struct ml_buf tags; /* query strings of tag requests, one a line */
+	/* another image Docker lists, with these RootFS.Layers (JSON) */
+	char other_id[ML_BLOB_DIGEST_SIZE];
+	char *other_layers;
 };
 
 struct rd {
@@ -172,6 +175,15 @@ static void fake_serve_one(struct fake *f, int fd)
 			fake_answer(fd, 200, body.data);
 		else
 			fake_answer(fd, 404, "{\"message\":\"No such image\"}");
+	} else if (f->other_layers &&
+		   !strncmp(req.data, "GET /v1.41/images/json ", 23)) {
+		ml_buf_addf(&body, "[{\"Id\":\"%s\"}]", f->other_id);
+		fake_answer(fd, 200, body.data);
+	} else if (f->other_layers && !strncmp(req.data, "GET /v1.41/images/", 18) &&
+		   !strncmp(req.data + 18, f->other_id, strlen(f->other_id))) {
+		ml_buf_addf(&body, "{\"Id\":\"%s\",\"RootFS\":{\"Layers\":%s}}",
+			    f->other_id, f->other_layers);
+		fake_answer(fd, 200, body.data);
 	} else if (!strncmp(req.data, "POST /v1.41/images/load?quiet=1 ", 32)) {
 		f->loads++;
 		if (f->mode == LOAD_ERROR_LINE) {
@@ -550,6 +562,99 @@ static void test_blob_ops__image_load_fake(void **state)
 	free(state_dir);
 }
 
+/*
+ * Docker lists an image whose layers start like the one to load: the
+ * archive names every layer in its manifest but carries only those above
+ * the shared start, which need not even be in the store.
+ */
+static void test_blob_ops__image_load_partial(void **state)
+{
+	struct fake f;
+	struct blob cfg, l1, l2;
+	const struct blob *layers[] = {&l1, &l2};
+	const char *tags[] = {"mlctl-test/app:3"};
+	struct ml_buf in = ML_BUF_INIT(0), big = ML_BUF_INIT(0),
+		      name = ML_BUF_INIT(0);
+	char *state_dir = ml_test_tmpdir("blobops-partial");
+	json_t *rs, *r, *tar, *man;
+
+	(void)state;
+	fake_start(&f);
+	blob_set(&l1, "layer one, which Docker has", 27);
+	blob_set(&l2, "layer two", 9);
+	ml_buf_addf(&big, "{\"rootfs\":{\"diff_ids\":[\"%s\",\"%s\"]}}",
+		    l1.digest, l2.digest);
+	blob_set(&cfg, big.data, big.len);
+	snprintf(f.image_id, sizeof(f.image_id), "%s", cfg.digest);
+	snprintf(f.other_id, sizeof(f.other_id), "sha256:%064d", 7);
+	ml_buf_reset(&big);
+	ml_buf_addf(&big, "[\"%s\",\"sha256:%064d\"]", l1.digest, 9);
+	f.other_layers = big.data;
+
+	/* l1 is never put: Docker has it, under the other image */
+	frame_add_json(&in, HELLO);
+	add_put(&in, 2, &l2, 0, true);
+	add_put(&in, 3, &cfg, 0, true);
+	add_req(&in, 4, "image_load",
+		load_args(cfg.digest, layers, 2, tags, 1));
+	serve_mem(state_dir, f.sock, &in, &rs);
+	assert_int_equal(json_array_size(rs), 4);
+	r = result(reply_at(rs, 3));
+	assert_true(json_is_true(json_object_get(r, "loaded")));
+	assert_int_equal(f.loads, 1);
+	json_decref(rs);
+
+	/* manifest, config, l2's directory and file; l1 named, not carried */
+	tar = read_tar(f.body_path);
+	assert_int_equal(json_array_size(tar), 4);
+	man = json_loads(json_string_value(json_object_get(
+				 json_array_get(tar, 0), "data")),
+			 0, NULL);
+	assert_non_null(man);
+	r = json_object_get(json_array_get(man, 0), "Layers");
+	assert_int_equal(json_array_size(r), 2);
+	ml_buf_addf(&name, "%s/layer.tar", l1.digest + 7);
+	assert_string_equal(json_string_value(json_array_get(r, 0)), name.data);
+	ml_buf_reset(&name);
+	ml_buf_addf(&name, "%s/layer.tar", l2.digest + 7);
+	assert_member(json_array_get(tar, 3), name.data, &l2);
+	json_decref(man);
+	json_decref(tar);
+
+	ml_buf_release(&name);
+	ml_buf_release(&in);
+	ml_buf_release(&big);
+	free(cfg.data);
+	free(l1.data);
+	free(l2.data);
+	f.other_layers = NULL;
+	fake_stop(&f);
+	ml_test_rmtree(state_dir);
+	free(state_dir);
+}
+
+static void test_blob_ops__common_prefix(void **state)
+{
+	json_t *a = json_pack("[sss]", "sha256:1", "sha256:2", "sha256:3");
+	json_t *b = json_pack("[ss]", "sha256:1", "sha256:2");
+	json_t *c = json_pack("[ss]", "sha256:1", "sha256:9");
+	json_t *d = json_pack("[is]", 1, "sha256:2");
+
+	(void)state;
+	assert_int_equal(ml_layers_common_prefix(a, b), 2);
+	assert_int_equal(ml_layers_common_prefix(b, a), 2);
+	assert_int_equal(ml_layers_common_prefix(a, a), 3);
+	assert_int_equal(ml_layers_common_prefix(c, a), 1);
+	assert_int_equal(ml_layers_common_prefix(d, a), 0);
+	assert_int_equal(ml_layers_common_prefix(NULL, a), 0);
+	assert_int_equal(ml_layers_common_prefix(json_object_get(a, "x"), a),
+			 0);
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+	json_decref(d);
+}
+
 static void test_blob_ops__image_load_args(void **state)
 {
 	static const char *const bad_tags[] = {
@@ -767,6 +872,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_blob_ops__image_load_args),
 		cmocka_unit_test(test_blob_ops__image_load_fake),
+		cmocka_unit_test(test_blob_ops__image_load_partial),
+		cmocka_unit_test(test_blob_ops__common_prefix),
 		cmocka_unit_test(test_blob_ops__real_docker),
 	};
 

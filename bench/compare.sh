@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# bench/compare.sh [N...]: Ansible and mlctl side by side on the same
+# simulated fleet, in one run, for each fleet size N of app VMs (default:
+# 4 and 8) behind one HAProxy VM. The image is model-like: WEIGHTS_MB
+# (default 190) of random weights in one layer and a small code layer on
+# the busybox base, built by Docker beforehand (neither side's time
+# includes the build).
+#
+# Ansible (ansible-core from Debian, installed here with apt when
+# ansible-playbook is missing) follows the usual recipe: forks=50,
+# pipelining, ControlPersist, no fact gathering; `docker save` on the
+# controller, `copy` of the tar to every host, `docker load`, replace the
+# container, wait for the port. All hosts at once. It does not touch the
+# load balancer (mlctl does: one more step on its side).
+# mlctl: `mlctl deploy` with rollout.batch 100% (one batch, like Ansible),
+# health checks every second.
+#
+# Rows: cold (nothing on the VMs, an empty controller cache for mlctl),
+# code-only (only the code layer changed), and mlctl's rollback to the
+# first revision. Prints a markdown table; times are wall seconds of one
+# run on a shared machine, so read them as approximate.
+#
+# Environment: WEIGHTS_MB, PREFIX (fleet prefix, default mlq), SUBNET
+# (default 10.77.32).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(4 8)
+WEIGHTS_MB=${WEIGHTS_MB:-190}
+PREFIX=${PREFIX:-mlq}
+SUBNET=${SUBNET:-10.77.32}
+mlctl=$PWD/bin/mlctl
+fleet=$PWD/tests/fleet/fleet
+dir=/tmp/mlctl-bench-compare
+repo=$(mktemp -d /tmp/mlctl-bench-repo.XXXXXX)
+ans=$repo.ansible
+export MLCTL_LEDGER=$repo.ledger MLCTL_CACHE_DIR=$repo.cache
+cleanup() {
+	$fleet down --dir "$dir" >/dev/null 2>&1 || true
+	rm -rf "$repo" "$repo.ledger"* "$repo.cache" "$ans"
+	docker rmi -f $(docker images -q bench-compare) >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+if ! command -v ansible-playbook >/dev/null; then
+	echo "installing ansible-core from Debian" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q ansible-core >/dev/null
+fi
+bash scripts/dockerd.sh
+
+# the app: weights + code on the busybox base, as in bench/deliver.sh
+git -C "$repo" -c init.defaultBranch=main init -q
+cat >"$repo/Dockerfile" <<'DOCKERFILE'
+FROM mlctl-test/busybox:latest
+COPY weights.bin /model/weights.bin
+COPY www/ /www/
+CMD ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]
+DOCKERFILE
+mkdir -p "$repo/www"
+echo ok >"$repo/www/healthz"
+head -c $((WEIGHTS_MB << 20)) /dev/urandom >"$repo/weights.bin"
+printf 'weights.bin\n' >"$repo/.gitignore"
+gitc() { git -C "$repo" -c user.name=bench -c user.email=bench@mlctl.invalid "$@"; }
+build() { # build TAG: the image, and the playbook naming it, committed
+	docker build -q -t "$1" "$repo" >/dev/null 2>&1
+	cat >"$repo/mlctl.yaml" <<PLAYBOOK
+app: bench-compare
+image: $1
+port: 8000
+health: {path: /healthz, interval: 1s, timeout: 500ms, start_period: 30s}
+targets: [web]
+rollout: {batch: "100%", drain_timeout: 5s}
+load_balancer: {hosts: [lb], listen: 80}
+PLAYBOOK
+	gitc add -A
+	gitc commit -qm "$1"
+}
+m() { "$mlctl" -C "$repo" --known-hosts "$dir/known_hosts" "$@"; }
+
+# Ansible's side: config, inventory and playbook (argv lists only)
+mkdir -p "$ans/cp"
+cat >"$ans/deploy.yml" <<'PLAY'
+- hosts: web
+  gather_facts: false
+  vars:
+    tar: /tmp/bench-compare.tar
+  tasks:
+    - name: docker save on the controller
+      delegate_to: localhost
+      run_once: true
+      command:
+        argv: [docker, save, -o, "{{ tar }}", "{{ image }}"]
+    - name: copy the image to every host
+      copy: {src: "{{ tar }}", dest: "{{ tar }}", mode: "0600"}
+    - name: docker load
+      command:
+        argv: [docker, load, -i, "{{ tar }}"]
+    - name: remove the old container
+      command:
+        argv: [docker, rm, -f, bench-compare]
+      failed_when: false
+    - name: start the new one
+      command:
+        argv: [docker, run, -d, --name, bench-compare, -p, "8000:8000", "{{ image }}"]
+    - name: wait until it answers
+      wait_for: {port: 8000, timeout: 60}
+PLAY
+ansible_setup() { # the inventory of the fleet now up
+	{
+		echo "[web]"
+		awk '/^  vm[0-9]+:/ { h = $1; sub(":", "", h) }
+		     /address:/ && h { print h, "ansible_host=" $2; h = "" }' "$dir/inventory.yaml"
+		echo "[all:vars]"
+		echo "ansible_user=root"
+		echo "ansible_ssh_private_key_file=$dir/id_ed25519"
+		echo "ansible_python_interpreter=/usr/bin/python3"
+	} >"$ans/hosts.ini"
+	cat >"$ans/ansible.cfg" <<CFG
+[defaults]
+inventory = $ans/hosts.ini
+forks = 50
+gathering = explicit
+host_key_checking = True
+retry_files_enabled = False
+interpreter_python = /usr/bin/python3
+[ssh_connection]
+pipelining = True
+control_path_dir = $ans/cp
+ssh_args = -F none -o ControlMaster=auto -o ControlPersist=300s -o BatchMode=yes -o UserKnownHostsFile=$dir/known_hosts
+CFG
+}
+a() { ANSIBLE_CONFIG=$ans/ansible.cfg ansible-playbook "$ans/deploy.yml" -e "image=$1"; }
+
+wipe() { # containers, bench images and mlctl's blobs off every app VM
+	local vm
+	for vm in $FLEET_VMS; do
+		$fleet exec --dir "$dir" "$vm" -- sh -c \
+			'docker rm -f $(docker ps -aq) >/dev/null 2>&1; docker rmi -f $(docker images -q bench-compare) >/dev/null 2>&1; rm -rf /var/lib/mlctl/blobs /tmp/bench-compare.tar; true'
+	done
+}
+secs() { echo "$1 $2" | awk '{ printf "%.1f", $2 - $1 }'; }
+timed() { # timed CMD...: T = wall seconds; output kept in $repo.log
+	local t0
+	t0=$EPOCHREALTIME
+	if ! "$@" >"$repo.log" 2>&1; then
+		echo "failed: $*" >&2
+		tail -20 "$repo.log" >&2
+		exit 1
+	fi
+	T=$(secs "$t0" "$EPOCHREALTIME")
+}
+ratio() { echo "$1 $2" | awk '{ printf "%.2f", $1 / $2 }'; }
+
+echo
+echo "image: ${WEIGHTS_MB} MiB of weights + a small code layer on busybox; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
+echo
+echo "| VMs | case | Ansible s | mlctl s | mlctl / Ansible |"
+echo "|---|---|---|---|---|"
+for n in "${sizes[@]}"; do
+	$fleet down --dir "$dir" >/dev/null 2>&1 || true
+	$fleet up --dir "$dir" --vms "$n" --lb --prefix "$PREFIX" --subnet "$SUBNET" >/dev/null
+	# shellcheck disable=SC1091
+	. "$dir/env"
+	cp "$dir/inventory.yaml" "$repo/inventory.yaml"
+	ansible_setup
+	rm -rf "$MLCTL_LEDGER"* "$MLCTL_CACHE_DIR"
+	echo "v0 $n" >"$repo/www/version"
+	build "bench-compare:v0-$n"
+	m bootstrap >/dev/null
+
+	timed a "bench-compare:v0-$n"
+	a_cold=$T
+	echo "v1 $n $RANDOM" >"$repo/www/version"
+	build "bench-compare:v1-$n"
+	timed a "bench-compare:v1-$n"
+	a_code=$T
+
+	wipe
+	timed m deploy --commit HEAD~1
+	m_cold=$T
+	timed m deploy
+	m_code=$T
+	timed m rollback 1
+	m_back=$T
+	echo "| $n | cold | $a_cold | $m_cold | $(ratio "$m_cold" "$a_cold") |"
+	echo "| $n | code-only | $a_code | $m_code | $(ratio "$m_code" "$a_code") |"
+	echo "| $n | rollback (mlctl only) | | $m_back | |"
+done
+echo
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
