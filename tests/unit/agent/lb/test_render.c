@@ -10,45 +10,19 @@
  * existed, so the rendering stays byte-identical through the move: a
  * changed byte changes the structure digest, and every LB would reload.
  * MLCTL_UPDATE_EXPECTED=1 rewrites them from the actual output (review
- * the diff before committing). Files are found under $MLCTL_SRC (default
- * ".").
+ * the diff before committing). Files are found under ml_test_src().
  */
 #include "common/ml.h"
-#include "agent/haproxy.h"
+#include "agent/lb/lb.h"
+#include "tests/support/proc.h"
 
 #include <dirent.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
 #define CASES_DIR "tests/data/lb/render"
 #define STATE_DIR "/var/lib/mlctl"
-
-static const char *src_dir(void)
-{
-	const char *s = getenv("MLCTL_SRC");
-
-	return s && *s ? s : ".";
-}
-
-static bool read_file(struct ml_buf *b, const char *path)
-{
-	int rc = ml_buf_read_file(b, path);
-
-	if (rc == ML_ENOTFOUND)
-		return false;
-	if (rc < 0)
-		fail_msg("cannot read '%s': %s", path, ml_err_msg());
-	return true;
-}
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
 
 /* The rendered text, or the error message and a newline; *is_cfg says
  * which. The caller frees it. */
@@ -81,36 +55,39 @@ static char *run_case(const char *args_path, bool *is_cfg)
 
 static void test_one_case(void **state)
 {
-	const char *dir = *state;
-	struct ml_buf want = ML_BUF_INIT(0);
-	char args[4096], cfg[4096], err[4096];
-	const char *path;
+	const char *dir = *state, *want_name;
+	char *args, *want, *got, *path;
 	bool is_cfg, have_cfg, have_err;
-	char *got;
 
-	snprintf(args, sizeof(args), "%s/%s/args.json", src_dir(), dir);
-	snprintf(cfg, sizeof(cfg), "%s/%s/haproxy.cfg", src_dir(), dir);
-	snprintf(err, sizeof(err), "%s/%s/error", src_dir(), dir);
+	args = ml_xasprintf("%s/%s/args.json", ml_test_src(), dir);
 	got = run_case(args, &is_cfg);
-	path = is_cfg ? cfg : err;
-	if (getenv("MLCTL_UPDATE_EXPECTED"))
-		write_file(path, got);
-	have_cfg = read_file(&want, cfg);
-	ml_buf_reset(&want);
-	have_err = read_file(&want, err);
+	free(args);
+	want_name = is_cfg ? "haproxy.cfg" : "error";
+	if (getenv("MLCTL_UPDATE_EXPECTED")) {
+		path = ml_xasprintf("%s/%s", ml_test_src(), dir);
+		ml_test_write(path, want_name, got);
+		free(path);
+	}
+	path = ml_xasprintf("%s/%s/haproxy.cfg", ml_test_src(), dir);
+	have_cfg = access(path, F_OK) == 0;
+	free(path);
+	path = ml_xasprintf("%s/%s/error", ml_test_src(), dir);
+	have_err = access(path, F_OK) == 0;
+	free(path);
 	if (have_cfg == have_err)
 		fail_msg("case '%s' needs exactly one of haproxy.cfg and error",
 			 dir);
 	if (is_cfg != have_cfg)
 		fail_msg("case '%s': expected %s, got:\n%s", dir,
 			 have_cfg ? "a configuration" : "an error", got);
-	ml_buf_reset(&want);
-	assert_true(read_file(&want, path));
-	if (strcmp(ml_buf_str(&want), got)) {
+	path = ml_xasprintf("%s/%s", dir, want_name);
+	want = ml_test_read_src(path);
+	free(path);
+	if (strcmp(want, got)) {
 		print_error("case %s\n--- expected\n%s--- actual\n%s", dir,
-			    ml_buf_str(&want), got);
+			    want, got);
 		free(got);
-		ml_buf_release(&want);
+		free(want);
 		fail();
 	}
 	if (is_cfg) {
@@ -120,7 +97,7 @@ static void test_one_case(void **state)
 		assert_true(ml_haproxy_structure(hex, got));
 	}
 	free(got);
-	ml_buf_release(&want);
+	free(want);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -137,7 +114,7 @@ int main(void)
 	DIR *dp;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/" CASES_DIR, src_dir());
+	snprintf(path, sizeof(path), "%s/" CASES_DIR, ml_test_src());
 	dp = opendir(path);
 	if (!dp) {
 		fprintf(stderr, "cannot open '%s': %s\n", path,
