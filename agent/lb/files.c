@@ -19,8 +19,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* ---- the instance's files ----------------------------------------------- */
-
 int ml_haproxy_init(struct ml_haproxy *h, const char *state_dir,
 		    const char *app)
 {

@@ -37,8 +37,6 @@ void ml_lb_sleep_ms(long ms)
 		;
 }
 
-/* ---- processes ---------------------------------------------------------- */
-
 /*
  * fork and exec argv with stdin on /dev/null and stdout and stderr on
  * out_fd; with detach, in a new session (the daemon must outlive us). The

@@ -20,8 +20,6 @@
 #define CONFIG_MAX ((size_t)1 << 20)
 #define STRUCTURE_TAG "# mlctl-structure sha256:"
 
-/* ---- rendering ---------------------------------------------------------- */
-
 int ml_lb_add_hostport(struct ml_buf *b, const char *addr, int port)
 {
 	if (strchr(addr, ':'))

@@ -25,8 +25,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* ---- runtime API -------------------------------------------------------- */
-
 static int wait_fd(int fd, short ev, int64_t deadline)
 {
 	struct pollfd pfd = {fd, ev, 0};
@@ -202,7 +200,6 @@ int ml_haproxy_set_server(const struct ml_haproxy *h, const char *server,
 	return ml_haproxy_admin(h, "set server %s/%s state %s", h->app, server,
 				ml_lb_state_name(state));
 }
-
 
 /* ---- tables ------------------------------------------------------------- */
 
