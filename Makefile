@@ -66,12 +66,13 @@ endif
 COMMON_SRC := $(wildcard common/*.c)
 ORCH_SRC := $(filter-out orchestrator/main.c, \
 	$(wildcard orchestrator/*.c orchestrator/*/*.c))
-AGENT_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c))
+AGENT_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c agent/*/*.c))
 LIB_SRC := $(COMMON_SRC) $(ORCH_SRC) $(AGENT_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/schemas.o
 LIB := $(O)/libml.a
 
-UNIT_SRC := $(wildcard tests/unit/test_*.c tests/unit/*/test_*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c tests/unit/*/test_*.c \
+	tests/unit/*/*/test_*.c)
 UNIT_BIN := $(UNIT_SRC:%.c=$(O)/%)
 E2E_SRC := $(wildcard tests/e2e/test_*.c)
 E2E_BIN := $(E2E_SRC:%.c=$(O)/%)

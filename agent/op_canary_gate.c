@@ -23,7 +23,7 @@
 #include "common/ml.h"
 #include "common/buf.h"
 #include "agent/agent.h"
-#include "agent/haproxy.h"
+#include "agent/lb/lb.h"
 
 #include <fcntl.h>
 #include <sys/file.h>

@@ -8,7 +8,7 @@
  *			    "healthy_threshold", "unhealthy_threshold"},
  *		 "drain_timeout_ms",
  *		 "tls_cert", "tls_key" (PEM texts from the controller's
- *		 secrets, both or neither: agent/tls.h), "redirect_port"
+ *		 secrets, both or neither: agent/lb/tls.h), "redirect_port"
  *		 (plain HTTP answering 301 to https, needs TLS),
  *		 "stats_auth": {"user", "password"} (basic auth on the
  *		 metrics listener),
@@ -40,8 +40,8 @@
 #include "common/ml.h"
 #include "common/clock.h"
 #include "agent/agent.h"
-#include "agent/haproxy.h"
-#include "agent/tls.h"
+#include "agent/lb/lb.h"
+#include "agent/lb/tls.h"
 #include "common/sha256.h"
 
 #include <time.h>

@@ -13,7 +13,7 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
-#include "agent/haproxy.h"
+#include "agent/lb/lb.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -28,7 +28,7 @@ static void sleep_ms(long ms)
 }
 
 /* Remove the regular files and sockets of dir and of its directories
- * (tls/, agent/tls.h), then dir. */
+ * (tls/, agent/lb/tls.h), then dir. */
 static bool remove_dir(const char *dir)
 {
 	DIR *d = opendir(dir);

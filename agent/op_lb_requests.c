@@ -11,7 +11,7 @@
  *		 "frontend": {the same over every request, <NOSRV> too}}
  *
  * The frontend logs one line per request into the ring ML_HAPROXY_RING
- * (agent/haproxy.c renders it); `show events` on the admin socket returns
+ * (agent/lb/render.c renders it); `show events` on the admin socket returns
  * the ring's content, at most ML_HAPROXY_RING_SIZE bytes, oldest first.
  * Requests that ended in [now - window, now) count: HAProxy logs a request
  * when it ends, so counting by end time (accept time + Ta) sees every
@@ -31,7 +31,7 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
-#include "agent/haproxy.h"
+#include "agent/lb/lb.h"
 #include "common/buf.h"
 #include "common/hist.h"
 

@@ -18,7 +18,7 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
-#include "agent/haproxy.h"
+#include "agent/lb/lb.h"
 #include "common/buf.h"
 
 #include <sys/stat.h>

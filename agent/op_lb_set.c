@@ -15,7 +15,7 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
-#include "agent/haproxy.h"
+#include "agent/lb/lb.h"
 
 /* The `show servers state` row of server, borrowed from rows, or NULL. */
 static json_t *find_row(json_t *rows, const char *server)

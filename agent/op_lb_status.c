@@ -30,7 +30,7 @@
 #include "common/ml.h"
 #include "common/clock.h"
 #include "agent/agent.h"
-#include "agent/haproxy.h"
+#include "agent/lb/lb.h"
 
 #include <limits.h>
 #include <time.h>

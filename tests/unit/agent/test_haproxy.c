@@ -1,5 +1,5 @@
 /*
- * Unit tests of agent/haproxy.c and the lb_* ops: configuration rendering
+ * Unit tests of agent/lb/ and the lb_* ops: configuration rendering
  * (golden text, structure digest), validation of every field that reaches
  * the configuration (newline and directive injection), the `show stat` CSV
  * and `show servers state` parsers on text captured from HAProxy 2.6, and
@@ -13,7 +13,7 @@
  */
 #include "common/ml.h"
 #include "agent/agent.h"
-#include "agent/haproxy.h"
+#include "agent/lb/internal.h"
 #include "tests/support/proc.h"
 
 #include <arpa/inet.h>
@@ -1075,6 +1075,13 @@ static void test_haproxy__carry_checks(void **state)
 	if (!strstr(ml_buf_str(&out), want))
 		print_error("%s\nwant: %s\n", ml_buf_str(&out), want);
 	assert_non_null(strstr(ml_buf_str(&out), want));
+	/* byte for byte: the dump as HAProxy wrote it, then the new row */
+	{
+		char *whole = ml_xasprintf("%s%s", dump, want + 1);
+
+		assert_string_equal(ml_buf_str(&out), whole);
+		free(whole);
+	}
 	free(want);
 	/* the rows that were there stay, the new server's untouched */
 	assert_non_null(strstr(ml_buf_str(&out), "\n3 demo 1 old "));

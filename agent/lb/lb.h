@@ -1,9 +1,11 @@
-#ifndef ML_HAPROXY_H
-#define ML_HAPROXY_H
+#ifndef ML_AGENT_LB_H
+#define ML_AGENT_LB_H
 
 /*
- * HAProxy on a load-balancer host, as the agent drives it: one HAProxy
- * master-worker instance per app, its files in <state_dir>/haproxy/<app>/:
+ * HAProxy on a load-balancer host, as the agent drives it: the API the
+ * lb_* ops use (agent/lb/README.md says which file of the folder holds
+ * what; the files share internal.h). One HAProxy master-worker instance
+ * per app, its files in <state_dir>/haproxy/<app>/:
  *
  *	haproxy.cfg	the running configuration (rendered here, never edited)
  *	haproxy.cfg.new	a candidate while it is checked (haproxy -c)
@@ -87,9 +89,9 @@ struct ml_lb_config {
 	long timeout_ms;       /* of one check */
 	int rise, fall;	       /* checks in a row to change state */
 	long drain_timeout_ms; /* how long an old worker may finish requests */
-	/* agent/tls.c: secrets from the controller, wiped on release */
+	/* tls.c: secrets from the controller, wiped on release */
 	char *tls_pem;	       /* certificate chain + key, or NULL: no TLS */
-	char tls_id[17];       /* its stored file's name (agent/tls.h) */
+	char tls_id[17];       /* its stored file's name (tls.h) */
 	int redirect_port;     /* plain HTTP answering 301 to https, 0: none */
 	char *stats_user;      /* basic auth on the exporter, NULL: none */
 	char *stats_password;
@@ -101,13 +103,8 @@ struct ml_lb_config {
  * digit. */
 bool ml_lb_valid_name(const char *s);
 
-/* An IPv4 or IPv6 literal, or a DNS name (labels of [A-Za-z0-9-], not
- * starting or ending with '-'), at most ML_LB_HOST_MAX. */
-bool ml_lb_valid_address(const char *s);
-
-/* "ready", "drain", "maint" <-> enum; parse returns ML_EPROTO on others. */
+/* "ready", "drain", "maint" -> enum; ML_EPROTO on others. */
 int ml_lb_state_parse(enum ml_lb_state *out, const char *s);
-const char *ml_lb_state_name(enum ml_lb_state s);
 
 /*
  * Read and validate lb_apply's args (see op_lb_apply.c) into *out, with
@@ -207,14 +204,6 @@ int ml_haproxy_worker_pid(pid_t *out, const struct ml_haproxy *h);
 int ml_haproxy_cmd(struct ml_buf *out, const char *path, const char *cmd,
 		   long timeout_ms);
 
-/*
- * A command on the admin socket whose success is an empty answer (the
- * `set ...` family): ML_ENOTFOUND when HAProxy says there is no such
- * backend or server, ML_EFAIL with its text (escaped) for other answers.
- */
-int ml_haproxy_admin(const struct ml_haproxy *h, const char *fmt, ...)
-	ML_PRINTF(2, 3);
-
 /* Set a server's weight (weight >= 0) and then its admin state. */
 int ml_haproxy_set_server(const struct ml_haproxy *h, const char *server,
 			  enum ml_lb_state state, int weight);
@@ -225,40 +214,6 @@ int ml_haproxy_set_server(const struct ml_haproxy *h, const char *server,
  * state. */
 int ml_haproxy_save_state(const struct ml_haproxy *h,
 			  const struct ml_lb_config *next);
-
-/* The check-only backend of check k: "chk_<app>_" and 16 hex digits of
- * the check's hash, the same for the same check, so a reload finds its
- * servers' state again. */
-#define ML_LB_CHECK_NAME_MAX (ML_LB_NAME_MAX + 24)
-void ml_haproxy_check_backend(char out[ML_LB_CHECK_NAME_MAX],
-			      const struct ml_lb_config *c,
-			      const struct ml_lb_check *k);
-
-/*
- * Rewrite a `show servers state` dump (format 1) for the configuration
- * next. A server whose own check moves to another backend (into a
- * check-only backend when a new revision brings another health check,
- * back into the app's backend once its revision serves alone) would start
- * there with no state, and HAProxy starts a server one failed check away
- * from DOWN: on a busy host one slow check would take a serving server
- * out. So the row where the server had its own check gives its
- * operational state, last check and check health to the row of the
- * backend that checks it next (made when missing: no admin state, weight
- * 1, as a check-only server has); that row keeps its own admin state and
- * weights. A dump without the columns this needs is copied unchanged.
- */
-int ml_haproxy_carry_checks(struct ml_buf *out, const char *state,
-			    const struct ml_lb_config *next);
-
-/*
- * Parse a table with a header line "# name<sep>name..." (`show stat` CSV
- * with sep ',', `show servers state` with sep ' ') into an array of objects
- * mapping header names to string values; lines before the header (the
- * state's version line) are skipped, fields may be "quoted" (CSV). Missing
- * trailing fields are absent, extra ones dropped. ML_EPROTO without a
- * header. *out is the caller's.
- */
-int ml_haproxy_parse_table(json_t **out, const char *text, char sep);
 
 /* The rows of `show stat` / `show servers state <app>`, parsed. */
 int ml_haproxy_show_stat(json_t **out, const struct ml_haproxy *h);

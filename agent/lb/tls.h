@@ -61,7 +61,7 @@ void ml_lb_tls_unstore(const struct ml_lb_config *c,
  */
 void ml_lb_tls_prune(const struct ml_lb_config *c, const struct ml_haproxy *h);
 
-/* Rendering, called by ml_haproxy_render() (agent/haproxy.c). */
+/* Rendering, called by ml_haproxy_render() (agent/lb/render.c). */
 void ml_lb_tls_render_global(struct ml_buf *b, const struct ml_lb_config *c);
 void ml_lb_tls_render_bind(struct ml_buf *b, const struct ml_lb_config *c,
 			   const struct ml_haproxy *h);

@@ -16,8 +16,8 @@
  */
 #include "common/ml.h"
 #include "common/sha256.h"
-#include "agent/haproxy.h"
-#include "agent/tls.h"
+#include "agent/lb/internal.h"
+#include "agent/lb/tls.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -304,14 +304,6 @@ void ml_lb_tls_prune(const struct ml_lb_config *c, const struct ml_haproxy *h)
 
 /* ---- rendering ---------------------------------------------------------- */
 
-static void add_hostport(struct ml_buf *b, const char *addr, int port)
-{
-	if (strchr(addr, ':'))
-		ml_buf_addf(b, "[%s]:%d", addr, port);
-	else
-		ml_buf_addf(b, "%s:%d", addr, port);
-}
-
 void ml_lb_tls_render_global(struct ml_buf *b, const struct ml_lb_config *c)
 {
 	if (!c->tls_pem)
@@ -352,7 +344,7 @@ void ml_lb_tls_render_redirect(struct ml_buf *b, const struct ml_lb_config *c)
 	if (!c->redirect_port)
 		return;
 	ml_buf_addf(b, "\nfrontend fe_%s_http\n\tbind ", c->app);
-	add_hostport(b, c->bind, c->redirect_port);
+	ml_lb_add_hostport(b, c->bind, c->redirect_port);
 	ml_buf_addch(b, '\n');
 	if (c->listen_port == 443)
 		ml_buf_addstr(b, "\thttp-request redirect scheme https code "
