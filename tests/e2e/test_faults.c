@@ -264,6 +264,7 @@ static pid_t deploy_child(const char *out_path)
 
 	if (!bin || !*bin)
 		bin = def = ml_xasprintf("%s/bin/mlctl", ml_test_src());
+	ml_test_write("/", out_path, ""); /* there before it is watched */
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -488,7 +489,7 @@ static void test_faults__fault_kill_during_automatic_rollback(void **s)
 	lg = load_start();
 	pid = deploy_child(out);
 	seen = wait_output(out, "rolling back to revision", pid, 180);
-	usleep((useconds_t)(rand() % 1500) * 1000);
+	usleep((useconds_t)(rand() % 400) * 1000); /* it takes about 1 s */
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	rc = recover();
