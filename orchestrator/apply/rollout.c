@@ -559,16 +559,36 @@ static int lb_apply_all(struct ml_rollout_state *st)
 		struct host_state *hs = &st->app[i];
 
 		for (r = 0; r < cfg->playbook->replicas; r++) {
+			const struct ml_obs_container *runs[2] = { NULL, NULL };
+
+			for (k = 0; k < hs->nobs; k++)
+				if (hs->obs[k].replica == r &&
+				    (hs->obs[k].slot == 'a' ||
+				     hs->obs[k].slot == 'b') &&
+				    hs->obs[k].running)
+					runs[hs->obs[k].slot - 'a'] =
+						&hs->obs[k];
 			for (char slot = 'a'; slot <= 'b'; slot++) {
 				char name[160];
-				const struct ml_obs_container *run = NULL;
+				const struct ml_obs_container *run =
+					runs[slot - 'a'];
+				const struct ml_obs_container *other =
+					runs[slot == 'a' ? 1 : 0];
 				json_t *srv, *health = NULL;
 
-				for (k = 0; k < hs->nobs; k++)
-					if (hs->obs[k].replica == r &&
-					    hs->obs[k].slot == slot &&
-					    hs->obs[k].running)
-						run = &hs->obs[k];
+				/*
+				 * Both slots run (a deploy stopped between
+				 * starting the new one and stopping the old):
+				 * the old revision's container serves, the
+				 * new one waits until the rollout has seen it
+				 * healthy, since it may still be loading.
+				 */
+				bool ready = run != NULL;
+
+				if (run && other && run->spec && other->spec &&
+				    !strcmp(run->spec, ro->spec) &&
+				    strcmp(other->spec, ro->spec))
+					ready = false;
 				server_name(name, sizeof(name),
 					    hs->h->target->name, r, slot);
 				srv = json_pack("{s:s,s:s,s:i,s:s,s:i}",
@@ -576,7 +596,7 @@ static int lb_apply_all(struct ml_rollout_state *st)
 						hs->h->target->address, "port",
 						ml_rollout_host_port(cfg, r,
 								     slot),
-						"state", run ? "ready" : "maint",
+						"state", ready ? "ready" : "maint",
 						"weight", 100);
 				if (run && run->spec &&
 				    strcmp(run->spec, ro->spec))
@@ -722,6 +742,19 @@ static int converge_replica(struct ml_rollout_state *st,
 				   rp->old_id ? rp->old_slot : 0);
 		if (rc < 0)
 			goto fail_new;
+	} else if (rp->keep_id && rp->old_id) {
+		/*
+		 * The wanted container is already in its slot beside the one
+		 * serving: a deploy killed after starting it left it, maybe
+		 * still loading its model. It is proven healthy before the
+		 * balancer sends it a request (setting it ready at once gave
+		 * 21 of 4287 answers "503 loading" at 200/s in a recover).
+		 */
+		rc = wait_healthy(ro, hs, rp->keep_id, rp->replica, rp->slot);
+		if (rc < 0) {
+			new_id = ml_xstrdup(rp->keep_id);
+			goto fail_new;
+		}
 	}
 	server_name(name, sizeof(name), host, rp->replica, rp->slot);
 	if (st->nlb) {
