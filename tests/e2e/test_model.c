@@ -689,9 +689,10 @@ static void test_model__retrain_and_rollback_with_zero_failed(void **s)
 	char what[96], *prev;
 
 	ML_UNUSED(s);
-	ML_TEST_OPEN_ISSUE("issues 10 and 18: at the held rate (200/s) 58 of "
-			   "4550 open-loop requests timed out while v3 "
-			   "rolled out");
+	ML_TEST_OPEN_ISSUE("issues 10 and 18: 58 of 4550 open-loop requests "
+			   "timed out at 200/s before the image was "
+			   "delivered first and the fleet got its CPU "
+			   "share; not rerun since");
 	l.rate = ml_loadgen_held_rate(url, 200, 10, 3);
 	fprintf(stderr, "the fleet holds %d predictions/s open loop\n",
 		l.rate);
