@@ -703,7 +703,7 @@ static json_t *host_json(const struct ml_fleet_host *fh)
 {
 	json_t *o = json_pack("{s:s,s:b,s:b}", "host", fh->name, "app",
 			      fh->is_app, "lb", fh->is_lb);
-	json_t *reps = json_array(), *strays = json_array();
+	json_t *reps, *strays;
 	size_t k;
 	int r;
 
@@ -712,6 +712,8 @@ static json_t *host_json(const struct ml_fleet_host *fh)
 			    fh->error ? json_string(fh->error) : json_null());
 	if (!fh->is_app || fh->error)
 		return o;
+	reps = json_array();
+	strays = json_array();
 	json_object_set_new(o, "batch", json_integer((json_int_t)fh->batch));
 	json_object_set_new(o, "changes", json_boolean(fh->changes));
 	for (r = 0; r < fh->nrep; r++) {
