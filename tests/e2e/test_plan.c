@@ -427,11 +427,12 @@ static void test_plan__unreachable_host_is_named(void **s)
 	more = ml_xasprintf("%.*s  ghost:\n    address: 127.0.0.1\n    "
 			    "ssh: {port: 1}\n%s",
 			    (int)(p - text), text, p);
-	p = strstr(more, "hosts: [vm1, vm2, vm3]");
+	/* the web group, whatever the fleet's size: [vm1, vm2, vm3, ...] */
+	p = strstr(more, "hosts: [vm1, vm2, vm3");
 	assert_non_null(p);
-	swapped = ml_xasprintf("%.*shosts: [vm1, vm2, ghost]%s",
+	swapped = ml_xasprintf("%.*shosts: [vm1, vm2, ghost%s",
 			       (int)(p - more), more,
-			       p + strlen("hosts: [vm1, vm2, vm3]"));
+			       p + strlen("hosts: [vm1, vm2, vm3"));
 	ml_test_write(F.app.repo, "inventory.yaml", swapped);
 	free(ml_test_commit(F.app.repo, "a host that does not answer"));
 
