@@ -5,7 +5,10 @@
 # MLCTL_FAULT_KILLS kill -9 of the controller at random moments of a
 # deploy, each followed by `mlctl recover` (default 10), then one of each
 # other fault: kill -9 during an automatic rollback, an app VM's link down
-# during a deploy, a full disk on one VM. All under open-loop load through
+# during a deploy, a full disk on one VM, an app VM's dockerd restarted in
+# its batch, the LB VM's HAProxy killed during a deploy, a controller frozen
+# past its lease while another deploys, two controllers deploying different
+# commits at once. All under open-loop load through
 # HAProxy at the highest rate from 200 requests/s down that the fleet holds
 # first. Prints one markdown table row per step: requests sent, failed, and
 # whether the fleet serves one model version, the one of the revision the
@@ -22,7 +25,7 @@ export ML_TEST_OPEN_ISSUES=1 # a benchmark runs what the suite may skip
 case $only in
 soak) export ML_TEST_CASES='*soak' ;;
 kill) export ML_TEST_CASES='*kill_during_deploy*' ;;
-faults) export ML_TEST_CASES='*__fault_*' ;; # rollback kill, link, disk
+faults) export ML_TEST_CASES='*__fault_*' ;; # every one but soak and kill
 '') ;;
 *) echo "usage: bench/faults.sh [--only soak|kill|faults]" >&2; exit 2 ;;
 esac

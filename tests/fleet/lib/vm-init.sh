@@ -81,13 +81,20 @@ if [ "$VM_ROLE" = app ]; then
 	[ -n "${FLEET_DOCKER_HOST_SOCK:-}" ] && hosts+=(-H "unix://$FLEET_DOCKER_HOST_SOCK")
 	cgp=()
 	[ -n "${FLEET_CG_PARENT:-}" ] && cgp=(--cgroup-parent "$FLEET_CG_PARENT")
-	# the subshell records dockerd's exit, so `fleet up` fails fast
+	# the subshell records dockerd's exit, so `fleet up` fails fast; it
+	# starts dockerd again when `fleet dockerd NAME restart` asked for it
+	# (the file dockerd.restart) before stopping it
 	# shellcheck disable=SC2086
 	(
-		dockerd --data-root /var/lib/docker --exec-root /run/docker \
-			--pidfile "$VM_DIR/dockerd.pid" "${hosts[@]}" "${cgp[@]}" \
-			--shutdown-timeout 2 ${FLEET_DOCKERD_ARGS:-} </dev/null >>"$VM_DIR/dockerd.log" 2>&1
-		echo "$?" >"$VM_DIR/dockerd.exit"
+		while :; do
+			dockerd --data-root /var/lib/docker --exec-root /run/docker \
+				--pidfile "$VM_DIR/dockerd.pid" "${hosts[@]}" "${cgp[@]}" \
+				--shutdown-timeout 2 ${FLEET_DOCKERD_ARGS:-} </dev/null >>"$VM_DIR/dockerd.log" 2>&1
+			rc=$?
+			rm "$VM_DIR/dockerd.restart" 2>/dev/null || break
+			log "dockerd exited ($rc), starting it again" >>"$VM_DIR/dockerd.log"
+		done
+		echo "$rc" >"$VM_DIR/dockerd.exit"
 	) &
 	log "dockerd started"
 fi
