@@ -53,15 +53,6 @@ static int mlctl(struct ml_test_out *o, const char *const *args)
 	return ml_test_app_mlctl(o, &F.app, NULL, args);
 }
 
-static void must(struct ml_test_out *o, int want)
-{
-	if (o->status != want)
-		print_error("mlctl exited %d, expected %d\n--- stdout\n%s"
-			    "--- stderr\n%s\n",
-			    o->status, want, o->out, o->err);
-	assert_int_equal(o->status, want);
-}
-
 /* Write the playbook with this rollout block and env, commit it; the next
  * deploy records revision ++F.rev. */
 static void commit_playbook(const char *rollout, const char *env)
@@ -117,7 +108,7 @@ static void show_has(int rev, const char *const *needles)
 
 	snprintf(n, sizeof(n), "%d", rev);
 	mlctl(&o, (const char *const[]){ "show", n, NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	for (i = 0; needles[i]; i++) {
 		if (!strstr(o.out, needles[i]))
 			print_error("'mlctl show %d' lacks '%s':\n%s\n", rev,
@@ -173,10 +164,10 @@ static void test_canary__first_deploy_and_rate(void **s)
 	ML_UNUSED(s);
 	commit_playbook("", "");
 	mlctl(&o, (const char *const[]){ "bootstrap", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	/* no other revision to compare with: nothing to judge */
 	ml_test_out_release(&o);
 	held = ml_loadgen_held_rate(F.url, 120, 15, 4);
@@ -240,7 +231,7 @@ static void test_canary__manual_step_share_and_promote(void **s)
 	 * failed one would leave the deploy holding the fleet) */
 	mlctl(&o, (const char *const[]){ "promote", NULL });
 	pthread_join(bg.t, NULL);
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "promoted"));
 	ml_test_out_release(&o);
 	assert_true(d1 + d2 >= 100);
@@ -248,12 +239,12 @@ static void test_canary__manual_step_share_and_promote(void **s)
 	ml_loadgen_stop(lg, &b);
 	fprintf(stderr, "deploy with a manual step: %ld sent, %ld failed "
 		"(%s)\n", b.sent, b.failed, b.first_error);
-	must(&bg.o, 0);
+	ml_test_must(&bg.o, 0);
 	assert_non_null(strstr(bg.o.out, "canary"));
 	ml_test_out_release(&bg.o);
 	/* nothing waits any more */
 	mlctl(&o, (const char *const[]){ "promote", NULL });
-	must(&o, 11);
+	ml_test_must(&o, 11);
 	ml_test_out_release(&o);
 	show_has(F.rev, (const char *const[]){ "decision", "promote",
 					       "new ", "p99", NULL });
@@ -288,7 +279,7 @@ static void bad_revision(const char *env, const char *reason)
 	fprintf(stderr, "bad revision (%s): %ld sent, %ld failed, %ld from "
 		"the canary (%s)\n", env, st.sent, st.failed, st.by_body[1],
 		st.first_error);
-	must(&o, 7);
+	ml_test_must(&o, 7);
 	assert_non_null(strstr(o.out, "abort"));
 	assert_non_null(strstr(o.err, reason));
 	assert_non_null(strstr(o.err, "step 1"));
@@ -350,7 +341,7 @@ static void test_canary__golden_request_stops_rollout(void **s)
 	fprintf(stderr, "golden request: %ld sent, %ld failed (%ld HTTP "
 		"errors; %s), %ld from the new revision\n", st.sent, st.failed,
 		st.http_errors, st.first_error, st.by_body[1]);
-	must(&o, 7);
+	ml_test_must(&o, 7);
 	assert_non_null(strstr(o.err, "golden request 2"));
 	ml_test_out_release(&o);
 	/* no user request reached it; nothing answered an error (timeouts
@@ -374,7 +365,7 @@ static void test_canary__manual_step_times_out(void **s)
 			"  analysis: {min_requests: 1000000}\n",
 			"");
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 7);
+	ml_test_must(&o, 7);
 	assert_non_null(strstr(o.err, "no decision within"));
 	ml_test_out_release(&o);
 	assert_true(time(NULL) - t0 >= 8);

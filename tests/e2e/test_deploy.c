@@ -56,15 +56,6 @@ static int mlctl_env(struct ml_test_out *o, const char *extra,
 	return ml_test_mlctl_kh(o, F.repo, F.known_hosts, env, args);
 }
 
-static void must(struct ml_test_out *o, int want)
-{
-	if (o->status != want)
-		print_error("mlctl exited %d, expected %d\n--- stdout\n%s"
-			    "--- stderr\n%s\n",
-			    o->status, want, o->out, o->err);
-	assert_int_equal(o->status, want);
-}
-
 /* Set the model's weight for "great" and commit: a new revision whose
  * only change is one small layer. */
 static char *commit_score(int score, const char *msg)
@@ -129,7 +120,7 @@ static json_t *history(void)
 	json_t *doc;
 
 	mlctl(&o, (const char *const[]){ "history", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	doc = json_loads(o.out, 0, NULL);
 	ml_test_out_release(&o);
 	assert_non_null(doc);
@@ -198,7 +189,7 @@ static void test_deploy__first_deploy_serves_through_the_balancer(void **s)
 
 	ML_UNUSED(s);
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	expect_score(3);
 	h = history();
@@ -207,7 +198,7 @@ static void test_deploy__first_deploy_serves_through_the_balancer(void **s)
 	json_decref(h);
 
 	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "\"running\""));
 	/* each app container is up in the balancer's view; none drifted */
 	{
@@ -245,13 +236,13 @@ static void test_deploy__same_state_again_changes_nothing(void **s)
 
 	ML_UNUSED(s);
 	mlctl(&before, (const char *const[]){ "status", "--json", NULL });
-	must(&before, 0);
+	ml_test_must(&before, 0);
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "nothing to do"));
 	ml_test_out_release(&o);
 	mlctl(&after, (const char *const[]){ "status", "--json", NULL });
-	must(&after, 0);
+	ml_test_must(&after, 0);
 	/* same containers (no restart): the same ids on every host */
 	{
 		json_t *a = json_loads(before.out, 0, NULL);
@@ -302,7 +293,7 @@ static void test_deploy__new_revision_with_zero_failed_requests(void **s)
 	mlctl(&o, (const char *const[]){ "deploy", "--json", NULL });
 	usleep(500000);
 	load_check(lg, "deploy of v2");
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	/* --json: one document on stdout, every host updated */
 	{
 		json_t *d = json_loads(o.out, 0, NULL), *x;
@@ -340,7 +331,7 @@ static void test_deploy__rollback_to_the_first_with_zero_failed(void **s)
 	mlctl(&o, (const char *const[]){ "rollback", "1", NULL });
 	usleep(500000);
 	load_check(lg, "rollback to 1");
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	expect_score(3);
 	h = history();
@@ -374,7 +365,7 @@ static void test_deploy__failing_health_check_rolls_back(void **s)
 	ml_test_write(F.repo, "www/healthz", "ok\n");
 	free(commit_score(3, "v4: healthy again"));
 	load_check(lg, "failing deploy");
-	must(&o, 7);
+	ml_test_must(&o, 7);
 	assert_non_null(strstr(o.err, "rolled back"));
 	ml_test_out_release(&o);
 	expect_score(3);
@@ -417,7 +408,7 @@ static void show_has_rollback_steps(json_int_t number)
 	int started = -1, ok = -1, between = 0;
 
 	mlctl(&o, (const char *const[]){ "show", num, "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	doc = json_loads(o.out, 0, NULL);
 	assert_non_null(doc);
 	json_array_foreach(json_object_get(doc, "events"), i, e) {
@@ -476,7 +467,7 @@ static void test_deploy__wrong_health_path_rolls_back_with_zero_failed(
 		 "a deploy with a wrong health path, rolled back (%d/s)", rate);
 	load_check(lg, what);
 	assert_true(rate > 0);
-	must(&o, 7);
+	ml_test_must(&o, 7);
 	assert_non_null(strstr(o.err, "rolled back"));
 	ml_test_out_release(&o);
 	h = history();
@@ -600,7 +591,7 @@ static void test_deploy__wait_for_the_lock(void **s)
 	expect_score(10);
 	free(commit_score(9, "back to v5"));
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 }
 
@@ -696,7 +687,7 @@ static void test_deploy__frozen_controller_loses_the_lock(void **s)
 	mlctl(&o, (const char *const[]){ "deploy", "--wait", "2m", NULL });
 	if (o.status != 0)
 		kill(a, SIGKILL);
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 
 	kill(a, SIGCONT);
@@ -734,7 +725,7 @@ static void test_deploy__frozen_controller_loses_the_lock(void **s)
 	/* the state the tests after this one expect */
 	free(commit_score(9, "back to v5 again"));
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 }
 
@@ -777,7 +768,7 @@ static void test_deploy__crash_at_each_point_then_recover(void **s)
 		}
 
 		mlctl(&o, (const char *const[]){ "recover", NULL });
-		must(&o, 0);
+		ml_test_must(&o, 0);
 		ml_test_out_release(&o);
 		/* killed before the revision was recorded, nothing changed:
 		 * the previous one still serves; else the recorded one was
@@ -817,7 +808,7 @@ static void test_deploy__ctrl_c_stops_at_a_safe_point(void **s)
 	mlctl_env(&o, "MLCTL_TEST_SIGINT_AT=after-first-switch",
 		  (const char *const[]){ "deploy", NULL });
 	load_check(lg, "interrupted deploy");
-	must(&o, 9);
+	ml_test_must(&o, 9);
 	assert_non_null(strstr(o.err, "safe point"));
 	ml_test_out_release(&o);
 	h = history();
@@ -833,7 +824,7 @@ static void test_deploy__ctrl_c_stops_at_a_safe_point(void **s)
 
 	/* status flags the hosts still on the older revision */
 	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	{
 		json_t *d = json_loads(o.out, 0, NULL), *hst;
 		size_t i, drift = 0, apps = 0;
@@ -850,7 +841,7 @@ static void test_deploy__ctrl_c_stops_at_a_safe_point(void **s)
 	ml_test_out_release(&o);
 
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	expect_score(21);
 }
@@ -899,13 +890,13 @@ static void test_deploy__secrets_stay_secret(void **s)
 
 	chmod(sf, 0644);
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 3);
+	ml_test_must(&o, 3);
 	assert_non_null(strstr(o.err, "chmod 600"));
 	ml_test_out_release(&o);
 
 	chmod(sf, 0600);
 	mlctl(&o, (const char *const[]){ "-v", "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_null(strstr(o.out, secret));
 	assert_null(strstr(o.err, secret));
 	ml_test_out_release(&o);
@@ -957,7 +948,7 @@ static void test_deploy__lock_status_and_release(void **s)
 
 	ML_UNUSED(s);
 	mlctl(&o, (const char *const[]){ "lock", "status", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "not locked"));
 	ml_test_out_release(&o);
 }
@@ -972,11 +963,11 @@ static void test_deploy__remove_takes_the_app_off(void **s)
 
 	ML_UNUSED(s);
 	mlctl(&o, (const char *const[]){ "remove", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "load balancer removed"));
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	doc = json_loads(o.out, 0, NULL);
 	assert_non_null(doc);
 	json_array_foreach(json_object_get(doc, "hosts"), i, h)
@@ -993,7 +984,7 @@ static void test_deploy__remove_takes_the_app_off(void **s)
 		ml_test_out_release(&o);
 	}
 	mlctl(&o, (const char *const[]){ "remove", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "0 containers removed"));
 	ml_test_out_release(&o);
 }

@@ -31,15 +31,6 @@ static int mlctl(struct ml_test_out *o, const char *const *args)
 	return ml_test_app_mlctl(o, &F.app, NULL, args);
 }
 
-static void must(struct ml_test_out *o, int want)
-{
-	if (o->status != want)
-		print_error("mlctl exited %d, expected %d\n--- stdout\n%s"
-			    "--- stderr\n%s\n",
-			    o->status, want, o->out, o->err);
-	assert_int_equal(o->status, want);
-}
-
 static size_t count(const char *hay, const char *needle)
 {
 	size_t n = 0;
@@ -116,10 +107,10 @@ static void test_errors__rollback_that_fails_too(void **s)
 
 	ML_UNUSED(s);
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "history", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	h = json_loads(o.out, 0, NULL);
 	ml_test_out_release(&o);
 	assert_non_null(h);
@@ -130,13 +121,13 @@ static void test_errors__rollback_that_fails_too(void **s)
 	ml_test_run(&o, NULL, NULL, NULL, 60,
 		    (const char *const[]){ "docker", "rmi", "-f", image,
 					   NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 
 	playbook("/no-such-page", 8090);
 	free(commit_model(5, "v2: a health path the app lacks"));
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 7);
+	ml_test_must(&o, 7);
 	want = ml_xasprintf("; the automatic rollback to revision 1 failed "
 			    "too: the image of revision 1 (%.19s) is not in "
 			    "the local Docker any more: ",
@@ -160,7 +151,7 @@ static void test_errors__rollback_that_fails_too(void **s)
 	playbook("/healthz", 8090);
 	free(commit_model(3, "v3: v1 again"));
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 }
 

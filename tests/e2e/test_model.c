@@ -82,21 +82,12 @@ static int mlctl(struct ml_test_out *o, const char *const *args)
 	return rc;
 }
 
-static void must(struct ml_test_out *o, int want)
-{
-	if (o->status != want)
-		print_error("mlctl exited %d, expected %d\n--- stdout\n%s"
-			    "--- stderr\n%s\n",
-			    o->status, want, o->out, o->err);
-	assert_int_equal(o->status, want);
-}
-
 static void run_must(const char *const *args, int want)
 {
 	struct ml_test_out o;
 
 	mlctl(&o, args);
-	must(&o, want);
+	ml_test_must(&o, want);
 	ml_test_out_release(&o);
 }
 
@@ -183,7 +174,7 @@ static json_t *image_check(void)
 	json_t *doc;
 
 	mlctl(&o, (const char *const[]){ "image", "check", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	doc = json_loads(o.out, 0, NULL);
 	ml_test_out_release(&o);
 	assert_non_null(doc);
@@ -335,7 +326,7 @@ static void test_model__init_commit_deploy_predict(void **s)
 
 	ML_UNUSED(s);
 	mlctl(&o, (const char *const[]){ "init", "--name", APP, NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "wrote    Dockerfile"));
 	assert_non_null(strstr(o.out, "wrote    mlctl.yaml"));
 	assert_non_null(strstr(o.out, "kept     inventory.yaml"));
@@ -343,7 +334,7 @@ static void test_model__init_commit_deploy_predict(void **s)
 
 	/* a second init replaces nothing */
 	mlctl(&o, (const char *const[]){ "init", "--name", APP, NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "kept     Dockerfile"));
 	assert_null(strstr(o.out, "wrote"));
 	ml_test_out_release(&o);
@@ -599,7 +590,7 @@ static void test_model__json_health_keeps_traffic_off_loading(void **s)
 		"load at %d/s during the failing deploy: %ld sent, %ld ok, "
 		"%ld failed, %ld from v2\n",
 		LOAD_RATE, st.sent, st.ok, st.failed, st.by_body[0]);
-	must(&o, 7);
+	ml_test_must(&o, 7);
 	assert_non_null(strstr(o.err, "loading"));
 	ml_test_out_release(&o);
 	assert_true(st.sent > 0);
@@ -712,14 +703,14 @@ static void test_model__retrain_and_rollback_with_zero_failed(void **s)
 	usleep(500 * 1000);
 	snprintf(what, sizeof(what), "the deploy of v3 (held %d/s)", l.rate);
 	loads_check(&l, what, &marked);
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	assert_true(marked > 0); /* v3 answered before the load ended */
 	expect_prediction("v3");
 
 	/* back to the revision before, the one serving v2 */
 	mlctl(&o, (const char *const[]){ "history", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	hist = json_loads(o.out, 0, NULL);
 	ml_test_out_release(&o);
 	assert_non_null(hist);
@@ -743,7 +734,7 @@ static void test_model__retrain_and_rollback_with_zero_failed(void **s)
 	snprintf(what, sizeof(what), "the rollback to %s (held %d/s)", prev,
 		 l.rate);
 	loads_check(&l, what, &marked);
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	assert_true(marked > 0);
 	expect_prediction("v2");

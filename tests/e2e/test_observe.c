@@ -84,21 +84,12 @@ static int mlctl(struct ml_test_out *o, const char *const *args)
 	return ml_test_mlctl_kh(o, F.repo, F.known_hosts, env, args);
 }
 
-static void must(struct ml_test_out *o, int want)
-{
-	if (o->status != want)
-		print_error("mlctl exited %d, expected %d\n--- stdout\n%s"
-			    "--- stderr\n%s\n",
-			    o->status, want, o->out, o->err);
-	assert_int_equal(o->status, want);
-}
-
 static void run_ok(const char *const *args)
 {
 	struct ml_test_out o;
 
 	mlctl(&o, args);
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 }
 
@@ -147,7 +138,7 @@ static json_t *status_json(const char *window)
 
 	mlctl(&o, (const char *const[]){ "status", "--json", "--window",
 					 window, NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	d = json_loads(o.out, 0, NULL);
 	if (!d)
 		print_error("status --json is not JSON:\n%s\n", o.out);
@@ -558,16 +549,16 @@ static void test_observe__logs_unknown_host_and_bad_since(void **s)
 
 	ML_UNUSED(s);
 	mlctl(&o, (const char *const[]){ "logs", "nosuchvm", NULL });
-	must(&o, 11);
+	ml_test_must(&o, 11);
 	assert_non_null(strstr(o.err, "'nosuchvm'"));
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "logs", "--since", "yesterday",
 					 NULL });
-	must(&o, 2);
+	ml_test_must(&o, 2);
 	ml_test_out_release(&o);
 	/* one host, its last line, with the prefixes */
 	mlctl(&o, (const char *const[]){ "logs", "--tail", "1", "vm2", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_int_equal(strncmp(o.out, "vm2 " APP "-r", 4 + strlen(APP) + 2),
 			 0);
 	assert_null(strstr(o.out, "\nvm1 "));
@@ -575,7 +566,7 @@ static void test_observe__logs_unknown_host_and_bad_since(void **s)
 	/* --json: one object per line */
 	mlctl(&o, (const char *const[]){ "logs", "--json", "--tail", "2", "vm1",
 					 "vm3", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	{
 		char *p = o.out, *line;
 		int lines = 0;
@@ -695,7 +686,7 @@ static void test_observe__status_rates_per_revision(void **s)
 
 		snprintf(num, sizeof(num), "%lld", (long long)bad_rev);
 		mlctl(&o, (const char *const[]){ "show", num, "--json", NULL });
-		must(&o, 0);
+		ml_test_must(&o, 0);
 		sh = json_loads(o.out, 0, NULL);
 		ml_test_out_release(&o);
 		nb = json_object_get(sh, "numbers");
@@ -713,7 +704,7 @@ static void test_observe__status_rates_per_revision(void **s)
 				json_object_get(nb, "requests"), 0)));
 		json_decref(sh);
 		mlctl(&o, (const char *const[]){ "show", num, NULL });
-		must(&o, 0);
+		ml_test_must(&o, 0);
 		assert_non_null(strstr(o.out, "TIME TO HEALTHY"));
 		assert_non_null(strstr(o.out, "what clients got during the "
 					      "rollout"));
@@ -795,7 +786,7 @@ static void test_observe__log_files_stay_under_the_cap(void **s)
 
 	mlctl(&o, (const char *const[]){ "--ledger", fl, "-f", "flood.yaml",
 					 "status", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	d = json_loads(o.out, 0, NULL);
 	ml_test_out_release(&o);
 	json_array_foreach(json_object_get(d, "hosts"), i, h)
@@ -808,7 +799,7 @@ static void test_observe__log_files_stay_under_the_cap(void **s)
 	/* what it printed: its last line's number times the line's size */
 	mlctl(&o, (const char *const[]){ "--ledger", fl, "-f", "flood.yaml",
 					 "logs", "--tail", "1", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	p = strstr(o.out, "| flood ");
 	assert_non_null(p);
 	last = strtol(p + strlen("| flood "), NULL, 10);

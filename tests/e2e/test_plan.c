@@ -37,15 +37,6 @@ static int mlctl(struct ml_test_out *o, const char *const *args)
 	return ml_test_app_mlctl(o, &F.app, NULL, args);
 }
 
-static void must(struct ml_test_out *o, int want)
-{
-	if (o->status != want)
-		print_error("mlctl exited %d, expected %d\n--- stdout\n%s"
-			    "--- stderr\n%s\n",
-			    o->status, want, o->out, o->err);
-	assert_int_equal(o->status, want);
-}
-
 static void playbook(void)
 {
 	ml_test_write(F.app.repo, "mlctl.yaml",
@@ -136,7 +127,7 @@ static int64_t newest_revision(void)
 	int64_t n;
 
 	mlctl(&o, (const char *const[]){ "history", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	doc = parse(o.out);
 	n = json_integer_value(
 		json_object_get(json_array_get(doc, 0), "revision"));
@@ -215,7 +206,7 @@ static void test_plan__first_deploy_then_no_changes(void **s)
 	ML_UNUSED(s);
 	mlctl(&o, (const char *const[]){ "plan", "--detailed-exitcode",
 					  NULL });
-	must(&o, 2);
+	ml_test_must(&o, 2);
 	for (i = 0; i < ML_ARRAY_SIZE(vms); i++) {
 		char *line = ml_xasprintf("%s: r0 start a ", vms[i]);
 		char *c;
@@ -232,18 +223,18 @@ static void test_plan__first_deploy_then_no_changes(void **s)
 	ml_test_out_release(&o);
 
 	mlctl(&o, (const char *const[]){ "plan", "--offline", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "plan shows the desired state only"));
 	ml_test_out_release(&o);
 
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	F.deployed = true;
 
 	mlctl(&o, (const char *const[]){ "plan", "--detailed-exitcode",
 					  NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "\nno changes\n"));
 	assert_non_null(strstr(o.out, "lb1: haproxy unchanged"));
 	ml_test_out_release(&o);
@@ -280,7 +271,7 @@ static void test_plan__names_what_the_deploy_does(void **s)
 
 	mlctl(&o, (const char *const[]){ "plan", "--detailed-exitcode",
 					  NULL });
-	must(&o, 2);
+	ml_test_must(&o, 2);
 	fprintf(stderr, "--- the plan\n%s", o.out);
 	assert_non_null(strstr(o.out, "vm2: r0 start a "));
 	assert_non_null(strstr(o.out, "(drifted: its container is missing)"));
@@ -289,7 +280,7 @@ static void test_plan__names_what_the_deploy_does(void **s)
 	ml_test_out_release(&o);
 
 	mlctl(&o, (const char *const[]){ "plan", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	plan = parse(o.out);
 	ml_test_out_release(&o);
 	assert_true(json_is_true(json_object_get(plan, "changes")));
@@ -309,13 +300,13 @@ static void test_plan__names_what_the_deploy_does(void **s)
 	assert_true(json_integer_value(json_object_get(plan, "bytes")) > 0);
 
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "lb-config    ok       unchanged"));
 	ml_test_out_release(&o);
 	rev = newest_revision();
 	num = ml_xasprintf("%lld", (long long)rev);
 	mlctl(&o, (const char *const[]){ "show", num, "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	show = parse(o.out);
 	ml_test_out_release(&o);
 	for (i = 0; i < ML_ARRAY_SIZE(vms); i++) {
@@ -355,7 +346,7 @@ static void test_plan__names_what_the_deploy_does(void **s)
 
 	mlctl(&o, (const char *const[]){ "plan", "--detailed-exitcode",
 					  NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "\nno changes\n"));
 	ml_test_out_release(&o);
 }
@@ -375,12 +366,12 @@ static void test_plan__rollback_plan_changes_nothing(void **s)
 	for (i = 0; i < ML_ARRAY_SIZE(vms); i++)
 		before[i] = vm_containers(vms[i]);
 	mlctl(&o, (const char *const[]){ "history", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	hist = ml_xstrdup(o.out);
 	ml_test_out_release(&o);
 
 	mlctl(&o, (const char *const[]){ "rollback", "1", "--plan", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	fprintf(stderr, "--- the rollback's plan\n%s", o.out);
 	assert_non_null(strstr(o.out, "plan: rollback to revision 1"));
 	assert_non_null(strstr(o.out, "vm1: r0 replace a "));
@@ -389,7 +380,7 @@ static void test_plan__rollback_plan_changes_nothing(void **s)
 
 	mlctl(&o, (const char *const[]){ "rollback", "1", "--plan", "--json",
 					  NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	plan = parse(o.out);
 	assert_int_equal(json_integer_value(json_object_get(plan, "bytes")),
 			 0);
@@ -406,7 +397,7 @@ static void test_plan__rollback_plan_changes_nothing(void **s)
 		free(before[i]);
 	}
 	mlctl(&o, (const char *const[]){ "history", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_string_equal(o.out, hist);
 	ml_test_out_release(&o);
 	free(hist);

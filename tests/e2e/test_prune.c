@@ -53,15 +53,6 @@ static int mlctl(struct ml_test_out *o, const char *const *args)
 	return ml_test_mlctl_kh(o, F.repo, F.known_hosts, env, args);
 }
 
-static void must(struct ml_test_out *o, int want)
-{
-	if (o->status != want)
-		print_error("mlctl exited %d, expected %d\n--- stdout\n%s"
-			    "--- stderr\n%s\n",
-			    o->status, want, o->out, o->err);
-	assert_int_equal(o->status, want);
-}
-
 /* Run argv in a VM; its stdout (caller frees), NULL when it failed. */
 static char *vm_out(const char *vm, const char *const *cmd)
 {
@@ -191,7 +182,7 @@ static json_t *history(void)
 
 	mlctl(&o, (const char *const[]){ "history", "--json", "--limit",
 					 "100", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	doc = json_loads(o.out, 0, NULL);
 	ml_test_out_release(&o);
 	assert_non_null(doc);
@@ -430,13 +421,13 @@ static void test_prune__twelve_deploys_keep_what_rollback_needs(void **s)
 		free(msg);
 		t0 = time(NULL);
 		mlctl(&o, (const char *const[]){ "deploy", NULL });
-		must(&o, 0);
+		ml_test_must(&o, 0);
 		ml_test_out_release(&o);
 		fprintf(stderr, "deploy %d: %llds\n", i,
 			(long long)(time(NULL) - t0));
 		if (i == 2) {
 			mlctl(&o, (const char *const[]){ "pin", "2", NULL });
-			must(&o, 0);
+			ml_test_must(&o, 0);
 			assert_non_null(strstr(o.out, "revision 2 pinned"));
 			ml_test_out_release(&o);
 		}
@@ -487,7 +478,7 @@ static void test_prune__twelve_deploys_keep_what_rollback_needs(void **s)
 
 	/* nothing left to do: a dry run finds nothing, and says so */
 	mlctl(&o, (const char *const[]){ "prune", "--dry-run", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	h = json_loads(o.out, 0, NULL);
 	assert_non_null(h);
 	assert_int_equal(json_integer_value(json_object_get(h, "bytes_freed")),
@@ -498,22 +489,22 @@ static void test_prune__twelve_deploys_keep_what_rollback_needs(void **s)
 
 	/* the history says which are pinned; unpin and pin again */
 	mlctl(&o, (const char *const[]){ "history", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "pinned"));
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "unpin", "2", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "revision 2 unpinned"));
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "prune", "--dry-run", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "vm3: would prune 0 containers, 1 image"));
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "pin", "2", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "pin", "99", NULL });
-	must(&o, 11);
+	ml_test_must(&o, 11);
 	ml_test_out_release(&o);
 }
 
@@ -527,7 +518,7 @@ static void test_prune__rollback_to_pinned_sends_no_image_bytes(void **s)
 	for (v = 0; v < NVMS; v++)
 		before[v] = vm_rx(vms[v]);
 	mlctl(&o, (const char *const[]){ "rollback", "2", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_null(strstr(o.out, "was pruned"));
 	ml_test_out_release(&o);
 	for (v = 0; v < NVMS; v++) {
@@ -550,7 +541,7 @@ static void test_prune__rollback_to_pruned_redelivers_and_says_so(void **s)
 	for (v = 0; v < NVMS; v++)
 		before[v] = vm_rx(vms[v]);
 	mlctl(&o, (const char *const[]){ "rollback", "5", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	if (!strstr(o.out, "revision 5 was pruned from vm3, vm4: its image "
 			   "is delivered again"))
 		print_error("rollback said:\n%s%s\n", o.out, o.err);
@@ -581,7 +572,7 @@ static void test_prune__rollback_to_pruned_redelivers_and_says_so(void **s)
 	assert_int_equal(o.status, 0);
 	ml_test_out_release(&o);
 	mlctl(&o, (const char *const[]){ "rollback", "6", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_non_null(strstr(o.out, "the image of revision 6 is not in the "
 				      "controller's Docker any more: building "
 				      "it again from commit"));
@@ -635,7 +626,7 @@ static void test_prune__refused_while_another_deploy_runs(void **s)
 	}
 	assert_true(held);
 	mlctl(&o, (const char *const[]){ "prune", NULL });
-	must(&o, 8);
+	ml_test_must(&o, 8);
 	assert_non_null(strstr(o.err, "locked"));
 	ml_test_out_release(&o);
 	waitpid(pid, &st, 0);

@@ -57,15 +57,6 @@ static int mlctl_env(struct ml_test_out *o, const char *extra,
 	return ml_test_mlctl_kh(o, F.repo, F.known_hosts, env, args);
 }
 
-static void must(struct ml_test_out *o, int want)
-{
-	if (o->status != want)
-		print_error("mlctl exited %d, expected %d\n--- stdout\n%s"
-			    "--- stderr\n%s\n",
-			    o->status, want, o->out, o->err);
-	assert_int_equal(o->status, want);
-}
-
 /* Run a shell script on a VM (test harness only: fixed scripts). */
 static void on_vm(struct ml_test_out *o, const char *vm, const char *script)
 {
@@ -206,7 +197,7 @@ static void test_security__operator_env_is_not_a_secret_source(void **s)
 	write_secrets("API_TOKEN=" SECRET "\n");
 	mlctl_env(&o, "AWS_SECRET_ACCESS_KEY=" OPERATOR_KEY,
 		  (const char *const[]){ "deploy", NULL });
-	must(&o, 3);
+	ml_test_must(&o, 3);
 	assert_non_null(strstr(o.err, "MLCTL_SECRET_AWS_SECRET_ACCESS_KEY"));
 	assert_null(strstr(o.err, OPERATOR_KEY));
 	ml_test_out_release(&o);
@@ -225,7 +216,7 @@ static void test_security__secrets_are_files_docker_cannot_show(void **s)
 	ML_UNUSED(s);
 	mlctl_env(&o, "MLCTL_SECRET_AWS_SECRET_ACCESS_KEY=aws-from-mlctl-ns",
 		  (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_null(strstr(o.out, SECRET));
 	assert_null(strstr(o.err, SECRET));
 	ml_test_out_release(&o);
@@ -284,7 +275,7 @@ static void test_security__changed_secret_rolls_the_containers(void **s)
 	ML_UNUSED(s);
 	before = app_containers();
 	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	after = app_containers();
 	assert_string_equal(before, after);
@@ -292,7 +283,7 @@ static void test_security__changed_secret_rolls_the_containers(void **s)
 
 	write_secrets("API_TOKEN=" SECRET2 "\n");
 	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_null(strstr(o.out, SECRET2));
 	ml_test_out_release(&o);
 	after = app_containers();
@@ -382,7 +373,7 @@ static void test_security__crashed_container_comes_back_counted(void **s)
 	ML_UNUSED(s);
 	write_secrets("API_TOKEN=" SECRET2 "\n");
 	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	on_vm(&o, "vm1",
 	      "c=$(docker ps -q --filter label=mlctl.app=sec-api | head -1); "
@@ -399,7 +390,7 @@ static void test_security__crashed_container_comes_back_counted(void **s)
 	ml_test_out_release(&o);
 
 	mlctl_env(&o, NULL, (const char *const[]){ "status", "--json", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	doc = json_loads(o.out, 0, NULL);
 	assert_non_null(doc);
 	json_array_foreach(json_object_get(doc, "hosts"), i, h)
@@ -516,7 +507,7 @@ static void test_security__relaxed_by_name(void **s)
 	ML_UNUSED(s);
 	write_pb("security: {cap_add: [FLY]}\n");
 	mlctl_env(&o, aws, (const char *const[]){ "validate", NULL });
-	must(&o, 3);
+	ml_test_must(&o, 3);
 	assert_non_null(strstr(o.err, "mlctl.yaml:11:22"));
 	assert_non_null(strstr(o.err, "unknown capability 'FLY'"));
 	ml_test_out_release(&o);
@@ -525,7 +516,7 @@ static void test_security__relaxed_by_name(void **s)
 		 "  read_only_root: true\n  no_new_privileges: false\n"
 		 "  restart: on-failure\n  secrets_as: env\n");
 	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	on_vm(&o, "vm1",
 	      "c=$(docker ps -q --filter label=mlctl.app=sec-api | head -1); "
@@ -581,7 +572,7 @@ static void test_security__remote_text_is_escaped(void **s)
 		on_vm(&rm, "lb1", "rm -f /var/lib/mlctl/lock.json");
 		ml_test_out_release(&rm);
 	}
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_null(strchr(o.out, '\x1b'));
 	assert_null(strchr(o.out, '\a'));
 	assert_non_null(strstr(o.out, "evil\\x1b]0;pwned\\x07"));
@@ -604,7 +595,7 @@ static void test_security__image_names_cannot_walk_the_api(void **s)
 	ml_test_write(F.repo, "mlctl.yaml", p);
 	free(ml_test_commit(F.repo, "dot-dot image"));
 	mlctl_env(&o, NULL, (const char *const[]){ "validate", NULL });
-	must(&o, 3);
+	ml_test_must(&o, 3);
 	assert_non_null(strstr(o.err, "mlctl.yaml:2:"));
 	assert_non_null(strstr(o.err, "not a valid image reference"));
 	ml_test_out_release(&o);
@@ -635,7 +626,7 @@ static void test_security__readable_identity_file_is_refused(void **s)
 	mlctl_env(&o, NULL,
 		  (const char *const[]){ "--identity", dst, "lock", "status",
 					 NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	unlink(dst);
 	free(src);
@@ -654,7 +645,7 @@ static void test_security__open_slots_and_remove(void **s)
 	ML_UNUSED(s);
 	write_pb("security: {open_slots: true}\n");
 	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	on_vm(&o, "vm1",
 	      "docker ps --filter label=mlctl.app=sec-api "
@@ -682,7 +673,7 @@ static void test_security__open_slots_and_remove(void **s)
 
 	write_pb("");
 	mlctl_env(&o, aws, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	url = slot_url();
 	assert_int_not_equal(curl_from("vm2", url), 0);
@@ -692,7 +683,7 @@ static void test_security__open_slots_and_remove(void **s)
 	ml_test_out_release(&o);
 
 	mlctl_env(&o, NULL, (const char *const[]){ "remove", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	on_vm(&o, "vm1",
 	      "iptables -S DOCKER-USER; iptables -S | grep -c MLCTL-");
@@ -723,7 +714,7 @@ static void test_security__ipv6_hosts_are_refused(void **s)
 	ml_test_write(F.repo, "inventory.yaml", v6);
 	free(ml_test_commit(F.repo, "ipv6 host"));
 	mlctl_env(&o, NULL, (const char *const[]){ "validate", NULL });
-	must(&o, 3);
+	ml_test_must(&o, 3);
 	assert_non_null(strstr(o.err, "host 'vm1' has the IPv6 address "
 				      "'fd00:77::11'"));
 	assert_non_null(strstr(o.err, "security.open_slots"));
@@ -731,7 +722,7 @@ static void test_security__ipv6_hosts_are_refused(void **s)
 
 	write_pb("security: {open_slots: true}\n");
 	mlctl_env(&o, NULL, (const char *const[]){ "validate", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 
 	ml_test_write(F.repo, "inventory.yaml", inv);
@@ -911,7 +902,7 @@ static void test_security__tls_at_the_edge(void **s)
 		      "METRICS_PW=" METRICS_PW "\n"
 		      "TLS_CERT=/etc/ssl/edge-1.pem\nTLS_KEY=/etc/ssl/k.pem\n");
 	mlctl_env(&o, NULL, (const char *const[]){ "deploy", NULL });
-	must(&o, 3);
+	ml_test_must(&o, 3);
 	assert_non_null(strstr(o.err, "secret 'TLS_CERT' is not a PEM "
 				      "certificate"));
 	assert_null(strstr(o.err, "/etc/ssl"));
@@ -919,7 +910,7 @@ static void test_security__tls_at_the_edge(void **s)
 
 	write_tls_secrets("edge-1");
 	mlctl_env(&o, NULL, (const char *const[]){ "deploy", NULL });
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	assert_null(strstr(o.out, "PRIVATE KEY"));
 	assert_null(strstr(o.err, "PRIVATE KEY"));
 	ml_test_out_release(&o);
@@ -1017,7 +1008,7 @@ static void test_security__tls_cert_rotates_under_load(void **s)
 	ml_loadgen_stop(lg, &st);
 	ml_loadgen_stop(ka, &kst);
 	ml_loadgen_set_ca(NULL);
-	must(&o, 0);
+	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	print_message("certificate rotation under HTTPS load, open loop at "
 		      "%d/s: %ld sent, %ld ok, %ld failed%s%s\n",

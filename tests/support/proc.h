@@ -94,4 +94,21 @@ void ml_test_example_app(const char *repo, const char *model);
 		}                                                             \
 	} while (0)
 
+/*
+ * Fail the running cmocka case unless the program in o exited with want,
+ * printing its stdout and stderr first. A macro, so that cmocka names the
+ * caller's file and line.
+ */
+#define ml_test_must(o, want)                                                 \
+	do {                                                                  \
+		const struct ml_test_out *must_o_ = (o);                      \
+		int must_want_ = (want);                                      \
+		if (must_o_->status != must_want_)                            \
+			print_error("mlctl exited %d, expected %d\n"          \
+				    "--- stdout\n%s--- stderr\n%s\n",        \
+				    must_o_->status, must_want_,              \
+				    must_o_->out, must_o_->err);              \
+		assert_int_equal(must_o_->status, must_want_);                \
+	} while (0)
+
 #endif
