@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # bench/faults.sh [--only soak|kill|faults]: the fault suite
 # (tests/e2e/test_faults) with more rounds than the e2e run, on the Python
-# example: MLCTL_SOAK_ROUNDS deploys and rollbacks (default 8),
-# MLCTL_FAULT_KILLS kill -9 of the controller at random moments of a
-# deploy, each followed by `mlctl recover` (default 10), then one of each
-# other fault: kill -9 during an automatic rollback, an app VM's link down
+# example: MLCTL_SOAK_ROUNDS deploys and rollbacks (default 4, one of
+# each step; bench/soak.sh runs 20), MLCTL_FAULT_KILLS kill -9 of the
+# controller at random moments of a deploy, each followed by `mlctl
+# recover` (default 10), then one of each other fault: kill -9 during an automatic rollback, an app VM's link down
 # during a deploy, a full disk on one VM, an app VM's dockerd restarted in
 # its batch, the LB VM's HAProxy killed during a deploy, a controller frozen
 # past its lease while another deploys, two controllers deploying different
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 only=${2:-}
 [ "${1:-}" = --only ] || only=
-export MLCTL_SOAK_ROUNDS=${MLCTL_SOAK_ROUNDS:-8}
+export MLCTL_SOAK_ROUNDS=${MLCTL_SOAK_ROUNDS:-4}
 export MLCTL_FAULT_KILLS=${MLCTL_FAULT_KILLS:-10}
 export ML_TEST_OPEN_ISSUES=1 # a benchmark runs what the suite may skip
 case $only in

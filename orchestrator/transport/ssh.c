@@ -166,6 +166,30 @@ static int set_timeout(ssh_session s, int ms)
 }
 
 /*
+ * A peer that vanishes without a FIN or RST (its link down, its power
+ * off) errors the socket after about s seconds instead of after the
+ * command timeout: keepalive probes once the connection has been idle
+ * for s / 3 seconds, then every s / 9 as many as fit in s, and the
+ * connection closed once nothing came back for s seconds, data (our
+ * SSH_MSG_IGNORE keepalives included) unacknowledged or probes unanswered
+ * (TCP_USER_TIMEOUT rules both). Best effort: a kernel without one of
+ * them keeps its default.
+ */
+static void dead_peer_after(int fd, int s)
+{
+	int one = 1, idle = s / 3, intvl = s / 9 > 0 ? s / 9 : 1;
+	int cnt = (s - idle) / intvl;
+	unsigned int user_ms = (unsigned int)s * 1000;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms,
+		   sizeof(user_ms));
+}
+
+/*
  * TCP connect with a deadline: every address getaddrinfo gives, in order.
  * Returns the connected non-blocking socket, or a negative code.
  */
@@ -244,7 +268,7 @@ next:
 		goto out;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	dead_peer_after(fd, ML_SSH_DEAD_PEER_S);
 	*out = fd;
 	rc = 0;
 out:

@@ -31,6 +31,12 @@
 #define ML_SSH_CONNECT_TIMEOUT_MS 10000
 #define ML_SSH_COMMAND_TIMEOUT_MS 60000
 #define ML_SSH_KEEPALIVE_S 15
+/* A host that vanishes (its link or power gone: no RST, no FIN) is given
+ * up after ML_SSH_DEAD_PEER_S seconds: TCP keepalive probes on an idle
+ * connection (first after a third of it), and as long for data the peer
+ * does not acknowledge (TCP_USER_TIMEOUT). A live host, however slow its
+ * command, answers probes from its kernel. */
+#define ML_SSH_DEAD_PEER_S 30
 
 struct ml_ssh_opts {
 	/* Name used in messages ("'vm1' (10.77.0.11)"); required. */

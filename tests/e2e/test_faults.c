@@ -142,7 +142,7 @@ static void commit_health_path(const char *path, const char *msg)
 		"image:\n  build: {context: ., dockerfile: Dockerfile}\n"
 		"port: 8000\n"
 		"health: {path: %s, interval: 1s, timeout: 1s,"
-		" start_period: 60s, unhealthy_threshold: 3,"
+		" start_period: 20s, unhealthy_threshold: 3,"
 		" expect_status: [200]}\n"
 		"targets: [web]\n"
 		"rollout: {batch: 1, failure_budget: 0, auto_rollback: true,"
