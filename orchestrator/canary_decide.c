@@ -8,7 +8,7 @@
 #include "common/ml.h"
 #include "common/log.h"
 #include "orchestrator/canary_decide.h"
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
 

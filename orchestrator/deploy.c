@@ -13,7 +13,7 @@
 #include "common/sha256.h"
 #include "orchestrator/apply/deliver.h"
 #include "orchestrator/apply/rollout.h"
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/deploy.h"
 #include "orchestrator/metrics/metrics.h"

@@ -17,7 +17,7 @@
 #include "common/ml.h"
 #include "common/fmt.h"
 #include "common/log.h"
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/image/image.h"
