@@ -12,7 +12,6 @@
  */
 #include "common/ml.h"
 #include "common/clock.h"
-#include "common/docker.h"
 #include "common/fmt.h"
 #include "common/log.h"
 #include "common/proto.h"
@@ -20,7 +19,6 @@
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/image/image.h"
-#include "orchestrator/source/source.h"
 #include "orchestrator/transport/transport.h"
 
 #include <fcntl.h>
@@ -570,43 +568,4 @@ int ml_deliver(struct ml_host_session *hosts, size_t n,
 	return ml_err_set(res[first].rc, "delivery failed on %zu of %zu "
 					 "host%s: %s",
 			  failed, n, n == 1 ? "" : "s", res[first].error);
-}
-
-int ml_image_prepare(struct ml_image **out, struct ml_cache **cache_out,
-		     const struct ml_config *cfg, const char *docker_sock)
-{
-	struct ml_docker *d = NULL;
-	struct ml_source *src = NULL;
-	struct ml_image *img = NULL;
-	struct ml_cache *cache = NULL;
-	int rc;
-
-	rc = ml_docker_new(&d, docker_sock ? docker_sock : ML_DOCKER_SOCK);
-	if (rc < 0)
-		goto out;
-	if (cfg->playbook->image.kind == ML_IMAGE_BUILD) {
-		rc = ml_source_open(&src, ".");
-		if (rc < 0)
-			goto out;
-	}
-	rc = ml_image_resolve(&img, d, &cfg->playbook->image, src,
-			      cfg->commit, cfg->playbook->app);
-	if (rc < 0)
-		goto out;
-	rc = ml_cache_open(&cache, NULL);
-	if (rc < 0)
-		goto out;
-	rc = ml_cache_fill(cache, d, img);
-	if (rc < 0)
-		goto out;
-	*out = img;
-	*cache_out = cache;
-	img = NULL;
-	cache = NULL;
-out:
-	ml_image_free(img);
-	ml_cache_free(cache);
-	ml_source_free(src);
-	ml_docker_free(d);
-	return rc;
 }

@@ -14,6 +14,7 @@
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/image/image.h"
+#include "orchestrator/image/prepare.h"
 #include "orchestrator/source/source.h"
 
 #include <unistd.h>

@@ -4,11 +4,11 @@
  * already deployed changes nothing and records nothing.
  */
 #include "common/ml.h"
-#include "orchestrator/apply/deliver.h"
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/deploy.h"
 #include "orchestrator/image/image.h"
+#include "orchestrator/image/prepare.h"
 #include "orchestrator/secrets.h"
 
 #include <jansson.h>

@@ -22,12 +22,12 @@
 #include "common/fmt.h"
 #include "common/log.h"
 #include "common/table.h"
-#include "orchestrator/apply/deliver.h"
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/image/base.h"
 #include "orchestrator/image/check.h"
 #include "orchestrator/image/image.h"
+#include "orchestrator/image/prepare.h"
 #include "orchestrator/ledger/ledger.h"
 #include "orchestrator/load.h"
 

@@ -8,18 +8,15 @@
  */
 #include "common/ml.h"
 #include "orchestrator/cmd/cmd.h"
+#include "orchestrator/fleet/lease.h"
 #include "orchestrator/ledger/ledger.h"
 #include "orchestrator/options.h"
-
-#include <pwd.h>
-#include <unistd.h>
 
 static const struct ml_option *const options[] = { NULL };
 
 static int pin_or_unpin(struct ml_ctx *ctx, bool pin)
 {
-	struct passwd *pw = getpwuid(getuid());
-	char host[256] = "localhost", *who;
+	char *who;
 	int64_t num;
 	bool changed;
 	int rc;
@@ -30,8 +27,7 @@ static int pin_or_unpin(struct ml_ctx *ctx, bool pin)
 	rc = ml_parse_count(&num, ctx->argv[0], "the revision");
 	if (rc < 0)
 		return rc;
-	gethostname(host, sizeof(host) - 1);
-	who = ml_xasprintf("%s@%s", pw ? pw->pw_name : "unknown", host);
+	who = ml_operator_name();
 	rc = ml_ledger_pin(ctx->ledger, num, who, pin, &changed);
 	free(who);
 	if (rc < 0)

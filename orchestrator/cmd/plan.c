@@ -9,10 +9,10 @@
 #include "common/ml.h"
 #include "common/fmt.h"
 #include "common/table.h"
-#include "orchestrator/apply/deliver.h"
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/image/image.h"
+#include "orchestrator/image/prepare.h"
 #include "orchestrator/secrets.h"
 #include "orchestrator/view/plan.h"
 

@@ -10,8 +10,8 @@
 #include "common/ml.h"
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
-#include "orchestrator/deploy.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/lease.h"
 #include "orchestrator/prune/run.h"
 
 static const struct ml_option opt_dry_run = {

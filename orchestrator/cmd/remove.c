@@ -7,8 +7,8 @@
 #include "common/ml.h"
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
-#include "orchestrator/deploy.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/lease.h"
 #include "orchestrator/transport/transport.h"
 
 static const struct ml_option *const options[] = {

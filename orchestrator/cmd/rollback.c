@@ -10,11 +10,11 @@
  * (orchestrator/view/plan.c), and nothing changes.
  */
 #include "common/ml.h"
-#include "orchestrator/apply/deliver.h"
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/deploy.h"
 #include "orchestrator/image/image.h"
+#include "orchestrator/image/prepare.h"
 #include "orchestrator/ledger/ledger.h"
 #include "orchestrator/load.h"
 #include "orchestrator/options.h"
