@@ -11,6 +11,7 @@
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 
 #include <time.h>
 
@@ -37,7 +38,7 @@ static int lock_run(struct ml_ctx *ctx)
 	rc = ml_fleet_connect_lock_host(&hosts, &n, ctx->config, &fo);
 	if (rc < 0)
 		goto out;
-	rc = ml_host_call(&hosts[0], "lock_status", NULL, &res);
+	rc = ml_op_lock_status(&hosts[0], &res);
 	if (rc < 0)
 		goto out;
 	if (ml_ctx_flag(ctx, OPT_JSON) && !release) {
@@ -67,11 +68,7 @@ static int lock_run(struct ml_ctx *ctx)
 		ml_buf_release(&own);
 		ml_buf_release(&why);
 		if (release) {
-			json_t *r2 = NULL;
-
-			rc = ml_host_call(&hosts[0], "lock_release",
-					  json_pack("{s:b}", "force", 1), &r2);
-			json_decref(r2);
+			rc = ml_op_lock_release(&hosts[0], NULL, true, NULL);
 			if (rc == 0)
 				printf("released\n");
 		}

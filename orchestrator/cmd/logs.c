@@ -34,6 +34,7 @@
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 #include "orchestrator/options.h"
 #include "orchestrator/transport/transport.h"
 
@@ -173,25 +174,23 @@ static int fetch(struct logs_job *job, size_t i, struct followed *c,
 {
 	struct ml_host_session *h = &job->hosts[i];
 	struct host_logs *hl = &job->hl[i];
-	json_t *args, *res = NULL, *e;
+	json_t *res = NULL, *e;
 	int64_t after = c->last_t;
+	int tail;
 	size_t k;
 	int rc;
 
-	args = json_pack("{s:s,s:b}", "id", c->id, "timestamps", 1);
 	if (first && job->round == 0) {
 		/* what was there before: the tail, maybe cut by --since */
-		json_object_set_new(args, "tail", json_integer(job->tail));
+		tail = job->tail;
 		after = job->since_ns;
 	} else {
-		json_object_set_new(args, "tail", json_integer(TAIL_ROUND));
+		tail = TAIL_ROUND;
 		if (first)
 			after = job->since_ns > job->start_ns ? job->since_ns
 							      : job->start_ns;
 	}
-	if (after > 0)
-		json_object_set_new(args, "after_ns", json_integer(after));
-	rc = ml_host_call(h, "container_logs", args, &res);
+	rc = ml_op_container_logs(h, c->id, true, tail, after, &res);
 	if (rc < 0) {
 		/*
 		 * One container's trouble (gone between list and logs, being
@@ -239,8 +238,7 @@ static int logs_one(size_t i, void *arg)
 
 	if (h->rc < 0)
 		return h->rc;
-	rc = ml_host_call(h, "list", json_pack("{s:s}", "app", job->app),
-			  &res);
+	rc = ml_op_list(h, job->app, &res);
 	if (rc < 0)
 		goto fail;
 	for (k = 0; k < hl->nc; k++)

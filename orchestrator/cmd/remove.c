@@ -8,6 +8,7 @@
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 #include "orchestrator/fleet/lease.h"
 #include "orchestrator/transport/transport.h"
 
@@ -32,20 +33,14 @@ static int remove_one(size_t i, void *arg)
 	if (h->rc < 0)
 		return h->rc;
 	if (h->target->is_app) {
-		rc = ml_host_call(h, "list", json_pack("{s:s}", "app", job->app),
-				  &res);
+		rc = ml_op_list(h, job->app, &res);
 		json_array_foreach(json_object_get(res, "containers"), k, c) {
-			json_t *r2 = NULL;
 			const char *id =
 				json_string_value(json_object_get(c, "id"));
 
 			if (!id || rc < 0)
 				continue;
-			rc = ml_host_call(h, "container_stop",
-					  json_pack("{s:s,s:i}", "id", id,
-						    "timeout_s", 10),
-					  &r2);
-			json_decref(r2);
+			rc = ml_op_container_stop(h, id, 10, NULL);
 			if (rc == 0)
 				job->removed[i]++;
 		}
@@ -53,9 +48,7 @@ static int remove_one(size_t i, void *arg)
 		res = NULL;
 	}
 	if (rc == 0 && h->target->is_lb) {
-		rc = ml_host_call(h, "lb_remove",
-				  json_pack("{s:s}", "app", job->app), &res);
-		json_decref(res);
+		rc = ml_op_lb_remove(h, job->app, NULL);
 	}
 	if (rc < 0)
 		ml_host_fail(h, rc);

@@ -24,6 +24,7 @@
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 #include "orchestrator/metrics/metrics.h"
 #include "orchestrator/transport/transport.h"
 #include "orchestrator/view/status.h"
@@ -64,13 +65,8 @@ static void probe_one(struct status_job *job, struct ml_host_session *h,
 
 	if (!state || strcmp(state, "running"))
 		return;
-	rc = ml_host_call(h, "container_probe",
-			  json_pack("{s:s,s:s,s:I,s:o*}", "id", id, "path",
-				    job->health_path, "timeout_ms",
-				    (json_int_t)job->probe_timeout_ms,
-				    "expect",
-				    ml_health_expect_json(job->health)),
-			  &res);
+	rc = ml_op_container_probe(h, id, job->health_path,
+				   job->probe_timeout_ms, job->health, &res);
 	if (rc < 0) {
 		json_object_set_new(c, "probe",
 				    json_pack("{s:n,s:s}", "healthy", "error",
@@ -102,15 +98,13 @@ static int status_one(size_t i, void *arg)
 		return h->rc;
 	if (h->target->is_lb) {
 		/* the balancer's view; absent until the app is deployed */
-		if (ml_host_call(h, "lb_status",
-				 json_pack("{s:s}", "app", job->app), &res) == 0)
+		if (ml_op_lb_status(h, job->app, &res) == 0)
 			job->lb[i] = res;
 		res = NULL;
 	}
 	if (!h->target->is_app)
 		return 0; /* a load balancer runs no app containers */
-	rc = ml_host_call(h, "list", json_pack("{s:s}", "app", job->app),
-			  &res);
+	rc = ml_op_list(h, job->app, &res);
 	if (rc < 0 && rc != ML_EHOST) {
 		/* the host answers, its Docker does not: not unreachable */
 		job->list_err[i] = ml_xstrdup(ml_err_msg());
@@ -133,8 +127,7 @@ static int status_one(size_t i, void *arg)
 		if (!id)
 			continue;
 		ins = NULL;
-		rc = ml_host_call(h, "inspect", json_pack("{s:s}", "id", id),
-				  &ins);
+		rc = ml_op_inspect(h, id, &ins);
 		if (rc < 0)
 			continue; /* gone between list and inspect */
 		json_object_set(c, "restarts",

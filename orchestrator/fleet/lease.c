@@ -14,6 +14,7 @@
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/fleet/lease.h"
+#include "orchestrator/fleet/ops.h"
 #include "orchestrator/options.h"
 
 #include <pthread.h>
@@ -155,7 +156,6 @@ static void *renew_thread(void *arg)
 {
 	struct ml_fleet_lock *lk = arg;
 	struct timespec ts;
-	json_t *res;
 	int64_t sent;
 	int rc;
 
@@ -172,13 +172,8 @@ static void *renew_thread(void *arg)
 		if (lk->stop)
 			break;
 		pthread_mutex_unlock(&lk->mu);
-		res = NULL;
 		sent = ml_mono_ms();
-		rc = ml_host_call(lk->h, "lock_renew",
-				  json_pack("{s:s,s:I}", "token", lk->token,
-					    "ttl_ms", (json_int_t)lk->ttl_ms),
-				  &res);
-		json_decref(res);
+		rc = ml_op_lock_renew(lk->h, lk->token, lk->ttl_ms, NULL);
 		pthread_mutex_lock(&lk->mu);
 		if (rc == 0) {
 			lk->valid_until = sent + lk->ttl_ms;
@@ -201,7 +196,7 @@ static int lock_take(struct ml_fleet_lock *lk, const struct ml_config *cfg,
 {
 	int64_t deadline = ml_mono_ms() + wait_ms, sent;
 	char machine[65], boot[65];
-	json_t *res = NULL, *args;
+	json_t *res = NULL;
 	json_int_t take_over = 0;
 	bool said_waiting = false;
 	pthread_condattr_t ca;
@@ -217,20 +212,10 @@ static int lock_take(struct ml_fleet_lock *lk, const struct ml_config *cfg,
 	for (;;) {
 		json_t *st = NULL;
 
-		args = json_pack("{s:s,s:s,s:I,s:i}", "owner", lk->owner,
-				 "reason", reason, "ttl_ms",
-				 (json_int_t)lk->ttl_ms, "pid", (int)getpid());
-		if (machine[0])
-			json_object_set_new(args, "machine_id",
-					    json_string(machine));
-		if (boot[0])
-			json_object_set_new(args, "boot_id",
-					    json_string(boot));
-		if (take_over)
-			json_object_set_new(args, "take_over",
-					    json_integer(take_over));
 		sent = ml_mono_ms();
-		rc = ml_host_call(lk->h, "lock_acquire", args, &res);
+		rc = ml_op_lock_acquire(lk->h, lk->owner, reason, lk->ttl_ms,
+					(int)getpid(), machine, boot, take_over,
+					&res);
 		if (rc != ML_ELOCKED)
 			break;
 		/*
@@ -239,7 +224,7 @@ static int lock_take(struct ml_fleet_lock *lk, const struct ml_config *cfg,
 		 * that see the same dead holder, one gets it.
 		 */
 		if (!take_over &&
-		    ml_host_call(lk->h, "lock_status", NULL, &st) == 0 &&
+		    ml_op_lock_status(lk->h, &st) == 0 &&
 		    json_is_true(json_object_get(st, "held")) &&
 		    holder_is_dead_here(st)) {
 			take_over = json_integer_value(
@@ -286,8 +271,6 @@ out:
 
 static void lock_drop(struct ml_fleet_lock *lk)
 {
-	json_t *res = NULL;
-
 	if (lk->renewing) {
 		pthread_mutex_lock(&lk->mu);
 		lk->stop = true;
@@ -297,14 +280,12 @@ static void lock_drop(struct ml_fleet_lock *lk)
 	}
 	/* a lost lease is someone else's now: leave it alone */
 	if (lk->token && !lk->lost &&
-	    ml_host_call(lk->h, "lock_release",
-			 json_pack("{s:s}", "token", lk->token), &res) < 0)
+	    ml_op_lock_release(lk->h, lk->token, false, NULL) < 0)
 		ml_warn("cannot release the fleet lock: %s", ml_err_msg());
 	if (lk->renewing) {
 		pthread_mutex_destroy(&lk->mu);
 		pthread_cond_destroy(&lk->cv);
 	}
-	json_decref(res);
 	free(lk->token);
 	free(lk->owner);
 	free(lk->lost_msg);

@@ -14,6 +14,7 @@
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/ledger/ledger.h"
 #include "orchestrator/plan/fleet.h"
@@ -30,17 +31,6 @@ struct ask {
 	char **error;                 /* per host */
 };
 
-static json_t *digests_of(const struct ml_image *img)
-{
-	json_t *a = json_array();
-	size_t k;
-
-	json_array_append_new(a, json_string(img->config_digest));
-	for (k = 0; k < img->nlayers; k++)
-		json_array_append_new(a, json_string(img->layers[k]));
-	return a;
-}
-
 /* Ask host i what it runs, lacks and serves. */
 static int ask_host(size_t i, void *arg)
 {
@@ -54,17 +44,12 @@ static int ask_host(size_t i, void *arg)
 		return h->rc;
 	}
 	if (h->target->is_app) {
-		rc = ml_host_call(h, "list", json_pack("{s:s}", "app", app),
-				  &q->list[i]);
+		rc = ml_op_list(h, app, &q->list[i]);
 		if (rc == 0)
-			rc = ml_host_call(h, "blobs_have",
-					  json_pack("{s:o}", "digests",
-						    digests_of(q->img)),
-					  &q->blobs[i]);
+			rc = ml_op_blobs_have(h, q->img, &q->blobs[i]);
 	}
 	if (rc == 0 && h->target->is_lb)
-		rc = ml_host_call(h, "lb_status",
-				  json_pack("{s:s}", "app", app), &q->lb[i]);
+		rc = ml_op_lb_status(h, app, &q->lb[i]);
 	if (rc < 0)
 		q->error[i] = ml_xstrdup(ml_err_msg());
 	return rc;
