@@ -546,7 +546,7 @@ static void lb_tls_args(json_t *args, const struct ml_rollout *ro)
 /*
  * Give every balancer the full server list with states from what runs.
  * A slot running another revision keeps the health check that revision
- * took traffic with (the balancer checks it apart, agent/haproxy.h): a
+ * took traffic with (the balancer checks it apart, agent/lb/render.c): a
  * changed check applies to the new revision's servers only, so a wrong
  * new health path never takes the serving ones down.
  */
