@@ -119,7 +119,7 @@ $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(QCC)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-# The JSON Schemas, embedded for `mlctl explain` (orchestrator/explain.c).
+# The JSON Schemas, embedded for `mlctl explain` (orchestrator/view/explain.c).
 SCHEMAS := schema/playbook.schema.json schema/inventory.schema.json
 $(O)/gen/schemas.c: $(SCHEMAS) scripts/embed.sh
 	@mkdir -p $(dir $@)

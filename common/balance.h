@@ -6,10 +6,9 @@
 
 /*
  * HAProxy's balance algorithms that mlctl offers, by the words the
- * playbook and lb_apply write, for both binaries: the agent checks
- * lb_apply's "balance" against this list. (The playbook parser still has
- * its own copy, ml_balance_names in orchestrator/config, in the same
- * order; it is to use this one.)
+ * playbook and lb_apply write, for both binaries: the playbook parser
+ * reads them into enum ml_balance (orchestrator/config/config.h, in this
+ * order) and the agent checks lb_apply's "balance" against this list.
  */
 #define ML_BALANCE_COUNT 3
 extern const char *const ml_balance_words[ML_BALANCE_COUNT];

@@ -8,9 +8,10 @@
 #include "common/ml.h"
 #include "common/log.h"
 #include "orchestrator/canary_decide.h"
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 
 #include <unistd.h>
 
@@ -35,11 +36,8 @@ int ml_canary_decide(struct ml_ctx *ctx, const char *decision)
 	rc = ml_fleet_connect_lock_host(&hosts, &n, ctx->config, &fo);
 	if (rc < 0)
 		goto out;
-	rc = ml_host_call(&hosts[0], "canary_gate",
-			  json_pack("{s:s,s:s,s:s,s:s}", "app",
-				    ctx->config->playbook->app, "action",
-				    "decide", "decision", decision, "by", who),
-			  &res);
+	rc = ml_op_canary_gate(&hosts[0], ctx->config->playbook->app, "decide",
+			       0, 0, decision, who, &res);
 	if (rc < 0)
 		goto out;
 	printf("%s: revision %lld, canary step %lld (on %s)\n",

@@ -9,7 +9,7 @@
  * struct ml_cli so that tests can also pass a table of their own.
  */
 
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 
 /* An option accepted before or after any verb (main.c's globals[]). */
 struct ml_global_opt {

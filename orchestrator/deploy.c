@@ -1,38 +1,34 @@
 /*
- * One deploy from start to end (see deploy.h). The fleet lock is a lease
- * held on the first load-balancer host (the first app host when there is
- * none) through a connection of its own, renewed by a thread every third
- * of its time to live; a controller that dies stops renewing and the lease
- * expires, and a lease whose owner is a dead process of this machine is
- * taken over at once.
+ * One deploy from start to end (see deploy.h), with one revision record:
+ * under the fleet lock's lease (fleet/lease.c), deliver the image and
+ * observe (roll), record the revision before anything changes (or finish
+ * the one a stopped run left running), roll out, roll back automatically
+ * when the playbook says so, and record the outcome, whatever happened,
+ * before the lease is given up. The image is prepared by the caller
+ * (image/prepare.c).
  */
 #include "common/ml.h"
 #include "common/clock.h"
-#include "common/docker.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "orchestrator/apply/deliver.h"
 #include "orchestrator/apply/rollout.h"
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/deploy.h"
-#include "orchestrator/metrics/metrics.h"
-#include "orchestrator/options.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/lease.h"
 #include "orchestrator/image/image.h"
+#include "orchestrator/image/prepare.h"
 #include "orchestrator/load.h"
+#include "orchestrator/metrics/metrics.h"
 #include "orchestrator/prune/run.h"
 #include "orchestrator/secrets.h"
-#include "orchestrator/source/source.h"
 #include "orchestrator/transport/transport.h"
 
-#include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
-
-#define LOCK_TTL_MS 60000
 
 static volatile sig_atomic_t interrupted;
 
@@ -41,355 +37,6 @@ static void on_signal(int sig)
 	ML_UNUSED(sig);
 	interrupted = 1;
 }
-
-/* "user@host" of the operator. Caller frees. */
-static char *who_am_i(void)
-{
-	char host[256] = "localhost";
-	struct passwd *pw = getpwuid(getuid());
-
-	gethostname(host, sizeof(host) - 1);
-	return ml_xasprintf("%s@%s", pw ? pw->pw_name : "unknown", host);
-}
-
-/* ---- the fleet lock ----------------------------------------------------- */
-
-struct lock {
-	struct ml_host_session *hosts; /* the lock host's own session */
-	size_t n;
-	struct ml_host_session *h;
-	char *token, *owner;
-	int64_t ttl_ms;
-	pthread_t renewer;
-	bool renewing;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop;
-	/* under mu: the lease is ours until valid_until (our monotonic
-	 * clock, counted from before the request that renewed it) unless
-	 * lost says we know it is not */
-	int64_t valid_until, renewed_at;
-	bool lost;
-	char *lost_msg;
-	struct ml_fence fence; /* for the sessions that change the fleet */
-};
-
-/* The lease's time to live; tests shorten it (MLCTL_TEST_LOCK_TTL_MS). */
-static int64_t lock_ttl_ms(void)
-{
-	const char *s = getenv("MLCTL_TEST_LOCK_TTL_MS");
-	long v = s ? strtol(s, NULL, 10) : 0;
-
-	return v >= 1000 && v <= LOCK_TTL_MS ? v : LOCK_TTL_MS;
-}
-
-/* A one-line id file (/etc/machine-id, boot_id) in buf, lowercase hex and
- * '-' only; "" when unreadable. */
-static void read_id(char *buf, size_t n, const char *path)
-{
-	FILE *f = fopen(path, "re");
-	size_t len;
-
-	buf[0] = '\0';
-	if (!f)
-		return;
-	if (!fgets(buf, (int)n, f))
-		buf[0] = '\0';
-	fclose(f);
-	len = strspn(buf, "0123456789abcdef-");
-	buf[len] = '\0';
-}
-
-static void machine_ids(char machine[65], char boot[65])
-{
-	read_id(machine, 65, "/etc/machine-id");
-	if (!machine[0])
-		read_id(machine, 65, "/var/lib/dbus/machine-id");
-	read_id(boot, 65, "/proc/sys/kernel/random/boot_id");
-}
-
-/*
- * Is the holder described by a lock_status reply a dead process of this
- * machine? Only the same machine id can say: a hostname is not unique,
- * and a pid means nothing elsewhere. Another boot of this machine means
- * the process is gone; in this boot, kill(pid, 0) says.
- */
-static bool holder_is_dead_here(json_t *st)
-{
-	const char *m = json_string_value(json_object_get(st, "machine_id"));
-	const char *b = json_string_value(json_object_get(st, "boot_id"));
-	json_int_t pid = json_integer_value(json_object_get(st, "pid"));
-	char machine[65], boot[65];
-
-	machine_ids(machine, boot);
-	if (!m || !machine[0] || strcmp(m, machine) || pid < 2)
-		return false;
-	if (b && boot[0] && strcmp(b, boot))
-		return true;
-	return pid != getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
-}
-
-static void lock_mark_lost(struct lock *lk, const char *why)
-{
-	if (!lk->lost) {
-		lk->lost = true;
-		lk->lost_msg = ml_xstrdup(why);
-	}
-}
-
-/*
- * The fence's check: is the lease still ours? By our monotonic clock,
- * with a margin of a sixth of its time to live for the step about to
- * run, so a controller that was frozen (SIGSTOP, a suspended laptop)
- * past its lease knows it before it sends anything.
- */
-static int lock_check(void *arg)
-{
-	struct lock *lk = arg;
-	int64_t now = ml_mono_ms();
-	char why[512];
-	int rc = 0;
-
-	pthread_mutex_lock(&lk->mu);
-	if (!lk->lost && now >= lk->valid_until - lk->ttl_ms / 6) {
-		snprintf(why, sizeof(why),
-			 "the fleet lock's lease ran out: last renewed %.1f s "
-			 "ago, its time to live is %.1f s (was this "
-			 "controller stopped?)",
-			 (double)(now - lk->renewed_at) / 1000,
-			 (double)lk->ttl_ms / 1000);
-		lock_mark_lost(lk, why);
-	}
-	if (lk->lost)
-		rc = ml_err_set(ML_ELOCKED,
-				"lost the fleet lock, stopped before changing "
-				"anything else: %s",
-				lk->lost_msg);
-	pthread_mutex_unlock(&lk->mu);
-	return rc;
-}
-
-/* Did we lose the lease? (Sets the error message when so.) */
-static bool lock_is_lost(struct lock *lk)
-{
-	return lk->token && lock_check(lk) < 0;
-}
-
-/* Renew every third of the time to live; waits on the monotonic clock. A
- * renewal the lock host refuses (another holder, or none) loses the lease
- * for good; one that fails on the way is retried while time is left. */
-static void *renew_thread(void *arg)
-{
-	struct lock *lk = arg;
-	struct timespec ts;
-	json_t *res;
-	int64_t sent;
-	int rc;
-
-	pthread_mutex_lock(&lk->mu);
-	while (!lk->stop && !lk->lost) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += lk->ttl_ms / 3000;
-		ts.tv_nsec += (lk->ttl_ms / 3 % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&lk->cv, &lk->mu, &ts);
-		if (lk->stop)
-			break;
-		pthread_mutex_unlock(&lk->mu);
-		res = NULL;
-		sent = ml_mono_ms();
-		rc = ml_host_call(lk->h, "lock_renew",
-				  json_pack("{s:s,s:I}", "token", lk->token,
-					    "ttl_ms", (json_int_t)lk->ttl_ms),
-				  &res);
-		json_decref(res);
-		pthread_mutex_lock(&lk->mu);
-		if (rc == 0) {
-			lk->valid_until = sent + lk->ttl_ms;
-			lk->renewed_at = sent;
-		} else if (rc == ML_ELOCKED) {
-			lock_mark_lost(lk, ml_err_msg());
-			ml_warn("%s", ml_err_msg());
-		} else {
-			ml_warn("cannot renew the fleet lock: %s",
-				ml_err_msg());
-		}
-	}
-	pthread_mutex_unlock(&lk->mu);
-	return NULL;
-}
-
-static int lock_take(struct lock *lk, const struct ml_config *cfg,
-		     const struct ml_fleet_opts *fo, const char *who,
-		     const char *reason, int64_t wait_ms)
-{
-	int64_t deadline = ml_mono_ms() + wait_ms, sent;
-	char machine[65], boot[65];
-	json_t *res = NULL, *args;
-	json_int_t take_over = 0;
-	bool said_waiting = false;
-	pthread_condattr_t ca;
-	int rc;
-
-	lk->owner = ml_xasprintf("%s pid %ld", who, (long)getpid());
-	lk->ttl_ms = lock_ttl_ms();
-	machine_ids(machine, boot);
-	rc = ml_fleet_connect_lock_host(&lk->hosts, &lk->n, cfg, fo);
-	if (rc < 0)
-		goto out;
-	lk->h = &lk->hosts[0];
-	for (;;) {
-		json_t *st = NULL;
-
-		args = json_pack("{s:s,s:s,s:I,s:i}", "owner", lk->owner,
-				 "reason", reason, "ttl_ms",
-				 (json_int_t)lk->ttl_ms, "pid", (int)getpid());
-		if (machine[0])
-			json_object_set_new(args, "machine_id",
-					    json_string(machine));
-		if (boot[0])
-			json_object_set_new(args, "boot_id",
-					    json_string(boot));
-		if (take_over)
-			json_object_set_new(args, "take_over",
-					    json_integer(take_over));
-		sent = ml_mono_ms();
-		rc = ml_host_call(lk->h, "lock_acquire", args, &res);
-		if (rc != ML_ELOCKED)
-			break;
-		/*
-		 * A lease left by a dead mlctl of this machine is ours, in one
-		 * compare-and-swap on its generation: of several controllers
-		 * that see the same dead holder, one gets it.
-		 */
-		if (!take_over &&
-		    ml_host_call(lk->h, "lock_status", NULL, &st) == 0 &&
-		    json_is_true(json_object_get(st, "held")) &&
-		    holder_is_dead_here(st)) {
-			take_over = json_integer_value(
-				json_object_get(st, "generation"));
-			ml_warn("taking over the fleet lock left by %s, which "
-				"is no longer running",
-				json_string_value(json_object_get(st, "owner")));
-			json_decref(st);
-			if (take_over)
-				continue;
-		}
-		json_decref(st);
-		take_over = 0;
-		if (ml_mono_ms() >= deadline)
-			break;
-		if (!said_waiting) {
-			ml_info("waiting for the fleet lock: %s", ml_err_msg());
-			said_waiting = true;
-		}
-		sleep(1);
-	}
-	if (rc < 0)
-		goto out;
-	lk->token = ml_xstrdup(
-		json_string_value(json_object_get(res, "token")) ?: "");
-	lk->valid_until = sent + lk->ttl_ms;
-	lk->renewed_at = sent;
-	lk->fence.generation =
-		json_integer_value(json_object_get(res, "generation"));
-	lk->fence.owner = lk->owner;
-	lk->fence.check = lock_check;
-	lk->fence.arg = lk;
-	pthread_mutex_init(&lk->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&lk->cv, &ca);
-	pthread_condattr_destroy(&ca);
-	lk->renewing = pthread_create(&lk->renewer, NULL, renew_thread, lk) ==
-		       0;
-out:
-	json_decref(res);
-	return rc;
-}
-
-static void lock_drop(struct lock *lk)
-{
-	json_t *res = NULL;
-
-	if (lk->renewing) {
-		pthread_mutex_lock(&lk->mu);
-		lk->stop = true;
-		pthread_cond_signal(&lk->cv);
-		pthread_mutex_unlock(&lk->mu);
-		pthread_join(lk->renewer, NULL);
-	}
-	/* a lost lease is someone else's now: leave it alone */
-	if (lk->token && !lk->lost &&
-	    ml_host_call(lk->h, "lock_release",
-			 json_pack("{s:s}", "token", lk->token), &res) < 0)
-		ml_warn("cannot release the fleet lock: %s", ml_err_msg());
-	if (lk->renewing) {
-		pthread_mutex_destroy(&lk->mu);
-		pthread_cond_destroy(&lk->cv);
-	}
-	json_decref(res);
-	free(lk->token);
-	free(lk->owner);
-	free(lk->lost_msg);
-	ml_fleet_close(lk->hosts, lk->n);
-	memset(lk, 0, sizeof(*lk));
-}
-
-static int parse_wait(int64_t *ms, const struct ml_ctx *ctx)
-{
-	*ms = 0;
-	if (!ctx->opt[OPT_WAIT])
-		return 0;
-	return ml_optval_wait(ms, ctx->opt[OPT_WAIT]);
-}
-
-struct ml_fleet_lock {
-	struct lock lk;
-};
-
-int ml_fleet_lock_take(struct ml_fleet_lock **out, struct ml_ctx *ctx,
-		       const struct ml_config *cfg, const char *reason)
-{
-	struct ml_fleet_lock *fl = ml_xcalloc(1, sizeof(*fl));
-	struct ml_fleet_opts fo;
-	int64_t wait_ms;
-	char *who = who_am_i();
-	int rc;
-
-	rc = parse_wait(&wait_ms, ctx);
-	if (rc == 0)
-		rc = ml_fleet_opts_from_ctx(&fo, ctx);
-	if (rc == 0)
-		rc = lock_take(&fl->lk, cfg, &fo, who, reason, wait_ms);
-	free(who);
-	if (rc < 0) {
-		ml_fleet_lock_drop(fl);
-		return rc;
-	}
-	*out = fl;
-	return 0;
-}
-
-void ml_fleet_lock_drop(struct ml_fleet_lock *fl)
-{
-	struct ml_err_saved keep;
-
-	if (!fl)
-		return;
-	ml_err_save(&keep);
-	if (fl->lk.h)
-		lock_drop(&fl->lk);
-	else
-		ml_fleet_close(fl->lk.hosts, fl->lk.n);
-	ml_err_restore(&keep);
-	free(fl);
-}
-
-/* ---- the deploy --------------------------------------------------------- */
 
 static char *layers_json(const struct ml_image *img)
 {
@@ -606,16 +253,17 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	struct ml_fleet_opts fo;
 	struct ml_host_session *hosts = NULL;
 	struct ml_rollout ro = { 0 }, back = { 0 };
-	struct lock lk = { 0 };
+	struct ml_fleet_lock *lk = NULL;
 	struct ml_revision rev = { 0 }, *prev = NULL;
 	struct ml_config *pcfg = NULL;
 	struct ml_image *pimg = NULL;
 	struct ml_cache *pcache = NULL;
 	struct sigaction sa = { 0 }, old_int, old_term;
 	json_t *secrets = NULL, *sent = NULL;
-	char spec[65], pspec[65], hash[ML_SHA256_HEX], *who = who_am_i();
+	char spec[65], pspec[65], hash[ML_SHA256_HEX];
+	char *who = ml_operator_name();
 	char *layers = NULL, *desired = NULL, *reason = NULL;
-	int64_t wait_ms, t0 = ml_mono_ms(), resume = 0;
+	int64_t t0 = ml_mono_ms(), resume = 0;
 	size_t n = 0, i;
 	bool nothing = false, began = false;
 	int rc, outcome = ML_OUTCOME_SUCCEEDED;
@@ -624,9 +272,6 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	const char *message = NULL;
 	char msgbuf[1024];
 
-	rc = parse_wait(&wait_ms, ctx);
-	if (rc < 0)
-		goto out;
 	rc = ml_fleet_opts_from_ctx(&fo, ctx);
 	if (rc < 0)
 		goto out;
@@ -650,7 +295,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 					(long long)req->rollback_of)
 			 : ml_xasprintf("deploy of %.12s",
 					cfg->commit ? cfg->commit : "?");
-	rc = lock_take(&lk, cfg, &fo, who, reason, wait_ms);
+	rc = ml_fleet_lock_take(&lk, ctx, cfg, reason);
 	if (rc < 0)
 		goto out;
 
@@ -665,7 +310,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 			goto out;
 		}
 		/* from here every request carries the lease's fence */
-		hosts[i].fence = &lk.fence;
+		hosts[i].fence = ml_fleet_lock_fence(lk);
 	}
 	ml_sha256_hex(cfg->playbook_text, cfg->playbook_len, hash);
 	resume = req->resume ? req->resume
@@ -727,7 +372,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 	       (long long)rev.number, reason, ro.changed,
 	       ro.changed == 1 ? "" : "s");
 	rc = ml_rollout_run(&ro);
-	if (rc < 0 && lock_is_lost(&lk)) {
+	if (rc < 0 && ml_fleet_lock_lost(lk)) {
 		/* someone else holds the fleet now: no rollback, no cleanup,
 		 * nothing more sent to any host */
 		rc = ML_ELOCKED;
@@ -751,7 +396,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 			       (long long)prev->number);
 			rc2 = ml_deploy_load_revision(&pcfg, &pimg, &pcache,
 						      ctx, prev);
-			if (rc2 == 0 && lock_is_lost(&lk))
+			if (rc2 == 0 && ml_fleet_lock_lost(lk))
 				rc2 = ML_ELOCKED;
 			if (rc2 == 0) {
 				back.parallel = fo.parallel;
@@ -769,7 +414,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 				rollback_mark(ctx->ledger, rev.number,
 					      "started", prev->number);
 				rc2 = ml_rollout_run(&back);
-				if (rc2 < 0 && lock_is_lost(&lk))
+				if (rc2 < 0 && ml_fleet_lock_lost(lk))
 					rc2 = ML_ELOCKED;
 				rollback_mark(ctx->ledger, rev.number,
 					      rc2 == 0 ? "ok" : "failed",
@@ -806,7 +451,7 @@ out:
 		/* a lost lease: the new holder may have closed it already */
 		if (ml_ledger_finish(ctx->ledger, rev.number, outcome,
 				     message) < 0 &&
-		    !lk.lost)
+		    !ml_fleet_lock_known_lost(lk))
 			ml_warn("cannot record the outcome of revision %lld: "
 				"%s",
 				(long long)rev.number, ml_err_msg());
@@ -834,15 +479,7 @@ out:
 		ml_err_restore(&keep);
 		free(tp);
 	}
-	if (lk.h) {
-		struct ml_err_saved keep;
-
-		ml_err_save(&keep);
-		lock_drop(&lk);
-		ml_err_restore(&keep);
-	} else {
-		ml_fleet_close(lk.hosts, lk.n);
-	}
+	ml_fleet_lock_drop(lk);
 	ml_rollout_release(&ro);
 	ml_rollout_release(&back);
 	ml_fleet_close(hosts, n);
@@ -868,9 +505,6 @@ int ml_deploy_load_revision(struct ml_config **cfg, struct ml_image **img,
 			    const struct ml_revision *rev)
 {
 	struct ml_config *c = NULL;
-	struct ml_docker *d = NULL;
-	struct ml_image *im = NULL;
-	struct ml_cache *ca = NULL;
 	int rc;
 
 	*cfg = NULL;
@@ -882,42 +516,14 @@ int ml_deploy_load_revision(struct ml_config **cfg, struct ml_image **img,
 				  (long long)rev->number);
 	rc = ml_load_config_with_playbook(&c, ctx, rev->playbook,
 					  strlen(rev->playbook), rev->commit);
-	if (rc < 0)
-		goto out;
-	rc = ml_docker_new(&d, ctx->opt[OPT_LOCAL_DOCKER]
-				       ? ctx->opt[OPT_LOCAL_DOCKER]
-				       : ML_DOCKER_SOCK);
-	if (rc < 0)
-		goto out;
-	rc = ml_image_inspect(&im, d, rev->image_id);
-	if (rc < 0) {
-		rc = ml_err_prefix(rc, "the image of revision %lld (%.19s) "
-				       "is not in the local Docker any more",
-				   (long long)rev->number, rev->image_id);
-		goto out;
-	}
-	/* tag it on the hosts as the original was, not by its digest */
-	free(im->ref);
-	im->ref = c->playbook->image.kind == ML_IMAGE_BUILD
-			  ? ml_xasprintf("%s/%s:%s", ML_IMAGE_BUILD_REPO,
-					 c->playbook->app,
-					 rev->commit ? rev->commit : "unknown")
-			  : ml_xstrdup(c->playbook->image.ref);
-	rc = ml_cache_open(&ca, NULL);
 	if (rc == 0)
-		rc = ml_cache_fill(ca, d, im);
-	if (rc < 0)
-		goto out;
+		rc = ml_image_prepare_recorded(img, cache, c, rev->number,
+					       rev->image_id,
+					       ctx->opt[OPT_LOCAL_DOCKER]);
+	if (rc < 0) {
+		ml_config_free(c);
+		return rc;
+	}
 	*cfg = c;
-	*img = im;
-	*cache = ca;
-	c = NULL;
-	im = NULL;
-	ca = NULL;
-out:
-	ml_config_free(c);
-	ml_image_free(im);
-	ml_cache_free(ca);
-	ml_docker_free(d);
-	return rc;
+	return 0;
 }

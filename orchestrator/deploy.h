@@ -3,9 +3,9 @@
 
 /*
  * One deploy from start to end, shared by deploy, rollback and recover:
- * connect, take the fleet lock, deliver the image, observe and plan, record
- * a revision, roll out (rolling back automatically on failure when the
- * playbook says so), record the outcome, release the lock.
+ * take the fleet lock (fleet/lease.h), connect, deliver the image, observe
+ * and plan, record a revision, roll out (rolling back automatically on
+ * failure when the playbook says so), record the outcome, release the lock.
  */
 
 #include "orchestrator/ledger/ledger.h"
@@ -40,15 +40,5 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req);
 int ml_deploy_load_revision(struct ml_config **cfg, struct ml_image **img,
 			    struct ml_cache **cache, struct ml_ctx *ctx,
 			    const struct ml_revision *rev);
-
-/*
- * The fleet lock on its own, for verbs other than deploy that change the
- * fleet (remove): taken like deploy takes it (--wait, takeover of a dead
- * local holder), renewed until dropped.
- */
-struct ml_fleet_lock;
-int ml_fleet_lock_take(struct ml_fleet_lock **out, struct ml_ctx *ctx,
-		       const struct ml_config *cfg, const char *reason);
-void ml_fleet_lock_drop(struct ml_fleet_lock *fl);
 
 #endif

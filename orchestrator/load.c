@@ -7,7 +7,7 @@
  */
 #include "common/ml.h"
 #include "common/log.h"
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/load.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/source/source.h"

@@ -9,12 +9,12 @@
 #include "common/log.h"
 #include "common/secure.h"
 #include "orchestrator/cli.h"
-#include "orchestrator/cmd.h"
-#include "orchestrator/explain.h"
-#include "orchestrator/load.h"
-#include "orchestrator/options.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/ledger/ledger.h"
+#include "orchestrator/load.h"
+#include "orchestrator/options.h"
+#include "orchestrator/view/explain.h"
 
 #include <getopt.h>
 #include <signal.h>

@@ -5,10 +5,23 @@
  * building.
  */
 #include "common/ml.h"
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/options.h"
-#include "orchestrator/revision_view.h"
+
+int ml_parse_count(int64_t *out, const char *s, const char *what)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < 0)
+		return ml_err_set(ML_EUSAGE, "%s must be a number, not '%s'",
+				  what, s);
+	*out = v;
+	return 0;
+}
 
 int ml_optval_timeout(int64_t *out, const char *s)
 {

@@ -12,6 +12,10 @@
 
 struct ml_ctx;
 
+/* Parse a non-negative decimal count or revision number given on the
+ * command line; ML_EUSAGE naming what (e.g. "--limit") otherwise. */
+int ml_parse_count(int64_t *out, const char *s, const char *what);
+
 /* --timeout: a duration from 1ms to 1h. ML_EUSAGE otherwise. */
 int ml_optval_timeout(int64_t *out, const char *s);
 

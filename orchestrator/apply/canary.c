@@ -45,6 +45,7 @@
 #include "orchestrator/apply/rollout_int.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 
 #include <time.h>
 
@@ -178,13 +179,14 @@ static bool is_old(const struct canary *c, const char *name)
 static int reweight(struct canary *c, size_t k, int pct, int *up_new,
 		    int *up_old)
 {
+	struct ml_host_session *h;
 	json_t *res = NULL, *e;
 	int n_new = 0, n_old = 0, w_new, w_old, rc;
 	size_t i;
 
-	rc = ml_ro_lb_call(c->st, 0, "lb_status",
-			   json_pack("{s:s}", "app", c->ro->cfg->playbook->app),
-			   &res);
+	h = ml_ro_lb_take(c->st, 0);
+	rc = ml_ro_lb_done(c->st, 0,
+			   ml_op_lb_status(h, c->ro->cfg->playbook->app, &res));
 	if (rc < 0)
 		return rc;
 	json_array_foreach(json_object_get(res, "servers"), i, e)
@@ -292,6 +294,7 @@ static int measure(struct canary *c, int64_t window_ms,
 		   struct ml_canary_side *nw, struct ml_canary_side *old)
 {
 	struct ml_rollout_state *st = c->st;
+	struct ml_host_session *h;
 	size_t i, k;
 	json_t *res, *e;
 	int rc;
@@ -302,11 +305,11 @@ static int measure(struct canary *c, int64_t window_ms,
 		window_ms = 1000;
 	for (i = 0; i < st->nlb; i++) {
 		res = NULL;
-		rc = ml_ro_lb_call(
-			st, i, "lb_requests",
-			json_pack("{s:s,s:I}", "app", c->ro->cfg->playbook->app,
-				  "window_ms", (json_int_t)window_ms),
-			&res);
+		h = ml_ro_lb_take(st, i);
+		rc = ml_ro_lb_done(st, i,
+				   ml_op_lb_requests(h,
+						     c->ro->cfg->playbook->app,
+						     window_ms, &res));
 		if (rc < 0) {
 			json_decref(res);
 			return ml_err_set(rc, "load balancer '%s': %s",
@@ -406,16 +409,12 @@ enum ml_canary_verdict ml_canary_judge(const struct ml_analysis_spec *a,
 /* The manual gate on the lock's host (the first balancer). */
 static int gate(struct canary *c, const char *action, size_t step, json_t **res)
 {
-	json_t *args = json_pack("{s:s,s:s}", "app", c->ro->cfg->playbook->app,
-				 "action", action);
+	struct ml_host_session *h = ml_ro_lb_take(c->st, 0);
 
-	if (!strcmp(action, "open")) {
-		json_object_set_new(args, "revision",
-				    json_integer(c->ro->revision));
-		json_object_set_new(args, "step",
-				    json_integer((json_int_t)step));
-	}
-	return ml_ro_lb_call(c->st, 0, "canary_gate", args, res);
+	return ml_ro_lb_done(c->st, 0,
+			     ml_op_canary_gate(h, c->ro->cfg->playbook->app,
+					       action, c->ro->revision,
+					       (int64_t)step, NULL, NULL, res));
 }
 
 /* One step: set weights, check every interval until a verdict. */

@@ -12,15 +12,14 @@
  */
 #include "common/ml.h"
 #include "common/clock.h"
-#include "common/docker.h"
 #include "common/fmt.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "orchestrator/apply/deliver.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 #include "orchestrator/image/image.h"
-#include "orchestrator/source/source.h"
 #include "orchestrator/transport/transport.h"
 
 #include <fcntl.h>
@@ -332,12 +331,7 @@ static int put_blob(struct deliver_job *job, size_t i, const char *digest,
 	rc = ml_cache_path(&path, job->cache, digest);
 	if (rc < 0)
 		return rc;
-	rc = ml_proto_request(h->io, &h->next_id, "blob_put",
-			      json_pack("{s:s,s:I,s:I,s:s}", "digest", digest,
-					"size", (json_int_t)size, "offset",
-					(json_int_t)offset, "compression",
-					"zstd"),
-			      &id);
+	rc = ml_op_blob_put_begin(h, digest, size, offset, &id);
 	if (rc < 0)
 		goto out;
 	if (offset == 0) {
@@ -354,7 +348,7 @@ static int put_blob(struct deliver_job *job, size_t i, const char *digest,
 	}
 	if (rc < 0)
 		goto out; /* the stream is broken: no reply can be trusted */
-	rc2 = ml_proto_reply(h->io, id, "blob_put", &res);
+	rc2 = ml_op_blob_put_end(h, id, &res);
 	if (rc2 < 0) {
 		rc = rc2;
 		goto out;
@@ -384,10 +378,10 @@ static int deliver_one(size_t i, void *arg)
 	struct ml_host_session *h = &job->hosts[i];
 	struct ml_deliver_result *r = &job->res[i];
 	const struct ml_image *img = job->img;
-	json_t *digests = json_array(), *res = NULL, *missing, *partial, *d;
-	json_t *tags = json_array(), *layers = json_array();
+	json_t *res = NULL, *missing, *partial, *d;
+	const char **tags = NULL;
 	int64_t t0 = ml_mono_ms(), load_ms;
-	size_t k;
+	size_t k, ntags = 0;
 	int rc;
 
 	if (h->rc < 0 && h->target->is_app) {
@@ -397,19 +391,10 @@ static int deliver_one(size_t i, void *arg)
 					h->error ? h->error : "unreachable");
 	}
 	if (h->rc < 0 || !h->target->is_app) {
-		json_decref(digests);
-		json_decref(tags);
-		json_decref(layers);
 		atomic_fetch_add(&job->done, 1);
 		return h->rc < 0 ? h->rc : 0;
 	}
-	json_array_append_new(digests, json_string(img->config_digest));
-	for (k = 0; k < img->nlayers; k++) {
-		json_array_append_new(digests, json_string(img->layers[k]));
-		json_array_append_new(layers, json_string(img->layers[k]));
-	}
-	rc = ml_host_call(h, "blobs_have",
-			  json_pack("{s:o}", "digests", digests), &res);
+	rc = ml_op_blobs_have(h, img, &res);
 	if (rc < 0)
 		goto out;
 	missing = json_object_get(res, "missing");
@@ -440,9 +425,11 @@ static int deliver_one(size_t i, void *arg)
 	json_decref(res);
 	res = NULL;
 	for (k = 0; job->o->tags && job->o->tags[k]; k++)
+		;
+	tags = ml_xcalloc(k + 1, sizeof(*tags));
+	for (k = 0; job->o->tags && job->o->tags[k]; k++)
 		if (strncmp(job->o->tags[k], "sha256:", 7)) /* not a name */
-			json_array_append_new(tags,
-					      json_string(job->o->tags[k]));
+			tags[ntags++] = job->o->tags[k];
 	/*
 	 * docker load reads the whole image from the VM's disk: give it a
 	 * minute plus a second per 8 MiB (a multi-GB model takes minutes)
@@ -452,19 +439,14 @@ static int deliver_one(size_t i, void *arg)
 		load_ms += img->layer_sizes[k] / (8 << 20) * 1000;
 	ml_ssh_chan_set_timeout(h->chan,
 				(int)(load_ms < 3600000 ? load_ms : 3600000));
-	rc = ml_host_call(h, "image_load",
-			  json_pack("{s:s,s:s,s:O,s:O}", "image_id", img->id,
-				    "config", img->config_digest, "layers",
-				    layers, "tags", tags),
-			  &res);
+	rc = ml_op_image_load(h, img, tags, &res);
 	ml_ssh_chan_set_timeout(h->chan, 60000);
 	if (rc < 0)
 		goto out;
 	r->loaded = json_is_true(json_object_get(res, "loaded"));
 out:
 	json_decref(res);
-	json_decref(tags);
-	json_decref(layers);
+	free(tags);
 	r->ms = ml_mono_ms() - t0;
 	if (rc < 0) {
 		r->rc = rc;
@@ -570,43 +552,4 @@ int ml_deliver(struct ml_host_session *hosts, size_t n,
 	return ml_err_set(res[first].rc, "delivery failed on %zu of %zu "
 					 "host%s: %s",
 			  failed, n, n == 1 ? "" : "s", res[first].error);
-}
-
-int ml_image_prepare(struct ml_image **out, struct ml_cache **cache_out,
-		     const struct ml_config *cfg, const char *docker_sock)
-{
-	struct ml_docker *d = NULL;
-	struct ml_source *src = NULL;
-	struct ml_image *img = NULL;
-	struct ml_cache *cache = NULL;
-	int rc;
-
-	rc = ml_docker_new(&d, docker_sock ? docker_sock : ML_DOCKER_SOCK);
-	if (rc < 0)
-		goto out;
-	if (cfg->playbook->image.kind == ML_IMAGE_BUILD) {
-		rc = ml_source_open(&src, ".");
-		if (rc < 0)
-			goto out;
-	}
-	rc = ml_image_resolve(&img, d, &cfg->playbook->image, src,
-			      cfg->commit, cfg->playbook->app);
-	if (rc < 0)
-		goto out;
-	rc = ml_cache_open(&cache, NULL);
-	if (rc < 0)
-		goto out;
-	rc = ml_cache_fill(cache, d, img);
-	if (rc < 0)
-		goto out;
-	*out = img;
-	*cache_out = cache;
-	img = NULL;
-	cache = NULL;
-out:
-	ml_image_free(img);
-	ml_cache_free(cache);
-	ml_source_free(src);
-	ml_docker_free(d);
-	return rc;
 }

@@ -47,13 +47,4 @@ int ml_deliver(struct ml_host_session *hosts, size_t n,
 	       const struct ml_deliver_opts *o,
 	       struct ml_deliver_result *res);
 
-/*
- * The image of cfg's playbook, ready to deliver: resolved (or built from
- * cfg->commit) through the local Docker Engine at docker_sock (NULL: the
- * default socket), with its blobs in the controller's cache (*cache_out,
- * opened here). Both are the caller's.
- */
-int ml_image_prepare(struct ml_image **out, struct ml_cache **cache_out,
-		     const struct ml_config *cfg, const char *docker_sock);
-
 #endif

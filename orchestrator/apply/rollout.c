@@ -24,6 +24,7 @@
 #include "orchestrator/secrets.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 #include "orchestrator/ledger/ledger.h"
 #include "orchestrator/plan/fleet.h"
 #include "orchestrator/plan/plan.h"
@@ -347,15 +348,20 @@ static void server_name(char *buf, size_t n, const char *host, int replica,
 	ml_plan_server_name(buf, n, host, replica, slot);
 }
 
-/* One request to balancer i; a failure's message names the balancer, once
- * for every op. */
-static int lb_call(struct ml_rollout_state *st, size_t i, const char *op,
-		   json_t *args, json_t **res)
+/*
+ * Balancer i's session for one request (fleet/ops.h), under its mutex:
+ * the canary's and the batches' requests share the session. lb_done
+ * releases it with the request's result, and a failure's message then
+ * names the balancer, once for every op.
+ */
+static struct ml_host_session *lb_take(struct ml_rollout_state *st, size_t i)
 {
-	int rc;
-
 	pthread_mutex_lock(&st->lb_lock[i]);
-	rc = ml_host_call(st->lb[i], op, args, res);
+	return st->lb[i];
+}
+
+static int lb_done(struct ml_rollout_state *st, size_t i, int rc)
+{
 	pthread_mutex_unlock(&st->lb_lock[i]);
 	if (rc < 0)
 		ml_err_prefix(rc, "load balancer '%s'", st->lb[i]->target->name);
@@ -367,17 +373,14 @@ static int lb_set_all(struct ml_rollout_state *st, const char *server,
 		      const char *state)
 {
 	const char *app = st->ro->cfg->playbook->app;
-	json_t *res;
+	struct ml_host_session *h;
 	size_t i;
 	int rc;
 
 	for (i = 0; i < st->nlb; i++) {
-		res = NULL;
-		rc = lb_call(st, i, "lb_set",
-			     json_pack("{s:s,s:s,s:s}", "app", app, "server",
-				       server, "state", state),
-			     &res);
-		json_decref(res);
+		h = lb_take(st, i);
+		rc = lb_done(st, i, ml_op_lb_set(h, app, server, state, -1,
+						 NULL));
 		if (rc < 0)
 			return rc;
 	}
@@ -413,11 +416,11 @@ static int lb_wait(struct ml_rollout_state *st, const char *server,
 
 	for (i = 0; i < st->nlb; i++) {
 		for (;;) {
+			struct ml_host_session *h = lb_take(st, i);
 			json_t *res = NULL;
 			bool ok;
 
-			rc = lb_call(st, i, "lb_status",
-				     json_pack("{s:s}", "app", app), &res);
+			rc = lb_done(st, i, ml_op_lb_status(h, app, &res));
 			if (rc < 0)
 				return rc;
 			ok = pred(find_server(res, server));
@@ -543,7 +546,7 @@ static void lb_tls_args(json_t *args, const struct ml_rollout *ro)
 /*
  * Give every balancer the full server list with states from what runs.
  * A slot running another revision keeps the health check that revision
- * took traffic with (the balancer checks it apart, agent/haproxy.h): a
+ * took traffic with (the balancer checks it apart, agent/lb/render.c): a
  * changed check applies to the new revision's servers only, so a wrong
  * new health path never takes the serving ones down.
  */
@@ -609,6 +612,7 @@ static int lb_apply_all(struct ml_rollout_state *st)
 		}
 	}
 	for (i = 0; i < st->nlb; i++) {
+		struct ml_host_session *h;
 		json_t *res = NULL, *args;
 
 		args = json_pack("{s:s,s:i,s:s,s:o,s:I,s:O,s:i,s:s}", "app",
@@ -624,7 +628,8 @@ static int lb_apply_all(struct ml_rollout_state *st)
 				  cfg->playbook->metrics.bind
 					  ?: st->lb[i]->target->address);
 		lb_tls_args(args, ro);
-		rc = lb_call(st, i, "lb_apply", args, &res);
+		h = lb_take(st, i);
+		rc = lb_done(st, i, ml_op_lb_apply(h, args, &res));
 		if (rc < 0) {
 			json_decref(res);
 			break;
@@ -649,13 +654,9 @@ static int lb_apply_all(struct ml_rollout_state *st)
 static int stop_container(struct ml_rollout *ro, struct host_state *hs,
 			  const char *id)
 {
-	json_t *res = NULL;
 	int rc;
 
-	rc = ml_host_call(hs->h, "container_stop",
-			  json_pack("{s:s,s:i}", "id", id, "timeout_s", 10),
-			  &res);
-	json_decref(res);
+	rc = ml_op_container_stop(hs->h, id, 10, NULL);
 	if (rc == 0)
 		event(ro, hs->h->target->name, "stop", "ok", "%.12s", id);
 	return rc;
@@ -667,8 +668,8 @@ static int start_container(struct ml_rollout *ro, struct host_state *hs,
 	json_t *res = NULL;
 	int rc;
 
-	rc = ml_host_call(hs->h, "container_run",
-			  ml_rollout_run_args(ro, replica, slot), &res);
+	rc = ml_op_container_run(hs->h, ml_rollout_run_args(ro, replica, slot),
+				 &res);
 	if (rc < 0)
 		goto out;
 	*id_out = ml_xstrdup(json_string_value(json_object_get(res, "id"))
@@ -693,19 +694,9 @@ static int wait_healthy(struct ml_rollout *ro, struct host_state *hs,
 	int rc;
 
 	ml_ssh_chan_set_timeout(hs->h->chan, (int)deadline + 30000);
-	rc = ml_host_call(
-		hs->h, "container_wait",
-		json_pack("{s:s,s:i,s:s,s:I,s:I,s:I,s:i,s:i,s:I,s:o*}", "id", id,
-			  "host_port",
-			  ml_rollout_host_port(ro->cfg, replica, slot), "path",
-			  h->path, "interval_ms", (json_int_t)h->interval_ms,
-			  "timeout_ms", (json_int_t)h->timeout_ms,
-			  "start_period_ms", (json_int_t)h->start_period_ms,
-			  "healthy_threshold", h->healthy_threshold,
-			  "unhealthy_threshold", h->unhealthy_threshold,
-			  "deadline_ms", (json_int_t)deadline, "expect",
-			  ml_health_expect_json(h)),
-		&res);
+	rc = ml_op_container_wait(hs->h, id,
+				  ml_rollout_host_port(ro->cfg, replica, slot),
+				  h, deadline, &res);
 	ml_ssh_chan_set_timeout(hs->h->chan, 60000);
 	if (rc == 0)
 		event(ro, hs->h->target->name, "healthy", "ok", "after %lld ms",
@@ -836,9 +827,7 @@ static int observe_host(size_t i, void *arg)
 		hs->error = ml_xstrdup(hs->h->error);
 		return hs->rc;
 	}
-	rc = ml_host_call(hs->h, "list",
-			  json_pack("{s:s}", "app", st->ro->cfg->playbook->app),
-			  &hs->containers);
+	rc = ml_op_list(hs->h, st->ro->cfg->playbook->app, &hs->containers);
 	if (rc < 0) {
 		hs->rc = rc;
 		hs->error = ml_xasprintf("%s: %s", hs->h->target->name,
@@ -1072,10 +1061,14 @@ void ml_ro_event(struct ml_rollout *ro, const char *host, const char *step,
 	event(ro, host, step, status, "%s", detail);
 }
 
-int ml_ro_lb_call(struct ml_rollout_state *st, size_t i, const char *op,
-		  json_t *args, json_t **res)
+struct ml_host_session *ml_ro_lb_take(struct ml_rollout_state *st, size_t i)
 {
-	return lb_call(st, i, op, args, res);
+	return lb_take(st, i);
+}
+
+int ml_ro_lb_done(struct ml_rollout_state *st, size_t i, int rc)
+{
+	return lb_done(st, i, rc);
 }
 
 void ml_ro_server_name(char *buf, size_t n, const char *host, int replica,
@@ -1088,19 +1081,14 @@ int ml_ro_lb_set_weight(struct ml_rollout_state *st, const char *server,
 			const char *state, int weight)
 {
 	const char *app = st->ro->cfg->playbook->app;
-	json_t *res, *args;
+	struct ml_host_session *h;
 	size_t i;
 	int rc;
 
 	for (i = 0; i < st->nlb; i++) {
-		res = NULL;
-		args = json_pack("{s:s,s:s,s:s}", "app", app, "server", server,
-				 "state", state);
-		if (weight >= 0)
-			json_object_set_new(args, "weight",
-					    json_integer(weight));
-		rc = lb_call(st, i, "lb_set", args, &res);
-		json_decref(res);
+		h = lb_take(st, i);
+		rc = lb_done(st, i, ml_op_lb_set(h, app, server, state, weight,
+						 NULL));
 		if (rc < 0)
 			return ml_err_set(rc, "load balancer '%s': %s",
 					  st->lb[i]->target->name,

@@ -42,9 +42,11 @@ struct ml_rollout_state {
 void ml_ro_event(struct ml_rollout *ro, const char *host, const char *step,
 		 const char *status, const char *fmt, ...) ML_PRINTF(5, 6);
 
-/* One call to balancer i, under its mutex. */
-int ml_ro_lb_call(struct ml_rollout_state *st, size_t i, const char *op,
-		  json_t *args, json_t **res);
+/* Balancer i's session for one request (fleet/ops.h), under its mutex;
+ * ml_ro_lb_done releases it with the request's result, which it returns,
+ * naming the balancer in a failure's message. */
+struct ml_host_session *ml_ro_lb_take(struct ml_rollout_state *st, size_t i);
+int ml_ro_lb_done(struct ml_rollout_state *st, size_t i, int rc);
 
 /* "vm1-0a" into buf. */
 void ml_ro_server_name(char *buf, size_t n, const char *host, int replica,

@@ -19,43 +19,18 @@
 #include "orchestrator/apply/rollout_int.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 
 #define SHOWN 80
-
-static json_t *expect_json(const struct ml_verify_req *q)
-{
-	json_t *o;
-
-	if (!q->expect_status && !q->expect_body && !q->expect_json_field)
-		return NULL;
-	o = json_object();
-	if (q->expect_status)
-		json_object_set_new(o, "status",
-				    json_pack("[i]", q->expect_status));
-	if (q->expect_body)
-		json_object_set_new(o, "body", json_string(q->expect_body));
-	if (q->expect_json_field)
-		json_object_set_new(o, "json",
-				    json_pack("{s:s,s:s}", "field",
-					      q->expect_json_field, "value",
-					      q->expect_json_value));
-	return o;
-}
 
 /* One request to a slot; *res is the agent's answer (the caller's). */
 static int send_one(struct host_state *hs, const struct ml_config *cfg,
 		    const struct ml_verify_req *q, int replica, char slot,
 		    json_t **res)
 {
-	return ml_host_call(
-		hs->h, "container_request",
-		json_pack("{s:i,s:s,s:s,s:s*,s:I,s:o*}", "host_port",
-			  ml_rollout_host_port(cfg, replica, slot), "method",
-			  q->method, "path", q->path, "body", q->body,
-			  "timeout_ms",
-			  (json_int_t)cfg->playbook->rollout.verify.timeout_ms,
-			  "expect", expect_json(q)),
-		res);
+	return ml_op_container_request(
+		hs->h, ml_rollout_host_port(cfg, replica, slot), q,
+		cfg->playbook->rollout.verify.timeout_ms, res);
 }
 
 /* The first SHOWN bytes of an answer's body, escaped, into b. */

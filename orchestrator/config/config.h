@@ -170,11 +170,9 @@ enum ml_balance {
 	ML_BALANCE_RANDOM,
 };
 
-/* The balance algorithms by name, in enum order from ML_BALANCE_ROUNDROBIN
- * (HAProxy's words, as the playbook writes them). */
-extern const char *const ml_balance_names[3];
-
-/* The name of b; "roundrobin" for 0 (unset) or a value out of range. */
+/* The name of b, one of common/balance.h's ml_balance_words (the enum is
+ * in their order, from ML_BALANCE_ROUNDROBIN); "roundrobin" for 0 (unset)
+ * or a value out of range. */
 const char *ml_balance_name(enum ml_balance b);
 
 struct ml_lb_spec {

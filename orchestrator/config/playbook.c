@@ -16,6 +16,7 @@
  * checked for duplicates by pairwise comparison.
  */
 #include "common/ml.h"
+#include "common/balance.h"
 #include "common/fmt.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/config/yaml.h"
@@ -761,25 +762,23 @@ static void parse_tls(struct ml_cfgctx *c, struct ml_playbook *pb,
 			&pb->lb.tls_redirect_port);
 }
 
-const char *const ml_balance_names[3] = {
-	"roundrobin",
-	"leastconn",
-	"random",
-};
+/* enum ml_balance counts the words of common/balance.h, in their order */
+_Static_assert(ML_BALANCE_RANDOM - ML_BALANCE_ROUNDROBIN + 1 ==
+		       ML_BALANCE_COUNT,
+	       "enum ml_balance and ml_balance_words differ");
 
 const char *ml_balance_name(enum ml_balance b)
 {
-	if (b < ML_BALANCE_ROUNDROBIN ||
-	    (size_t)b > ML_ARRAY_SIZE(ml_balance_names))
-		return ml_balance_names[0];
-	return ml_balance_names[b - ML_BALANCE_ROUNDROBIN];
+	if (b < ML_BALANCE_ROUNDROBIN || (size_t)b > ML_BALANCE_COUNT)
+		return ml_balance_words[0];
+	return ml_balance_words[b - ML_BALANCE_ROUNDROBIN];
 }
 
 static void parse_lb(struct ml_cfgctx *c, struct ml_playbook *pb,
 		     const struct ml_ynode *n)
 {
-	const char *const *balances = ml_balance_names;
-	const size_t nbalances = ML_ARRAY_SIZE(ml_balance_names);
+	const char *const *balances = ml_balance_words;
+	const size_t nbalances = ML_BALANCE_COUNT;
 	const struct ml_ynode *v;
 
 	if (ml_cfg_want_map(c, n, "load_balancer") < 0)

@@ -8,7 +8,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/proto.h"
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/options.h"

@@ -4,7 +4,7 @@
 /*
  * What `mlctl init` writes, as pure functions of a few answers: the
  * Dockerfile, the .dockerignore, the playbook and an inventory skeleton.
- * No I/O here (cmd_init.c reads the repository and writes the files), so
+ * No I/O here (orchestrator/cmd/init.c reads the repository and writes the files), so
  * the unit tests check the text and the playbook is checked by the same
  * parser `mlctl validate` uses.
  */

@@ -19,6 +19,7 @@
 #include "orchestrator/metrics/metrics.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 
 struct sum {
 	char *key; /* "HOST/NAME", or a revision number as text */
@@ -160,10 +161,7 @@ int ml_metrics_collect(json_t **out, struct ml_host_session *hosts, size_t n,
 
 		if (!h->target->is_lb || h->rc < 0)
 			continue;
-		rc = ml_host_call(h, "lb_requests",
-				  json_pack("{s:s,s:I}", "app", app,
-					    "window_ms", (json_int_t)window_ms),
-				  &res);
+		rc = ml_op_lb_requests(h, app, window_ms, &res);
 		o = json_pack("{s:s}", "host", h->target->name);
 		if (rc < 0) {
 			json_object_set_new(o, "error",

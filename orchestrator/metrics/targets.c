@@ -18,6 +18,7 @@
 #include "orchestrator/apply/rollout.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 #include "orchestrator/ledger/ledger.h"
 #include "orchestrator/transport/transport.h"
 
@@ -41,8 +42,7 @@ static int list_one(size_t i, void *arg)
 
 	if (h->rc < 0 || !h->target->is_app)
 		return 0;
-	rc = ml_host_call(h, "list", json_pack("{s:s}", "app", job->app),
-			  &res);
+	rc = ml_op_list(h, job->app, &res);
 	if (rc == 0)
 		job->lists[i] = json_incref(json_object_get(res, "containers"));
 	json_decref(res);
@@ -212,8 +212,6 @@ int ml_metrics_refresh(const struct ml_config *cfg,
 		}
 	snprintf(revs, sizeof(revs), "%lld", (long long)newest);
 	for (i = 0; i < n; i++) {
-		json_t *res = NULL;
-
 		if (!hosts[i].target->is_lb)
 			continue;
 		json_array_append_new(
@@ -227,11 +225,7 @@ int ml_metrics_refresh(const struct ml_config *cfg,
 					newest_commit ?: "")));
 		if (hosts[i].rc < 0 || !json_array_size(servers))
 			continue;
-		rc2 = ml_host_call(&hosts[i], "lb_revisions",
-				   json_pack("{s:s,s:O}", "app", pb->app,
-					     "servers", servers),
-				   &res);
-		json_decref(res);
+		rc2 = ml_op_lb_revisions(&hosts[i], pb->app, servers, NULL);
 		if (rc2 < 0 && rc2 != ML_ENOTFOUND) {
 			ml_warn("cannot give '%s' the revision of each "
 				"server: %s",

@@ -4,7 +4,7 @@
  * top: home the cursor, clear, draw), one view after another otherwise.
  */
 #include "common/ml.h"
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/metrics/metrics.h"
 

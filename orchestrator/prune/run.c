@@ -17,9 +17,10 @@
 #include "common/ml.h"
 #include "common/fmt.h"
 #include "common/log.h"
-#include "orchestrator/cmd.h"
+#include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/ops.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/prune/prune.h"
 #include "orchestrator/prune/run.h"
@@ -42,46 +43,6 @@ struct fleet_job {
 	bool dry_run;
 };
 
-/* ---- the typed calls of the agent's prune ops ---- */
-
-static int call_prune_scan(struct ml_host_session *h, json_t **scan)
-{
-	return ml_host_call(h, "prune_scan", json_object(), scan);
-}
-
-/*
- * The agent takes at most ML_PRUNE_MAX_ITEMS of each kind per request; a
- * longer backlog (the first prune of a fleet deployed for years) is
- * worked off by the prunes after it.
- */
-static int call_prune(struct ml_host_session *h, const char *app,
-		      const struct ml_prune_plan *p, bool dry_run,
-		      json_t **res)
-{
-	json_t *cs = json_array(), *is = json_array(), *bs = json_array();
-	size_t i, j;
-
-	for (i = 0; i < p->ncontainers && i < ML_PRUNE_MAX_ITEMS; i++)
-		json_array_append_new(cs, json_string(p->containers[i]->id));
-	for (i = 0; i < p->nimages && i < ML_PRUNE_MAX_ITEMS; i++) {
-		json_t *tags = json_array();
-
-		for (j = 0; j < p->images[i].ntags; j++)
-			json_array_append_new(tags,
-					      json_string(p->images[i].tags[j]));
-		json_array_append_new(is, json_pack("{s:s,s:o}", "id",
-						    p->images[i].img->id,
-						    "tags", tags));
-	}
-	for (i = 0; i < p->nblobs && i < ML_PRUNE_MAX_ITEMS; i++)
-		json_array_append_new(bs, json_string(p->blobs[i]->digest));
-	return ml_host_call(h, "prune",
-			    json_pack("{s:s,s:o,s:o,s:o,s:b}", "app", app,
-				      "containers", cs, "images", is, "blobs",
-				      bs, "dry_run", dry_run),
-			    res);
-}
-
 /* ---- per host ---- */
 
 static int prune_one(size_t i, void *arg)
@@ -95,7 +56,7 @@ static int prune_one(size_t i, void *arg)
 
 	if (h->rc < 0 || !h->target->is_app)
 		return 0;
-	rc = call_prune_scan(h, &scan);
+	rc = ml_op_prune_scan(h, &scan);
 	if (rc == 0)
 		rc = ml_prune_host_from_json(&job->host, scan);
 	json_decref(scan);
@@ -104,7 +65,7 @@ static int prune_one(size_t i, void *arg)
 	in.host = &job->host;
 	ml_prune_host(&job->plan, &in);
 	job->planned = true;
-	rc = call_prune(h, in.app, &job->plan, fj->dry_run, &job->result);
+	rc = ml_op_prune(h, in.app, &job->plan, fj->dry_run, &job->result);
 out:
 	if (rc < 0)
 		job->error = ml_xstrdup(ml_err_msg());

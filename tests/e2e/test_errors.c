@@ -5,8 +5,8 @@
  * the buffer it was read from (the message came out garbled or with its
  * context repeated): the automatic rollback that fails too
  * (orchestrator/deploy.c), the image of a recorded revision missing from
- * the controller's Docker (deploy.c), and a balancer refusing a request
- * (orchestrator/apply/rollout.c, lb_call). The bootstrap and secrets sites
+ * the controller's Docker (orchestrator/image/prepare.c), and a balancer
+ * refusing a request (orchestrator/apply/rollout.c, lb_call). The bootstrap and secrets sites
  * are in tests/e2e/test_cli.c and tests/unit/common/test_err.c.
  */
 #include <setjmp.h>

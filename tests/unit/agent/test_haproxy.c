@@ -12,6 +12,7 @@
  * The live tests need the haproxy binary; without it they are skipped.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "agent/agent.h"
 #include "agent/lb/internal.h"
 #include "tests/support/proc.h"
@@ -32,14 +33,6 @@
 #include <cmocka.h>
 
 #define APP "demo"
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(long ms)
 {
@@ -757,12 +750,12 @@ static void backend_start(struct backend *b, const char *name)
 
 static void backend_stop(struct backend *b)
 {
-	int64_t deadline = mono_ms() + 5000;
+	int64_t deadline = ml_mono_ms() + 5000;
 
 	b->stop = true;
 	pthread_join(b->th, NULL);
 	close(b->fd);
-	while (b->active > 0 && mono_ms() < deadline)
+	while (b->active > 0 && ml_mono_ms() < deadline)
 		sleep_ms(10);
 }
 
@@ -824,10 +817,10 @@ struct load {
 static void *load_main(void *arg)
 {
 	struct load *l = arg;
-	int64_t end = mono_ms() + l->max_ms;
+	int64_t end = ml_mono_ms() + l->max_ms;
 	int i, st;
 
-	for (i = 0; i < l->count && mono_ms() < end; i++) {
+	for (i = 0; i < l->count && ml_mono_ms() < end; i++) {
 		st = http_get(l->port, "/", NULL, 0);
 		if (st == 200) {
 			l->ok++;
@@ -861,14 +854,14 @@ static json_t *apply_args(json_t *servers)
 static void stop_haproxy(const char *app)
 {
 	struct ml_haproxy h;
-	int64_t deadline = mono_ms() + 5000;
+	int64_t deadline = ml_mono_ms() + 5000;
 	pid_t pid = 0;
 
 	if (ml_haproxy_init(&h, ag.state_dir, app) < 0)
 		return;
 	if (ml_haproxy_master_pid(&pid, &h) == 0 && pid > 0) {
 		kill(pid, SIGTERM);
-		while (mono_ms() < deadline) {
+		while (ml_mono_ms() < deadline) {
 			pid_t p = 0;
 
 			if (ml_haproxy_master_pid(&p, &h) == 0 && !p)
@@ -909,10 +902,10 @@ static const char *server_str(const char *name, const char *key)
 /* Wait until server's health word is want (or fail after 5 s). */
 static void wait_health(const char *name, const char *want)
 {
-	int64_t deadline = mono_ms() + 5000;
+	int64_t deadline = ml_mono_ms() + 5000;
 
 	while (strcmp(server_str(name, "health"), want)) {
-		if (mono_ms() > deadline)
+		if (ml_mono_ms() > deadline)
 			fail_msg("%s did not become %s (is %s)", name, want,
 				 server_str(name, "health"));
 		sleep_ms(50);
@@ -1336,9 +1329,9 @@ static void test_haproxy__live_wait_drained(void **state)
 			 0);
 	b1.slow_ms = 1000;
 	assert_int_equal(pthread_create(&r.th, NULL, slow_main, &r), 0);
-	t0 = mono_ms();
+	t0 = ml_mono_ms();
 	while (b1.slow_active == 0) {
-		assert_true(mono_ms() - t0 < 3000);
+		assert_true(ml_mono_ms() - t0 < 3000);
 		sleep_ms(10);
 	}
 	assert_int_equal(call(NULL, "lb_set",
@@ -1513,10 +1506,10 @@ static void test_haproxy__live_reload(void **state)
 	l.count = 500;
 	l.max_ms = 10000;
 	assert_int_equal(pthread_create(&l.th, NULL, load_main, &l), 0);
-	t0 = mono_ms();
-	while (l.done < 100 && mono_ms() - t0 < 10000)
+	t0 = ml_mono_ms();
+	while (l.done < 100 && ml_mono_ms() - t0 < 10000)
 		sleep_ms(5);
-	t0 = mono_ms();
+	t0 = ml_mono_ms();
 	assert_int_equal(
 		call(&res, "lb_apply",
 		     apply_args(json_pack(
@@ -1527,7 +1520,7 @@ static void test_haproxy__live_reload(void **state)
 			     server("s4", "127.0.0.1", b4.port, "ready",
 				    100)))),
 		0);
-	ms = mono_ms() - t0;
+	ms = ml_mono_ms() - t0;
 	assert_true(json_is_true(json_object_get(res, "reloaded")));
 	assert_false(json_is_true(json_object_get(res, "started")));
 	assert_int_equal(json_integer_value(json_object_get(res, "master_pid")),
@@ -1586,8 +1579,8 @@ static void test_haproxy__live_server_keeps_its_check(void **state)
 	l.count = 400;
 	l.max_ms = 10000;
 	assert_int_equal(pthread_create(&l.th, NULL, load_main, &l), 0);
-	t0 = mono_ms();
-	while (l.done < 50 && mono_ms() - t0 < 10000)
+	t0 = ml_mono_ms();
+	while (l.done < 50 && ml_mono_ms() - t0 < 10000)
 		sleep_ms(5);
 	old = json_pack("{s:s,s:i,s:i,s:i,s:i}", "path", "/health",
 			"interval_ms", 200, "timeout_ms", 1000,
