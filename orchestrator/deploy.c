@@ -394,6 +394,7 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 
 			fprintf(hum, "rolling back to revision %lld\n",
 			       (long long)prev->number);
+			fflush(hum); /* seen now, also in a file or a pipe */
 			rc2 = ml_deploy_load_revision(&pcfg, &pimg, &pcache,
 						      ctx, prev);
 			if (rc2 == 0 && ml_fleet_lock_lost(lk))
