@@ -73,7 +73,7 @@ static int op_container_request(struct ml_agent *a, json_t *args,
 	got = ml_probe_request(&pr, &body, ml_agent_slot_host(), (int)port,
 			       method, path, req_body, (long)timeout);
 	if (got == ML_EINVALID) {
-		rc = ml_err_set(ML_EPROTO, OP ": %s", ml_err_msg());
+		rc = ml_err_prefix(ML_EPROTO, OP);
 		goto out;
 	}
 	r = json_object();

@@ -312,9 +312,7 @@ static int measure(struct canary *c, int64_t window_ms,
 						     window_ms, &res));
 		if (rc < 0) {
 			json_decref(res);
-			return ml_err_set(rc, "load balancer '%s': %s",
-					  st->lb[i]->target->name,
-					  ml_err_msg());
+			return rc;
 		}
 		json_array_foreach(json_object_get(res, "servers"), k, e)
 		{

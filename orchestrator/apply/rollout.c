@@ -1090,9 +1090,7 @@ int ml_ro_lb_set_weight(struct ml_rollout_state *st, const char *server,
 		rc = lb_done(st, i, ml_op_lb_set(h, app, server, state, weight,
 						 NULL));
 		if (rc < 0)
-			return ml_err_set(rc, "load balancer '%s': %s",
-					  st->lb[i]->target->name,
-					  ml_err_msg());
+			return rc;
 	}
 	return 0;
 }

@@ -1312,6 +1312,26 @@ static void test_container_ops__probe(void **state)
 			 ML_EINVALID);
 }
 
+/*
+ * container_request with a method the probe refuses: the op's name once,
+ * then the probe's reason whole (this site once formatted ml_err_msg()
+ * into the buffer it read from).
+ */
+static void test_container_ops__request_bad_method(void **state)
+{
+	json_t *reply;
+
+	ML_UNUSED(state);
+	reply = call("container_request",
+		     json_pack("{s:i,s:s,s:s}", "host_port", app.port, "path",
+			       "/health", "method", "get"));
+	assert_string_equal(err_code(reply), "bad-request");
+	assert_string_equal(err_msg(reply),
+			    "container_request: request: bad address, port, "
+			    "method or path");
+	json_decref(reply);
+}
+
 /* ---- container_wait ------------------------------------------------- */
 
 #define INSPECT_RUNNING                                                        \
@@ -1583,6 +1603,7 @@ int main(void)
 		cmocka_unit_test(test_container_ops__logs),
 		cmocka_unit_test(test_container_ops__logs_after),
 		cmocka_unit_test(test_container_ops__probe),
+		cmocka_unit_test(test_container_ops__request_bad_method),
 		cmocka_unit_test(test_container_ops__wait_healthy),
 		cmocka_unit_test(test_container_ops__wait_flapping),
 		cmocka_unit_test(test_container_ops__wait_start_period),
