@@ -21,7 +21,9 @@
 # run on a shared machine, so read them as approximate.
 #
 # Environment: WEIGHTS_MB, PREFIX (fleet prefix, default mlq), SUBNET
-# (default 10.77.32).
+# (default 10.77.32), DIR (the fleet's directory, default
+# /tmp/mlctl-bench-PREFIX). Two runs with different PREFIX, SUBNET and DIR
+# do not touch each other's fleet or images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -31,14 +33,15 @@ PREFIX=${PREFIX:-mlq}
 SUBNET=${SUBNET:-10.77.32}
 mlctl=$PWD/bin/mlctl
 fleet=$PWD/tests/fleet/fleet
-dir=/tmp/mlctl-bench-compare
+dir=${DIR:-/tmp/mlctl-bench-$PREFIX}
+img=bench-compare-$PREFIX # the controller's images of this run
 repo=$(mktemp -d /tmp/mlctl-bench-repo.XXXXXX)
 ans=$repo.ansible
 export MLCTL_LEDGER=$repo.ledger MLCTL_CACHE_DIR=$repo.cache
 cleanup() {
 	$fleet down --dir "$dir" >/dev/null 2>&1 || true
 	rm -rf "$repo" "$repo.ledger"* "$repo.cache" "$ans"
-	docker rmi -f $(docker images -q bench-compare) >/dev/null 2>&1 || true
+	docker rmi -f $(docker images -q "$img") >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -135,7 +138,7 @@ wipe() { # containers, bench images and mlctl's blobs off every app VM
 	local vm
 	for vm in $FLEET_VMS; do
 		$fleet exec --dir "$dir" "$vm" -- sh -c \
-			'docker rm -f $(docker ps -aq) >/dev/null 2>&1; docker rmi -f $(docker images -q bench-compare) >/dev/null 2>&1; rm -rf /var/lib/mlctl/blobs /tmp/bench-compare.tar; true'
+			'docker rm -f $(docker ps -aq) >/dev/null 2>&1; docker rmi -f $(docker images -q "$1") >/dev/null 2>&1; rm -rf /var/lib/mlctl/blobs /tmp/bench-compare.tar; true' sh "$img"
 	done
 }
 secs() { echo "$1 $2" | awk '{ printf "%.1f", $2 - $1 }'; }
@@ -165,14 +168,14 @@ for n in "${sizes[@]}"; do
 	ansible_setup
 	rm -rf "$MLCTL_LEDGER"* "$MLCTL_CACHE_DIR"
 	echo "v0 $n" >"$repo/www/version"
-	build "bench-compare:v0-$n"
+	build "$img:v0-$n"
 	m bootstrap >/dev/null
 
-	timed a "bench-compare:v0-$n"
+	timed a "$img:v0-$n"
 	a_cold=$T
 	echo "v1 $n $RANDOM" >"$repo/www/version"
-	build "bench-compare:v1-$n"
-	timed a "bench-compare:v1-$n"
+	build "$img:v1-$n"
+	timed a "$img:v1-$n"
 	a_code=$T
 
 	wipe
