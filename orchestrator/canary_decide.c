@@ -11,6 +11,7 @@
 #include "orchestrator/cmd/cmd.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
+#include "orchestrator/fleet/lease.h"
 #include "orchestrator/fleet/ops.h"
 
 #include <unistd.h>
@@ -19,8 +20,7 @@ int ml_canary_decide(struct ml_ctx *ctx, const char *decision)
 {
 	struct ml_fleet_opts fo;
 	struct ml_host_session *hosts = NULL;
-	const char *user = getenv("USER");
-	char host[256] = "?", *who;
+	char *op, *who;
 	json_t *res = NULL;
 	size_t n = 0;
 	int rc;
@@ -30,9 +30,11 @@ int ml_canary_decide(struct ml_ctx *ctx, const char *decision)
 	rc = ml_fleet_opts_from_ctx(&fo, ctx);
 	if (rc < 0)
 		return rc;
-	gethostname(host, sizeof(host) - 1);
-	who = ml_xasprintf("%s@%s pid %ld", user && *user ? user : "?", host,
-			   (long)getpid());
+	/* named like the lock's holder: user@host from the password
+	 * database, not from $USER, which any environment can set */
+	op = ml_operator_name();
+	who = ml_xasprintf("%s pid %ld", op, (long)getpid());
+	free(op);
 	rc = ml_fleet_connect_lock_host(&hosts, &n, ctx->config, &fo);
 	if (rc < 0)
 		goto out;

@@ -24,6 +24,7 @@
 
 #include "common/ml.h"
 #include "common/clock.h"
+#include "tests/support/app.h"
 #include "tests/support/loadgen.h"
 #include "tests/support/prom.h"
 #include "tests/support/proc.h"
@@ -606,60 +607,6 @@ static void test_model__json_health_keeps_traffic_off_loading(void **s)
 	free(url);
 }
 
-/* Set the model's version in model/meta.json (a weights-only change). */
-static void set_model_version(const char *from, const char *to)
-{
-	char *path = ml_xasprintf("%s/model/meta.json", F.repo);
-	char *meta = ml_test_slurp(path), *at, *want, *next;
-
-	want = ml_xasprintf("\"version\": \"%s\"", from);
-	at = strstr(meta, want);
-	assert_non_null(at);
-	next = ml_xasprintf("%.*s\"version\": \"%s\"%s", (int)(at - meta), meta,
-			    to, at + strlen(want));
-	ml_test_write(F.repo, "model/meta.json", next);
-	free(next);
-	free(want);
-	free(meta);
-	free(path);
-}
-
-struct both_loads {
-	struct ml_loadgen *open, *kept;
-	int rate;
-};
-
-/* Open loop (a new connection per request) at half the held rate and
- * keep-alive connections at the other half, both on url. */
-static void loads_start(struct both_loads *l, const char *url,
-			const char *const *markers)
-{
-	l->open = ml_loadgen_start_open(url, l->rate / 2 ? l->rate / 2 : 1,
-					(long)l->rate * 300, 300, markers);
-	l->kept = ml_loadgen_start(url, l->rate / 2 ? l->rate / 2 : 1, 2,
-				   (long)l->rate * 300, 300, markers);
-}
-
-static void loads_check(struct both_loads *l, const char *what, long *marked)
-{
-	struct ml_loadgen_stats o, k;
-
-	ml_loadgen_stop(l->open, &o);
-	ml_loadgen_stop(l->kept, &k);
-	fprintf(stderr,
-		"load during %s: open loop at %d/s %ld sent, %ld failed; "
-		"keep-alive at %d/s %ld sent, %ld failed\n",
-		what, l->rate / 2, o.sent, o.failed, l->rate / 2, k.sent,
-		k.failed);
-	if (o.failed || k.failed)
-		print_error("%s: first errors: %s | %s\n", what, o.first_error,
-			    k.first_error);
-	assert_true(o.sent > 0 && k.sent > 0);
-	assert_int_equal(o.failed, 0);
-	assert_int_equal(k.failed, 0);
-	*marked = o.by_body[0] + k.by_body[0];
-}
-
 /*
  * A retrained model (the weights layer changes) rolls out, and a rollback
  * brings the previous one back, with not one request failing: open-loop
@@ -673,23 +620,19 @@ static void test_model__retrain_and_rollback_with_zero_failed(void **s)
 				 F.lb_addr);
 	const char *const v3[] = { "\"model_version\":\"v3\"", NULL };
 	const char *const v2[] = { "\"model_version\":\"v2\"", NULL };
-	struct both_loads l;
+	struct ml_loadgen_pair l;
 	struct ml_test_out o;
 	json_t *hist;
 	long marked;
+	int rate;
 	char what[96], *prev;
 
 	ML_UNUSED(s);
-	ML_TEST_OPEN_ISSUE("issues 10 and 18: 58 of 4550 open-loop requests "
-			   "timed out at 200/s before the image was "
-			   "delivered first and the fleet got its CPU "
-			   "share; not rerun since");
-	l.rate = ml_loadgen_held_rate(url, 200, 10, 3);
-	fprintf(stderr, "the fleet holds %d predictions/s open loop\n",
-		l.rate);
-	assert_true(l.rate >= 10);
+	rate = ml_loadgen_held_rate(url, 200, 10, 3);
+	fprintf(stderr, "the fleet holds %d predictions/s open loop\n", rate);
+	assert_true(rate >= 10);
 
-	set_model_version("v2", "v3");
+	assert_int_equal(ml_test_model_version(F.repo, "v3"), 0);
 	free(ml_test_commit(F.repo, "retrained: weights v3"));
 	/* the image is prepared and delivered first, unloaded: on this one
 	 * machine the controller's export from its Docker Engine shares the
@@ -697,12 +640,11 @@ static void test_model__retrain_and_rollback_with_zero_failed(void **s)
 	 * elsewhere), and measured here it starved the VMs' apps before the
 	 * rollout touched a host; the load measures the rollout */
 	run_must((const char *const[]){ "deliver", NULL }, 0);
-	loads_start(&l, url, v3);
+	ml_loadgen_pair_start(&l, url, rate, 300, v3);
 	usleep(500 * 1000);
 	mlctl(&o, (const char *const[]){ "deploy", NULL });
 	usleep(500 * 1000);
-	snprintf(what, sizeof(what), "the deploy of v3 (held %d/s)", l.rate);
-	loads_check(&l, what, &marked);
+	assert_true(ml_loadgen_pair_stop(&l, "the deploy of v3", &marked));
 	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	assert_true(marked > 0); /* v3 answered before the load ended */
@@ -727,13 +669,12 @@ static void test_model__retrain_and_rollback_with_zero_failed(void **s)
 	}
 	json_decref(hist);
 	assert_non_null(prev);
-	loads_start(&l, url, v2);
+	ml_loadgen_pair_start(&l, url, rate, 300, v2);
 	usleep(500 * 1000);
 	mlctl(&o, (const char *const[]){ "rollback", prev, NULL });
 	usleep(500 * 1000);
-	snprintf(what, sizeof(what), "the rollback to %s (held %d/s)", prev,
-		 l.rate);
-	loads_check(&l, what, &marked);
+	snprintf(what, sizeof(what), "the rollback to %s", prev);
+	assert_true(ml_loadgen_pair_stop(&l, what, &marked));
 	ml_test_must(&o, 0);
 	ml_test_out_release(&o);
 	assert_true(marked > 0);

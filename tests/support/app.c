@@ -135,6 +135,30 @@ out:
 	return rc;
 }
 
+int ml_test_model_version(const char *repo, const char *version)
+{
+	static const char key[] = "\"version\": \"";
+	char *path = ml_xasprintf("%s/model/meta.json", repo);
+	char *meta = ml_test_slurp(path), *at, *end = NULL, *next;
+
+	at = meta ? strstr(meta, key) : NULL;
+	if (at)
+		end = strchr(at + strlen(key), '"');
+	if (!end) {
+		fprintf(stderr, "%s has no \"version\"\n", path);
+		free(meta);
+		free(path);
+		return -1;
+	}
+	at += strlen(key);
+	next = ml_xasprintf("%.*s%s%s", (int)(at - meta), meta, version, end);
+	ml_test_write(repo, "model/meta.json", next);
+	free(next);
+	free(meta);
+	free(path);
+	return 0;
+}
+
 int ml_test_app_mlctl(struct ml_test_out *o, const struct ml_test_app *a,
 		      const char *const *extra, const char *const *args)
 {

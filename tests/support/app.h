@@ -43,6 +43,12 @@ int ml_test_app_init(struct ml_test_app *a, const char *tag);
 int ml_test_app_init_python(struct ml_test_app *a, const char *tag,
 			    const char *app);
 
+/* Set the Python example's model version in repo/model/meta.json, whatever it
+ * was: a weights-only change, not committed. The app names it as
+ * "model_version" in /healthz and /predict. -1 (printed) when the file
+ * has no version. */
+int ml_test_model_version(const char *repo, const char *version);
+
 /* mlctl in the repository with the fleet's known hosts and the app's
  * ledger; extra (may be NULL) adds environment entries. */
 int ml_test_app_mlctl(struct ml_test_out *o, const struct ml_test_app *a,

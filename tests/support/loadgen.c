@@ -407,3 +407,37 @@ void ml_loadgen_stop(struct ml_loadgen *lg, struct ml_loadgen_stats *st)
 	free(lg->url);
 	free(lg);
 }
+
+void ml_loadgen_pair_start(struct ml_loadgen_pair *p, const char *url,
+			   int rate, int max_seconds,
+			   const char *const *markers)
+{
+	int half = rate / 2 ? rate / 2 : 1;
+
+	p->rate = rate;
+	p->open = ml_loadgen_start_open(url, half, (long)half * max_seconds,
+					max_seconds, markers);
+	p->kept = ml_loadgen_start(url, half, 2, (long)half * max_seconds,
+				   max_seconds, markers);
+}
+
+bool ml_loadgen_pair_stop(struct ml_loadgen_pair *p, const char *what,
+			  long *marked)
+{
+	struct ml_loadgen_stats o, k;
+	int half = p->rate / 2 ? p->rate / 2 : 1;
+
+	ml_loadgen_stop(p->open, &o);
+	ml_loadgen_stop(p->kept, &k);
+	p->open = p->kept = NULL;
+	fprintf(stderr,
+		"load during %s (the fleet held %d/s): open loop at %d/s %ld "
+		"sent, %ld failed; keep-alive at %d/s %ld sent, %ld failed\n",
+		what, p->rate, half, o.sent, o.failed, half, k.sent, k.failed);
+	if (o.failed || k.failed)
+		fprintf(stderr, "%s: first errors: %s | %s\n", what,
+			o.first_error, k.first_error);
+	if (marked)
+		*marked = o.by_body[0] + k.by_body[0];
+	return o.sent > 0 && k.sent > 0 && !o.failed && !k.failed;
+}

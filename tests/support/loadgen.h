@@ -59,6 +59,29 @@ int ml_loadgen_held_rate(const char *url, int max_rate, int min_rate,
  */
 void ml_loadgen_set_ca(const char *path);
 
+/*
+ * The zero-downtime load of the suites: open loop (a new connection per
+ * request) at half of rate and keep-alive connections (2 threads) at the
+ * other half, both on url, bounded by max_seconds. rate is what the
+ * fleet was first shown to hold (ml_loadgen_held_rate).
+ */
+struct ml_loadgen_pair {
+	struct ml_loadgen *open, *kept;
+	int rate;
+};
+void ml_loadgen_pair_start(struct ml_loadgen_pair *p, const char *url,
+			   int rate, int max_seconds,
+			   const char *const *markers);
+
+/*
+ * Stop both and print, on stderr, what each sent and what failed during
+ * `what` (with the rates), and the first errors. True when both sent and
+ * nothing failed. *marked (may be NULL): the answers of both that
+ * carried markers[0].
+ */
+bool ml_loadgen_pair_stop(struct ml_loadgen_pair *p, const char *what,
+			  long *marked);
+
 /* Stop, wait for the threads, copy the counts, free. */
 void ml_loadgen_stop(struct ml_loadgen *lg, struct ml_loadgen_stats *st);
 
