@@ -21,7 +21,7 @@ only=${2:-}
 [ "${1:-}" = --only ] || only=
 export MLCTL_SOAK_ROUNDS=${MLCTL_SOAK_ROUNDS:-4}
 export MLCTL_FAULT_KILLS=${MLCTL_FAULT_KILLS:-10}
-export ML_TEST_OPEN_ISSUES=1 # a benchmark runs what the suite may skip
+export ML_TEST_SLOW=1 # a benchmark runs the slow cases the suite skips
 case $only in
 soak) export ML_TEST_CASES='*soak' ;;
 kill) export ML_TEST_CASES='*kill_during_deploy*' ;;

@@ -459,7 +459,7 @@ static void test_faults__kill_during_deploy_then_recover(void **s)
 	char *out = ml_xasprintf("%s.deploy-out", F.repo);
 
 	ML_UNUSED(s);
-	ML_TEST_OPEN_ISSUE("issue 8: kill -9 at a random moment and recover: 0 failed in 5 runs at 200/s since the fix of recover, run by bench/faults.sh until more show it");
+	ML_TEST_SLOW("kill -9 at a random moment and recover: a random fault, run many times by bench/faults.sh");
 	srand((unsigned)time(NULL));
 	F.failed_any = false;
 	F.row = 0;
@@ -512,7 +512,7 @@ static void test_faults__fault_kill_during_automatic_rollback(void **s)
 	pid_t pid;
 
 	ML_UNUSED(s);
-	ML_TEST_OPEN_ISSUE("issue 8: about 2 minutes, run by bench/faults.sh");
+	ML_TEST_SLOW("about 2 minutes, run by bench/faults.sh");
 	F.failed_any = false;
 	F.row = 0;
 	table_head("kill -9 during an automatic rollback, then recover");
@@ -557,7 +557,7 @@ static void test_faults__fault_link_down_during_a_deploy(void **s)
 	pid_t pid;
 
 	ML_UNUSED(s);
-	ML_TEST_OPEN_ISSUE("issue 8: about 4 minutes (a 60 s SSH timeout), run by bench/faults.sh");
+	ML_TEST_SLOW("about a minute (a 30 s dead-peer timeout), run by bench/faults.sh");
 	F.failed_any = false;
 	F.row = 0;
 	table_head("an app VM's link down during a deploy, up, deploy again");
@@ -705,7 +705,7 @@ static void test_faults__fault_dockerd_restart_during_a_deploy(void **s)
 	pid_t pid;
 
 	ML_UNUSED(s);
-	ML_TEST_OPEN_ISSUE("issue 8: about 80 s, run by bench/faults.sh");
+	ML_TEST_SLOW("about 80 s, run by bench/faults.sh");
 	F.failed_any = false;
 	F.row = 0;
 	table_head("an app VM's dockerd restarted during its batch");
@@ -801,7 +801,7 @@ static void test_faults__fault_haproxy_killed_during_a_deploy(void **s)
 	bool started;
 
 	ML_UNUSED(s);
-	ML_TEST_OPEN_ISSUE("issue 8: about 70 s, run by bench/faults.sh");
+	ML_TEST_SLOW("about 70 s, run by bench/faults.sh");
 	F.failed_any = false;
 	F.row = 0;
 	table_head("the LB VM's HAProxy killed during a deploy");
@@ -878,7 +878,7 @@ static void test_faults__fault_frozen_controller_past_its_lease(void **s)
 
 	ML_UNUSED(s);
 	/* e2e/test_deploy has the same case on the busybox example */
-	ML_TEST_OPEN_ISSUE("issue 8: about 60 s, run by bench/faults.sh");
+	ML_TEST_SLOW("about 60 s, run by bench/faults.sh");
 	F.failed_any = false;
 	F.row = 0;
 	table_head("a controller frozen past its lease, then resumed");

@@ -95,6 +95,23 @@ void ml_test_example_app(const char *repo, const char *model);
 	} while (0)
 
 /*
+ * Skip the running cmocka case because it is slow (minutes, or a random
+ * fault that needs many runs to mean anything), unless ML_TEST_SLOW=1
+ * (or ML_TEST_OPEN_ISSUES=1) asks for it; a benchmark under bench/ runs
+ * it. why says how long it takes and what runs it.
+ */
+#define ML_TEST_SLOW(why)                                                      \
+	do {                                                                  \
+		if (!getenv("ML_TEST_SLOW") &&                                \
+		    !getenv("ML_TEST_OPEN_ISSUES")) {                         \
+			fprintf(stderr, "skipped, slow: %s "                  \
+					"(ML_TEST_SLOW=1 runs it)\n",         \
+				why);                                         \
+			skip();                                               \
+		}                                                             \
+	} while (0)
+
+/*
  * Fail the running cmocka case unless the program in o exited with want,
  * printing its stdout and stderr first. A macro, so that cmocka names the
  * caller's file and line.
