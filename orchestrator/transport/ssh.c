@@ -189,6 +189,11 @@ static void dead_peer_after(int fd, int s)
 		   sizeof(user_ms));
 }
 
+int ml_ssh_socket(const struct ml_ssh *s)
+{
+	return s->fd;
+}
+
 /*
  * TCP connect with a deadline: every address getaddrinfo gives, in order.
  * Returns the connected non-blocking socket, or a negative code.

@@ -38,6 +38,13 @@
  * command, answers probes from its kernel. */
 #define ML_SSH_DEAD_PEER_S 30
 
+struct ml_ssh;
+
+/* The descriptor libssh reads and writes for s: the TCP socket of a
+ * direct connection, one end of a socket pair for one through a jump
+ * host. For tests and diagnostics (getsockopt), never for I/O. */
+int ml_ssh_socket(const struct ml_ssh *s);
+
 struct ml_ssh_opts {
 	/* Name used in messages ("'vm1' (10.77.0.11)"); required. */
 	const char *host;

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -197,6 +198,49 @@ static void test_ssh__run_exit_codes(void **state)
 
 	ml_buf_release(&out);
 	ml_buf_release(&err);
+	ml_ssh_free(s);
+}
+
+/*
+ * A direct connection gives up on a host that vanishes (no RST, no FIN)
+ * after ML_SSH_DEAD_PEER_S: keepalive probes after a third of it, and as
+ * long for data the peer does not acknowledge. Without this the kernel's
+ * defaults (two hours of idle, about 15 minutes of retransmits) hold a
+ * deploy on a dead host.
+ */
+static void test_ssh__vanished_host_is_given_up(void **state)
+{
+	struct ml_ssh_opts o;
+	struct ml_ssh *s;
+	int fd, on = 0, idle = 0, intvl = 0, cnt = 0;
+	unsigned int user_ms = 0;
+	socklen_t n;
+
+	(void)state;
+	NEED_SSHD();
+	opts_for(&o, &sshd);
+	s = connect_ok(&o);
+	fd = ml_ssh_socket(s);
+	n = sizeof(on);
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &n), 0);
+	assert_int_equal(on, 1);
+	n = sizeof(idle);
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &n),
+			 0);
+	n = sizeof(intvl);
+	assert_int_equal(
+		getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, &n), 0);
+	n = sizeof(cnt);
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, &n),
+			 0);
+	n = sizeof(user_ms);
+	assert_int_equal(
+		getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, &n), 0);
+	assert_int_equal(idle, ML_SSH_DEAD_PEER_S / 3);
+	/* the last probe goes unanswered by the deadline, not long after */
+	assert_true(idle + intvl * cnt <= ML_SSH_DEAD_PEER_S);
+	assert_true(idle + intvl * (cnt + 1) > ML_SSH_DEAD_PEER_S);
+	assert_int_equal(user_ms, ML_SSH_DEAD_PEER_S * 1000);
 	ml_ssh_free(s);
 }
 
@@ -856,6 +900,7 @@ int main(void)
 		cmocka_unit_test(test_ssh__quote_argv),
 		cmocka_unit_test(test_ssh__refuses_dash_names),
 		cmocka_unit_test(test_ssh__run_exit_codes),
+		cmocka_unit_test(test_ssh__vanished_host_is_given_up),
 		cmocka_unit_test(test_ssh__argv_reaches_remote_exactly),
 		cmocka_unit_test(test_ssh__stdin_and_many_channels),
 		cmocka_unit_test(test_ssh__channel_as_stream),
