@@ -208,39 +208,38 @@ static void test_ssh__run_exit_codes(void **state)
  * defaults (two hours of idle, about 15 minutes of retransmits) hold a
  * deploy on a dead host.
  */
+/* An int socket option of fd, asserted readable. */
+static int sockopt(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t n = sizeof(v);
+
+	assert_int_equal(getsockopt(fd, level, name, &v, &n), 0);
+	return v;
+}
+
 static void test_ssh__vanished_host_is_given_up(void **state)
 {
 	struct ml_ssh_opts o;
 	struct ml_ssh *s;
-	int fd, on = 0, idle = 0, intvl = 0, cnt = 0;
-	unsigned int user_ms = 0;
-	socklen_t n;
+	int fd, idle, intvl, cnt;
 
 	(void)state;
 	NEED_SSHD();
 	opts_for(&o, &sshd);
 	s = connect_ok(&o);
 	fd = ml_ssh_socket(s);
-	n = sizeof(on);
-	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &n), 0);
-	assert_int_equal(on, 1);
-	n = sizeof(idle);
-	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &n),
-			 0);
-	n = sizeof(intvl);
-	assert_int_equal(
-		getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, &n), 0);
-	n = sizeof(cnt);
-	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, &n),
-			 0);
-	n = sizeof(user_ms);
-	assert_int_equal(
-		getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, &n), 0);
+	assert_int_equal(sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+	idle = sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE);
+	intvl = sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL);
+	cnt = sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT);
 	assert_int_equal(idle, ML_SSH_DEAD_PEER_S / 3);
 	/* the last probe goes unanswered by the deadline, not long after */
 	assert_true(idle + intvl * cnt <= ML_SSH_DEAD_PEER_S);
 	assert_true(idle + intvl * (cnt + 1) > ML_SSH_DEAD_PEER_S);
-	assert_int_equal(user_ms, ML_SSH_DEAD_PEER_S * 1000);
+	/* TCP_USER_TIMEOUT is an unsigned int of milliseconds */
+	assert_int_equal(sockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT),
+			 ML_SSH_DEAD_PEER_S * 1000);
 	ml_ssh_free(s);
 }
 
