@@ -1477,6 +1477,36 @@ static void test_container_ops__wait_deadline(void **state)
 	json_decref(reply);
 }
 
+static void test_container_ops__wait_probes_early(void **state)
+{
+	json_t *reply, *r;
+
+	/* interval 1 s: rounds at 0, 50, 150, 350 ms find the server that
+	 * answers on the fourth, and the three early failures do not count
+	 * towards unhealthy_threshold 2 */
+	wait_with(INSPECT_RUNNING);
+	app_script(0, 503, 503, 503, 200, 0);
+	reply = call("container_wait",
+		     json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:i,s:i}", "id",
+			       "demo-r3-a0", "host_port", app.port, "path",
+			       "/ready", "interval_ms", 1000, "timeout_ms", 200,
+			       "healthy_threshold", 1, "unhealthy_threshold", 2,
+			       "deadline_ms", 10000));
+	r = ok(reply);
+	assert_int_equal(json_integer_value(json_object_get(r, "probes")), 4);
+	assert_true(json_integer_value(json_object_get(r, "after_ms")) < 1000);
+	json_decref(reply);
+
+	/* interval 200 ms: failures count at 0 ms and at 350 ms (the first
+	 * round at least 175 ms after it), so the fourth round fails the wait */
+	app_script(0, 503, 0);
+	reply = call("container_wait", wait_args(200, 1, 2, 0, 10000));
+	assert_string_equal(err_code(reply), "failed");
+	assert_non_null(strstr(err_msg(reply), "(2 failed probes in a row)"));
+	assert_int_equal(app_hits(), 4);
+	json_decref(reply);
+}
+
 static void test_container_ops__wait_docker_health(void **state)
 {
 	static const char starting[] =
@@ -1609,6 +1639,7 @@ int main(void)
 		cmocka_unit_test(test_container_ops__wait_start_period),
 		cmocka_unit_test(test_container_ops__wait_unhealthy),
 		cmocka_unit_test(test_container_ops__wait_deadline),
+		cmocka_unit_test(test_container_ops__wait_probes_early),
 		cmocka_unit_test(test_container_ops__wait_docker_health),
 		cmocka_unit_test(test_container_ops__wait_exited),
 	};
