@@ -22,7 +22,10 @@
 #
 # Environment: WEIGHTS_MB, PREFIX (fleet prefix, default mlq), SUBNET
 # (default 10.77.32), DIR (the fleet's directory, default
-# /tmp/mlctl-bench-PREFIX). Two runs with different PREFIX, SUBNET and DIR
+# /tmp/mlctl-bench-PREFIX), LOGS (a directory: mlctl runs with -vv, whose
+# lines carry the time since start and each agent request's time, and
+# each run's output is kept there as N-case.log), ONLY=mlctl (leave
+# Ansible out, to profile mlctl alone). Two runs with different PREFIX, SUBNET and DIR
 # do not touch each other's fleet or images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,7 +81,10 @@ PLAYBOOK
 	gitc add -A
 	gitc commit -qm "$1"
 }
-m() { "$mlctl" -C "$repo" --known-hosts "$dir/known_hosts" "$@"; }
+vv=()
+[ -z "${LOGS:-}" ] || { mkdir -p "$LOGS"; vv=(-vv); }
+m() { "$mlctl" "${vv[@]}" -C "$repo" --known-hosts "$dir/known_hosts" "$@"; }
+keep() { [ -z "${LOGS:-}" ] || cp "$repo.log" "$LOGS/$1.log"; }
 
 # Ansible's side: config, inventory and playbook (argv lists only)
 mkdir -p "$ans/cp"
@@ -152,7 +158,7 @@ timed() { # timed CMD...: T = wall seconds; output kept in $repo.log
 	fi
 	T=$(secs "$t0" "$EPOCHREALTIME")
 }
-ratio() { echo "$1 $2" | awk '{ printf "%.2f", $1 / $2 }'; }
+ratio() { echo "$1 $2" | awk '$2 == "-" { printf "-"; next } { printf "%.2f", $1 / $2 }'; }
 
 echo
 echo "image: ${WEIGHTS_MB} MiB of weights + a small code layer on busybox; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
@@ -171,20 +177,22 @@ for n in "${sizes[@]}"; do
 	build "$img:v0-$n"
 	m bootstrap >/dev/null
 
-	timed a "$img:v0-$n"
-	a_cold=$T
+	a_cold=- a_code=-
+	[ "${ONLY:-}" = mlctl ] || { timed a "$img:v0-$n"; a_cold=$T; }
 	echo "v1 $n $RANDOM" >"$repo/www/version"
 	build "$img:v1-$n"
-	timed a "$img:v1-$n"
-	a_code=$T
+	[ "${ONLY:-}" = mlctl ] || { timed a "$img:v1-$n"; a_code=$T; }
 
 	wipe
 	timed m deploy --commit HEAD~1
 	m_cold=$T
+	keep "$n-cold"
 	timed m deploy
 	m_code=$T
+	keep "$n-code"
 	timed m rollback 1
 	m_back=$T
+	keep "$n-rollback"
 	echo "| $n | cold | $a_cold | $m_cold | $(ratio "$m_cold" "$a_cold") |"
 	echo "| $n | code-only | $a_code | $m_code | $(ratio "$m_code" "$a_code") |"
 	echo "| $n | rollback (mlctl only) | | $m_back | |"

@@ -6,16 +6,19 @@
 #include "common/log.h"
 #include "common/utf8.h"
 
+#include <time.h>
 #include <unistd.h>
 
 static const char *log_prog = "mlctl";
 static enum ml_log_level log_lvl = ML_LOG_INFO;
+static struct timespec log_t0; /* at ml_log_init: -vv lines show the time since */
 
 void ml_log_init(const char *progname, enum ml_log_level level)
 {
 	if (progname)
 		log_prog = progname;
 	log_lvl = level;
+	clock_gettime(CLOCK_MONOTONIC, &log_t0);
 }
 
 enum ml_log_level ml_log_level(void)
@@ -35,7 +38,17 @@ static void log_line(const char *tag, const char *fmt, va_list ap)
 	ssize_t w;
 	size_t off = 0;
 
-	n = snprintf(line, sizeof(line), "%s: %s", log_prog, tag);
+	if (log_lvl >= ML_LOG_TRACE) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		n = snprintf(line, sizeof(line), "%s: [%7.3f] %s", log_prog,
+			     (double)(now.tv_sec - log_t0.tv_sec) +
+				     (double)(now.tv_nsec - log_t0.tv_nsec) / 1e9,
+			     tag);
+	} else {
+		n = snprintf(line, sizeof(line), "%s: %s", log_prog, tag);
+	}
 	if (n < 0)
 		return;
 	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -204,6 +204,14 @@ int ml_host_call(struct ml_host_session *h, const char *op, json_t *args,
 				  (json_int_t)h->fence->generation, "owner",
 				  h->fence->owner ? h->fence->owner : ""));
 	}
+	if (ml_log_level() >= ML_LOG_TRACE) {
+		int64_t t0 = ml_mono_ms();
+
+		rc = ml_proto_call(h->io, &h->next_id, op, args, result);
+		ml_debug("%s: %s: %s in %lld ms", h->target->name, op,
+			 rc < 0 ? "failed" : "ok", (long long)(ml_mono_ms() - t0));
+		return rc;
+	}
 	return ml_proto_call(h->io, &h->next_id, op, args, result);
 }
 
