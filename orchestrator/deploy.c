@@ -26,6 +26,7 @@
 #include "orchestrator/secrets.h"
 #include "orchestrator/transport/transport.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,6 +113,33 @@ static void rollback_mark(struct ml_ledger *l, int64_t failed,
  * app host that was sent blobs (bytes uncompressed, as `mlctl plan`
  * counts them), the caller's; each is printed as it is known.
  */
+/*
+ * The fleet's sessions, connected in a thread while the fleet lock is
+ * taken: a handshake costs a quarter to half a second of CPU per host,
+ * and the lock's own host answers in a few ms once connected. Nothing but
+ * hello goes over these sessions before the lock is held (the requests
+ * carry its fence from then on), so a lock that is refused closes them
+ * unused.
+ */
+struct connect_job {
+	const struct ml_config *cfg;
+	const struct ml_fleet_opts *fo;
+	struct ml_host_session *hosts;
+	size_t n;
+	int rc;
+	struct ml_err_saved err;
+};
+
+static void *connect_main(void *arg)
+{
+	struct connect_job *j = arg;
+
+	j->rc = ml_fleet_connect(&j->hosts, &j->n, j->cfg, j->fo, NULL);
+	if (j->rc < 0)
+		ml_err_save(&j->err);
+	return NULL;
+}
+
 static int roll(struct ml_rollout *ro, struct ml_ctx *ctx,
 		const struct ml_config *cfg, struct ml_image *img,
 		struct ml_cache *cache, struct ml_host_session *hosts,
@@ -295,13 +323,27 @@ int ml_deploy(struct ml_ctx *ctx, const struct ml_deploy_req *req)
 					(long long)req->rollback_of)
 			 : ml_xasprintf("deploy of %.12s",
 					cfg->commit ? cfg->commit : "?");
-	rc = ml_fleet_lock_take(&lk, ctx, cfg, reason);
-	if (rc < 0)
-		goto out;
+	{
+		struct connect_job cj = { .cfg = cfg, .fo = &fo };
+		pthread_t th;
+		bool bg = pthread_create(&th, NULL, connect_main, &cj) == 0;
 
-	rc = ml_fleet_connect(&hosts, &n, cfg, &fo, NULL);
-	if (rc < 0)
-		goto out;
+		rc = ml_fleet_lock_take(&lk, ctx, cfg, reason);
+		if (bg) {
+			pthread_join(th, NULL);
+		} else if (rc == 0) {
+			connect_main(&cj);
+		}
+		hosts = cj.hosts;
+		n = cj.n;
+		if (rc < 0)
+			goto out;
+		if (cj.rc < 0) {
+			ml_err_restore(&cj.err);
+			rc = cj.rc;
+			goto out;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		if (hosts[i].rc < 0) {
 			rc = ml_err_set(ML_EHOST, "%s is unreachable, nothing "
