@@ -15,10 +15,23 @@
 # mlctl: `mlctl deploy` with rollout.batch 100% (one batch, like Ansible),
 # health checks every second.
 #
+# The app stops on SIGTERM (a shell that forwards it to httpd), as a model
+# server does; busybox httpd as PID 1 would ignore it and make every stop
+# wait out Docker's timeout.
+#
 # Rows: cold (nothing on the VMs, an empty controller cache for mlctl),
-# code-only (only the code layer changed), and mlctl's rollback to the
-# first revision. Prints a markdown table; times are wall seconds of one
+# code-only (only the code layer changed), mlctl's rollback to the first
+# revision, and Docker's own floor for that rollback: on every VM at
+# once, without mlctl, `docker run` of the image with its port published
+# and `docker stop` of it (what a rollback must do on each host at the
+# least). Prints a markdown table; times are wall seconds of one
 # run on a shared machine, so read them as approximate.
+#
+# With N = CAP_VMS (default 8) two more rows: the controller's egress
+# capped at CAP (default 100mbit; `fleet egress`, a tbf qdisc on the
+# controller's side of the bridge), a cold deploy on each side, and the
+# time of sending the image's bytes once over that link (ssh to one VM).
+# CAP_VMS=0 leaves them out.
 #
 # Environment: WEIGHTS_MB, PREFIX (fleet prefix, default mlq), SUBNET
 # (default 10.77.32), DIR (the fleet's directory, default
@@ -30,7 +43,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
-[ ${#sizes[@]} -gt 0 ] || sizes=(4 8)
+[ ${#sizes[@]} -gt 0 ] || sizes=(4 8 16)
+CAP=${CAP:-100mbit}
+CAP_VMS=${CAP_VMS:-0}
 WEIGHTS_MB=${WEIGHTS_MB:-190}
 PREFIX=${PREFIX:-mlq}
 SUBNET=${SUBNET:-10.77.32}
@@ -60,7 +75,7 @@ cat >"$repo/Dockerfile" <<'DOCKERFILE'
 FROM mlctl-test/busybox:latest
 COPY weights.bin /model/weights.bin
 COPY www/ /www/
-CMD ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]
+CMD ["/bin/busybox", "sh", "-c", "trap 'kill $p; exit 0' TERM; /bin/busybox httpd -f -p 8000 -h /www & p=$!; wait"]
 DOCKERFILE
 mkdir -p "$repo/www"
 echo ok >"$repo/www/healthz"
@@ -175,7 +190,7 @@ for n in "${sizes[@]}"; do
 	rm -rf "$MLCTL_LEDGER"* "$MLCTL_CACHE_DIR"
 	echo "v0 $n" >"$repo/www/version"
 	build "$img:v0-$n"
-	m bootstrap >/dev/null
+	"$mlctl" -C "$repo" --known-hosts "$dir/known_hosts" bootstrap >/dev/null
 
 	a_cold=- a_code=-
 	[ "${ONLY:-}" = mlctl ] || { timed a "$img:v0-$n"; a_cold=$T; }
@@ -195,7 +210,36 @@ for n in "${sizes[@]}"; do
 	keep "$n-rollback"
 	echo "| $n | cold | $a_cold | $m_cold | $(ratio "$m_cold" "$a_cold") |"
 	echo "| $n | code-only | $a_code | $m_code | $(ratio "$m_code" "$a_code") |"
+	t0=$EPOCHREALTIME
+	for vm in $FLEET_VMS; do
+		$fleet exec --dir "$dir" "$vm" -- sh -c \
+			'docker run -d --name bench-floor -p 18999:8000 "$1" >/dev/null && docker stop bench-floor >/dev/null && docker rm bench-floor >/dev/null' sh "$img:v0-$n" &
+	done
+	wait
+	d_floor=$(secs "$t0" "$EPOCHREALTIME")
 	echo "| $n | rollback (mlctl only) | | $m_back | |"
+	echo "| $n | docker run + stop on every VM at once (no mlctl) | | $d_floor | |"
+	if [ "$n" = "$CAP_VMS" ]; then
+		$fleet egress --dir "$dir" set "$CAP" >/dev/null
+		first=${FLEET_VMS%% *}
+		t0=$EPOCHREALTIME
+		docker save "$img:v0-$n" | ssh -F none -o BatchMode=yes \
+			-o UserKnownHostsFile="$dir/known_hosts" -i "$dir/id_ed25519" \
+			"root@$(awk -v h="  $first:" '$0 == h { f = 1 } f && /address:/ { print $2; exit }' "$dir/inventory.yaml")" \
+			'cat >/dev/null'
+		once=$(secs "$t0" "$EPOCHREALTIME")
+		wipe
+		a_cap=-
+		[ "${ONLY:-}" = mlctl ] || { timed a "$img:v0-$n"; a_cap=$T; }
+		wipe
+		rm -rf "$MLCTL_CACHE_DIR"
+		timed m deploy --commit HEAD~1
+		m_cap=$T
+		keep "$n-cold-capped"
+		$fleet egress --dir "$dir" set off >/dev/null
+		echo "| $n | the image sent once over the capped link ($CAP) | | $once | |"
+		echo "| $n | cold, controller egress $CAP | $a_cap | $m_cap | $(ratio "$m_cap" "$a_cap") |"
+	fi
 done
 echo
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
