@@ -26,6 +26,9 @@ struct ml_deliver_result {
 	int64_t wire_bytes; /* bytes written on the channel (compressed) */
 	bool loaded;        /* the image was loaded into Docker (not there) */
 	int64_t ms;
+	const char *relayed_from; /* host that relayed blobs here, or NULL
+				   * (apply/relay.h; borrowed, a target's) */
+	int64_t relayed_bytes;    /* bytes it relayed (not via the controller) */
 };
 
 struct ml_deliver_opts {

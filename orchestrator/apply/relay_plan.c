@@ -124,7 +124,8 @@ void ml_relay_plan_round(struct ml_relay_round *out,
 			int64_t bytes = 0;
 
 			if (j == h || is_direct(in, j) || from_ctl[j] ||
-			    load[j] >= in->fanout)
+			    load[j] >= in->fanout ||
+			    (in->bad && in->bad[h * n + j]))
 				continue;
 			for (b = 0; b < m; b++)
 				if (!has(in, in->have, h, b) &&

@@ -22,8 +22,10 @@
  *     of what it lacks that the source held at the start of the round;
  *     the source is the host covering the most of those bytes (then the
  *     least loaded, then the lowest index), at most `fanout` receivers per
- *     source and round; a host the controller sends to in this round does
- *     not send in it.
+ *     source and round, never over a pair that failed before; a host the
+ *     controller sends to in this round does not send in it. A host that
+ *     lacks blobs no allowed source holds waits (the delivery after the
+ *     relay sends it what it still lacks).
  * Rounds repeat until no host lacks anything; each makes progress, so
  * there are at most n * m + 1 of them.
  */
@@ -52,6 +54,9 @@ struct ml_relay_in {
 	const int64_t *sizes;	     /* nblobs */
 	const unsigned char *have;   /* nhosts * nblobs, 1: held */
 	const unsigned char *direct; /* nhosts or NULL, 1: no relay */
+	const unsigned char *bad;    /* nhosts * nhosts or NULL: bad[to *
+				      * nhosts + from] 1 when a relay from
+				      * `from` to `to` failed: not again */
 	int seeds;		     /* >= 1 */
 	int fanout;		     /* >= 1 */
 };
@@ -62,7 +67,7 @@ struct ml_relay_plan {
 };
 
 /* One round from the state in `in`; *out is empty when nobody lacks
- * anything. Release with ml_relay_round_release. */
+ * anything that can be sent. Release with ml_relay_round_release. */
 void ml_relay_plan_round(struct ml_relay_round *out,
 			 const struct ml_relay_in *in);
 void ml_relay_round_release(struct ml_relay_round *r);

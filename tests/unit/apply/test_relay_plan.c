@@ -18,6 +18,7 @@ struct relay_case {
 	const char *direct; /* NULL or one char per host: 'd' or '.' */
 	int seeds, fanout;
 	const char *want;
+	const char *bad; /* NULL or "to:from" of one failed pair */
 };
 
 static const struct relay_case cases[] = {
@@ -108,7 +109,7 @@ static const struct relay_case cases[] = {
 static void run_case(const struct relay_case *c)
 {
 	size_t n = 0, h, b;
-	unsigned char have[10 * 4] = {0}, direct[10] = {0};
+	unsigned char have[10 * 4] = {0}, direct[10] = {0}, bad[10 * 10] = {0};
 	struct ml_relay_in in = {0};
 	struct ml_relay_plan p;
 	struct ml_buf got = ML_BUF_INIT(1 << 16);
@@ -126,6 +127,10 @@ static void run_case(const struct relay_case *c)
 	in.sizes = c->sizes;
 	in.have = have;
 	in.direct = c->direct ? direct : NULL;
+	if (c->bad)
+		bad[(size_t)(c->bad[0] - '0') * n + (size_t)(c->bad[2] - '0')] =
+			1;
+	in.bad = c->bad ? bad : NULL;
 	in.seeds = c->seeds;
 	in.fanout = c->fanout;
 	ml_relay_plan(&p, &in);
@@ -153,7 +158,7 @@ static void test_relay_plan__many(void **state)
 	enum { N = 200 };
 	unsigned char have[N] = {0};
 	int64_t size = 1 << 20;
-	struct ml_relay_in in = {N, 1, &size, have, NULL, 1, 1};
+	struct ml_relay_in in = {N, 1, &size, have, NULL, NULL, 1, 1};
 	struct ml_relay_plan p;
 	int got[N] = {0}, from_ctl = 0;
 	size_t i, j;
