@@ -110,7 +110,7 @@ static void check_hosts(json_t *doc)
 					 (const char *const[]){
 						 "sh", "-c",
 						 "ls /var/lib/mlctl/relay/ "
-						 "| grep -q key",
+						 "| grep -q [.]key",
 						 NULL}),
 				 1);
 	}
