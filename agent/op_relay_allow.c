@@ -10,7 +10,9 @@
  * expiry-time ttl_s from now by this host's clock (so clock skew with
  * the controller does not matter), command= `mlctl-agent receive`. The
  * key must be exactly an ed25519 public key (no options, no comment, no
- * newline) and the same key for the same deploy is added once. ~/.ssh is
+ * newline) and the same key for the same deploy is added once. Lines of
+ * ours that have expired (a controller that died before relay_end) are
+ * removed first ("expired_removed": how many). ~/.ssh is
  * created 0700 and the file 0600 when absent. relay_end removes the
  * deploy's lines.
  */
@@ -74,7 +76,7 @@ static int op_relay_allow(struct ml_agent *a, json_t *args, json_t **result)
 	int64_t ttl = 3600;
 	char *dir = NULL, *slash, *tail = NULL;
 	bool added = false;
-	int fd = -1, lock = -1, rc;
+	int fd = -1, lock = -1, swept = 0, rc;
 
 	deploy = json_string_value(json_object_get(args, "deploy"));
 	key = json_string_value(json_object_get(args, "public_key"));
@@ -111,6 +113,9 @@ static int op_relay_allow(struct ml_agent *a, json_t *args, json_t **result)
 	rc = ml_relay_lock(&lock, a);
 	if (rc < 0)
 		goto out;
+	rc = ml_relay_authkeys_sweep(ml_buf_str(&path), &swept);
+	if (rc < 0)
+		goto out;
 	tail = ml_xasprintf("\" %s %s%s", key, ML_RELAY_MARK, deploy);
 	if (has_line(ml_buf_str(&path), ml_buf_str(&line)) ||
 	    key_present(ml_buf_str(&path), tail))
@@ -136,8 +141,9 @@ static int op_relay_allow(struct ml_agent *a, json_t *args, json_t **result)
 	}
 	added = true;
 done:
-	*result = json_pack("{s:s,s:s,s:b}", "deploy", deploy, "path",
-			    ml_buf_str(&path), "added", added);
+	*result = json_pack("{s:s,s:s,s:b,s:i}", "deploy", deploy, "path",
+			    ml_buf_str(&path), "added", added,
+			    "expired_removed", swept);
 	rc = 0;
 out:
 	if (fd >= 0)

@@ -267,19 +267,56 @@ out:
 	return rc;
 }
 
-/* Whether line (without its newline) is one of deploy's. */
-static bool our_line(const char *line, size_t n, const char *deploy)
+/* Whether line (without its newline) is one of ours: of deploy, or with
+ * deploy NULL, any deploy's whose expiry-time is before `now` (same
+ * format, so the strings compare as the times do). */
+static bool our_line(const char *line, size_t n, const char *deploy,
+		     const char *now)
 {
 	char mark[ML_RELAY_DEPLOY_MAX + 32];
-	size_t m;
+	const char *m, *e;
+	size_t k;
 
-	snprintf(mark, sizeof(mark), " %s%s", ML_RELAY_MARK, deploy);
-	m = strlen(mark);
-	return n > m && !strncmp(line, "restrict,", 9) &&
-	       !memcmp(line + n - m, mark, m);
+	if (n < 9 || strncmp(line, "restrict,", 9))
+		return false;
+	if (deploy) {
+		snprintf(mark, sizeof(mark), " %s%s", ML_RELAY_MARK, deploy);
+		k = strlen(mark);
+		return n > k && !memcmp(line + n - k, mark, k);
+	}
+	/* " mlctl-relay:<id>" at the end, the id without spaces */
+	for (m = line + n; m > line && m[-1] != ' '; m--)
+		;
+	k = strlen(ML_RELAY_MARK);
+	if ((size_t)(line + n - m) <= k || strncmp(m, ML_RELAY_MARK, k))
+		return false;
+	e = memmem(line, n, ",expiry-time=\"", 14);
+	if (!e || e + 14 + 14 > line + n)
+		return false;
+	return memcmp(e + 14, now, 14) < 0 && e[28] == '"';
 }
 
+static int authkeys_filter(const char *path, const char *deploy,
+			   const char *now, int *removed);
+
 int ml_relay_authkeys_remove(const char *path, const char *deploy, int *removed)
+{
+	return authkeys_filter(path, deploy, NULL, removed);
+}
+
+int ml_relay_authkeys_sweep(const char *path, int *removed)
+{
+	char now[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(now, sizeof(now), "%Y%m%d%H%M%S", &tm);
+	return authkeys_filter(path, NULL, now, removed);
+}
+
+static int authkeys_filter(const char *path, const char *deploy,
+			   const char *now, int *removed)
 {
 	struct ml_buf in = ML_BUF_INIT(AUTHKEYS_MAX),
 		      kept = ML_BUF_INIT(AUTHKEYS_MAX);
@@ -316,7 +353,7 @@ int ml_relay_authkeys_remove(const char *path, const char *deploy, int *removed)
 		const char *nl = memchr(line, '\n', in.len - off);
 		size_t n = nl ? (size_t)(nl - line) : in.len - off;
 
-		if (our_line(line, n, deploy))
+		if (our_line(line, n, deploy, now))
 			(*removed)++;
 		else
 			ml_buf_add(&kept, line, n + (nl ? 1 : 0));

@@ -95,6 +95,13 @@ int ml_relay_authkeys_remove(const char *path, const char *deploy,
 			     int *removed);
 
 /*
+ * Remove every line of ours whatever its deploy whose expiry-time has
+ * passed (a controller that died before relay_end); sshd already refuses
+ * them, this keeps the file tidy. As ml_relay_authkeys_remove otherwise.
+ */
+int ml_relay_authkeys_sweep(const char *path, int *removed);
+
+/*
  * Take the flock (<state>/relay/authorized_keys.flock) that serializes the
  * relay ops' edits of authorized_keys; *fd is to close() to release it.
  */

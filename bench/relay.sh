@@ -56,7 +56,7 @@ gitc add -A
 gitc commit -qm bench
 kh=(--known-hosts "$FLEET_KNOWN_HOSTS")
 ml() { (cd "$repo" && "$mlctl" "$@"); }
-ml "${kh[@]}" bootstrap >/dev/null
+ml "${kh[@]}" bootstrap >/dev/null || ml "${kh[@]}" bootstrap
 
 # the image and every blob off every VM
 cold() {

@@ -223,7 +223,13 @@ static void test_relay__key_allow_end(void **state)
 
 	ML_UNUSED(state);
 	/* a line of the user's own, which relay_end must keep */
-	ml_test_write(tmp, "home/.ssh/authorized_keys", KEY " admin@laptop\n");
+	ml_test_write(
+		tmp, "home/.ssh/authorized_keys",
+		KEY " admin@laptop\n"
+		    "restrict,from=\"10.0.0.9\",expiry-time=\"20000101000000\","
+		    "command=\"/x receive\" " KEY " mlctl-relay:old-1\n"
+		    "restrict,from=\"10.0.0.9\",expiry-time=\"29990101000000\","
+		    "command=\"/x receive\" " KEY " mlctl-relay:live-2\n");
 	assert_int_equal(
 		call(&res, "relay_key", json_pack("{s:s}", "deploy", "d1")), 0);
 	pub = ml_xstrdup(json_string_value(json_object_get(res, "public_key")));
@@ -250,6 +256,10 @@ static void test_relay__key_allow_end(void **state)
 					"10.77.30.11", "ttl_s", 600)),
 			 0);
 	assert_true(json_is_true(json_object_get(res, "added")));
+	/* the expired line of a dead controller's deploy went, not the
+	 * live one */
+	assert_int_equal(
+		json_integer_value(json_object_get(res, "expired_removed")), 1);
 	json_decref(res);
 	assert_int_equal(call(&res, "relay_allow",
 			      json_pack("{s:s,s:s,s:s,s:i}", "deploy", "d1",
@@ -259,9 +269,8 @@ static void test_relay__key_allow_end(void **state)
 	assert_false(json_is_true(json_object_get(res, "added")));
 	json_decref(res);
 	text = ml_test_slurp(authkeys);
-	assert_non_null(strstr(text,
-			       "admin@laptop\nrestrict,from=\"10.77.30.11\","
-			       "expiry-time=\""));
+	assert_non_null(strstr(text, "live-2\nrestrict,from=\"10.77.30.11\","
+				     "expiry-time=\""));
 	assert_non_null(strstr(text, "command=\"env MLCTL_STATE_DIR="));
 	assert_non_null(
 		strstr(text, " /var/lib/mlctl/bin/mlctl-agent receive\" "));
@@ -278,7 +287,11 @@ static void test_relay__key_allow_end(void **state)
 	assert_true(json_is_true(json_object_get(res, "removed_key")));
 	json_decref(res);
 	text = ml_test_slurp(authkeys);
-	assert_string_equal(text, KEY " admin@laptop\n");
+	assert_string_equal(text,
+			    KEY " admin@laptop\n"
+				"restrict,from=\"10.0.0.9\",expiry-time=\""
+				"29990101000000\",command=\"/x receive\" " KEY
+				" mlctl-relay:live-2\n");
 	free(text);
 	assert_int_equal(stat(kpath, &st), -1);
 	/* again: nothing left to do, not an error */
