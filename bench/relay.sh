@@ -76,7 +76,7 @@ timed() {
 	python3 - "$t0" "$t1" "$repo/last.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[3]))
-sent = sum(h["raw_bytes"] for h in d["hosts"])
+sent = sum(h.get("controller_bytes", h["raw_bytes"]) for h in d["hosts"])
 ok = all(h["ok"] for h in d["hosts"])
 rel = sum(1 for h in d["hosts"] if h.get("relayed"))
 print("%.1f %d %d %s" % (float(sys.argv[2]) - float(sys.argv[1]), sent, rel, "ok" if ok else "FAILED"))

@@ -236,8 +236,18 @@ out:
 			r->have[to * r->m + x->blobs[k]] = 1;
 		r->src_ok[from] = 1;
 		r->res[to].relayed_from = name_of(r, from);
-		r->res[to].relayed_bytes +=
+		json_t *bl;
+		int64_t got =
 			json_integer_value(json_object_get(res, "bytes_sent"));
+
+		/* what the host received counts as delivered to it, as if
+		 * the controller had sent it (plan and ledger agree) */
+		r->res[to].relayed_bytes += got;
+		r->res[to].raw_bytes += got;
+		json_array_foreach(json_object_get(res, "blobs"), k, bl)
+			r->res[to]
+				.blobs_sent +=
+			!json_is_true(json_object_get(bl, "existed"));
 		r->ok[xi] = 1;
 	}
 	json_decref(res);
@@ -394,7 +404,7 @@ int ml_relay_run(struct ml_host_session *hosts, size_t n,
 		 (long long)time(NULL), (long)getpid(), rnd[0], rnd[1], rnd[2],
 		 rnd[3]);
 	for (i = 0; i < n; i++)
-		ctl0 += res[i].raw_bytes;
+		ctl0 += res[i].raw_bytes - res[i].relayed_bytes;
 	in.nhosts = n;
 	in.nblobs = r.m;
 	in.sizes = r.sizes;
@@ -426,7 +436,7 @@ int ml_relay_run(struct ml_host_session *hosts, size_t n,
 			}
 	}
 	for (i = 0; i < n; i++) {
-		ctl1 += res[i].raw_bytes;
+		ctl1 += res[i].raw_bytes - res[i].relayed_bytes;
 		relayed += res[i].relayed_from != NULL;
 	}
 	ml_info("relay: %zu host%s got the image from other hosts, the "

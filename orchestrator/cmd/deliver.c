@@ -103,6 +103,10 @@ static int deliver_run(struct ml_ctx *ctx)
 					: json_null());
 			json_object_set_new(h, "relayed_bytes",
 					    json_integer(res[i].relayed_bytes));
+			json_object_set_new(
+				h, "controller_bytes",
+				json_integer(res[i].raw_bytes -
+					     res[i].relayed_bytes));
 			if (hosts[i].rc < 0)
 				json_object_set_new(
 					h, "error", json_string(hosts[i].error));
