@@ -53,6 +53,9 @@ struct ml_agent {
 	int protocol;		  /* negotiated version, 0 before hello */
 	struct ml_docker *docker; /* opened on first use */
 	const char *err_word;	  /* set by a failing op, else NULL */
+	bool receive_only;	  /* `mlctl-agent receive`: hello, blobs_have
+				   * and blob_put only (a relay key's forced
+				   * command, agent/relay.h) */
 };
 
 /* Flags of struct ml_agent_op. */
@@ -183,6 +186,10 @@ extern const struct ml_agent_op ml_agent_op_prune;
 /* rollout.verify's golden requests, the manual canary gate */
 extern const struct ml_agent_op ml_agent_op_container_request;
 extern const struct ml_agent_op ml_agent_op_canary_gate;
+extern const struct ml_agent_op ml_agent_op_relay_key;
+extern const struct ml_agent_op ml_agent_op_relay_allow;
+extern const struct ml_agent_op ml_agent_op_relay_send;
+extern const struct ml_agent_op ml_agent_op_relay_end;
 
 /*
  * Every container ([{"id","name","app","revision","image_id","running"}])

@@ -46,7 +46,14 @@ static const struct ml_agent_op *const ops[] = {
 	&ml_agent_op_prune,
 	&ml_agent_op_container_request,
 	&ml_agent_op_canary_gate,
+	&ml_agent_op_relay_key,
+	&ml_agent_op_relay_allow,
+	&ml_agent_op_relay_send,
+	&ml_agent_op_relay_end,
 };
+
+/* What a relay key may do (`mlctl-agent receive`): store blobs, no more. */
+static const char *const receive_ops[] = {"hello", "blobs_have", "blob_put"};
 
 const struct ml_agent_op *const *ml_agent_ops(size_t *n)
 {
@@ -108,9 +115,16 @@ int ml_agent_docker(struct ml_agent *a, struct ml_docker **out)
 	return 0;
 }
 
-static const struct ml_agent_op *find_op(const char *name)
+static const struct ml_agent_op *find_op(const struct ml_agent *a,
+					 const char *name)
 {
 	size_t i;
+
+	for (i = 0; a->receive_only && i < ML_ARRAY_SIZE(receive_ops); i++)
+		if (!strcmp(receive_ops[i], name))
+			break;
+	if (a->receive_only && i == ML_ARRAY_SIZE(receive_ops))
+		return NULL;
 
 	for (i = 0; i < ML_ARRAY_SIZE(ops); i++)
 		if (!strcmp(ops[i]->name, name))
@@ -152,13 +166,17 @@ json_t *ml_agent_dispatch(struct ml_agent *a, json_t *req)
 		reply = bad_request(id, "request has no op name");
 		goto out;
 	}
-	op = find_op(name);
+	op = find_op(a, name);
 	if (!op) {
 		ml_escape(&esc, name, strnlen(name, OP_NAME_SHOWN));
 		ml_buf_addstr(&esc, strlen(name) > OP_NAME_SHOWN ? "..." : "");
 		ml_err_set(ML_EPROTO,
-			   "unknown operation '%s'; this agent "
-			   "(%s) does not know it",
+			   a->receive_only
+				   ? "operation '%s' is refused: this session "
+				     "only receives blobs (mlctl-agent "
+				     "receive, agent %s)"
+				   : "unknown operation '%s'; this agent "
+				     "(%s) does not know it",
 			   ml_buf_str(&esc), ML_VERSION);
 		ml_debug("%s", ml_err_msg());
 		reply = ml_proto_error_reply(id, ML_PROTO_ERR_UNKNOWN_OP,

@@ -30,12 +30,15 @@ struct agent_cmd {
 };
 
 static int cmd_serve(void);
+static int cmd_receive(void);
 static int cmd_version(void);
 static int cmd_help(void);
 
 static const struct agent_cmd cmds[] = {
 	{"serve", "answer requests on stdin/stdout until end of input",
 	 cmd_serve},
+	{"receive", "serve hello, blobs_have and blob_put only (relay key)",
+	 cmd_receive},
 	{"version", "print the agent and protocol versions", cmd_version},
 	{"help", "show this help", cmd_help},
 };
@@ -97,7 +100,7 @@ static int take_stdout(int *out_fd)
 	return 0;
 }
 
-static int cmd_serve(void)
+static int serve(bool receive_only)
 {
 	struct ml_agent a;
 	struct ml_io io;
@@ -110,6 +113,7 @@ static int cmd_serve(void)
 	if (rc < 0)
 		return rc;
 	ml_agent_init(&a);
+	a.receive_only = receive_only;
 	ml_io_fd_init(&io, &fdctx, STDIN_FILENO, out_fd,
 		      (int)a.idle_timeout_ms);
 	a.io_fd = &fdctx;
@@ -119,6 +123,18 @@ static int cmd_serve(void)
 	ml_agent_release(&a);
 	close(out_fd);
 	return rc;
+}
+
+static int cmd_serve(void)
+{
+	return serve(false);
+}
+
+/* The forced command of a relay key (agent/relay.h): another host of the
+ * fleet stores blobs here, and can do nothing else. */
+static int cmd_receive(void)
+{
+	return serve(true);
 }
 
 int main(int argc, char **argv)

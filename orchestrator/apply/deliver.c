@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "orchestrator/apply/deliver.h"
+#include "orchestrator/apply/relay.h"
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/fleet/ops.h"
@@ -372,28 +373,15 @@ static int64_t blob_size(const struct ml_image *img, const char *digest)
 	return -1;
 }
 
-static int deliver_one(size_t i, void *arg)
+/* Host i's missing blobs, streamed from the controller (no load). */
+static int send_missing(struct deliver_job *job, size_t i)
 {
-	struct deliver_job *job = arg;
 	struct ml_host_session *h = &job->hosts[i];
-	struct ml_deliver_result *r = &job->res[i];
 	const struct ml_image *img = job->img;
 	json_t *res = NULL, *missing, *partial, *d;
-	const char **tags = NULL;
-	int64_t t0 = ml_mono_ms(), load_ms;
-	size_t k, ntags = 0;
+	size_t k;
 	int rc;
 
-	if (h->rc < 0 && h->target->is_app) {
-		/* not connected: a failure of this host's delivery */
-		r->rc = h->rc;
-		r->error = ml_xasprintf("%s: %s", h->target->name,
-					h->error ? h->error : "unreachable");
-	}
-	if (h->rc < 0 || !h->target->is_app) {
-		atomic_fetch_add(&job->done, 1);
-		return h->rc < 0 ? h->rc : 0;
-	}
 	rc = ml_op_blobs_have(h, img, &res);
 	if (rc < 0)
 		goto out;
@@ -422,8 +410,48 @@ static int deliver_one(size_t i, void *arg)
 		if (rc < 0)
 			goto out;
 	}
+out:
 	json_decref(res);
-	res = NULL;
+	return rc;
+}
+
+/* The relay's way to have the controller send to host i (apply/relay.h);
+ * a failure is recorded on the session, as deliver_one would. */
+static int relay_direct(size_t i, void *arg)
+{
+	struct deliver_job *job = arg;
+	int rc = send_missing(job, i);
+
+	if (rc < 0)
+		ml_host_fail(&job->hosts[i], rc);
+	return rc;
+}
+
+static int deliver_one(size_t i, void *arg)
+{
+	struct deliver_job *job = arg;
+	struct ml_host_session *h = &job->hosts[i];
+	struct ml_deliver_result *r = &job->res[i];
+	const struct ml_image *img = job->img;
+	json_t *res = NULL;
+	const char **tags = NULL;
+	int64_t t0 = ml_mono_ms(), load_ms;
+	size_t k, ntags = 0;
+	int rc;
+
+	if (h->rc < 0 && h->target->is_app) {
+		/* not connected: a failure of this host's delivery */
+		r->rc = h->rc;
+		r->error = ml_xasprintf("%s: %s", h->target->name,
+					h->error ? h->error : "unreachable");
+	}
+	if (h->rc < 0 || !h->target->is_app) {
+		atomic_fetch_add(&job->done, 1);
+		return h->rc < 0 ? h->rc : 0;
+	}
+	rc = send_missing(job, i);
+	if (rc < 0)
+		goto out;
 	for (k = 0; job->o->tags && job->o->tags[k]; k++)
 		;
 	tags = ml_xcalloc(k + 1, sizeof(*tags));
@@ -528,6 +556,9 @@ int ml_deliver(struct ml_host_session *hosts, size_t n,
 	pthread_cond_init(&job.cond, NULL);
 	if (o->progress && pthread_create(&prog, NULL, progress_thread, &job) == 0)
 		drawing = true;
+	/* hosts pass blobs on to each other first; then each host gets from
+	 * the controller what it still lacks, and loads the image */
+	ml_relay_run(hosts, n, img, o->parallel, res, relay_direct, &job);
 	ml_parallel_run(n, o->parallel, deliver_one, &job);
 	if (drawing) {
 		pthread_mutex_lock(&job.lock);

@@ -21,11 +21,16 @@ struct ml_cache;
 struct ml_deliver_result {
 	int rc;             /* 0, or the failure's code */
 	char *error;        /* its message */
-	int blobs_sent;     /* blobs streamed (missing on the host) */
-	int64_t raw_bytes;  /* uncompressed bytes of those blobs */
+	int blobs_sent;     /* blobs streamed (missing on the host), by the
+			     * controller or relayed by another host */
+	int64_t raw_bytes;  /* uncompressed bytes of those blobs; minus
+			     * relayed_bytes: what the controller sent */
 	int64_t wire_bytes; /* bytes written on the channel (compressed) */
 	bool loaded;        /* the image was loaded into Docker (not there) */
 	int64_t ms;
+	const char *relayed_from; /* host that relayed blobs here, or NULL
+				   * (apply/relay.h; borrowed, a target's) */
+	int64_t relayed_bytes;    /* bytes it relayed (not via the controller) */
 };
 
 struct ml_deliver_opts {

@@ -94,6 +94,19 @@ static int deliver_run(struct ml_ctx *ctx)
 			json_object_set_new(h, "loaded",
 					    json_boolean(res[i].loaded));
 			json_object_set_new(h, "ms", json_integer(res[i].ms));
+			json_object_set_new(h, "relayed",
+					    json_boolean(res[i].relayed_from));
+			json_object_set_new(
+				h, "relayed_from",
+				res[i].relayed_from
+					? json_string(res[i].relayed_from)
+					: json_null());
+			json_object_set_new(h, "relayed_bytes",
+					    json_integer(res[i].relayed_bytes));
+			json_object_set_new(
+				h, "controller_bytes",
+				json_integer(res[i].raw_bytes -
+					     res[i].relayed_bytes));
 			if (hosts[i].rc < 0)
 				json_object_set_new(
 					h, "error", json_string(hosts[i].error));

@@ -1507,3 +1507,26 @@ out:
 	ml_buf_release(&err);
 	return rc;
 }
+
+int ml_ssh_host_key(char **out, const struct ml_ssh *s)
+{
+	ssh_key key = NULL;
+	char *b64 = NULL;
+	const char *type;
+	int rc = 0;
+
+	if (ssh_get_server_publickey(s->s, &key) < 0)
+		return ml_err_set(ML_EHOST, "%s: no host key in the session",
+				  s->name);
+	type = ssh_key_type_to_char(ssh_key_type(key));
+	if (!type || ssh_pki_export_pubkey_base64(key, &b64) < 0) {
+		rc = ml_err_set(ML_EHOST, "%s: cannot export the host key",
+				s->name);
+		goto out;
+	}
+	*out = ml_xasprintf("%s %s", type, b64);
+out:
+	ssh_string_free_char(b64);
+	ssh_key_free(key);
+	return rc;
+}

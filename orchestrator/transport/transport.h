@@ -96,6 +96,14 @@ struct ml_ssh_chan;
  */
 int ml_ssh_connect(struct ml_ssh **out, const struct ml_ssh_opts *o);
 
+/*
+ * The host key this connection checked against known_hosts, as "TYPE
+ * BASE64" (ssh-ed25519 AAAA...), in *out (free()). What a host relaying
+ * blobs to this one is told to trust (apply/relay.c). ML_EHOST when the
+ * session has none.
+ */
+int ml_ssh_host_key(char **out, const struct ml_ssh *s);
+
 /* Disconnect and free; NULL is fine. Channels must be freed first. */
 void ml_ssh_free(struct ml_ssh *s);
 

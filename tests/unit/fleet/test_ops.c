@@ -19,6 +19,7 @@
 #include "orchestrator/config/config.h"
 #include "orchestrator/fleet/fleet.h"
 #include "orchestrator/fleet/ops.h"
+#include "orchestrator/fleet/ops_relay.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/prune/prune.h"
 #include "tests/unit/common/mem_io.h"
@@ -120,6 +121,8 @@ static const char *const covered[] = {
 	"lb_status", "lb_requests", "lb_revisions", "lock_acquire",
 	"lock_renew", "lock_release", "lock_status", "canary_gate",
 	"prune_scan", "prune",
+	/* in orchestrator/fleet/ops_relay.c */
+	"relay_key", "relay_allow", "relay_send", "relay_end",
 	/* not called by ml_op_*: */
 	"hello",	   /* ml_proto_hello, when a session opens */
 	"lb_wait_drained", /* the controller polls lb_status */
@@ -278,6 +281,29 @@ static void test_ops__load_balancer(void **state)
 	json_decref(servers);
 }
 
+static void test_ops__relay(void **state)
+{
+	struct rig r;
+
+	ML_UNUSED(state);
+	CASE(ml_op_relay_key(&r.h, "d1", NULL), "relay_key",
+	     "{\"deploy\":\"d1\"}");
+	CASE(ml_op_relay_allow(&r.h, "d1", "ssh-ed25519 AAAA", "10.0.0.1",
+			       600, NULL),
+	     "relay_allow",
+	     "{\"deploy\":\"d1\",\"public_key\":\"ssh-ed25519 AAAA\","
+	     "\"from\":\"10.0.0.1\",\"ttl_s\":600}");
+	CASE(ml_op_relay_send(&r.h, "d1", "10.0.0.2", 22, "root",
+			      "ssh-ed25519 BBBB", json_pack("[s]", D1), 5,
+			      NULL),
+	     "relay_send",
+	     "{\"deploy\":\"d1\",\"host\":\"10.0.0.2\",\"port\":22,"
+	     "\"user\":\"root\",\"host_key\":\"ssh-ed25519 BBBB\","
+	     "\"digests\":[\"" D1 "\"],\"connect_timeout_s\":5}");
+	CASE(ml_op_relay_end(&r.h, "d1", NULL), "relay_end",
+	     "{\"deploy\":\"d1\"}");
+}
+
 static void test_ops__lock(void **state)
 {
 	struct rig r;
@@ -387,6 +413,7 @@ int main(void)
 		cmocka_unit_test(test_ops__images),
 		cmocka_unit_test(test_ops__load_balancer),
 		cmocka_unit_test(test_ops__lock),
+		cmocka_unit_test(test_ops__relay),
 		cmocka_unit_test(test_ops__canary_and_prune),
 		cmocka_unit_test(test_ops__fence),
 	};
