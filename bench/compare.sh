@@ -27,11 +27,11 @@
 # least). Prints a markdown table; times are wall seconds of one
 # run on a shared machine, so read them as approximate.
 #
-# With N = CAP_VMS (default 8) two more rows: the controller's egress
+# With N = CAP_VMS (default 0: none; CAP_VMS=8 for 8 VMs) two more rows: the controller's egress
 # capped at CAP (default 100mbit; `fleet egress`, a tbf qdisc on the
 # controller's side of the bridge), a cold deploy on each side, and the
 # time of sending the image's bytes once over that link (ssh to one VM).
-# CAP_VMS=0 leaves them out.
+# bench/relay.sh measures the relay alone the same way.
 #
 # Environment: WEIGHTS_MB, PREFIX (fleet prefix, default mlq), SUBNET
 # (default 10.77.32), DIR (the fleet's directory, default
