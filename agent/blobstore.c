@@ -163,6 +163,34 @@ out:
 	return rc;
 }
 
+int ml_blobstore_open_read(struct ml_blobstore *s, const char *digest, int *fd,
+			   bool *complete)
+{
+	char *path[2] = {final_path(s, digest), part_path(s, digest)};
+	int i, rc = 0;
+
+	*fd = -1;
+	*complete = false;
+	/* final first: a put that finishes between the two opens renames
+	 * the .part away, and the next call finds the final file */
+	for (i = 0; i < 2; i++) {
+		*fd = open(path[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (*fd >= 0) {
+			*complete = i == 0;
+			rc = 1;
+			break;
+		}
+		if (errno != ENOENT && errno != ENOTDIR) {
+			rc = ml_err_errno(ML_EFAIL, errno, "cannot open '%s'",
+					  path[i]);
+			break;
+		}
+	}
+	free(path[0]);
+	free(path[1]);
+	return rc;
+}
+
 /* Add the blobs in dir whose names are HEX (or HEX.part) to the list. */
 static int list_dir(struct ml_blob_info **v, size_t *n, size_t *cap,
 		    const char *dir, bool partial)

@@ -78,6 +78,17 @@ const char *ml_blobstore_dir(const struct ml_blobstore *s);
 int ml_blobstore_stat(struct ml_blobstore *s, const char *digest,
 		      uint64_t *size, int64_t *partial);
 
+/*
+ * Open digest for reading (O_RDONLY | O_CLOEXEC): its final file when it
+ * is stored (*complete true), else its .part (*complete false), which a
+ * put may still be appending to; the open fd stays valid when the put
+ * renames the .part into place, and st_nlink of a .part a failed put
+ * deleted drops to 0. Returns 1 with *fd set, 0 when neither exists,
+ * ML_EFAIL for another error.
+ */
+int ml_blobstore_open_read(struct ml_blobstore *s, const char *digest,
+			   int *fd, bool *complete);
+
 /* Append the path of digest's final file to out. */
 int ml_blobstore_path(struct ml_buf *out, const struct ml_blobstore *s,
 		      const char *digest);

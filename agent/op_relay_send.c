@@ -5,7 +5,8 @@
  *	args:   {"deploy": ID, "host": address, "port": 22, "user": "root",
  *		 "host_key": "ssh-ed25519 AAAA..." (the receiver's host key,
  *		 as the controller knows it), "digests": ["sha256:..", ...],
- *		 "connect_timeout_s": 10}
+ *		 "connect_timeout_s": 10, "follow": {"sha256:..": size, ...},
+ *		 "stall_s": 30, "probe": false}
  *	result: {"host", "blobs": [{"digest", "size", "offset" (resumed
  *		 from), "sent" (bytes streamed), "existed"}], "bytes_sent",
  *		 "ms"}
@@ -23,11 +24,24 @@
  * the relay saves). The receiver checks every blob's digest before it
  * keeps it. A blob this host lacks is `not-found` before anything is sent.
  *
+ * "follow" names blobs this host is itself still receiving (the pipelined
+ * relay, apply/relay_plan.h), with their sizes: such a blob is read from
+ * its .part as it grows and passed on at once, so a chain of hosts takes
+ * about the time of one transfer. The receiver checks the digest as
+ * always; a blob whose copy here stops growing for "stall_s" seconds, or
+ * is given up (its .part deleted), fails the op with a message starting
+ * "following blob": the fault is upstream, not this pair's.
+ *
+ * "probe": true only connects and says hello (no digests): the pipelined
+ * relay tries each hop of its chain first, so that a host that cannot
+ * reach the next is known before anyone waits on it.
+ *
  * Memory: one 1 MiB read buffer, whatever the blobs' sizes. The op blocks
  * the session while it streams: the controller sets its channel timeout
  * from the bytes to send.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "common/io.h"
 #include "common/log.h"
 #include "agent/agent.h"
@@ -46,11 +60,14 @@
 #define MAX_DIGESTS 1000
 #define CHUNK ((size_t)1 << 20)
 #define STDERR_SHOWN 400
+#define FOLLOW_NAP_MAX_MS 20
+#define FOLLOW_PREFIX "following blob "
 
 struct send {
 	const char *deploy, *host, *user, *host_key;
-	int port, connect_timeout_s;
-	json_t *digests;
+	int port, connect_timeout_s, stall_ms;
+	bool probe; /* only connect and say hello */
+	json_t *digests, *follow;
 	char *dir, *key, *known_hosts, *errfile;
 	pid_t pid;
 	int to_fd, from_fd;
@@ -95,6 +112,13 @@ static int parse(struct send *s, json_t *args)
 	    s->connect_timeout_s > 300)
 		return ml_err_set(ML_EPROTO, "relay_send: 'connect_timeout_s' "
 					     "must be from 1 to 300");
+	v = json_object_get(args, "probe");
+	if (v && !json_is_boolean(v))
+		return ml_err_set(ML_EPROTO,
+				  "relay_send: 'probe' must be true or false");
+	s->probe = json_is_true(v);
+	if (s->probe)
+		return 0; /* connect and hello only: no blobs */
 	s->digests = json_object_get(args, "digests");
 	if (!json_is_array(s->digests) || !json_array_size(s->digests) ||
 	    json_array_size(s->digests) > MAX_DIGESTS)
@@ -111,7 +135,44 @@ static int parse(struct send *s, json_t *args)
 					  "digits",
 					  i + 1);
 	}
+	s->follow = json_object_get(args, "follow");
+	if (s->follow) {
+		const char *dg;
+
+		if (!json_is_object(s->follow) ||
+		    json_object_size(s->follow) > MAX_DIGESTS)
+			return ml_err_set(ML_EPROTO,
+					  "relay_send: 'follow' must be an "
+					  "object of at most %d digests and "
+					  "their sizes",
+					  MAX_DIGESTS);
+		json_object_foreach(s->follow, dg, v)
+		{
+			if (!ml_blob_digest_valid(dg) || !json_is_integer(v) ||
+			    json_integer_value(v) < 0 ||
+			    (uint64_t)json_integer_value(v) > ML_BLOB_MAX_SIZE)
+				return ml_err_set(
+					ML_EPROTO,
+					"relay_send: 'follow' maps blob "
+					"digests to sizes (0 to 2^53 bytes)");
+		}
+	}
+	v = json_object_get(args, "stall_s");
+	s->stall_ms = v ? (int)json_integer_value(v) * 1000 : 30000;
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		  json_integer_value(v) > 600))
+		return ml_err_set(
+			ML_EPROTO,
+			"relay_send: 'stall_s' must be from 1 to 600");
 	return 0;
+}
+
+/* The size of a blob to follow, or -1 when it is not one. */
+static int64_t follow_size(const struct send *s, const char *digest)
+{
+	json_t *v = s->follow ? json_object_get(s->follow, digest) : NULL;
+
+	return v ? (int64_t)json_integer_value(v) : -1;
 }
 
 static int write_known_hosts(struct send *s)
@@ -276,39 +337,127 @@ out:
 	ml_buf_release(&b);
 }
 
-/* Stream [offset, size) of the local blob at path, then the end marker. */
-static int stream(struct ml_io *io, const char *path, uint64_t offset,
-		  uint64_t size, int64_t *sent, char *buf)
+/* Wait for digest's final file or .part to appear here; *fd is open. */
+static int follow_open(struct ml_blobstore *store, const char *dg, int *fd,
+		       bool *complete, int stall_ms)
 {
-	uint64_t left = size - offset;
-	int fd, rc = 0;
+	int64_t t0 = ml_mono_ms();
+	int nap = 1, rc;
+
+	for (;;) {
+		rc = ml_blobstore_open_read(store, dg, fd, complete);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+		if (ml_mono_ms() - t0 > stall_ms)
+			return ml_err_set(ML_EFAIL,
+					  FOLLOW_PREFIX "%.19s: none of it "
+							"arrived here in %d s",
+					  dg, stall_ms / 1000);
+		usleep((useconds_t)nap * 1000);
+		nap = nap * 2 > FOLLOW_NAP_MAX_MS ? FOLLOW_NAP_MAX_MS : nap * 2;
+	}
+}
+
+/*
+ * At the end of what a followed .part holds: 0 to wait and read again, or
+ * the failure (its put gave it up, it was stored shorter, it stalled).
+ */
+static int follow_check(struct ml_blobstore *store, const char *dg, int fd,
+			uint64_t pos, uint64_t size, int64_t idle_ms,
+			int stall_ms)
+{
+	uint64_t have;
+	int64_t part;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return ml_err_errno(ML_EFAIL, errno, "cannot stat blob %.19s",
+				    dg);
+	if ((uint64_t)st.st_size > pos)
+		return 0; /* it grew since the read */
+	if (st.st_nlink == 0)
+		return ml_err_set(
+			ML_EFAIL,
+			FOLLOW_PREFIX "%.19s: its copy here was "
+				      "given up at %llu of %llu bytes",
+			dg, (unsigned long long)pos, (unsigned long long)size);
+	if (ml_blobstore_stat(store, dg, &have, &part) == 1 && have != size)
+		return ml_err_set(ML_EFAIL,
+				  FOLLOW_PREFIX "%.19s: stored here with %llu "
+						"bytes, not %llu",
+				  dg, (unsigned long long)have,
+				  (unsigned long long)size);
+	if (idle_ms > stall_ms)
+		return ml_err_set(ML_EFAIL,
+				  FOLLOW_PREFIX "%.19s: no byte for %d s at "
+						"%llu of %llu bytes",
+				  dg, stall_ms / 1000, (unsigned long long)pos,
+				  (unsigned long long)size);
+	return 0;
+}
+
+/*
+ * Stream [offset, size) of a blob, then the end marker: from its final
+ * file, or, when follow is set, from its .part as a put appends to it.
+ */
+static int stream(struct ml_io *io, struct ml_blobstore *store, const char *dg,
+		  uint64_t offset, uint64_t size, bool follow, int stall_ms,
+		  int64_t *sent, char *buf)
+{
+	struct ml_buf path = ML_BUF_INIT(4096);
+	uint64_t pos = offset;
+	int64_t last = ml_mono_ms();
+	bool complete = true;
+	int fd = -1, rc = 0, nap = 1;
 	ssize_t r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ml_err_errno(ML_EFAIL, errno, "cannot open '%s'", path);
-	if (lseek(fd, (off_t)offset, SEEK_SET) != (off_t)offset) {
-		rc = ml_err_errno(ML_EFAIL, errno, "cannot seek in '%s'", path);
-		goto out;
-	}
-	while (left) {
-		r = read(fd, buf, left < CHUNK ? (size_t)left : CHUNK);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			rc = ml_err_errno(ML_EFAIL, r < 0 ? errno : EIO,
-					  "cannot read '%s'", path);
-			goto out;
-		}
-		rc = ml_frame_write(io, ML_FRAME_DATA, buf, (size_t)r);
+	if (follow) {
+		rc = follow_open(store, dg, &fd, &complete, stall_ms);
 		if (rc < 0)
 			goto out;
-		left -= (uint64_t)r;
-		*sent += r;
+	} else {
+		ml_blobstore_path(&path, store, dg);
+		fd = open(ml_buf_str(&path), O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = ml_err_errno(ML_EFAIL, errno, "cannot open '%s'",
+					  ml_buf_str(&path));
+			goto out;
+		}
+	}
+	while (pos < size) {
+		uint64_t left = size - pos;
+
+		r = pread(fd, buf, left < CHUNK ? (size_t)left : CHUNK,
+			  (off_t)pos);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r > 0) {
+			rc = ml_frame_write(io, ML_FRAME_DATA, buf, (size_t)r);
+			if (rc < 0)
+				goto out;
+			pos += (uint64_t)r;
+			*sent += r;
+			last = ml_mono_ms();
+			nap = 1;
+			continue;
+		}
+		if (r < 0 || complete) {
+			rc = ml_err_errno(ML_EFAIL, r < 0 ? errno : EIO,
+					  "cannot read blob %.19s", dg);
+			goto out;
+		}
+		rc = follow_check(store, dg, fd, pos, size, ml_mono_ms() - last,
+				  stall_ms);
+		if (rc < 0)
+			goto out;
+		usleep((useconds_t)nap * 1000);
+		nap = nap * 2 > FOLLOW_NAP_MAX_MS ? FOLLOW_NAP_MAX_MS : nap * 2;
 	}
 	rc = ml_frame_write(io, ML_FRAME_DATA, "", 0);
 out:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	ml_buf_release(&path);
 	return rc;
 }
 
@@ -318,7 +467,6 @@ static int talk(struct send *s, struct ml_blobstore *store, json_t *blobs,
 {
 	struct ml_io io;
 	struct ml_io_fd fdctx;
-	struct ml_buf path = ML_BUF_INIT(4096);
 	uint64_t next_id = 1, id;
 	json_t *have = NULL, *missing, *partial, *v, *put = NULL;
 	char *buf = ml_xmalloc(CHUNK);
@@ -327,7 +475,7 @@ static int talk(struct send *s, struct ml_blobstore *store, json_t *blobs,
 
 	ml_io_fd_init(&io, &fdctx, s->from_fd, s->to_fd, timeout_ms);
 	rc = ml_proto_hello(&io, &next_id, NULL);
-	if (rc < 0)
+	if (rc < 0 || s->probe)
 		goto out;
 	rc = ml_proto_call(&io, &next_id, "blobs_have",
 			   json_pack("{s:O}", "digests", s->digests), &have);
@@ -339,7 +487,7 @@ static int talk(struct send *s, struct ml_blobstore *store, json_t *blobs,
 	{
 		const char *dg = json_string_value(v);
 		json_t *p = json_object_get(partial, dg);
-		bool need = false;
+		bool need = false, following;
 		uint64_t size = 0, off;
 		int64_t part, before = *sent;
 		size_t k;
@@ -347,14 +495,15 @@ static int talk(struct send *s, struct ml_blobstore *store, json_t *blobs,
 
 		json_array_foreach(missing, k, m) need =
 			need || !strcmp(json_string_value(m) ?: "", dg);
-		ml_blobstore_stat(store, dg, &size, &part);
+		following = ml_blobstore_stat(store, dg, &size, &part) != 1 &&
+			    follow_size(s, dg) >= 0;
+		if (following)
+			size = (uint64_t)follow_size(s, dg);
 		off = json_is_integer(p) && json_integer_value(p) >= 0 &&
 				      (uint64_t)json_integer_value(p) <= size
 			      ? (uint64_t)json_integer_value(p)
 			      : 0;
 		if (need) {
-			ml_buf_reset(&path);
-			ml_blobstore_path(&path, store, dg);
 			rc = ml_proto_request(
 				&io, &next_id, "blob_put",
 				json_pack("{s:s,s:I,s:I,s:s}", "digest", dg,
@@ -363,8 +512,8 @@ static int talk(struct send *s, struct ml_blobstore *store, json_t *blobs,
 					  "none"),
 				&id);
 			if (rc == 0)
-				rc = stream(&io, ml_buf_str(&path), off, size,
-					    sent, buf);
+				rc = stream(&io, store, dg, off, size,
+					    following, s->stall_ms, sent, buf);
 			if (rc == 0)
 				rc = ml_proto_reply(&io, id, "blob_put", &put);
 			if (rc < 0)
@@ -385,7 +534,6 @@ out:
 	json_decref(have);
 	json_decref(put);
 	free(buf);
-	ml_buf_release(&path);
 	return rc;
 }
 
@@ -429,7 +577,7 @@ static int op_relay_send(struct ml_agent *a, json_t *args, json_t **result)
 				       &part);
 		if (rc < 0)
 			goto out;
-		if (rc == 0) {
+		if (rc == 0 && follow_size(&s, json_string_value(v)) < 0) {
 			rc = ml_err_set(ML_ENOTFOUND,
 					"relay_send: this host does not have "
 					"blob %s",
@@ -454,7 +602,12 @@ static int op_relay_send(struct ml_agent *a, json_t *args, json_t **result)
 
 		ml_err_save(&why);
 		ssh_said(&said, s.errfile);
-		if (said.len)
+		if (!strncmp(why.msg, FOLLOW_PREFIX, strlen(FOLLOW_PREFIX)))
+			/* ours, not the link's: what ssh or the receiver
+			 * said after we hung up is beside the point */
+			rc = ml_err_set(why.code, "relay to %s failed: %s",
+					s.host, why.msg);
+		else if (said.len)
 			rc = ml_err_set(ML_EHOST,
 					"relay to %s failed: %s (ssh exit %d)",
 					s.host, ml_buf_str(&said), status);

@@ -42,7 +42,7 @@ struct deliver_job {
 	_Atomic int64_t *host_raw; /* per host, raw bytes sent so far */
 	atomic_int done;
 	size_t n;
-	int64_t total_raw;         /* all hosts' missing bytes, once known */
+	int64_t total_raw; /* all hosts' missing bytes, once known */
 	pthread_mutex_t lock;
 	bool stop;
 	/* test hook: MLCTL_TEST_KILL_AFTER_BYTES, to interrupt a transfer
@@ -113,9 +113,9 @@ static int zstd_pump(int fd, int64_t left, int level, const char *what,
 		} else {
 			last = got == 0;
 		}
-		zi = (ZSTD_inBuffer){ in, (size_t)got, 0 };
+		zi = (ZSTD_inBuffer){in, (size_t)got, 0};
 		do {
-			zo = (ZSTD_outBuffer){ out, cap, 0 };
+			zo = (ZSTD_outBuffer){out, cap, 0};
 			zr = ZSTD_compressStream2(cz, &zo, &zi,
 						  last ? ZSTD_e_end
 						       : ZSTD_e_continue);
@@ -178,7 +178,7 @@ static int frames_sink(void *ctx, const void *p, size_t n, size_t raw)
 static int stream_blob(struct deliver_job *job, size_t i, struct ml_io *io,
 		       const char *path, int64_t offset, int64_t size)
 {
-	struct frame_sink fs = { job, i, io };
+	struct frame_sink fs = {job, i, io};
 	int fd, rc;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -211,10 +211,10 @@ static int fd_sink(void *ctx, const void *p, size_t n, size_t raw)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
-			return ml_err_errno(errno == ENOSPC ? ML_ENOSPACE
-							    : ML_EFAIL,
-					    errno, "cannot write a compressed "
-						   "blob");
+			return ml_err_errno(
+				errno == ENOSPC ? ML_ENOSPACE : ML_EFAIL, errno,
+				"cannot write a compressed "
+				"blob");
 		b += w;
 		n -= (size_t)w;
 	}
@@ -263,9 +263,9 @@ static int compressed_path(char **out, struct deliver_job *job,
 			rc = ml_err_errno(ML_EFAIL, errno, "cannot create '%s'",
 					  dir);
 		else
-			rc = compress_file(raw, path,
-					   job->o->zstd_level ? job->o->zstd_level
-							      : 3);
+			rc = compress_file(
+				raw, path,
+				job->o->zstd_level ? job->o->zstd_level : 3);
 	}
 	pthread_mutex_unlock(&job->zlock);
 	free(dir);
@@ -320,10 +320,9 @@ static int stream_file(struct deliver_job *job, size_t i, struct ml_io *io,
 	return ml_frame_write(io, ML_FRAME_DATA, "", 0);
 }
 
-static int put_blob(struct deliver_job *job, size_t i, const char *digest,
-		    int64_t size, int64_t offset)
+static int put_blob(struct deliver_job *job, struct ml_host_session *h,
+		    size_t i, const char *digest, int64_t size, int64_t offset)
 {
-	struct ml_host_session *h = &job->hosts[i];
 	char *path = NULL;
 	json_t *res = NULL;
 	uint64_t id;
@@ -373,10 +372,11 @@ static int64_t blob_size(const struct ml_image *img, const char *digest)
 	return -1;
 }
 
-/* Host i's missing blobs, streamed from the controller (no load). */
-static int send_missing(struct deliver_job *job, size_t i)
+/* Host i's missing blobs, streamed from the controller over h (its
+ * session, or a second one to it) (no load). */
+static int send_missing(struct deliver_job *job, struct ml_host_session *h,
+			size_t i)
 {
-	struct ml_host_session *h = &job->hosts[i];
 	const struct ml_image *img = job->img;
 	json_t *res = NULL, *missing, *partial, *d;
 	size_t k;
@@ -387,7 +387,8 @@ static int send_missing(struct deliver_job *job, size_t i)
 		goto out;
 	missing = json_object_get(res, "missing");
 	partial = json_object_get(res, "partial");
-	json_array_foreach(missing, k, d) {
+	json_array_foreach(missing, k, d)
+	{
 		const char *dg = json_string_value(d);
 		int64_t size = dg ? blob_size(img, dg) : -1;
 		json_t *p = json_object_get(partial, dg ? dg : "");
@@ -406,7 +407,7 @@ static int send_missing(struct deliver_job *job, size_t i)
 			ml_debug("%s: resuming %.19s at %lld of %lld bytes",
 				 h->target->name, dg, (long long)off,
 				 (long long)size);
-		rc = put_blob(job, i, dg, size, off);
+		rc = put_blob(job, h, i, dg, size, off);
 		if (rc < 0)
 			goto out;
 	}
@@ -415,15 +416,19 @@ out:
 	return rc;
 }
 
-/* The relay's way to have the controller send to host i (apply/relay.h);
- * a failure is recorded on the session, as deliver_one would. */
-static int relay_direct(size_t i, void *arg)
+/* The relay's way to have the controller send to host i (apply/relay.h),
+ * over h or, when h is NULL, host i's session; a failure is recorded on
+ * that session, as deliver_one would. */
+static int relay_direct(struct ml_host_session *h, size_t i, void *arg)
 {
 	struct deliver_job *job = arg;
-	int rc = send_missing(job, i);
+	int rc;
 
+	if (!h)
+		h = &job->hosts[i];
+	rc = send_missing(job, h, i);
 	if (rc < 0)
-		ml_host_fail(&job->hosts[i], rc);
+		ml_host_fail(h, rc);
 	return rc;
 }
 
@@ -449,7 +454,7 @@ static int deliver_one(size_t i, void *arg)
 		atomic_fetch_add(&job->done, 1);
 		return h->rc < 0 ? h->rc : 0;
 	}
-	rc = send_missing(job, i);
+	rc = send_missing(job, h, i);
 	if (rc < 0)
 		goto out;
 	for (k = 0; job->o->tags && job->o->tags[k]; k++)
@@ -478,8 +483,8 @@ out:
 	r->ms = ml_mono_ms() - t0;
 	if (rc < 0) {
 		r->rc = rc;
-		r->error = ml_xasprintf("%s: %s", h->target->name,
-					ml_err_msg());
+		r->error =
+			ml_xasprintf("%s: %s", h->target->name, ml_err_msg());
 		ml_host_fail(h, rc);
 	}
 	atomic_fetch_add(&job->done, 1);
@@ -505,15 +510,16 @@ static void *progress_thread(void *arg)
 
 		for (i = 0; i < job->n; i++)
 			sent += atomic_load(&job->host_raw[i]);
-		ml_buf_addf(&line, "\r\033[Kdelivering: %d/%zu hosts done, %s "
-				   "sent, %s/s |",
+		ml_buf_addf(&line,
+			    "\r\033[Kdelivering: %d/%zu hosts done, %s "
+			    "sent, %s/s |",
 			    atomic_load(&job->done), job->n,
 			    ml_fmt_bytes(a, sent),
 			    ml_fmt_bytes(b, ms > 0 ? sent * 1000 / ms : 0));
 		for (i = 0; i < job->n && i < 8; i++)
 			ml_buf_addf(&line, " %s %s", job->hosts[i].target->name,
-				    ml_fmt_bytes(a, atomic_load(
-							    &job->host_raw[i])));
+				    ml_fmt_bytes(
+					    a, atomic_load(&job->host_raw[i])));
 		if (job->n > 8)
 			ml_buf_addstr(&line, " ...");
 		fputs(ml_buf_str(&line), stderr);
@@ -533,10 +539,9 @@ static void *progress_thread(void *arg)
 
 int ml_deliver(struct ml_host_session *hosts, size_t n,
 	       const struct ml_image *img, const struct ml_cache *cache,
-	       const struct ml_deliver_opts *o,
-	       struct ml_deliver_result *res)
+	       const struct ml_deliver_opts *o, struct ml_deliver_result *res)
 {
-	struct deliver_job job = { 0 };
+	struct deliver_job job = {0};
 	pthread_t prog;
 	bool drawing = false;
 	size_t i, failed = 0, first = n;
@@ -554,7 +559,8 @@ int ml_deliver(struct ml_host_session *hosts, size_t n,
 	pthread_mutex_init(&job.lock, NULL);
 	pthread_mutex_init(&job.zlock, NULL);
 	pthread_cond_init(&job.cond, NULL);
-	if (o->progress && pthread_create(&prog, NULL, progress_thread, &job) == 0)
+	if (o->progress &&
+	    pthread_create(&prog, NULL, progress_thread, &job) == 0)
 		drawing = true;
 	/* hosts pass blobs on to each other first; then each host gets from
 	 * the controller what it still lacks, and loads the image */
@@ -580,7 +586,8 @@ int ml_deliver(struct ml_host_session *hosts, size_t n,
 	}
 	if (!failed)
 		return 0;
-	return ml_err_set(res[first].rc, "delivery failed on %zu of %zu "
-					 "host%s: %s",
+	return ml_err_set(res[first].rc,
+			  "delivery failed on %zu of %zu "
+			  "host%s: %s",
 			  failed, n, n == 1 ? "" : "s", res[first].error);
 }

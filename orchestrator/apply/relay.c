@@ -7,6 +7,11 @@
  * (per source) and relay_allow (per receiver, which has one sender per
  * round), then the transfers: one thread per source, sending to its
  * receivers one after another, and one per host the controller sends to.
+ * The first round is the pipelined one when the hosts lack blobs no host
+ * holds (a cold deploy): a chain whose hops all run at once, each host
+ * passing on what it is still receiving ("follow"); a hop that fails
+ * because its upstream did ("following blob ...") blames no pair, and the
+ * rounds after it finish the job from what the hosts then hold.
  * Memory: the hosts-by-blobs matrix and one round.
  */
 #include "common/ml.h"
@@ -28,13 +33,14 @@
 
 #define RELAY_TTL_S 7200
 #define RELAY_CONNECT_TIMEOUT_S 5
+#define RELAY_UPSTREAM "following blob "
 
 struct relay {
 	struct ml_host_session *hosts;
 	size_t n, m;
 	const struct ml_image *img;
 	struct ml_deliver_result *res;
-	int (*send_direct)(size_t i, void *arg);
+	int (*send_direct)(struct ml_host_session *h, size_t i, void *arg);
 	void *arg;
 	const char **digests; /* m, borrowed from img */
 	int64_t *sizes;
@@ -46,6 +52,9 @@ struct relay {
 	char **pub;			   /* n: public keys of sources */
 	char deploy[64];
 	struct ml_relay_round round;
+	bool follow; /* the pipelined round: sources pass on what they lack */
+	unsigned char *have0; /* n * m: what the hosts held when it began */
+	struct ml_host_session *twin; /* n: second sessions to its heads */
 	/* this round's work */
 	size_t *tasks; /* transfer index of a controller send, or the first
 			* transfer of a source's group */
@@ -71,14 +80,15 @@ static long env_long(const char *name, long def, long lo, long hi)
 	return v;
 }
 
-static bool relay_wanted(void)
+/* An on/off setting, on when unset. */
+static bool env_on(const char *name)
 {
-	const char *s = getenv("MLCTL_RELAY");
+	const char *s = getenv(name);
 
 	if (!s || !*s || !strcmp(s, "on") || !strcmp(s, "1"))
 		return true;
 	if (strcmp(s, "off") && strcmp(s, "0"))
-		ml_warn("ignoring MLCTL_RELAY='%s': say on or off", s);
+		ml_warn("ignoring %s='%s': say on or off", name, s);
 	return strcmp(s, "off") && strcmp(s, "0");
 }
 
@@ -171,33 +181,44 @@ static int allow_one(size_t t, void *arg)
 	return 0;
 }
 
-static void relay_xfer(struct relay *r, size_t xi)
+/* Transfer xi of the round; with probe only its connection is tried. */
+static void relay_xfer(struct relay *r, size_t xi, bool probe)
 {
 	struct ml_relay_xfer *x = &r->round.x[xi];
 	size_t from = (size_t)x->from, to = (size_t)x->to, k;
 	struct ml_host_session *hs = &r->hosts[from];
 	const struct ml_target *t = r->hosts[to].target;
-	json_t *digests = json_array(), *res = NULL;
+	json_t *digests = probe ? NULL : json_array(), *follow = NULL;
+	json_t *res = NULL;
 	char *hkey = NULL;
 	int64_t ms;
 	int rc;
 
 	r->ok[xi] = 0;
-	for (k = 0; k < x->nblobs; k++)
-		json_array_append_new(digests,
-				      json_string(r->digests[x->blobs[k]]));
+	for (k = 0; !probe && k < x->nblobs; k++) {
+		size_t b = x->blobs[k];
+
+		json_array_append_new(digests, json_string(r->digests[b]));
+		if (!r->follow || r->have0[from * r->m + b])
+			continue;
+		if (!follow)
+			follow = json_object();
+		json_object_set_new(follow, r->digests[b],
+				    json_integer(r->sizes[b]));
+	}
 	rc = ml_ssh_host_key(&hkey, r->hosts[to].ssh);
 	if (rc < 0) {
 		json_decref(digests);
+		json_decref(follow);
 		goto out;
 	}
 	/* two minutes, and a second per MiB: the op streams without
 	 * replying, and a busy host may be slow */
-	ms = 120000 + x->bytes / (1 << 20) * 1000;
+	ms = probe ? 30000 : 120000 + x->bytes / (1 << 20) * 1000;
 	ml_ssh_chan_set_timeout(hs->chan, (int)(ms < 21600000 ? ms : 21600000));
 	rc = ml_op_relay_send(hs, r->deploy, addr_of(r, to),
 			      t->port ? t->port : 22,
-			      t->user ? t->user : "root", hkey, digests,
+			      t->user ? t->user : "root", hkey, digests, follow,
 			      RELAY_CONNECT_TIMEOUT_S, &res);
 	ml_ssh_chan_set_timeout(hs->chan, 60000);
 out:
@@ -209,6 +230,11 @@ out:
 
 		fprintf(stderr, "mlctl: relay from %s to %s failed (%s)\n",
 			name_of(r, from), name_of(r, to), ml_err_msg());
+		if (agent_said && strstr(ml_err_msg(), RELAY_UPSTREAM)) {
+			/* what it was passing on stopped coming: not this
+			 * pair's fault; the next rounds resume from it */
+			goto done;
+		}
 		if (!agent_said) {
 			/* the controller's own channel broke: that session
 			 * cannot be trusted to be at a reply boundary */
@@ -231,6 +257,8 @@ out:
 				name_of(r, to), name_of(r, to));
 			r->direct[to] = 1;
 		}
+	} else if (probe) {
+		r->ok[xi] = 1;
 	} else {
 		for (k = 0; k < x->nblobs; k++)
 			r->have[to * r->m + x->blobs[k]] = 1;
@@ -250,6 +278,7 @@ out:
 			!json_is_true(json_object_get(bl, "existed"));
 		r->ok[xi] = 1;
 	}
+done:
 	json_decref(res);
 	free(hkey);
 }
@@ -262,7 +291,10 @@ static int send_one(size_t t, void *arg)
 	struct ml_relay_xfer *x = &r->round.x[xi];
 
 	if (x->from == ML_RELAY_FROM_CONTROLLER) {
-		if (r->send_direct((size_t)x->to, r->arg) == 0)
+		struct ml_host_session *tw = &r->twin[x->to];
+
+		if (r->send_direct(tw->io ? tw : NULL, (size_t)x->to, r->arg) ==
+		    0)
 			have_all(r, (size_t)x->to);
 		else
 			r->direct[x->to] = 1; /* the delivery reports it */
@@ -271,7 +303,47 @@ static int send_one(size_t t, void *arg)
 	}
 	for (j = xi; j < r->round.n; j++)
 		if (r->round.x[j].from == x->from && r->ok[j])
-			relay_xfer(r, j);
+			relay_xfer(r, j, false);
+	return 0;
+}
+
+/* Before the pipelined round, per hop: can its source reach its receiver?
+ * (A hop that fails later leaves everyone after it waiting.) */
+static int probe_hop(size_t t, void *arg)
+{
+	struct relay *r = arg;
+
+	relay_xfer(r, r->tasks[t], true);
+	return 0;
+}
+
+/* The index of the pipelined round's hop from host h, or rd->n. */
+static size_t hop_from(const struct ml_relay_round *rd, int h)
+{
+	size_t i;
+
+	for (i = 0; i < rd->n && rd->x[i].from != h; i++)
+		;
+	return i;
+}
+
+/* A chain's head: a second session, for the controller to send over
+ * while the head's own session passes the blobs on. */
+static int twin_one(size_t t, void *arg)
+{
+	struct relay *r = arg;
+	size_t to = (size_t)r->round.x[r->tasks[t]].to;
+	size_t hop = hop_from(&r->round, (int)to);
+
+	if (ml_host_connect_twin(&r->twin[to], &r->hosts[to]) < 0) {
+		fprintf(stderr,
+			"mlctl: %s: cannot open a second session (%s); it "
+			"passes nothing on\n",
+			name_of(r, to), r->twin[to].error ?: ml_err_msg());
+		ml_host_close(&r->twin[to]);
+		if (hop < r->round.n)
+			r->ok[hop] = 0;
+	}
 	return 0;
 }
 
@@ -302,6 +374,34 @@ static void run_round(struct relay *r, int parallel)
 		if (rd->x[i].from != ML_RELAY_FROM_CONTROLLER)
 			r->tasks[r->ntasks++] = i;
 	ml_parallel_run(r->ntasks, parallel, allow_one, r);
+	if (r->follow) {
+		r->ntasks = 0;
+		for (i = 0; i < rd->n; i++)
+			if (rd->x[i].from != ML_RELAY_FROM_CONTROLLER &&
+			    r->ok[i])
+				r->tasks[r->ntasks++] = i;
+		ml_parallel_run(r->ntasks, parallel, probe_hop, r);
+		r->ntasks = 0;
+		for (i = 0; i < rd->n; i++)
+			if (rd->x[i].from == ML_RELAY_FROM_CONTROLLER &&
+			    hop_from(rd, rd->x[i].to) < rd->n &&
+			    r->ok[hop_from(rd, rd->x[i].to)])
+				r->tasks[r->ntasks++] = i;
+		ml_parallel_run(r->ntasks, parallel, twin_one, r);
+		/* a hop whose source will get nothing to pass on is dropped
+		 * (the hops are in chain order: one pass carries it down) */
+		for (i = 0; i < rd->n; i++) {
+			int f = rd->x[i].from;
+
+			if (f == ML_RELAY_FROM_CONTROLLER || !r->ok[i])
+				continue;
+			for (j = 0; j < i; j++)
+				if (rd->x[j].to == f &&
+				    rd->x[j].from != ML_RELAY_FROM_CONTROLLER &&
+				    !r->ok[j])
+					r->ok[i] = 0;
+		}
+	}
 	/* the transfers: controller sends, and one task per source */
 	r->ntasks = 0;
 	for (i = 0; i < rd->n; i++) {
@@ -317,7 +417,12 @@ static void run_round(struct relay *r, int parallel)
 		if (first)
 			r->tasks[r->ntasks++] = i;
 	}
+	if (r->follow)
+		memcpy(r->have0, r->have, r->n * r->m);
 	ml_parallel_run(r->ntasks, parallel, send_one, r);
+	for (i = 0; i < r->n; i++)
+		if (r->twin[i].target)
+			ml_host_close(&r->twin[i]);
 	free(r->ok);
 	free(r->tasks);
 	r->ok = NULL;
@@ -339,7 +444,9 @@ static int end_one(size_t i, void *arg)
 int ml_relay_run(struct ml_host_session *hosts, size_t n,
 		 const struct ml_image *img, int parallel,
 		 struct ml_deliver_result *res,
-		 int (*send_direct)(size_t i, void *arg), void *arg)
+		 int (*send_direct)(struct ml_host_session *h, size_t i,
+				    void *arg),
+		 void *arg)
 {
 	struct relay r = {0};
 	struct ml_relay_in in = {0};
@@ -347,12 +454,13 @@ int ml_relay_run(struct ml_host_session *hosts, size_t n,
 	long fanout = env_long("MLCTL_RELAY_FANOUT", 1, 1, 64);
 	long min_bytes =
 		env_long("MLCTL_RELAY_MIN_BYTES", 8L << 20, 0, 1L << 62);
+	bool chain = env_on("MLCTL_RELAY_PIPELINE"), piped = false;
 	size_t i, b, k, lacking = 0, rounds = 0, relayed = 0;
 	int64_t most = 0, ctl0 = 0, ctl1 = 0, t0 = ml_mono_ms();
 	unsigned char *rnd;
 	char a[ML_FMT_MAX], c[ML_FMT_MAX];
 
-	if (!relay_wanted() || n < 2)
+	if (!env_on("MLCTL_RELAY") || n < 2)
 		return 0;
 	r.hosts = hosts;
 	r.n = n;
@@ -374,6 +482,8 @@ int ml_relay_run(struct ml_host_session *hosts, size_t n,
 		r.sizes[r.m++] = img->layer_sizes[k];
 	}
 	r.have = ml_xcalloc(n * r.m, 1);
+	r.have0 = ml_xcalloc(n * r.m, 1);
+	r.twin = ml_xcalloc(n, sizeof(*r.twin));
 	r.direct = ml_xcalloc(n, 1);
 	r.used = ml_xcalloc(n, 1);
 	r.pub = ml_xcalloc(n, sizeof(*r.pub));
@@ -413,12 +523,21 @@ int ml_relay_run(struct ml_host_session *hosts, size_t n,
 	in.bad = r.bad;
 	in.seeds = (int)seeds;
 	in.fanout = (int)fanout;
+	/* every hop of the chain at once: one thread each */
+	in.chain = chain && parallel > 1 ? (size_t)parallel : 0;
 	for (rounds = 0; rounds <= n * r.m + 1; rounds++) {
-		ml_relay_plan_round(&r.round, &in);
+		r.follow = rounds == 0 && in.chain;
+		if (r.follow)
+			ml_relay_plan_chain(&r.round, &in);
+		if (!r.follow || !r.round.n) {
+			r.follow = false;
+			ml_relay_plan_round(&r.round, &in);
+		}
 		if (!r.round.n)
 			break;
-		ml_debug("relay: round %zu, %zu transfers", rounds + 1,
-			 r.round.n);
+		ml_debug("relay: round %zu, %zu transfers%s", rounds + 1,
+			 r.round.n, r.follow ? ", pipelined" : "");
+		piped = piped || r.follow;
 		run_round(&r, parallel);
 		ml_relay_round_release(&r.round);
 	}
@@ -440,9 +559,11 @@ int ml_relay_run(struct ml_host_session *hosts, size_t n,
 		relayed += res[i].relayed_from != NULL;
 	}
 	ml_info("relay: %zu host%s got the image from other hosts, the "
-		"controller sent %s in %zu rounds (%s)",
+		"controller sent %s in %zu round%s%s (%s)",
 		relayed, relayed == 1 ? "" : "s", ml_fmt_bytes(a, ctl1 - ctl0),
-		rounds, ml_fmt_duration(c, ml_mono_ms() - t0));
+		rounds, rounds == 1 ? "" : "s",
+		piped ? ", the first pipelined" : "",
+		ml_fmt_duration(c, ml_mono_ms() - t0));
 out:
 	for (i = 0; i < n; i++)
 		free(r.pub[i]);
@@ -454,6 +575,8 @@ out:
 	free(r.used);
 	free(r.direct);
 	free(r.have);
+	free(r.have0);
+	free(r.twin);
 	free(r.sizes);
 	free(r.digests);
 	return 0;

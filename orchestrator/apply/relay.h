@@ -7,9 +7,10 @@
  * sends what no host holds to a seed or two, and hosts that hold blobs
  * pass them on to those that lack them, over SSH between the hosts'
  * agents (agent/op_relay_*.c), round by round as apply/relay_plan.h
- * plans. A relay that fails (a host that cannot reach another, a key
- * refused) makes its receiver a "direct" host, which the controller
- * sends to itself, saying so on stderr in one line.
+ * plans; what no host holds goes down a chain of hosts first, each one
+ * passing it on while still receiving it. A relay that fails (a host that
+ *cannot reach another, a key refused) makes its receiver a "direct" host, which
+ *the controller sends to itself, saying so on stderr in one line.
  *
  * Settings, from the environment:
  *	MLCTL_RELAY=on|off		default on
@@ -17,6 +18,9 @@
  *	MLCTL_RELAY_FANOUT=N		receivers per source and round (1)
  *	MLCTL_RELAY_MIN_BYTES=N		relay only when a host lacks at least
  *					this many bytes (8 MiB)
+ *	MLCTL_RELAY_PIPELINE=on|off	the pipelined first round (on): blobs
+ *					no host holds go down a chain of up
+ *					to --parallel hosts at once
  */
 
 #include <stddef.h>
@@ -28,9 +32,10 @@ struct ml_deliver_result;
 
 /*
  * Relay img's blobs among the connected app hosts of the n sessions.
- * send_direct(i, arg) must send host i everything it lacks from the
- * controller (no image load); it may be called from several threads at
- * once, for different hosts. Results go to res[i] (relayed_from,
+ * send_direct(h, i, arg) must send host i everything it lacks from the
+ * controller (no image load), over h, a second session to host i, or
+ * over its own session when h is NULL; it may be called from several
+ * threads at once, for different hosts. Results go to res[i] (relayed_from,
  * relayed_bytes). Best effort: returns 0 whatever failed, since the
  * delivery that follows sends each host what it still lacks; the keys
  * and authorized_keys lines it made are removed before it returns.
@@ -38,6 +43,8 @@ struct ml_deliver_result;
 int ml_relay_run(struct ml_host_session *hosts, size_t n,
 		 const struct ml_image *img, int parallel,
 		 struct ml_deliver_result *res,
-		 int (*send_direct)(size_t i, void *arg), void *arg);
+		 int (*send_direct)(struct ml_host_session *h, size_t i,
+				    void *arg),
+		 void *arg);
 
 #endif

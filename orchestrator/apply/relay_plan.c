@@ -31,6 +31,42 @@ static int64_t lacking(const struct ml_relay_in *in, size_t h)
 	return sum;
 }
 
+/* The hosts that lack anything into order, most lacking first, then the
+ * lowest index; need[h] what h lacks. Returns how many. */
+static size_t order_by_need(size_t *order, int64_t *need,
+			    const struct ml_relay_in *in)
+{
+	size_t h, i, j, norder = 0;
+
+	for (h = 0; h < in->nhosts; h++) {
+		need[h] = lacking(in, h);
+		if (need[h])
+			order[norder++] = h;
+	}
+	/* insertion sort: stable */
+	for (i = 1; i < norder; i++)
+		for (j = i; j > 0 && need[order[j]] > need[order[j - 1]]; j--) {
+			size_t t = order[j];
+
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	return norder;
+}
+
+/* orphan[b]: no relaying host holds blob b. */
+static void orphans(bool *orphan, const struct ml_relay_in *in)
+{
+	size_t b, h;
+
+	for (b = 0; b < in->nblobs; b++) {
+		orphan[b] = true;
+		for (h = 0; h < in->nhosts && orphan[b]; h++)
+			if (!is_direct(in, h) && has(in, in->have, h, b))
+				orphan[b] = false;
+	}
+}
+
 static void add_xfer(struct ml_relay_round *r, int from, int to,
 		     const struct ml_relay_in *in, const bool *pick)
 {
@@ -65,25 +101,8 @@ void ml_relay_plan_round(struct ml_relay_round *out,
 	int seeds = 0;
 
 	memset(out, 0, sizeof(*out));
-	for (h = 0; h < n; h++) {
-		need[h] = lacking(in, h);
-		if (need[h])
-			order[norder++] = h;
-	}
-	/* most lacking first, then the lowest index (insertion sort: stable) */
-	for (i = 1; i < norder; i++)
-		for (j = i; j > 0 && need[order[j]] > need[order[j - 1]]; j--) {
-			size_t t = order[j];
-
-			order[j] = order[j - 1];
-			order[j - 1] = t;
-		}
-	for (b = 0; b < m; b++) {
-		orphan[b] = true;
-		for (h = 0; h < n && orphan[b]; h++)
-			if (!is_direct(in, h) && has(in, in->have, h, b))
-				orphan[b] = false;
-	}
+	norder = order_by_need(order, need, in);
+	orphans(orphan, in);
 
 	/* the controller: direct hosts, then the seeds */
 	for (i = 0; i < norder; i++) {
@@ -156,6 +175,68 @@ void ml_relay_plan_round(struct ml_relay_round *out,
 	free(load);
 }
 
+void ml_relay_plan_chain(struct ml_relay_round *out,
+			 const struct ml_relay_in *in)
+{
+	size_t n = in->nhosts, m = in->nblobs, i, k, b, norder, placed = 0;
+	size_t nchains = in->seeds > 0 ? (size_t)in->seeds : 1;
+	size_t *order = ml_xcalloc(n ? n : 1, sizeof(*order));
+	int64_t *need = ml_xcalloc(n ? n : 1, sizeof(*need));
+	bool *orphan = ml_xcalloc(m ? m : 1, sizeof(*orphan));
+	bool *used = ml_xcalloc(n ? n : 1, sizeof(*used));
+	size_t *tail = ml_xcalloc(nchains, sizeof(*tail));
+	size_t ntails = 0, cand = 0;
+	bool any = false, grew;
+
+	memset(out, 0, sizeof(*out));
+	norder = order_by_need(order, need, in);
+	orphans(orphan, in);
+	for (b = 0; b < m; b++)
+		any = any || orphan[b];
+	/* relaying hosts only: every one of them lacks every orphan */
+	for (i = 0; i < norder; i++)
+		if (!is_direct(in, order[i]))
+			order[cand++] = order[i];
+	if (!any || cand < 2 || in->chain < 2)
+		goto out;
+	/* the heads, from the controller */
+	for (i = 0; i < cand && ntails < nchains && placed < in->chain; i++) {
+		tail[ntails++] = order[i];
+		used[order[i]] = true;
+		add_xfer(out, ML_RELAY_FROM_CONTROLLER, (int)order[i], in,
+			 orphan);
+		placed++;
+	}
+	/* then each chain in turn takes the first host left that its tail
+	 * may send to */
+	do {
+		grew = false;
+		for (k = 0; k < ntails && placed < in->chain; k++) {
+			for (i = 0; i < cand; i++) {
+				size_t h = order[i];
+
+				if (used[h] ||
+				    (in->bad && in->bad[h * n + tail[k]]))
+					continue;
+				add_xfer(out, (int)tail[k], (int)h, in, orphan);
+				used[h] = true;
+				tail[k] = h;
+				placed++;
+				grew = true;
+				break;
+			}
+		}
+	} while (grew && placed < in->chain);
+	if (placed == ntails) /* nobody to pass on to: not a chain */
+		ml_relay_round_release(out);
+out:
+	free(order);
+	free(need);
+	free(orphan);
+	free(used);
+	free(tail);
+}
+
 void ml_relay_round_release(struct ml_relay_round *r)
 {
 	size_t i;
@@ -177,7 +258,12 @@ void ml_relay_plan(struct ml_relay_plan *out, const struct ml_relay_in *in)
 	memcpy(have, in->have, cells);
 	cur.have = have;
 	for (;;) {
-		ml_relay_plan_round(&r, &cur);
+		if (in->chain && !out->nrounds)
+			ml_relay_plan_chain(&r, &cur);
+		else
+			r.n = 0;
+		if (!r.n)
+			ml_relay_plan_round(&r, &cur);
 		if (!r.n)
 			break;
 		if (out->nrounds >= limit)

@@ -28,6 +28,17 @@
  *     relay sends it what it still lacks).
  * Rounds repeat until no host lacks anything; each makes progress, so
  * there are at most n * m + 1 of them.
+ *
+ * The pipelined first round (ml_relay_plan_chain): the blobs no relaying
+ * host holds (the orphans; every relaying host lacks all of them) go down
+ * `seeds` chains at once, c>a a>b b>c ..., each host passing a blob on
+ * while it is still receiving it (agent relay_send "follow"), so the whole
+ * chain takes about the time of the controller's one send. The chains
+ * take the relaying hosts most lacking first (then the lowest index),
+ * round-robin, never over a pair that failed, at most `chain` hosts in
+ * all (every hop must run at the same time: the controller's threads);
+ * the hosts left out, and what the chain hosts lack besides the orphans,
+ * are for the rounds after it.
  */
 
 #include <stdbool.h>
@@ -59,6 +70,8 @@ struct ml_relay_in {
 				      * `from` to `to` failed: not again */
 	int seeds;		     /* >= 1 */
 	int fanout;		     /* >= 1 */
+	size_t chain;		     /* hosts in the pipelined first round
+				      * (ml_relay_plan), 0: none */
 };
 
 struct ml_relay_plan {
@@ -72,7 +85,13 @@ void ml_relay_plan_round(struct ml_relay_round *out,
 			 const struct ml_relay_in *in);
 void ml_relay_round_release(struct ml_relay_round *r);
 
-/* Every round, assuming each transfer succeeds. */
+/* The pipelined round (above) of at most in->chain hosts; *out is empty
+ * when there are no orphans or fewer than two hosts to chain. */
+void ml_relay_plan_chain(struct ml_relay_round *out,
+			 const struct ml_relay_in *in);
+
+/* Every round, assuming each transfer succeeds; with in->chain the first
+ * is the pipelined one. */
 void ml_relay_plan(struct ml_relay_plan *out, const struct ml_relay_in *in);
 void ml_relay_plan_release(struct ml_relay_plan *p);
 

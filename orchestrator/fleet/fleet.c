@@ -82,29 +82,30 @@ static int agent_start_failed(struct ml_host_session *h, int rc)
 	} else {
 		ml_escape(&esc, err, elen > 200 ? 200 : elen);
 		rc = ml_err_set(rc, "cannot start the agent on %s: %s%s%s",
-				ml_ssh_name(h->ssh), first,
-				esc.len ? ": " : "", ml_buf_str(&esc));
+				ml_ssh_name(h->ssh), first, esc.len ? ": " : "",
+				ml_buf_str(&esc));
 	}
 	free(first);
 	ml_buf_release(&esc);
 	return rc;
 }
 
-static int connect_one(size_t i, void *arg)
+/* Connect h (its target set) with cfg and o, which it keeps (borrowed). */
+static int host_connect(struct ml_host_session *h, const struct ml_config *cfg,
+			const struct ml_fleet_opts *o)
 {
-	struct connect_job *job = arg;
-	struct ml_host_session *h = &job->hosts[i];
 	const struct ml_target *t = h->target;
-	const struct ml_fleet_opts *o = job->o;
 	const struct ml_target *jump = NULL;
-	struct ml_ssh_opts so = { 0 };
-	static const char *const agent_argv[] = { ML_AGENT_REMOTE_PATH,
-						  "serve", NULL };
+	struct ml_ssh_opts so = {0};
+	static const char *const agent_argv[] = {ML_AGENT_REMOTE_PATH, "serve",
+						 NULL};
 	int64_t t0 = ml_mono_ms();
 	int rc;
 
+	h->cfg = cfg;
+	h->opts = o;
 	if (t->jump) {
-		jump = find_jump(job->cfg, t->jump);
+		jump = find_jump(cfg, t->jump);
 		if (!jump) {
 			rc = ml_err_set(ML_EINVALID,
 					"jump host '%s' of '%s' is unknown",
@@ -149,6 +150,36 @@ out:
 	return rc;
 }
 
+static int connect_one(size_t i, void *arg)
+{
+	struct connect_job *job = arg;
+
+	return host_connect(&job->hosts[i], job->cfg, job->o);
+}
+
+int ml_host_connect_twin(struct ml_host_session *twin,
+			 const struct ml_host_session *h)
+{
+	memset(twin, 0, sizeof(*twin));
+	twin->target = h->target;
+	twin->fence = h->fence;
+	if (!h->cfg || !h->opts)
+		BUG("a twin of a session that was not connected");
+	return host_connect(twin, h->cfg, h->opts);
+}
+
+void ml_host_close(struct ml_host_session *h)
+{
+	int status;
+
+	if (h->chan)
+		ml_ssh_chan_close(h->chan, &status);
+	ml_ssh_free(h->ssh);
+	json_decref(h->hello);
+	free(h->error);
+	memset(h, 0, sizeof(*h));
+}
+
 /* Connect to the k hosts whose targets are already set in hosts. */
 static void connect_sessions(struct ml_host_session *hosts, size_t k,
 			     const struct ml_config *cfg,
@@ -163,8 +194,7 @@ static void connect_sessions(struct ml_host_session *hosts, size_t k,
 }
 
 int ml_fleet_connect(struct ml_host_session **out, size_t *n,
-		     const struct ml_config *cfg,
-		     const struct ml_fleet_opts *o,
+		     const struct ml_config *cfg, const struct ml_fleet_opts *o,
 		     bool (*want)(const struct ml_target *))
 {
 	struct ml_host_session *hosts;
@@ -180,8 +210,8 @@ int ml_fleet_connect(struct ml_host_session **out, size_t *n,
 	return 0;
 }
 
-int ml_host_call(struct ml_host_session *h, const char *op, json_t *args,
-		 json_t **result)
+static int host_call(struct ml_host_session *h, const char *op, json_t *args,
+		     json_t **result)
 {
 	int rc;
 
@@ -209,10 +239,22 @@ int ml_host_call(struct ml_host_session *h, const char *op, json_t *args,
 
 		rc = ml_proto_call(h->io, &h->next_id, op, args, result);
 		ml_debug("%s: %s: %s in %lld ms", h->target->name, op,
-			 rc < 0 ? "failed" : "ok", (long long)(ml_mono_ms() - t0));
+			 rc < 0 ? "failed" : "ok",
+			 (long long)(ml_mono_ms() - t0));
 		return rc;
 	}
 	return ml_proto_call(h->io, &h->next_id, op, args, result);
+}
+
+int ml_host_call(struct ml_host_session *h, const char *op, json_t *args,
+		 json_t **result)
+{
+	json_t *drop = NULL;
+	int rc;
+
+	rc = host_call(h, op, args, result ? result : &drop);
+	json_decref(drop);
+	return rc;
 }
 
 int ml_fleet_connect_lock_host(struct ml_host_session **out, size_t *n,
@@ -242,8 +284,8 @@ int ml_fleet_connect_lock_host(struct ml_host_session **out, size_t *n,
 				  "the fleet lock is kept on '%s' (the first "
 				  "%s listed), which cannot be reached: %s; "
 				  "nothing was changed",
-				  t->name, t->is_lb ? "load balancer"
-						    : "app host",
+				  t->name,
+				  t->is_lb ? "load balancer" : "app host",
 				  (*out)[0].error);
 	return 0;
 }
@@ -251,16 +293,10 @@ int ml_fleet_connect_lock_host(struct ml_host_session **out, size_t *n,
 void ml_fleet_close(struct ml_host_session *v, size_t n)
 {
 	size_t i;
-	int status;
 
 	if (!v)
 		return;
-	for (i = 0; i < n; i++) {
-		if (v[i].chan)
-			ml_ssh_chan_close(v[i].chan, &status);
-		ml_ssh_free(v[i].ssh);
-		json_decref(v[i].hello);
-		free(v[i].error);
-	}
+	for (i = 0; i < n; i++)
+		ml_host_close(&v[i]);
 	free(v);
 }

@@ -24,14 +24,14 @@ struct ml_io;
 #define ML_AGENT_REMOTE_PATH "/var/lib/mlctl/bin/mlctl-agent"
 
 struct ml_fleet_opts {
-	const char *known_hosts;   /* NULL: ~/.ssh/known_hosts */
-	const char *identity;      /* extra key; NULL: inventory's or agent */
-	const char *ssh_config;    /* NULL: ~/.ssh/config */
+	const char *known_hosts; /* NULL: ~/.ssh/known_hosts */
+	const char *identity;	 /* extra key; NULL: inventory's or agent */
+	const char *ssh_config;	 /* NULL: ~/.ssh/config */
 	bool trust_on_first_use;
-	int connect_timeout_ms;    /* default 10 s */
-	int command_timeout_ms;    /* default 60 s */
-	int parallel;              /* hosts at once, default 16 */
-	bool start_agent;          /* run `mlctl-agent serve` and hello */
+	int connect_timeout_ms; /* default 10 s */
+	int command_timeout_ms; /* default 60 s */
+	int parallel;		/* hosts at once, default 16 */
+	bool start_agent;	/* run `mlctl-agent serve` and hello */
 };
 
 /*
@@ -51,15 +51,18 @@ struct ml_fence {
 
 struct ml_host_session {
 	const struct ml_target *target; /* borrowed from the config */
-	const struct ml_fence *fence; /* NULL: requests go unfenced */
+	const struct ml_fence *fence;	/* NULL: requests go unfenced */
 	struct ml_ssh *ssh;
-	struct ml_ssh_chan *chan;  /* the agent's channel, when started */
-	struct ml_io *io;          /* borrowed from chan */
+	struct ml_ssh_chan *chan; /* the agent's channel, when started */
+	struct ml_io *io;	  /* borrowed from chan */
 	uint64_t next_id;
-	json_t *hello;             /* the agent's hello result, or NULL */
-	int rc;                    /* 0, or the ML_E* code of the failure */
-	char *error;               /* its message when rc < 0 */
-	int64_t connect_ms;        /* time to connect (and hello) */
+	json_t *hello;	    /* the agent's hello result, or NULL */
+	int rc;		    /* 0, or the ML_E* code of the failure */
+	char *error;	    /* its message when rc < 0 */
+	int64_t connect_ms; /* time to connect (and hello) */
+	/* what it was connected with, borrowed (for ml_host_connect_twin) */
+	const struct ml_config *cfg;
+	const struct ml_fleet_opts *opts;
 };
 
 /*
@@ -77,13 +80,26 @@ int ml_fleet_opts_from_ctx(struct ml_fleet_opts *o, const struct ml_ctx *ctx);
  * ml_fleet_close. Returns 0 even when hosts failed: check each rc.
  */
 int ml_fleet_connect(struct ml_host_session **out, size_t *n,
-		     const struct ml_config *cfg,
-		     const struct ml_fleet_opts *o,
+		     const struct ml_config *cfg, const struct ml_fleet_opts *o,
 		     bool (*want)(const struct ml_target *));
 
+/*
+ * A second session to h's host, connected as h was (same options, fence
+ * and agent start), for work that must run beside a request that blocks
+ * h (the pipelined relay sends to a host that is passing the same blobs
+ * on). rc and error are set in *twin as by ml_fleet_connect; close it
+ * with ml_host_close.
+ */
+int ml_host_connect_twin(struct ml_host_session *twin,
+			 const struct ml_host_session *h);
+
+/* Close one session's channel and connection, and clear it. */
+void ml_host_close(struct ml_host_session *h);
+
 /* One request to a connected host's agent (see ml_proto_call): args is
- * stolen, *result is the caller's. With a fence, nothing is sent once the
- * fence's check fails (its ML_ELOCKED is returned). */
+ * stolen, *result is the caller's (result NULL: the reply is dropped). With a
+ * fence, nothing is sent once the fence's check fails (its ML_ELOCKED is
+ * returned). */
 int ml_host_call(struct ml_host_session *h, const char *op, json_t *args,
 		 json_t **result);
 

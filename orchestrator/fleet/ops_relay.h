@@ -23,10 +23,13 @@ int ml_op_relay_allow(struct ml_host_session *h, const char *deploy,
 		      json_t **res);
 
 /* relay_send: stream digests (an array, stolen) to host:port as user,
- * trusting only host_key. The caller sets the channel's timeout. */
+ * trusting only host_key; follow (an object of digests and sizes, stolen,
+ * or NULL) names the blobs this host is still receiving, to pass on as
+ * they arrive; digests NULL only tries the connection ("probe"). The
+ * caller sets the channel's timeout. */
 int ml_op_relay_send(struct ml_host_session *h, const char *deploy,
 		     const char *host, int port, const char *user,
-		     const char *host_key, json_t *digests,
+		     const char *host_key, json_t *digests, json_t *follow,
 		     int connect_timeout_s, json_t **res);
 
 /* relay_end: remove the deploy's keys and authorized_keys lines. */

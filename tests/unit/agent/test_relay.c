@@ -7,7 +7,8 @@
  * op but hello, blobs_have and blob_put; and relay_send for real into
  * `mlctl-agent receive` ($MLCTL_AGENT_BIN), with a stand-in for the ssh
  * client that runs the receiver locally, resuming a blob from the .part
- * the receiver holds.
+ * the receiver holds, and passing on a blob while it is still arriving
+ * ("follow").
  */
 #include "common/ml.h"
 #include "common/sha256.h"
@@ -16,6 +17,7 @@
 #include "tests/support/proc.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -423,6 +425,15 @@ static void test_relay__send_resumes(void **state)
 	assert_int_equal(json_integer_value(json_object_get(res, "bytes_sent")),
 			 0);
 	json_decref(res);
+	/* a probe connects and says hello, and sends nothing */
+	assert_int_equal(call(&res, "relay_send",
+			      json_pack("{s:s,s:s,s:s,s:b}", "deploy", "d2",
+					"host", "10.0.0.2", "host_key", HKEY,
+					"probe", 1)),
+			 0);
+	assert_int_equal(json_integer_value(json_object_get(res, "bytes_sent")),
+			 0);
+	json_decref(res);
 	/* a receiver that cannot be started: a clear error, no hang */
 	ml_test_write(tmp, "fake-ssh",
 		      "#!/bin/sh\necho 'ssh: connect to host 10.0.0.2 port 22: "
@@ -435,9 +446,178 @@ static void test_relay__send_resumes(void **state)
 	assert_non_null(strstr(ml_err_msg(), "relay to 10.0.0.2 failed: ssh: "
 					     "connect to host"));
 	assert_non_null(strstr(ml_err_msg(), "(ssh exit 255)"));
+	assert_int_equal(call(NULL, "relay_send",
+			      json_pack("{s:s,s:s,s:s,s:b}", "deploy", "d2",
+					"host", "10.0.0.2", "host_key", HKEY,
+					"probe", 1)),
+			 ML_EHOST);
+	assert_non_null(strstr(ml_err_msg(), "connect to host"));
 	assert_int_equal(
 		call(NULL, "relay_end", json_pack("{s:s}", "deploy", "d2")), 0);
 	unsetenv("MLCTL_RELAY_SSH_BIN");
+	free(body);
+	free(script);
+	free(recv);
+	free(dg);
+	free(data);
+}
+
+/* The bytes of a follow test: the sender's .part grows while it sends. */
+struct grower {
+	const char *part, *final, *recv_part;
+	const unsigned char *data;
+	size_t have, size;
+	bool give_up;	   /* delete the .part instead of completing it */
+	bool passed_early; /* the receiver had bytes before the sender had all
+			    */
+};
+
+static size_t file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+static void *grow(void *arg)
+{
+	struct grower *g = arg;
+	int i, fd;
+
+	/* wait (10 s at most) until the receiver holds what the sender has:
+	 * bytes passed on before the sender's copy is complete */
+	for (i = 0; i < 1000 && file_size(g->recv_part) < g->have; i++)
+		usleep(10000);
+	g->passed_early = file_size(g->recv_part) >= g->have;
+	if (g->give_up) {
+		unlink(g->part);
+		return NULL;
+	}
+	fd = open(g->part, O_WRONLY | O_APPEND);
+	if (fd >= 0) {
+		if (write(fd, g->data + g->have, g->size - g->have) !=
+		    (ssize_t)(g->size - g->have))
+			g->passed_early = false;
+		close(fd);
+	}
+	rename(g->part, g->final);
+	return NULL;
+}
+
+static json_t *follow_args(const char *dg, size_t size, int stall_s)
+{
+	return json_pack("{s:s,s:s,s:s,s:[s],s:{s:I},s:i}", "deploy", "d3",
+			 "host", "10.0.0.2", "host_key", HKEY, "digests", dg,
+			 "follow", dg, (json_int_t)size, "stall_s", stall_s);
+}
+
+/*
+ * relay_send "follow": a blob this host is still receiving is passed on
+ * as it grows (the receiver holds its first MiB before the sender has the
+ * rest), and it ends with a clear "following blob" error when the copy
+ * here is given up, stops growing, or never begins.
+ */
+static void test_relay__send_follows(void **state)
+{
+	const char *agent = getenv("MLCTL_AGENT_BIN");
+	size_t size = (3 << 20) + 999, have = 1 << 20, i;
+	char hex[ML_SHA256_HEX], hex2[ML_SHA256_HEX], *dg, *recv, *script,
+		*body;
+	unsigned char *data;
+	json_t *res = NULL;
+	struct grower g = {0};
+	pthread_t th;
+	int rc;
+
+	ML_UNUSED(state);
+	if (!agent || access(agent, X_OK) < 0)
+		skip();
+	data = ml_xmalloc(size);
+	for (i = 0; i < size; i++)
+		data[i] = (unsigned char)(i * 40503u >> 7);
+	ml_sha256_hex(data, size, hex);
+	dg = ml_xasprintf("sha256:%s", hex);
+	recv = ml_xasprintf("%s/recv3", tmp);
+	script = ml_xasprintf("%s/fake-ssh3", tmp);
+	body = ml_xasprintf("#!/bin/sh\nMLCTL_STATE_DIR='%s' exec '%s' -q "
+			    "receive\n",
+			    recv, agent);
+	ml_test_write(tmp, "fake-ssh3", body);
+	chmod(script, 0755);
+	setenv("MLCTL_RELAY_SSH_BIN", script, 1);
+	assert_int_equal(
+		call(NULL, "relay_key", json_pack("{s:s}", "deploy", "d3")), 0);
+	g.part = ml_xasprintf("%s/blobs/tmp/%s.part", ag.state_dir, hex);
+	g.final = ml_xasprintf("%s/blobs/sha256/%s", ag.state_dir, hex);
+	g.recv_part = ml_xasprintf("%s/blobs/tmp/%s.part", recv, hex);
+	g.data = data;
+	g.have = have;
+	g.size = size;
+
+	/* arguments */
+	assert_int_equal(call(NULL, "relay_send",
+			      json_pack("{s:s,s:s,s:s,s:[s],s:[i]}", "deploy",
+					"d3", "host", "10.0.0.2", "host_key",
+					HKEY, "digests", dg, "follow", 1)),
+			 ML_EPROTO);
+	assert_non_null(strstr(ml_err_msg(), "'follow'"));
+	assert_int_equal(call(NULL, "relay_send",
+			      json_pack("{s:s,s:s,s:s,s:[s],s:{s:i}}", "deploy",
+					"d3", "host", "10.0.0.2", "host_key",
+					HKEY, "digests", dg, "follow", dg, -1)),
+			 ML_EPROTO);
+	assert_int_equal(call(NULL, "relay_send", follow_args(dg, size, 0)),
+			 ML_EPROTO);
+	assert_non_null(strstr(ml_err_msg(), "'stall_s'"));
+
+	/* never begins: no .part here at all */
+	rc = call(NULL, "relay_send", follow_args(dg, size, 1));
+	assert_int_equal(rc, ML_EFAIL);
+	assert_non_null(strstr(ml_err_msg(), "following blob sha256:"));
+	assert_non_null(strstr(ml_err_msg(), "none of it arrived here in 1 s"));
+
+	/* stops growing: a first MiB, then nothing */
+	put_file(g.part, data, have);
+	assert_int_equal(call(NULL, "relay_send", follow_args(dg, size, 1)),
+			 ML_EFAIL);
+	assert_non_null(strstr(ml_err_msg(), "no byte for 1 s at 1048576 of"));
+
+	/* given up: its put deletes the .part (the receiver starts over,
+	 * so that what it holds came through this send) */
+	unlink(g.recv_part);
+	g.give_up = true;
+	assert_int_equal(pthread_create(&th, NULL, grow, &g), 0);
+	assert_int_equal(call(NULL, "relay_send", follow_args(dg, size, 5)),
+			 ML_EFAIL);
+	pthread_join(th, NULL);
+	assert_true(g.passed_early);
+	assert_non_null(strstr(ml_err_msg(), "its copy here was given up at "
+					     "1048576 of"));
+
+	/* grows to the end and is stored: the receiver stores it whole, and
+	 * held the first MiB before the sender had the rest */
+	put_file(g.part, data, have);
+	unlink(g.recv_part);
+	g.give_up = false;
+	g.passed_early = false;
+	assert_int_equal(pthread_create(&th, NULL, grow, &g), 0);
+	assert_int_equal(call(&res, "relay_send", follow_args(dg, size, 5)), 0);
+	pthread_join(th, NULL);
+	assert_true(g.passed_early);
+	assert_int_equal(json_integer_value(json_object_get(res, "bytes_sent")),
+			 size);
+	json_decref(res);
+	free((char *)g.recv_part);
+	g.recv_part = ml_xasprintf("%s/blobs/sha256/%s", recv, hex);
+	assert_int_equal(ml_sha256_file(g.recv_part, hex2), 0);
+	assert_string_equal(hex, hex2);
+
+	assert_int_equal(
+		call(NULL, "relay_end", json_pack("{s:s}", "deploy", "d3")), 0);
+	unsetenv("MLCTL_RELAY_SSH_BIN");
+	free((char *)g.part);
+	free((char *)g.final);
+	free((char *)g.recv_part);
 	free(body);
 	free(script);
 	free(recv);
@@ -453,6 +633,7 @@ int main(void)
 		cmocka_unit_test(test_relay__key_allow_end),
 		cmocka_unit_test(test_relay__receive_refuses),
 		cmocka_unit_test(test_relay__send_resumes),
+		cmocka_unit_test(test_relay__send_follows),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,7 +2,8 @@
  * The relay plan (orchestrator/apply/relay_plan.c) as data: each case is
  * the hosts' holdings (one string per host, '1' where it holds blob b),
  * the blob sizes, the hosts that cannot relay ('d'), seeds and fanout, and
- * the expected plan in ml_relay_plan_format's text ("c" the controller).
+ * the expected plan in ml_relay_plan_format's text ("c" the controller),
+ * and with `chain` the pipelined first round (every hop of it at once).
  */
 #include "common/ml.h"
 #include "orchestrator/apply/relay_plan.h"
@@ -19,6 +20,7 @@ struct relay_case {
 	int seeds, fanout;
 	const char *want;
 	const char *bad; /* NULL or "to:from" of one failed pair */
+	size_t chain;	 /* hosts in the pipelined first round, 0 none */
 };
 
 static const struct relay_case cases[] = {
@@ -104,6 +106,86 @@ static const struct relay_case cases[] = {
 	 1,
 	 1,
 	 "1: c>0[0] c>1[0]\n"},
+	{"chained: the 8 hosts pass the blob on as it arrives, in one round",
+	 {"0", "0", "0", "0", "0", "0", "0", "0", NULL},
+	 {200},
+	 1,
+	 NULL,
+	 1,
+	 1,
+	 "1: c>0[0] 0>1[0] 1>2[0] 2>3[0] 3>4[0] 4>5[0] 5>6[0] 6>7[0]\n",
+	 NULL,
+	 16},
+	{"a chain of at most 4: the other 4 get the blob from its hosts",
+	 {"0", "0", "0", "0", "0", "0", "0", "0", NULL},
+	 {200},
+	 1,
+	 NULL,
+	 1,
+	 1,
+	 "1: c>0[0] 0>1[0] 1>2[0] 2>3[0]\n2: 0>4[0] 1>5[0] 2>6[0] 3>7[0]\n",
+	 NULL,
+	 4},
+	{"two seeds: two chains",
+	 {"0", "0", "0", "0", "0", NULL},
+	 {10},
+	 1,
+	 NULL,
+	 2,
+	 1,
+	 "1: c>0[0] c>1[0] 0>2[0] 1>3[0] 2>4[0]\n",
+	 NULL,
+	 16},
+	{"no orphan: no chain, a warm host relays",
+	 {"0", "1", "0", NULL},
+	 {10},
+	 1,
+	 NULL,
+	 1,
+	 1,
+	 "1: 1>0[0]\n2: 0>2[0]\n",
+	 NULL,
+	 16},
+	{"a host that cannot relay is left out of the chain",
+	 {"0", "0", "0", NULL},
+	 {10},
+	 1,
+	 ".d.",
+	 1,
+	 1,
+	 "1: c>0[0] 0>2[0]\n2: c>1[0]\n",
+	 NULL,
+	 16},
+	{"the chain steps around a pair that failed",
+	 {"0", "0", "0", NULL},
+	 {10},
+	 1,
+	 NULL,
+	 1,
+	 1,
+	 "1: c>0[0] 0>2[0] 2>1[0]\n",
+	 "1:0",
+	 16},
+	{"the chain carries the orphans; the rest follows in rounds",
+	 {"10", "00", "00", NULL},
+	 {50, 7},
+	 2,
+	 NULL,
+	 1,
+	 1,
+	 "1: c>1[1] 1>2[1] 2>0[1]\n2: 0>1[0]\n3: 0>2[0]\n",
+	 NULL,
+	 16},
+	{"one host: no chain",
+	 {"0", "1", NULL},
+	 {10},
+	 1,
+	 NULL,
+	 1,
+	 1,
+	 "1: 1>0[0]\n",
+	 NULL,
+	 16},
 };
 
 static void run_case(const struct relay_case *c)
@@ -133,6 +215,7 @@ static void run_case(const struct relay_case *c)
 	in.bad = c->bad ? bad : NULL;
 	in.seeds = c->seeds;
 	in.fanout = c->fanout;
+	in.chain = c->chain;
 	ml_relay_plan(&p, &in);
 	ml_relay_plan_format(&got, &p);
 	if (strcmp(ml_buf_str(&got), c->want))

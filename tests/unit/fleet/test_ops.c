@@ -294,12 +294,28 @@ static void test_ops__relay(void **state)
 	     "{\"deploy\":\"d1\",\"public_key\":\"ssh-ed25519 AAAA\","
 	     "\"from\":\"10.0.0.1\",\"ttl_s\":600}");
 	CASE(ml_op_relay_send(&r.h, "d1", "10.0.0.2", 22, "root",
-			      "ssh-ed25519 BBBB", json_pack("[s]", D1), 5,
-			      NULL),
+			      "ssh-ed25519 BBBB", json_pack("[s]", D1), NULL,
+			      5, NULL),
 	     "relay_send",
 	     "{\"deploy\":\"d1\",\"host\":\"10.0.0.2\",\"port\":22,"
 	     "\"user\":\"root\",\"host_key\":\"ssh-ed25519 BBBB\","
 	     "\"digests\":[\"" D1 "\"],\"connect_timeout_s\":5}");
+	/* the pipelined round: what the sender is still receiving */
+	CASE(ml_op_relay_send(&r.h, "d1", "10.0.0.2", 22, "root",
+			      "ssh-ed25519 BBBB", json_pack("[s]", D1),
+			      json_pack("{s:i}", D1, 42), 5, NULL),
+	     "relay_send",
+	     "{\"deploy\":\"d1\",\"host\":\"10.0.0.2\",\"port\":22,"
+	     "\"user\":\"root\",\"host_key\":\"ssh-ed25519 BBBB\","
+	     "\"digests\":[\"" D1 "\"],\"connect_timeout_s\":5,"
+	     "\"follow\":{\"" D1 "\":42}}");
+	/* no digests: only try the connection */
+	CASE(ml_op_relay_send(&r.h, "d1", "10.0.0.2", 22, "root",
+			      "ssh-ed25519 BBBB", NULL, NULL, 5, NULL),
+	     "relay_send",
+	     "{\"deploy\":\"d1\",\"host\":\"10.0.0.2\",\"port\":22,"
+	     "\"user\":\"root\",\"host_key\":\"ssh-ed25519 BBBB\","
+	     "\"connect_timeout_s\":5,\"probe\":true}");
 	CASE(ml_op_relay_end(&r.h, "d1", NULL), "relay_end",
 	     "{\"deploy\":\"d1\"}");
 }
