@@ -3,22 +3,27 @@
  *
  *	args:   {"deploy": ID}
  *	result: {"deploy", "public_key": "ssh-ed25519 AAAA...",
- *		 "created": bool}
+ *		 "created": bool, "stale_removed": N}
  *
  * The key is made by ssh-keygen (argv, no shell) as
  * <state>/relay/<deploy>.key, mode 0600, and its private half never leaves
  * the host; only the public half is returned, without its comment. A
  * second call for the same deploy returns the same key (created false).
- * relay_end removes it.
+ * relay_end removes it. A key pair older than ML_RELAY_TTL_MAX (no
+ * authorized_keys line can still accept it: a controller died before its
+ * relay_end) is removed here, with its known_hosts file; "stale_removed"
+ * in the result counts them.
  */
 #include "common/ml.h"
 #include "agent/agent.h"
 #include "agent/relay.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Run ssh-keygen to make path; its output (bounded) in msg for errors. */
@@ -100,6 +105,44 @@ out:
 	return rc;
 }
 
+/* Remove the key files of other deploys made before now - the longest
+ * TTL; returns how many deploys' keys went. */
+static int sweep_stale(const char *dir, const char *keep)
+{
+	static const char *const files[] = {".key", ".key.pub", ".known_hosts"};
+	time_t cutoff = time(NULL) - ML_RELAY_TTL_MAX;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat st;
+	int removed = 0;
+	size_t i, n;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char stem[ML_RELAY_DEPLOY_MAX + 1], *p;
+
+		n = strlen(e->d_name);
+		if (n <= 4 || n - 4 > ML_RELAY_DEPLOY_MAX ||
+		    strcmp(e->d_name + n - 4, ".key"))
+			continue;
+		memcpy(stem, e->d_name, n - 4);
+		stem[n - 4] = '\0';
+		if (!ml_relay_deploy_valid(stem) || !strcmp(stem, keep) ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    st.st_mtime >= cutoff)
+			continue;
+		for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
+			p = ml_xasprintf("%s/%s%s", dir, stem, files[i]);
+			(void)unlink(p);
+			free(p);
+		}
+		removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
 static int op_relay_key(struct ml_agent *a, json_t *args, json_t **result)
 {
 	struct ml_buf dir = ML_BUF_INIT(4096), msg = ML_BUF_INIT(4096);
@@ -107,7 +150,7 @@ static int op_relay_key(struct ml_agent *a, json_t *args, json_t **result)
 	char *key = NULL, *pub = NULL, *comment = NULL, *pubkey = NULL;
 	bool created = false;
 	struct stat st;
-	int rc;
+	int rc, stale;
 
 	deploy = json_string_value(json_object_get(args, "deploy"));
 	if (!ml_relay_deploy_valid(deploy))
@@ -118,6 +161,7 @@ static int op_relay_key(struct ml_agent *a, json_t *args, json_t **result)
 	rc = ml_relay_dir(&dir, a, true);
 	if (rc < 0)
 		goto out;
+	stale = sweep_stale(ml_buf_str(&dir), deploy);
 	key = ml_xasprintf("%s/%s.key", ml_buf_str(&dir), deploy);
 	pub = ml_xasprintf("%s.pub", key);
 	if (lstat(key, &st) < 0 || lstat(pub, &st) < 0) {
@@ -137,8 +181,9 @@ static int op_relay_key(struct ml_agent *a, json_t *args, json_t **result)
 	rc = read_pub(&pubkey, pub);
 	if (rc < 0)
 		goto out;
-	*result = json_pack("{s:s,s:s,s:b}", "deploy", deploy, "public_key",
-			    pubkey, "created", created);
+	*result = json_pack("{s:s,s:s,s:b,s:i}", "deploy", deploy,
+			    "public_key", pubkey, "created", created,
+			    "stale_removed", stale);
 out:
 	free(key);
 	free(pub);

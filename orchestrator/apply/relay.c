@@ -433,7 +433,9 @@ static int end_one(size_t i, void *arg)
 {
 	struct relay *r = arg;
 
-	if (!r->used[i] || r->hosts[i].rc < 0)
+	/* a host that failed (a full disk, say) still gets its keys
+	 * removed while its session stands */
+	if (!r->used[i] || !r->hosts[i].io)
 		return 0;
 	if (ml_op_relay_end(&r->hosts[i], r->deploy, NULL) < 0)
 		ml_warn("%s: cannot remove the relay keys of deploy %s: %s",

@@ -225,9 +225,16 @@ int ml_scaffold_dockerfile(struct ml_buf *b, const struct ml_scaffold *s)
 			ml_buf_addstr(b, "\t--no-index --find-links "
 					 "/tmp/deps/wheels \\\n");
 		ml_buf_addstr(b, "\t--root /deps -r "
-				 "/tmp/deps/requirements.txt\n\n");
+				 "/tmp/deps/requirements.txt \\\n"
+				 "\t&& mkdir -p /deps" ML_SCAFFOLD_RECORD_DIR
+				 " && cp /tmp/deps/requirements.txt /deps"
+				 ML_SCAFFOLD_RECORD_DIR "/\n\n");
 	} else {
-		ml_buf_addstr(b, "RUN mkdir -p /deps\n\n");
+		ml_buf_addstr(b, "RUN mkdir -p /deps" ML_SCAFFOLD_RECORD_DIR
+				 " && : > /deps" ML_SCAFFOLD_RECORD_DIR
+				 "/requirements.txt \\\n"
+				 "\t&& find /deps -exec touch -h -d @1700000000 "
+				 "{} +\n\n");
 	}
 
 	/* the code, without the weights and the wheelhouse */
@@ -274,6 +281,13 @@ int ml_scaffold_dockerfile(struct ml_buf *b, const struct ml_scaffold *s)
 		    "useradd --system --uid %d --user-group --home-dir /app "
 		    "--no-create-home app\n",
 		    ML_SCAFFOLD_UID);
+	/*
+	 * The deps layer is never empty: it holds the requirements it was
+	 * built from. Docker's classic builder cannot commit a COPY that
+	 * follows an empty one ("failed to get layer ...: layer does not
+	 * exist", moby#40591), and a base that already has every
+	 * requirement makes pip install nothing.
+	 */
 	ml_buf_addstr(b, "COPY --from=deps /deps/ /\n");
 	if (s->model_dir) {
 		ml_buf_addf(b, "# the weights, before the code\nCOPY "

@@ -16,6 +16,10 @@ struct ml_buf;
 
 #define ML_SCAFFOLD_UID 10001 /* the app user, never 0 */
 
+/* Where an image made by `mlctl init` keeps the requirements it was built
+ * from (requirements.txt, empty when there were none). */
+#define ML_SCAFFOLD_RECORD_DIR "/usr/local/share/mlctl"
+
 struct ml_scaffold {
 	const char *app;	  /* [a-z0-9][a-z0-9-]* */
 	const char *base;	  /* FROM, pinned (a content tag or digest) */

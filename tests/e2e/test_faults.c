@@ -649,6 +649,19 @@ static void test_faults__fault_full_disk_on_one_vm(void **s)
 	row("a deploy while vm2's disk is full (stopped)", exits, &st,
 	    rc != 0 && said && serves(F.version));
 	assert_false(F.failed_any);
+	/* the hosts relayed to each other: no relay key is left behind,
+	 * on vm2 either, whose delivery failed (grep exits 1) */
+	for (int i = 1; i <= 4; i++) {
+		char vm[8];
+
+		snprintf(vm, sizeof(vm), "vm%d", i);
+		assert_int_equal(vm_exec(vm, (const char *const[]){
+					 "sh", "-c",
+					 "ls /var/lib/mlctl/relay/ 2>/dev/null "
+					 "| grep -q '[.]key$'",
+					 NULL }),
+				 1);
+	}
 }
 
 /* Deliver the image of the commit at rev (so that the loaded deploy

@@ -20,6 +20,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -217,6 +219,30 @@ static void test_relay__bad_args(void **state)
 		ML_EPROTO);
 }
 
+/* A file under tmp made days days ago. */
+static void age_file(const char *rel, int days)
+{
+	char *p = ml_xasprintf("%s/%s", tmp, rel);
+	struct timeval tv[2];
+
+	ml_test_write(tmp, rel, "x\n");
+	tv[0].tv_sec = time(NULL) - (time_t)days * 86400;
+	tv[0].tv_usec = 0;
+	tv[1] = tv[0];
+	assert_int_equal(utimes(p, tv), 0);
+	free(p);
+}
+
+static bool have_file(const char *rel)
+{
+	char *p = ml_xasprintf("%s/%s", tmp, rel);
+	struct stat st;
+	bool yes = lstat(p, &st) == 0;
+
+	free(p);
+	return yes;
+}
+
 static void test_relay__key_allow_end(void **state)
 {
 	json_t *res = NULL;
@@ -232,8 +258,20 @@ static void test_relay__key_allow_end(void **state)
 		    "command=\"/x receive\" " KEY " mlctl-relay:old-1\n"
 		    "restrict,from=\"10.0.0.9\",expiry-time=\"29990101000000\","
 		    "command=\"/x receive\" " KEY " mlctl-relay:live-2\n");
+	/* the keys of a controller that died 8 days ago, and of one that
+	 * may still run (3 days: within the longest TTL) */
+	age_file("state/relay/old-9.key", 8);
+	age_file("state/relay/old-9.key.pub", 8);
+	age_file("state/relay/old-9.known_hosts", 8);
+	age_file("state/relay/recent-3.key", 3);
 	assert_int_equal(
 		call(&res, "relay_key", json_pack("{s:s}", "deploy", "d1")), 0);
+	assert_int_equal(
+		json_integer_value(json_object_get(res, "stale_removed")), 1);
+	assert_false(have_file("state/relay/old-9.key"));
+	assert_false(have_file("state/relay/old-9.key.pub"));
+	assert_false(have_file("state/relay/old-9.known_hosts"));
+	assert_true(have_file("state/relay/recent-3.key"));
 	pub = ml_xstrdup(json_string_value(json_object_get(res, "public_key")));
 	assert_true(ml_relay_pubkey_valid(pub));
 	assert_true(json_is_true(json_object_get(res, "created")));

@@ -62,6 +62,10 @@ static void test_scaffold__dockerfile_layers_in_order(void **st)
 		    at(t, "COPY --from=code --chown=10001:10001 /src/ /\n"));
 	at(t, "ln -s /opt/model /src/app/model");
 	at(t, "--no-index --find-links /tmp/deps/wheels");
+	/* the deps layer is never empty (moby#40591): it keeps the list */
+	assert_true(at(t, "--root /deps -r /tmp/deps/requirements.txt") <
+		    at(t, "cp /tmp/deps/requirements.txt "
+			  "/deps/usr/local/share/mlctl/\n"));
 	at(t, "RUN rm -rf /src/app/Dockerfile /src/app/model /src/app/wheelhouse");
 	at(t, "USER 10001:10001\n");
 	at(t, "EXPOSE 8080\n");
@@ -71,6 +75,28 @@ static void test_scaffold__dockerfile_layers_in_order(void **st)
 	assert_null(strstr(t, "chown -R"));
 	assert_null(strstr(t, "\nARG "));
 	assert_null(strstr(t, "\nENV "));
+	ml_buf_release(&b);
+}
+
+/* No requirements: the deps stage still leaves a file to copy, with fixed
+ * times, so that the layer is never empty and always the same bytes. */
+static void test_scaffold__no_requirements_no_empty_layer(void **st)
+{
+	struct ml_scaffold s = example();
+	struct ml_buf b = ML_BUF_INIT(65536);
+	const char *t;
+
+	ML_UNUSED(st);
+	s.requirements = NULL;
+	s.wheelhouse = NULL;
+	assert_int_equal(ml_scaffold_dockerfile(&b, &s), 0);
+	t = ml_buf_str(&b);
+	assert_null(strstr(t, "pip install"));
+	assert_true(at(t, "FROM mlctl/base:py3.11-0123456789ab AS deps\n"
+			  "RUN mkdir -p /deps/usr/local/share/mlctl && : > "
+			  "/deps/usr/local/share/mlctl/requirements.txt \\\n"
+			  "\t&& find /deps -exec touch -h -d @1700000000 {} +\n") <
+		    at(t, "COPY --from=deps /deps/ /\n"));
 	ml_buf_release(&b);
 }
 
@@ -383,6 +409,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scaffold__dockerfile_layers_in_order),
+		cmocka_unit_test(test_scaffold__no_requirements_no_empty_layer),
 		cmocka_unit_test(test_scaffold__other_base_gets_tini_and_index),
 		cmocka_unit_test(test_scaffold__refuses_unsafe_answers),
 		cmocka_unit_test(test_scaffold__playbook_validates),
