@@ -18,12 +18,10 @@
 
 static int op_relay_end(struct ml_agent *a, json_t *args, json_t **result)
 {
-	static const char *const files[] = {".key", ".key.pub", ".known_hosts"};
 	struct ml_buf path = ML_BUF_INIT(4096), dir = ML_BUF_INIT(4096);
 	const char *deploy;
 	bool removed_key = false;
 	int lock = -1, removed = 0, rc;
-	size_t i;
 
 	deploy = json_string_value(json_object_get(args, "deploy"));
 	if (!ml_relay_deploy_valid(deploy))
@@ -41,14 +39,7 @@ static int op_relay_end(struct ml_agent *a, json_t *args, json_t **result)
 	if (rc < 0)
 		goto out;
 	ml_relay_dir(&dir, a, false);
-	for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
-		char *f = ml_xasprintf("%s/%s%s", ml_buf_str(&dir), deploy,
-				       files[i]);
-
-		if (unlink(f) == 0 && i == 0)
-			removed_key = true;
-		free(f);
-	}
+	removed_key = ml_relay_keys_remove(ml_buf_str(&dir), deploy);
 	*result = json_pack("{s:s,s:i,s:b}", "deploy", deploy, "removed_lines",
 			    removed, "removed_key", removed_key);
 out:

@@ -109,18 +109,17 @@ out:
  * TTL; returns how many deploys' keys went. */
 static int sweep_stale(const char *dir, const char *keep)
 {
-	static const char *const files[] = {".key", ".key.pub", ".known_hosts"};
 	time_t cutoff = time(NULL) - ML_RELAY_TTL_MAX;
 	DIR *d = opendir(dir);
 	struct dirent *e;
 	struct stat st;
 	int removed = 0;
-	size_t i, n;
+	size_t n;
 
 	if (!d)
 		return 0;
 	while ((e = readdir(d))) {
-		char stem[ML_RELAY_DEPLOY_MAX + 1], *p;
+		char stem[ML_RELAY_DEPLOY_MAX + 1];
 
 		n = strlen(e->d_name);
 		if (n <= 4 || n - 4 > ML_RELAY_DEPLOY_MAX ||
@@ -128,15 +127,13 @@ static int sweep_stale(const char *dir, const char *keep)
 			continue;
 		memcpy(stem, e->d_name, n - 4);
 		stem[n - 4] = '\0';
-		if (!ml_relay_deploy_valid(stem) || !strcmp(stem, keep) ||
-		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    st.st_mtime >= cutoff)
+		if (!ml_relay_deploy_valid(stem) || !strcmp(stem, keep))
 			continue;
-		for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
-			p = ml_xasprintf("%s/%s%s", dir, stem, files[i]);
-			(void)unlink(p);
-			free(p);
-		}
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (st.st_mtime >= cutoff)
+			continue;
+		(void)ml_relay_keys_remove(dir, stem);
 		removed++;
 	}
 	closedir(d);
@@ -181,9 +178,8 @@ static int op_relay_key(struct ml_agent *a, json_t *args, json_t **result)
 	rc = read_pub(&pubkey, pub);
 	if (rc < 0)
 		goto out;
-	*result = json_pack("{s:s,s:s,s:b,s:i}", "deploy", deploy,
-			    "public_key", pubkey, "created", created,
-			    "stale_removed", stale);
+	*result = json_pack("{s:s,s:s,s:b,s:i}", "deploy", deploy, "public_key",
+			    pubkey, "created", created, "stale_removed", stale);
 out:
 	free(key);
 	free(pub);

@@ -162,6 +162,22 @@ int ml_relay_dir(struct ml_buf *out, const struct ml_agent *a, bool create)
 	return 0;
 }
 
+bool ml_relay_keys_remove(const char *dir, const char *deploy)
+{
+	static const char *const files[] = {".key", ".key.pub", ".known_hosts"};
+	bool removed = false;
+	size_t i;
+
+	for (i = 0; i < ML_ARRAY_SIZE(files); i++) {
+		char *f = ml_xasprintf("%s/%s%s", dir, deploy, files[i]);
+
+		if (unlink(f) == 0 && i == 0)
+			removed = true;
+		free(f);
+	}
+	return removed;
+}
+
 /* A path that may go inside command="..." unquoted. */
 static bool path_plain(const char *s)
 {

@@ -72,6 +72,12 @@ int ml_relay_authkeys_path(struct ml_buf *out);
 int ml_relay_dir(struct ml_buf *out, const struct ml_agent *a, bool create);
 
 /*
+ * Remove a deploy's key pair and known_hosts file from dir (the relay
+ * directory); true when its private key was there to remove.
+ */
+bool ml_relay_keys_remove(const char *dir, const char *deploy);
+
+/*
  * The authorized_keys line for deploy (no newline) into out: options
  * restrict, from="IPS" (from resolved to its addresses when a name),
  * expiry-time (local time, ttl_s from now), command="CMD receive" where
