@@ -8,8 +8,9 @@
  *		 "host_port", "env": {K: V}, "secrets": {K: V},
  *		 "resources": {"cpus", "memory_bytes", "gpus"}, "cmd": [argv],
  *		 "logs": {"max_size_bytes", "max_files"},
- *		 "health": {...} (optional, at most HEALTH_LABEL_MAX bytes)}
- *	result: {"id", "name", "created": true|false}
+ *		 "health": {...} (optional, at most HEALTH_LABEL_MAX bytes),
+ *		 "resume": "ID" (optional)}
+ *	result: {"id", "name", "created": true|false, "resumed": true|false}
  *
  * The container is named "<app>-r<revision>-<slot><replica>" and labelled
  * mlctl.app, mlctl.revision (decimal), mlctl.slot, mlctl.commit,
@@ -26,6 +27,19 @@
  * any other container of that name and app (stopped, crashed, older
  * attempt) is removed first. A container of that name that is not the
  * app's is never touched: that is an error.
+ *
+ * With "resume", nothing is created: container ID, a standby that
+ * container_stop {"pause": true} froze, is brought back if it is the
+ * app's, has the mlctl.spec, mlctl.slot and mlctl.replica labels and the
+ * host port these arguments would give a new container, and is paused
+ * (POST /containers/{id}/unpause) or running (left as is). Its slot is
+ * opened like a new one's, and the answer names the container itself
+ * ({"id", "name": its own, "created": false, "resumed": true}), whose
+ * revision may not be the one asked for: the spec hash leaves the
+ * revision out. Anything else (absent, another app or spec, exited) is
+ * ML_ENOTFOUND "container 'ID' cannot be resumed: ...", and the
+ * controller starts a new container instead. Its secrets are left alone:
+ * it was created with them and its spec hash covers their values.
  *
  * Secrets: values are never logged, never put in an error message or a
  * reply, and never on a command line. They reach Docker in the JSON body
@@ -83,6 +97,7 @@ struct run_spec {
 	char replica_s[24];  /* replica as a label */
 	const char *spec;    /* mlctl.spec label: the controller's hash of
 			      * everything that shapes the container, or "" */
+	const char *resume;  /* container to bring back, or NULL */
 	char *health;	     /* mlctl.health label (compact JSON), or NULL */
 	char port_key[16];   /* "8000/tcp" */
 	char host_port_s[8]; /* "18000" */
@@ -248,6 +263,8 @@ static int parse_args(struct run_spec *s, json_t *args)
 	s->spec = "";
 	if (rc == 0 && json_object_get(args, "spec"))
 		rc = ml_agent_arg_name(&s->spec, args, OP, "spec", true);
+	if (rc == 0 && json_object_get(args, "resume"))
+		rc = ml_agent_arg_name(&s->resume, args, OP, "resume", true);
 	if (rc == 0 && json_object_get(args, "health")) {
 		if (!json_is_object(json_object_get(args, "health")))
 			rc = ml_err_set(ML_EPROTO,
@@ -731,6 +748,113 @@ static int remove_container(struct ml_docker *d, const char *ref)
 	return rc;
 }
 
+/*
+ * Why container c (an inspect answer) cannot stand in for what s asks
+ * for, or NULL when it can: the labels that say which container of the
+ * app it is, compared as is_wanted does, and its host port, which
+ * resume() opens. The revision and commit are not compared (a rollback
+ * resumes the old revision's container under a new revision number), nor
+ * the image, which the spec covers.
+ */
+static const char *not_resumable(const struct run_spec *s, json_t *c)
+{
+	json_t *labels =
+		json_object_get(json_object_get(c, "Config"), "Labels");
+	json_t *st = json_object_get(c, "State");
+	json_t *pb = json_object_get(
+		json_object_get(json_object_get(c, "HostConfig"),
+				"PortBindings"),
+		s->port_key);
+	const char *hp = json_string_value(
+		json_object_get(json_array_get(pb, 0), "HostPort"));
+
+	if (!label_is(labels, "mlctl.app", s->app))
+		return "it is not a container of this app";
+	if (!label_is(labels, "mlctl.spec", s->spec))
+		return "its mlctl.spec label is not this run's";
+	if (!label_is(labels, "mlctl.slot", s->slot) ||
+	    !label_is(labels, "mlctl.replica", s->replica_s))
+		return "its slot or replica is not this run's";
+	if (!hp || strcmp(hp, s->host_port_s))
+		return "it does not publish this run's port on its host port";
+	if (!json_is_true(json_object_get(st, "Running")) ||
+	    json_is_true(json_object_get(st, "Restarting")))
+		return "it is neither paused nor running";
+	return NULL;
+}
+
+/*
+ * Bring back container s->resume instead of creating one (see the top of
+ * the file): *result as op_container_run's. The slot is opened before the
+ * unpause so that a failure leaves the standby as it was.
+ */
+static int resume(json_t **result, struct ml_docker *d,
+		  const struct run_spec *s)
+{
+	char *path = ml_xasprintf("/containers/%s/json", s->resume);
+	json_t *c = NULL, *st, *r;
+	const char *name, *cid, *why;
+	int rc;
+
+	rc = ml_docker_get(d, path, &c);
+	if (rc == ML_ENOTFOUND) {
+		rc = ml_err_set(ML_ENOTFOUND,
+				"container '%s' cannot be resumed: docker "
+				"does not know it",
+				s->resume);
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	name = json_string_value(json_object_get(c, "Name"));
+	cid = json_string_value(json_object_get(c, "Id"));
+	if (name && *name == '/')
+		name++;
+	if (!name || !ml_docker_valid_name(name) || !cid ||
+	    !ml_docker_valid_name(cid)) {
+		rc = ml_err_set(ML_EFAIL,
+				"docker: GET %s: no valid Name and Id", path);
+		goto out;
+	}
+	why = not_resumable(s, c);
+	if (why) {
+		rc = ml_err_set(ML_ENOTFOUND,
+				"container '%s' cannot be resumed: %s",
+				s->resume, why);
+		goto out;
+	}
+	if (!s->harden.open_slots) {
+		rc = ml_agent_firewall_open(s->app, (int)s->host_port,
+					    s->harden.allow_from, s->bind);
+		if (rc < 0)
+			goto out;
+	}
+	st = json_object_get(c, "State");
+	if (json_is_true(json_object_get(st, "Paused"))) {
+		free(path);
+		path = ml_xasprintf("/containers/%s/unpause", cid);
+		rc = ml_docker_request_raw(d, NULL, "POST", path, NULL, NULL);
+		if (rc == ML_ENOTFOUND)
+			rc = ml_err_set(ML_ENOTFOUND,
+					"container '%s' cannot be resumed: "
+					"it went away",
+					s->resume);
+		if (rc < 0)
+			goto out;
+	}
+	r = json_object();
+	ml_agent_set_str(r, "id", cid);
+	ml_agent_set_str(r, "name", name);
+	json_object_set_new(r, "created", json_false());
+	json_object_set_new(r, "resumed", json_true());
+	*result = r;
+	rc = 0;
+out:
+	json_decref(c);
+	free(path);
+	return rc;
+}
+
 static int op_container_run(struct ml_agent *a, json_t *args, json_t **result)
 {
 	struct run_spec s;
@@ -747,6 +871,10 @@ static int op_container_run(struct ml_agent *a, json_t *args, json_t **result)
 	rc = ml_agent_docker(a, &d);
 	if (rc < 0)
 		goto out;
+	if (s.resume) {
+		rc = resume(result, d, &s);
+		goto out;
+	}
 	rc = image_id(&img, &icfg, d, s.image);
 	if (rc < 0)
 		goto out;
@@ -828,6 +956,7 @@ done:
 	ml_agent_set_str(r, "id", id);
 	ml_agent_set_str(r, "name", s.name);
 	json_object_set_new(r, "created", json_boolean(created != NULL));
+	json_object_set_new(r, "resumed", json_false());
 	if (json_array_size(warnings))
 		json_object_set(r, "warnings", warnings);
 	*result = r;

@@ -21,7 +21,10 @@
 #
 # Rows: cold (nothing on the VMs, an empty controller cache for mlctl),
 # code-only (only the code layer changed), mlctl's rollback to the first
-# revision, and Docker's own floor for that rollback: on every VM at
+# revision, mlctl's rollback to a paused standby (rollout.standby: v1
+# deployed again with it on, then the rollback to v0 resumes v0's paused
+# containers), and Docker's own floor for a rollback that starts
+# containers: on every VM at
 # once, without mlctl, `docker run` of the image with its port published
 # and `docker stop` of it (what a rollback must do on each host at the
 # least). Prints a markdown table; times are wall seconds of one
@@ -83,6 +86,7 @@ head -c $((WEIGHTS_MB << 20)) /dev/urandom >"$repo/weights.bin"
 printf 'weights.bin\n' >"$repo/.gitignore"
 gitc() { git -C "$repo" -c user.name=bench -c user.email=bench@mlctl.invalid "$@"; }
 build() { # build TAG: the image, and the playbook naming it, committed
+	# (STANDBY=1: with rollout.standby)
 	docker build -q -t "$1" "$repo" >/dev/null 2>&1
 	cat >"$repo/mlctl.yaml" <<PLAYBOOK
 app: bench-compare
@@ -90,7 +94,7 @@ image: $1
 port: 8000
 health: {path: /healthz, interval: 1s, timeout: 500ms, start_period: 30s}
 targets: [web]
-rollout: {batch: "100%", drain_timeout: 5s}
+rollout: {batch: "100%", drain_timeout: 5s${STANDBY:+, standby: true}}
 load_balancer: {hosts: [lb], listen: 80}
 PLAYBOOK
 	gitc add -A
@@ -219,6 +223,15 @@ for n in "${sizes[@]}"; do
 	d_floor=$(secs "$t0" "$EPOCHREALTIME")
 	echo "| $n | rollback (mlctl only) | | $m_back | |"
 	echo "| $n | docker run + stop on every VM at once (no mlctl) | | $d_floor | |"
+	# rollout.standby: v1 again with the standby on (v0 stays paused),
+	# then the rollback to v0 resumes it
+	STANDBY=1 build "$img:v1-$n"
+	timed m deploy
+	keep "$n-standby-deploy"
+	timed m rollback
+	m_resume=$T
+	keep "$n-standby-rollback"
+	echo "| $n | rollback to the paused standby (rollout.standby, mlctl only) | | $m_resume | |"
 	if [ "$n" = "$CAP_VMS" ]; then
 		$fleet egress --dir "$dir" set "$CAP" >/dev/null
 		first=${FLEET_VMS%% *}

@@ -274,7 +274,8 @@ static int start_new(struct canary *c)
 			if (rc < 0)
 				return rc;
 		}
-		rc = ml_ro_start(c->ro, hs, rp->replica, rp->slot, &id);
+		rc = ml_ro_start(c->ro, hs, rp->replica, rp->slot,
+				 rp->resume_id, &id);
 		if (rc < 0)
 			return rc;
 		c->started[c->nstarted++] = id;

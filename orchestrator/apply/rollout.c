@@ -668,19 +668,69 @@ static int stop_container(struct ml_rollout *ro, struct host_state *hs,
 	return rc;
 }
 
-static int start_container(struct ml_rollout *ro, struct host_state *hs,
-			   int replica, char slot, char **id_out)
+/*
+ * The container that served before goes out of service: paused as the
+ * standby with rollout.standby (a rollback to its revision resumes it),
+ * else stopped and removed.
+ */
+static int retire_container(struct ml_rollout *ro, struct host_state *hs,
+			    const char *id)
 {
 	json_t *res = NULL;
 	int rc;
 
-	rc = ml_op_container_run(hs->h, ml_rollout_run_args(ro, replica, slot),
-				 &res);
+	if (!ro->cfg->playbook->rollout.standby)
+		return stop_container(ro, hs, id);
+	rc = ml_op_container_pause(hs->h, id, 10, &res);
+	if (rc == 0)
+		event(ro, hs->h->target->name,
+		      json_is_true(json_object_get(res, "paused")) ? "standby"
+								   : "stop",
+		      "ok", "%.12s", id);
+	json_decref(res);
+	return rc;
+}
+
+/*
+ * Start the container of a replica in slot, or resume resume_id there
+ * (a paused standby with the wanted spec). A standby that cannot be
+ * resumed (gone, or changed since the plan) is removed and a new
+ * container started in its place.
+ */
+static int start_container(struct ml_rollout *ro, struct host_state *hs,
+			   int replica, char slot, const char *resume_id,
+			   char **id_out)
+{
+	json_t *res = NULL, *args = ml_rollout_run_args(ro, replica, slot);
+	bool resumed;
+	int rc;
+
+	if (resume_id) {
+		json_object_set_new(args, "resume", json_string(resume_id));
+		rc = ml_op_container_run(hs->h, json_incref(args), &res);
+		json_object_del(args, "resume");
+		if (rc == ML_ENOTFOUND) {
+			ml_warn("%s: %s; starting a new container instead",
+				hs->h->target->name, ml_err_msg());
+			ml_err_clear();
+			rc = stop_container(ro, hs, resume_id);
+			if (rc == 0) {
+				rc = ml_op_container_run(hs->h, args, &res);
+				args = NULL;
+			}
+		}
+	} else {
+		rc = ml_op_container_run(hs->h, args, &res);
+		args = NULL;
+	}
+	json_decref(args);
 	if (rc < 0)
 		goto out;
 	*id_out = ml_xstrdup(json_string_value(json_object_get(res, "id"))
 				     ?: "");
-	event(ro, hs->h->target->name, "start", "ok", "%s slot %c",
+	resumed = json_is_true(json_object_get(res, "resumed"));
+	event(ro, hs->h->target->name, resumed ? "resume" : "start", "ok",
+	      "%s slot %c",
 	      json_string_value(json_object_get(res, "name")) ?: "?", slot);
 	ml_security_warn(hs->h->target->name, res);
 out:
@@ -728,7 +778,8 @@ static int converge_replica(struct ml_rollout_state *st,
 			goto out;
 	}
 	if (rp->start) {
-		rc = start_container(ro, hs, rp->replica, rp->slot, &new_id);
+		rc = start_container(ro, hs, rp->replica, rp->slot,
+				     rp->resume_id, &new_id);
 		if (rc < 0)
 			goto fail_new;
 		rc = wait_healthy(ro, hs, new_id, rp->replica, rp->slot);
@@ -776,7 +827,7 @@ static int converge_replica(struct ml_rollout_state *st,
 		if (rc < 0)
 			goto out;
 		ml_test_crash_point("after-first-switch");
-		rc = stop_container(ro, hs, rp->old_id);
+		rc = retire_container(ro, hs, rp->old_id);
 	}
 	goto out;
 fail_new:
@@ -1114,9 +1165,9 @@ int ml_ro_lb_retire(struct ml_rollout_state *st, const char *host,
 }
 
 int ml_ro_start(struct ml_rollout *ro, struct host_state *hs, int replica,
-		char slot, char **id_out)
+		char slot, const char *resume_id, char **id_out)
 {
-	return start_container(ro, hs, replica, slot, id_out);
+	return start_container(ro, hs, replica, slot, resume_id, id_out);
 }
 
 int ml_ro_wait_healthy(struct ml_rollout *ro, struct host_state *hs,

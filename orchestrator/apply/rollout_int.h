@@ -66,8 +66,9 @@ int ml_ro_lb_retire(struct ml_rollout_state *st, const char *host, int replica,
 
 /* Start the new revision's container in a slot, wait until it is healthy,
  * stop one. */
+/* Start replica's container in slot, or resume resume_id (a standby). */
 int ml_ro_start(struct ml_rollout *ro, struct host_state *hs, int replica,
-		char slot, char **id_out);
+		char slot, const char *resume_id, char **id_out);
 int ml_ro_wait_healthy(struct ml_rollout *ro, struct host_state *hs,
 		       const char *id, int replica, char slot);
 int ml_ro_stop(struct ml_rollout *ro, struct host_state *hs, const char *id);

@@ -187,6 +187,28 @@ static int64_t newest_revision(const struct status_job *job, size_t n)
 	return best;
 }
 
+/* The spec (mlctl.spec) of a running container of revision, or NULL. */
+static const char *revision_spec(const struct status_job *job, size_t n,
+				 int64_t revision)
+{
+	json_t *c;
+	size_t i, k;
+
+	for (i = 0; i < n; i++)
+		json_array_foreach(job->containers[i], k, c) {
+			const char *st =
+				json_string_value(json_object_get(c, "state"));
+
+			if (st && !strcmp(st, "running") &&
+			    json_integer_value(json_object_get(
+				    c, "revision")) == revision)
+				return json_string_value(json_object_get(
+					json_object_get(c, "labels"),
+					"mlctl.spec"));
+		}
+	return NULL;
+}
+
 /* Put what the table and --json both say into each container object
  * (orchestrator/view/status.c). */
 static void annotate(const struct status_job *job, size_t n, int64_t now)
@@ -209,7 +231,8 @@ static void annotate(const struct status_job *job, size_t n, int64_t now)
 }
 
 static json_t *host_json(const struct ml_host_session *h, json_t *cont,
-			 json_t *lb, const char *list_err, int64_t newest)
+			 json_t *lb, const char *list_err, int64_t newest,
+			 const char *newest_spec)
 {
 	const struct ml_target *t = h->target;
 	json_t *o = json_object();
@@ -235,7 +258,8 @@ static json_t *host_json(const struct ml_host_session *h, json_t *cont,
 						  : json_array());
 	if (t->is_app)
 		json_object_set_new(o, "drifted",
-				    json_boolean(ml_status_drifted(cont, newest)));
+				    json_boolean(ml_status_drifted(
+					    cont, newest, newest_spec)));
 	if (lb)
 		json_object_set(o, "lb", lb);
 	return o;
@@ -330,7 +354,8 @@ static int status_show(void *arg)
 			json_array_append_new(
 				arr, host_json(&hosts[i], job.containers[i],
 					       job.lb[i], job.list_err[i],
-					       newest));
+					       newest,
+					       revision_spec(&job, n, newest)));
 		json_object_set_new(doc, "hosts", arr);
 		json_object_set(doc, "metrics", job.metrics);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -338,6 +363,7 @@ static int status_show(void *arg)
 		json_decref(doc);
 	} else {
 		ml_status_print_table(stdout, hosts, job.containers, n, newest,
+				      revision_spec(&job, n, newest),
 				      ml_colour_wanted(STDOUT_FILENO));
 		ml_metrics_print(stdout, job.metrics);
 		fflush(stdout);

@@ -153,6 +153,8 @@ struct ml_rollout_spec {
 	int failure_budget;   /* failed hosts tolerated, default 0 */
 	bool auto_rollback;   /* default true */
 	int64_t drain_timeout_ms; /* default 30s */
+	bool standby;         /* the previous revision stays, paused, beside
+			       * the one serving: default false */
 	int *canary_percent;  /* canary steps, e.g. {10, 50}; may be empty */
 	size_t canary_n;
 	/* weighted canary steps, analysis and golden requests

@@ -52,7 +52,8 @@ static const char *const resources_keys[] = {"cpus", "memory", "gpus", NULL};
 static const char *const rollout_keys[] = {"batch",	    "failure_budget",
 					   "auto_rollback", "drain_timeout",
 					   "canary",	    "analysis",
-					   "verify",	    NULL};
+					   "verify",	    "standby",
+					   NULL};
 static const char *const lb_keys[] = {"hosts", "listen", "balance", "tls",
 				      NULL};
 static const char *const tls_keys[] = {"cert", "key", "redirect_http", NULL};
@@ -669,6 +670,8 @@ static void parse_rollout(struct ml_cfgctx *c, struct ml_playbook *pb,
 	if ((v = ml_ymap_get(n, "drain_timeout")))
 		ml_cfg_duration(c, v, "rollout.drain_timeout",
 				&r->drain_timeout_ms);
+	if ((v = ml_ymap_get(n, "standby")))
+		ml_cfg_bool(c, v, "rollout.standby", &r->standby);
 	if ((v = opt(n, "canary"))) {
 		/* maps are weighted steps (canary.c), strings host shares */
 		if (v->type == ML_YSEQ && v->nitems &&

@@ -877,6 +877,7 @@ static json_t *rollout_json(const struct ml_rollout_spec *ro)
 	json_object_set_new(o, "auto_rollback",
 			    json_boolean(ro->auto_rollback));
 	set_duration(o, "drain_timeout", ro->drain_timeout_ms);
+	json_object_set_new(o, "standby", json_boolean(ro->standby));
 	for (i = 0; i < ro->canary_n; i++)
 		json_array_append_new(c, json_integer(ro->canary_percent[i]));
 	json_object_set_new(o, "canary", c);

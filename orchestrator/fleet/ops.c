@@ -56,6 +56,15 @@ int ml_op_container_stop(struct ml_host_session *h, const char *id,
 		json_pack("{s:s,s:i}", "id", id, "timeout_s", timeout_s), res);
 }
 
+int ml_op_container_pause(struct ml_host_session *h, const char *id,
+			  int timeout_s, json_t **res)
+{
+	return ml_host_call(h, "container_stop",
+			    json_pack("{s:s,s:i,s:b}", "id", id, "timeout_s",
+				      timeout_s, "pause", 1),
+			    res);
+}
+
 int ml_op_container_logs(struct ml_host_session *h, const char *id,
 			 bool timestamps, int tail, int64_t after_ns,
 			 json_t **res)

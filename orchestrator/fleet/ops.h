@@ -62,6 +62,12 @@ int ml_op_container_wait(struct ml_host_session *h, const char *id,
 int ml_op_container_stop(struct ml_host_session *h, const char *id,
 			 int timeout_s, json_t **res);
 
+/* container_stop with "pause": the container stays, paused (a standby
+ * that container_run's "resume" brings back); one that is not running is
+ * stopped and removed as by ml_op_container_stop ("paused" false). */
+int ml_op_container_pause(struct ml_host_session *h, const char *id,
+			  int timeout_s, json_t **res);
+
 /* container_logs: at most tail lines of its output after after_ns (unix
  * nanoseconds; 0: from the start), with their times when timestamps. */
 int ml_op_container_logs(struct ml_host_session *h, const char *id,

@@ -232,7 +232,17 @@ static void name_replicas(struct ml_fleet_host *fh,
 
 		fr->replica = rp->replica;
 		fr->slot = rp->slot;
-		if (rp->start) {
+		if (rp->resume_id) {
+			const struct ml_obs_container *k =
+				find_obs(fh, rp->resume_id);
+
+			fr->action = ML_REP_RESUME;
+			fr->image_id = ml_xstrdup(w->image_id);
+			fr->why = ml_xasprintf(
+				"the standby of revision %lld, paused in "
+				"slot %c",
+				(long long)(k ? k->revision : 0), rp->slot);
+		} else if (rp->start) {
 			fr->action = cur && cur->running ? ML_REP_REPLACE
 							 : ML_REP_START;
 			fr->image_id = ml_xstrdup(w->image_id);
@@ -259,7 +269,13 @@ static void name_replicas(struct ml_fleet_host *fh,
 			fr->old_id = ml_xstrdup(old->id);
 			if (old->image_id)
 				fr->old_image = ml_xstrdup(old->image_id);
+			/* what served goes to standby; a cleared one goes */
+			fr->pause_old = w->rollout && w->rollout->standby &&
+					old == find_obs(fh, rp->old_id) &&
+					(old->running || old->paused);
 		}
+		if (rp->standby_id)
+			fr->standby_id = ml_xstrdup(rp->standby_id);
 	}
 }
 
@@ -327,7 +343,8 @@ static void plan_app_host(struct ml_fleet_host *fh,
 		ml_err_clear();
 		return;
 	}
-	ml_plan_host(&fh->plan, w->spec, w->replicas, fh->obs, fh->nobs);
+	ml_plan_host(&fh->plan, w->spec, w->replicas,
+		     w->rollout && w->rollout->standby, fh->obs, fh->nobs);
 	name_replicas(fh, w, known);
 	fh->changes = fh->plan.changes;
 }
@@ -539,6 +556,7 @@ void ml_fleet_plan_release(struct ml_fleet_plan *p)
 			free(fh->rep[r].image_id);
 			free(fh->rep[r].old_id);
 			free(fh->rep[r].old_image);
+			free(fh->rep[r].standby_id);
 			free(fh->rep[r].why);
 		}
 		ml_host_plan_release(&fh->plan);
@@ -564,6 +582,7 @@ static const char *const action_names[] = {
 	[ML_REP_START] = "start",
 	[ML_REP_REPLACE] = "replace",
 	[ML_REP_STOP] = "stop",
+	[ML_REP_RESUME] = "resume",
 };
 
 /* Add s escaped (it came from a host). */
@@ -609,10 +628,17 @@ static int render_host(struct ml_buf *out, const struct ml_fleet_host *fh)
 					 : action_names[fr->action],
 				 fr->slot, short_image(a, fr->image_id));
 		if (rc == 0 && fr->old_id) {
-			rc = ml_buf_addstr(out, "; stop ");
+			rc = ml_buf_addstr(out, fr->pause_old ? "; pause "
+							      : "; stop ");
 			if (rc == 0)
 				rc = ml_escape(out, fr->old_id,
 					       strnlen(fr->old_id, 12));
+		}
+		if (rc == 0 && fr->standby_id) {
+			rc = ml_buf_addstr(out, "; standby ");
+			if (rc == 0)
+				rc = ml_escape(out, fr->standby_id,
+					       strnlen(fr->standby_id, 12));
 		}
 		if (rc == 0 && fr->why) {
 			rc = ml_buf_addstr(out, " (");
@@ -733,6 +759,12 @@ static json_t *host_json(const struct ml_fleet_host *fh)
 						: json_null(),
 				  "why",
 				  fr->why ? json_string(fr->why) : json_null()));
+		json_object_set_new(json_array_get(reps, (size_t)r), "pause",
+				    json_boolean(fr->pause_old));
+		json_object_set_new(json_array_get(reps, (size_t)r),
+				    "standby",
+				    fr->standby_id ? json_string(fr->standby_id)
+						   : json_null());
 	}
 	json_object_set_new(o, "replicas", reps);
 	for (k = 0; k < fh->plan.nstray; k++)

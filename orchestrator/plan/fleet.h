@@ -66,6 +66,8 @@ enum ml_rep_action {
 	ML_REP_REPLACE,  /* start the target beside the serving one, then
 			  * drain and stop that */
 	ML_REP_STOP,     /* the target runs; stop a leftover beside it */
+	ML_REP_RESUME,   /* resume the target, paused as a standby, then
+			  * drain and stop what serves (rollout.standby) */
 };
 
 struct ml_fleet_replica {
@@ -75,6 +77,8 @@ struct ml_fleet_replica {
 	char *image_id;   /* the image it runs then */
 	char *old_id;     /* the container stopped (replace, stop), or NULL */
 	char *old_image;  /* its image, or NULL */
+	bool pause_old;   /* old_id is paused as the standby, not removed */
+	char *standby_id; /* a paused standby beside the target that stays */
 	char *why;        /* in words, for start/replace/stop; else NULL */
 };
 

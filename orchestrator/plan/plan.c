@@ -3,7 +3,11 @@
  * containers labelled with r:
  *   - a running container with the wanted spec is the target; if it is in
  *     slot s, it is kept and whatever is in the other slot is drained and
- *     stopped after the load balancer serves s;
+ *     stopped after the load balancer serves s (with standby, a paused
+ *     container there stays: it is the standby);
+ *   - else a paused container with the wanted spec (a standby) is resumed
+ *     in its slot, and the other slot drained and stopped, as for a start;
+ *   - "stopped" is paused instead by the rollout when standby is on;
  *   - otherwise a new container starts in a slot chosen so that the
  *     container serving now keeps serving until the new one is healthy:
  *     an empty slot first, else the slot whose container is not running,
@@ -38,6 +42,11 @@ static bool is_target(const struct ml_obs_container *c, const char *spec)
 	return c && c->running && c->spec && !strcmp(c->spec, spec);
 }
 
+static bool is_standby(const struct ml_obs_container *c, const char *spec)
+{
+	return c && c->paused && c->spec && !strcmp(c->spec, spec);
+}
+
 /* The slot to start in when no target runs: keep the serving one. */
 static char pick_slot(const struct ml_obs_container *a,
 		      const struct ml_obs_container *b)
@@ -54,8 +63,8 @@ static char pick_slot(const struct ml_obs_container *a,
 }
 
 void ml_plan_host(struct ml_host_plan *out, const char *want_spec,
-		  int replicas, const struct ml_obs_container *obs,
-		  size_t nobs)
+		  int replicas, bool standby,
+		  const struct ml_obs_container *obs, size_t nobs)
 {
 	const struct ml_obs_container *slots[ML_MAX_REPLICAS][2];
 	size_t i;
@@ -103,6 +112,13 @@ void ml_plan_host(struct ml_host_plan *out, const char *want_spec,
 			in = rp->slot == 'a' ? a : b;
 			oth = rp->slot == 'a' ? b : a;
 			rp->keep_id = dup_or_null(in);
+		} else if (is_standby(a, want_spec) ||
+			   is_standby(b, want_spec)) {
+			rp->slot = is_standby(a, want_spec) ? 'a' : 'b';
+			in = rp->slot == 'a' ? a : b;
+			oth = rp->slot == 'a' ? b : a;
+			rp->start = true;
+			rp->resume_id = dup_or_null(in);
 		} else {
 			rp->slot = pick_slot(a, b);
 			in = rp->slot == 'a' ? a : b;
@@ -110,7 +126,9 @@ void ml_plan_host(struct ml_host_plan *out, const char *want_spec,
 			rp->start = true;
 			rp->clear_id = dup_or_null(in);
 		}
-		if (oth) {
+		if (oth && standby && oth->paused && !rp->start) {
+			rp->standby_id = dup_or_null(oth);
+		} else if (oth) {
 			rp->old_id = dup_or_null(oth);
 			rp->old_slot = other(rp->slot);
 		}
@@ -126,6 +144,8 @@ void ml_host_plan_release(struct ml_host_plan *p)
 
 	for (r = 0; r < p->nrep; r++) {
 		free(p->rep[r].keep_id);
+		free(p->rep[r].resume_id);
+		free(p->rep[r].standby_id);
 		free(p->rep[r].clear_id);
 		free(p->rep[r].old_id);
 	}
@@ -147,13 +167,20 @@ int ml_plan_render(struct ml_buf *out, const struct ml_host_plan *p)
 		if (rc == 0 && rp->start && rp->clear_id)
 			rc = ml_buf_addf(out, "clear %c (%s); ", rp->slot,
 					 rp->clear_id);
-		if (rc == 0)
+		if (rc == 0 && rp->resume_id)
+			rc = ml_buf_addf(out, "resume %c (%s)", rp->slot,
+					 rp->resume_id);
+		else if (rc == 0)
 			rc = rp->start ? ml_buf_addf(out, "start %c", rp->slot)
 				       : ml_buf_addf(out, "keep %c (%s)",
 						     rp->slot, rp->keep_id);
 		if (rc == 0 && rp->old_id)
 			rc = ml_buf_addf(out, "; switch from %c (%s)",
 					 rp->old_slot, rp->old_id);
+		if (rc == 0 && rp->standby_id)
+			rc = ml_buf_addf(out, "; standby %c (%s)",
+					 rp->slot == 'a' ? 'b' : 'a',
+					 rp->standby_id);
 		if (rc == 0)
 			rc = ml_buf_addch(out, '\n');
 	}
@@ -215,6 +242,7 @@ int ml_obs_from_json(struct ml_obs_container **out, size_t *n,
 				v[k].replica = (int)r;
 		}
 		v[k].running = state && !strcmp(state, "running");
+		v[k].paused = state && !strcmp(state, "paused");
 		k++;
 	}
 	*out = v;

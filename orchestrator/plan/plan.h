@@ -12,7 +12,9 @@
  *
  * Each replica has two slots, 'a' and 'b', each with its own host port, so
  * a new container starts beside the old one; the load balancer then moves
- * from the old slot to the new one.
+ * from the old slot to the new one. With rollout.standby the container
+ * that served before stays in its slot, paused, once the new one serves: a
+ * later rollout to its revision resumes it instead of starting another.
  */
 
 #include <jansson.h>
@@ -31,17 +33,22 @@ struct ml_obs_container {
 	char slot;    /* 'a' or 'b'; 0 when the label is missing or bad */
 	int replica;  /* -1 when the label is missing or bad */
 	bool running; /* state "running" */
+	bool paused;  /* state "paused": a standby (rollout.standby) */
 };
 
 struct ml_replica_plan {
 	int replica;
 	char slot;          /* the slot that serves at the end */
 	bool start;         /* start a new container in slot */
+	char *resume_id;    /* start: resume this paused target in slot
+			     * instead (no clear_id then) */
 	char *keep_id;      /* the target container already in slot, if any */
 	char *clear_id;     /* a container in slot to stop before starting */
 	char *old_id;       /* the container in the other slot, to drain and
 			     * stop once slot serves */
 	char old_slot;
+	char *standby_id;   /* a paused container in the other slot that
+			     * stays there (standby): nothing to do */
 };
 
 struct ml_host_plan {
@@ -54,12 +61,14 @@ struct ml_host_plan {
 
 /*
  * Plan one host. want_spec is the spec hash of the target containers,
- * replicas how many the host runs. obs lists the app's containers on the
- * host (any order). *out is filled (release with ml_host_plan_release).
+ * replicas how many the host runs; standby: rollout.standby (a paused
+ * container beside the target stays). obs lists the app's containers on
+ * the host (any order). *out is filled (release with
+ * ml_host_plan_release). A paused target is resumed whatever standby says.
  */
 void ml_plan_host(struct ml_host_plan *out, const char *want_spec,
-		  int replicas, const struct ml_obs_container *obs,
-		  size_t nobs);
+		  int replicas, bool standby,
+		  const struct ml_obs_container *obs, size_t nobs);
 void ml_host_plan_release(struct ml_host_plan *p);
 
 /* One line per step, for people and the planner's data tests:

@@ -805,6 +805,12 @@ static void warn_unexpressed(struct rctx *r)
 		     "Kubernetes does not roll back by itself: a stuck "
 		     "rollout is marked failed after progressDeadlineSeconds; "
 		     "`kubectl rollout undo` restores the previous revision");
+	if (pb->rollout.standby)
+		warn(r->w, "rollout.standby",
+		     "Kubernetes keeps no paused pod of the previous "
+		     "revision: `kubectl rollout undo` starts its pods anew "
+		     "(Argo Rollouts' scaleDownDelaySeconds keeps them "
+		     "running for a while)");
 	if (pb->lb.hosts.n)
 		warn(r->w, "load_balancer",
 		     "HAProxy is replaced by a ClusterIP Service: expose it "

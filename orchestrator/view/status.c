@@ -31,8 +31,9 @@ static int64_t parse_docker_time(const char *s)
 }
 
 
-/* A host drifted when none of its running containers is of revision. */
-bool ml_status_drifted(json_t *cont, int64_t revision)
+/* A host drifted when none of its running containers is of revision or
+ * spec. */
+bool ml_status_drifted(json_t *cont, int64_t revision, const char *spec)
 {
 	json_t *c;
 	size_t k;
@@ -42,9 +43,13 @@ bool ml_status_drifted(json_t *cont, int64_t revision)
 	json_array_foreach(cont, k, c) {
 		const char *st = json_string_value(json_object_get(c, "state"));
 
+		const char *sp = json_string_value(json_object_get(
+			json_object_get(c, "labels"), "mlctl.spec"));
+
 		if (st && !strcmp(st, "running") &&
-		    json_integer_value(json_object_get(c, "revision")) ==
-			    revision)
+		    (json_integer_value(json_object_get(c, "revision")) ==
+			     revision ||
+		     (spec && sp && !strcmp(sp, spec))))
 			return false;
 	}
 	return true;
@@ -132,6 +137,7 @@ struct row {
 	json_t *cont; /* the host's containers */
 	json_t *c;
 	int64_t newest;
+	const char *newest_spec;
 };
 
 #define CELL_MAX 160
@@ -198,7 +204,7 @@ static enum ml_style cell_container(char *buf, const struct row *r)
 static enum ml_style cell_rev(char *buf, const struct row *r)
 {
 	json_t *jrev = json_object_get(r->c, "revision");
-	bool drift = ml_status_drifted(r->cont, r->newest);
+	bool drift = ml_status_drifted(r->cont, r->newest, r->newest_spec);
 
 	if (!json_is_integer(jrev))
 		return ML_STYLE_PLAIN;
@@ -216,6 +222,11 @@ static enum ml_style cell_state(char *buf, const struct row *r)
 		return ML_STYLE_PLAIN;
 	if (!strcmp(st, "running"))
 		return ML_STYLE_GOOD;
+	if (!strcmp(st, "paused")) {
+		/* rollout.standby: the previous revision, ready to resume */
+		snprintf(buf, CELL_MAX, "paused (standby)");
+		return ML_STYLE_PLAIN;
+	}
 	return !strcmp(st, "exited") || !strcmp(st, "dead") ? ML_STYLE_BAD
 							     : ML_STYLE_WARN;
 }
@@ -390,9 +401,9 @@ static void add_row(struct ml_table *t, const struct row *r, bool first)
 }
 
 static void add_rows(struct ml_table *t, const struct ml_host_session *h,
-		     json_t *cont, int64_t newest)
+		     json_t *cont, int64_t newest, const char *newest_spec)
 {
-	struct row r = { h, cont, NULL, newest };
+	struct row r = { h, cont, NULL, newest, newest_spec };
 	size_t k;
 
 	if (!json_array_size(cont)) {
@@ -405,7 +416,7 @@ static void add_rows(struct ml_table *t, const struct ml_host_session *h,
 
 void ml_status_print_table(FILE *fp, const struct ml_host_session *hosts,
 			   json_t *const *containers, size_t n, int64_t newest,
-			   bool colour)
+			   const char *newest_spec, bool colour)
 {
 	const char *hdr[NCOLS];
 	struct ml_table *t;
@@ -415,7 +426,7 @@ void ml_status_print_table(FILE *fp, const struct ml_host_session *hosts,
 		hdr[i] = columns[i].header;
 	t = ml_table_new(NCOLS, hdr);
 	for (i = 0; i < n; i++)
-		add_rows(t, &hosts[i], containers[i], newest);
+		add_rows(t, &hosts[i], containers[i], newest, newest_spec);
 	ml_table_print_styled(t, fp, colour);
 	ml_table_free(t);
 }

@@ -23,8 +23,11 @@ struct ml_target;
 void ml_status_annotate(json_t *c, json_t *server, int64_t now);
 
 /* True when a host's containers (array, may be NULL) run none of revision
- * (the newest seen anywhere; 0: none). */
-bool ml_status_drifted(json_t *containers, int64_t revision);
+ * (the newest seen anywhere; 0: none) nor one of spec (its mlctl.spec, or
+ * NULL): a standby resumed by a rollback keeps the revision it was made
+ * by, and the same spec. */
+bool ml_status_drifted(json_t *containers, int64_t revision,
+		       const char *spec);
 
 /* "app", "lb" or "app,lb". */
 const char *ml_status_roles(const struct ml_target *t);
@@ -40,6 +43,6 @@ const char *ml_status_hello_str(const json_t *hello, const char *a,
  */
 void ml_status_print_table(FILE *fp, const struct ml_host_session *hosts,
 			   json_t *const *containers, size_t n, int64_t newest,
-			   bool colour);
+			   const char *newest_spec, bool colour);
 
 #endif

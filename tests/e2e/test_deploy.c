@@ -963,6 +963,154 @@ static void test_deploy__secrets_stay_secret(void **s)
 	free(mlctl_yaml);
 }
 
+/* The playbook now committed with rollout.standby on or off. */
+static void set_standby(bool on)
+{
+	char *path = ml_xasprintf("%s/mlctl.yaml", F.repo);
+	char *pb = ml_test_slurp(path), *p;
+	const char *off = "drain_timeout: 5s}", *with = "drain_timeout: 5s, "
+						      "standby: true}";
+	struct ml_buf b = ML_BUF_INIT(4096);
+
+	assert_non_null(pb);
+	p = strstr(pb, on ? off : with);
+	assert_non_null(p);
+	ml_buf_add(&b, pb, (size_t)(p - pb));
+	ml_buf_addstr(&b, on ? with : off);
+	ml_buf_addstr(&b, p + strlen(on ? off : with));
+	ml_test_write(F.repo, "mlctl.yaml", ml_buf_str(&b));
+	ml_buf_release(&b);
+	free(pb);
+	free(path);
+}
+
+/*
+ * The app hosts' containers from status --json: the ids of the running
+ * ones and of the paused ones, space-separated in host order, and how many
+ * hosts status calls drifted.
+ */
+static void containers_by_state(char **running, char **paused, int *drifted)
+{
+	struct ml_test_out o;
+	struct ml_buf r = ML_BUF_INIT(1024), p = ML_BUF_INIT(1024);
+	json_t *doc, *h, *c;
+	size_t i, k;
+
+	*drifted = 0;
+	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
+	ml_test_must(&o, 0);
+	doc = json_loads(o.out, 0, NULL);
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "hosts"), i, h) {
+		*drifted += json_is_true(json_object_get(h, "drifted"));
+		json_array_foreach(json_object_get(h, "containers"), k, c) {
+			const char *st =
+				json_string_value(json_object_get(c, "state"));
+			const char *id =
+				json_string_value(json_object_get(c, "id"));
+
+			assert_non_null(st);
+			assert_non_null(id);
+			if (!strcmp(st, "running"))
+				ml_buf_addf(&r, "%s ", id);
+			else if (!strcmp(st, "paused"))
+				ml_buf_addf(&p, "%s ", id);
+		}
+	}
+	json_decref(doc);
+	ml_test_out_release(&o);
+	*running = ml_buf_detach(&r, NULL);
+	*paused = ml_buf_detach(&p, NULL);
+}
+
+static json_int_t newest_number(void)
+{
+	json_t *h = history();
+	json_int_t n = json_integer_value(
+		json_object_get(json_array_get(h, 0), "number"));
+
+	json_decref(h);
+	return n;
+}
+
+/*
+ * rollout.standby: once a new revision serves, the one before stays on
+ * every host, paused. A rollback to it resumes those very containers
+ * (no container is created, the model is not loaded again), under
+ * open-loop and keep-alive load with zero failed requests, and pauses
+ * what served. With standby off, a deploy removes the paused ones and
+ * what it takes out of service.
+ */
+static void test_deploy__standby_rollback_resumes_the_paused_revision(
+	void **s)
+{
+	struct ml_test_out o;
+	struct ml_loadgen_pair lg;
+	char *run1, *paused1, *run2, *paused2, *run3, *paused3, rev[24];
+	json_int_t first;
+	int drifted;
+
+	ML_UNUSED(s);
+	set_standby(true);
+	free(commit_version(7, "v7 with a standby"));
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	ml_test_must(&o, 0);
+	ml_test_out_release(&o);
+	first = newest_number();
+	free(commit_version(8, "v8"));
+	deliver();
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	ml_test_must(&o, 0);
+	assert_non_null(strstr(o.out, "standby"));
+	ml_test_out_release(&o);
+	expect_version(8);
+	/* v8 serves, v7 waits paused beside it on every app host */
+	containers_by_state(&run1, &paused1, &drifted);
+	assert_true(*run1 && *paused1);
+	assert_int_equal(strlen(run1), strlen(paused1));
+	assert_int_equal(drifted, 0);
+
+	snprintf(rev, sizeof(rev), "%lld", (long long)first);
+	load_start(&lg, NULL);
+	usleep(500000);
+	mlctl(&o, (const char *const[]){ "rollback", rev, NULL });
+	usleep(500000);
+	load_check(&lg, "rollback to the paused standby");
+	ml_test_must(&o, 0);
+	assert_non_null(strstr(o.out, "resume"));
+	ml_test_out_release(&o);
+	expect_version(7);
+	/* the very containers that were paused serve; v8 is the standby */
+	containers_by_state(&run2, &paused2, &drifted);
+	assert_string_equal(run2, paused1);
+	assert_string_equal(paused2, run1);
+	assert_int_equal(drifted, 0);
+
+	/*
+	 * Standby off, and a deploy of the head: v8 again, in an image of
+	 * this new commit (its mlctl.commit label differs), so it starts
+	 * anew in the slot of v8's standby, which goes; v7, out of service,
+	 * is stopped and removed, not paused.
+	 */
+	set_standby(false);
+	free(ml_test_commit(F.repo, "no standby"));
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	ml_test_must(&o, 0);
+	ml_test_out_release(&o);
+	containers_by_state(&run3, &paused3, &drifted);
+	assert_string_equal(paused3, "");
+	assert_int_equal(strlen(run3), strlen(run2));
+	assert_null(strstr(run3, run2));
+	assert_int_equal(drifted, 0);
+	expect_version(8);
+	free(run1);
+	free(paused1);
+	free(run2);
+	free(paused2);
+	free(run3);
+	free(paused3);
+}
+
 static void test_deploy__lock_status_and_release(void **s)
 {
 	struct ml_test_out o;
@@ -1032,6 +1180,8 @@ int main(void)
 		cmocka_unit_test(test_deploy__crash_at_each_point_then_recover),
 		cmocka_unit_test(test_deploy__ctrl_c_stops_at_a_safe_point),
 		cmocka_unit_test(test_deploy__secrets_stay_secret),
+		cmocka_unit_test(
+			test_deploy__standby_rollback_resumes_the_paused_revision),
 		cmocka_unit_test(test_deploy__lock_status_and_release),
 		cmocka_unit_test(test_deploy__remove_takes_the_app_off),
 	};

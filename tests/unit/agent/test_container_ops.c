@@ -7,8 +7,10 @@
  * Docker is a fake daemon on a unix socket, like fake_docker.h's but
  * keeping every request (line and body) in order and able to answer with
  * binary bodies (multiplexed logs). The app's HTTP side is a tiny server
- * on 127.0.0.1 in a thread, answering a script of statuses. The real
- * daemon is exercised by check_container_ops.sh on a fleet VM.
+ * on 127.0.0.1 in a thread, answering a script of statuses; iptables is
+ * "true", or a script that logs its arguments where a test looks at the
+ * firewall slots. The real daemon is exercised by check_container_ops.sh
+ * on a fleet VM.
  */
 #include "common/ml.h"
 #include "common/log.h"
@@ -400,6 +402,76 @@ static char *secrets_path(const char *name)
 	return ml_xasprintf("%s/secrets/%s.env", state_dir, name);
 }
 
+/* Write text as container name's secrets file, as container_run would. */
+static void secrets_put(const char *name, const char *text)
+{
+	char *dir = ml_xasprintf("%s/secrets", state_dir);
+	char *path = secrets_path(name);
+	FILE *f;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		abort();
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	free(path);
+	free(dir);
+}
+
+/* ---- an iptables that logs its arguments ---------------------------- */
+
+static char ipt_dir[64];
+
+/* Until ipt_log_stop, iptables is a script that logs each run's
+ * arguments as a line, exits 0 and prints nothing. */
+static void ipt_log_start(void)
+{
+	char *script, *text;
+	FILE *f;
+
+	snprintf(ipt_dir, sizeof(ipt_dir), "/tmp/mlctl-ctr-ipt-XXXXXX");
+	if (!mkdtemp(ipt_dir))
+		abort();
+	script = ml_xasprintf("%s/iptables", ipt_dir);
+	text = ml_xasprintf("#!/bin/sh\necho \"$*\" >>%s/log\n", ipt_dir);
+	f = fopen(script, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod(script, 0700), 0);
+	setenv("MLCTL_IPTABLES", script, 1);
+	free(text);
+	free(script);
+}
+
+/* What iptables was run with since the last call (the caller's). */
+static char *ipt_log_take(void)
+{
+	struct ml_buf b = ML_BUF_INIT(0);
+	char *log = ml_xasprintf("%s/log", ipt_dir);
+	char *text;
+
+	if (ml_buf_read_file(&b, log) < 0)
+		ml_err_clear(); /* not run at all */
+	text = ml_xstrdup(ml_buf_str(&b));
+	unlink(log);
+	ml_buf_release(&b);
+	free(log);
+	return text;
+}
+
+static void ipt_log_stop(void)
+{
+	char *script = ml_xasprintf("%s/iptables", ipt_dir);
+
+	free(ipt_log_take());
+	unlink(script);
+	rmdir(ipt_dir);
+	free(script);
+	setenv("MLCTL_IPTABLES", "true", 1);
+}
+
 static int setup(void **state)
 {
 	ml_log_init("test", ML_LOG_QUIET);
@@ -505,6 +577,7 @@ static void test_container_ops__run_creates(void **state)
 	assert_string_equal(json_string_value(json_object_get(r, "name")),
 			    "demo-r3-a0");
 	assert_true(json_is_true(json_object_get(r, "created")));
+	assert_true(json_is_false(json_object_get(r, "resumed")));
 
 	/* inspect of the name, create, start: in that order */
 	assert_non_null(xf_find("GET /v1.41/containers/demo-r3-a0/json "));
@@ -966,6 +1039,9 @@ static void test_container_ops__run_bad_args(void **state)
 		{"resources", "{\"gpus\":-2}", "'gpus' must be an integer"},
 		{"cmd", "[]", "'cmd' must be a list of 1 to"},
 		{"cmd", "[\"a\",2]", "'cmd' argument 1 must be a string"},
+		{"resume", "\"../x\"", "'resume' must be a name"},
+		{"resume", "\"\"", "'resume' must be a name"},
+		{"resume", "7", "container_run needs 'resume', a string"},
 	};
 	json_t *args, *reply, *v;
 	size_t i;
@@ -1000,6 +1076,155 @@ static void test_container_ops__run_bad_args(void **state)
 	assert_int_equal(xf_count(), 0);
 }
 
+/* ---- container_run: resuming a standby ------------------------------ */
+
+#define ST_RUNNING "\"Status\":\"running\",\"Running\":true,\"Paused\":false"
+#define ST_PAUSED "\"Status\":\"paused\",\"Running\":true,\"Paused\":true"
+#define ST_EXITED "\"Status\":\"exited\",\"Running\":false,\"Paused\":false"
+
+/* A container of revision 2 that container_stop {"pause": true} kept. */
+#define STANDBY(app, spec, slot, state)                                        \
+	"{\"Id\":\"0ld5tandby\",\"Name\":\"/demo-r2-" slot                     \
+	"0\",\"Image\":\"" IMG_ID "\",\"State\":{" state                       \
+	"},\"Config\":{\"Labels\":{"                                           \
+	"\"mlctl.app\":\"" app "\",\"mlctl.revision\":\"2\",\"mlctl.slot\":"   \
+	"\"" slot "\",\"mlctl.commit\":\"0123abc\",\"mlctl.replica\":\"0\","   \
+	"\"mlctl.spec\":\"" spec "\"}},\"HostConfig\":{\"PortBindings\":{"     \
+	"\"8000/tcp\":[{\"HostIp\":\"0.0.0.0\",\"HostPort\":\"18000\"}]}}}"
+
+static json_t *resume_args(void)
+{
+	json_t *a = run_args();
+
+	json_object_set_new(a, "spec", json_string("5pec"));
+	json_object_set_new(a, "resume", json_string("0ld5tandby"));
+	return a;
+}
+
+/*
+ * A paused standby of the same app and spec is unpaused, its slot opened,
+ * and nothing is created; it answers with its own name and keeps the
+ * secrets it was made with. A running one is only answered for.
+ */
+static void test_container_ops__run_resume(void **state)
+{
+	struct xroute routes[] = {
+		{"GET /version ", 200, VERSION, 0},
+		{"GET /v1.41/containers/0ld5tandby/json", 200,
+		 STANDBY("demo", "5pec", "a", ST_PAUSED), 0},
+		{"POST /v1.41/containers/0ld5tandby/unpause ", 204, NULL, 0},
+		{NULL, 0, NULL, 0},
+	};
+	char *old = secrets_path("demo-r2-a0"),
+	     *new = secrets_path("demo-r3-a0");
+	struct ml_buf b = ML_BUF_INIT(0);
+	json_t *reply, *r;
+	char *ipt;
+
+	ML_UNUSED(state);
+	secrets_put("demo-r2-a0", "{\"API_KEY\":\"old\"}\n");
+	unlink(new);
+	ipt_log_start();
+	xf_routes(routes);
+	reply = call("container_run", resume_args());
+	r = ok(reply);
+	assert_string_equal(json_string_value(json_object_get(r, "id")),
+			    "0ld5tandby");
+	assert_string_equal(json_string_value(json_object_get(r, "name")),
+			    "demo-r2-a0");
+	assert_true(json_is_false(json_object_get(r, "created")));
+	assert_true(json_is_true(json_object_get(r, "resumed")));
+	json_decref(reply);
+	assert_non_null(xf_find("POST /v1.41/containers/0ld5tandby/unpause "));
+	assert_null(xf_find("POST /v1.41/containers/create"));
+	assert_null(xf_find("POST /v1.41/containers/0ld5tandby/start"));
+	assert_null(xf_find("DELETE "));
+	/* its slot is opened as a new container's would be */
+	ipt = ipt_log_take();
+	assert_non_null(strstr(ipt, "-C DOCKER-USER -p tcp -m conntrack "
+				    "--ctorigdstport 18000 "));
+	free(ipt);
+	/* its secrets stay as they were; none are written for the name the
+	 * arguments would have made */
+	assert_int_equal(ml_buf_read_file(&b, old), 0);
+	assert_string_equal(ml_buf_str(&b), "{\"API_KEY\":\"old\"}\n");
+	assert_int_equal(access(new, F_OK), -1);
+
+	/* running already: nothing to unpause */
+	routes[1].body = STANDBY("demo", "5pec", "a", ST_RUNNING);
+	xf_routes(routes);
+	reply = call("container_run", resume_args());
+	r = ok(reply);
+	assert_true(json_is_true(json_object_get(r, "resumed")));
+	assert_string_equal(json_string_value(json_object_get(r, "name")),
+			    "demo-r2-a0");
+	json_decref(reply);
+	assert_null(xf_find("POST "));
+	assert_null(xf_find("DELETE "));
+	ipt_log_stop();
+
+	unlink(old);
+	ml_buf_release(&b);
+	free(old);
+	free(new);
+}
+
+/* Anything but a live standby of this app, spec, slot and replica is
+ * "not-found", with nothing created, unpaused, removed or opened. */
+static void test_container_ops__run_resume_refused(void **state)
+{
+	static const struct {
+		const char *inspect; /* NULL: Docker does not know it */
+		const char *why;
+	} cases[] = {
+		{STANDBY("other", "5pec", "a", ST_PAUSED),
+		 "it is not a container of this app"},
+		{STANDBY("demo", "0ther", "a", ST_PAUSED),
+		 "its mlctl.spec label is not this run's"},
+		{STANDBY("demo", "5pec", "b", ST_PAUSED),
+		 "its slot or replica is not this run's"},
+		{STANDBY("demo", "5pec", "a", ST_EXITED),
+		 "it is neither paused nor running"},
+		{NULL, "docker does not know it"},
+	};
+	struct xroute routes[] = {
+		{"GET /version ", 200, VERSION, 0},
+		{"GET /v1.41/containers/0ld5tandby/json", 200, NULL, 0},
+		{"POST /v1.41/containers/", 204, NULL, 0},
+		{NULL, 0, NULL, 0},
+	};
+	json_t *reply;
+	char *want, *ipt;
+	size_t i;
+
+	ML_UNUSED(state);
+	ipt_log_start();
+	for (i = 0; i < ML_ARRAY_SIZE(cases); i++) {
+		routes[1].prefix = cases[i].inspect
+					   ? "GET /v1.41/containers/0ld5tandby/"
+					   : "GET /nowhere";
+		routes[1].body = cases[i].inspect;
+		xf_routes(routes);
+		reply = call("container_run", resume_args());
+		assert_string_equal(err_code(reply), "not-found");
+		want = ml_xasprintf("container '0ld5tandby' cannot be "
+				    "resumed: %s",
+				    cases[i].why);
+		if (strcmp(err_msg(reply), want))
+			fail_msg("case %zu: got '%s'", i, err_msg(reply));
+		free(want);
+		json_decref(reply);
+		assert_non_null(
+			xf_find("GET /v1.41/containers/0ld5tandby/json "));
+		assert_null(xf_find("POST "));
+		assert_null(xf_find("DELETE "));
+		ipt = ipt_log_take();
+		assert_string_equal(ipt, "");
+		free(ipt);
+	}
+	ipt_log_stop();
+}
+
 /* ---- container_stop ------------------------------------------------- */
 
 #define INSPECT_STOP                                                           \
@@ -1032,8 +1257,10 @@ static void test_container_ops__stop(void **state)
 	r = ok(reply);
 	assert_true(json_is_true(json_object_get(r, "removed")));
 	assert_true(json_is_true(json_object_get(r, "was_running")));
+	assert_true(json_is_false(json_object_get(r, "paused")));
 	assert_string_equal(json_string_value(json_object_get(r, "name")),
 			    "demo-r3-a0");
+	assert_null(xf_find("POST /v1.41/containers/c0ffee/unpause"));
 	assert_true(xf_find("POST /v1.41/containers/c0ffee/stop?t=5 ") <
 		    xf_find("DELETE /v1.41/containers/c0ffee?v=1 "));
 	assert_int_equal(access(path, F_OK), -1);
@@ -1073,6 +1300,7 @@ static void test_container_ops__stop_absent_and_foreign(void **state)
 	reply = call("container_stop", json_pack("{s:s}", "id", "gone-r1-a0"));
 	r = ok(reply);
 	assert_true(json_is_false(json_object_get(r, "removed")));
+	assert_true(json_is_false(json_object_get(r, "paused")));
 	assert_int_equal(xf_count(), 1); /* only the inspect */
 	json_decref(reply);
 
@@ -1088,6 +1316,135 @@ static void test_container_ops__stop_absent_and_foreign(void **state)
 		     json_pack("{s:s,s:i}", "id", "x", "timeout_s", -1));
 	assert_string_equal(err_code(reply), "bad-request");
 	json_decref(reply);
+}
+
+/* A stop's inspect answer for a container with a firewalled slot. */
+#define INSPECT_SLOT(state)                                                    \
+	"{\"Id\":\"c0ffee\",\"Name\":\"/demo-r3-a0\",\"State\":{" state "},"   \
+	"\"Config\":{\"Labels\":{\"mlctl.app\":\"demo\"}},\"HostConfig\":{"    \
+	"\"PortBindings\":{\"8000/tcp\":[{\"HostIp\":\"0.0.0.0\","             \
+	"\"HostPort\":\"18000\"}]}}}"
+
+static struct xroute stop_routes[] = {
+	{"GET /version ", 200, VERSION, 0},
+	{"GET /v1.41/containers/demo-r3-a0/json", 200, NULL, 0},
+	{"POST /v1.41/containers/c0ffee/pause ", 204, NULL, 0},
+	{"POST /v1.41/containers/c0ffee/unpause ", 204, NULL, 0},
+	{"POST /v1.41/containers/c0ffee/stop?t=", 204, NULL, 0},
+	{"DELETE /v1.41/containers/c0ffee?v=1 ", 204, NULL, 0},
+	{NULL, 0, NULL, 0},
+};
+
+static json_t *stop_pause(const char *inspect)
+{
+	stop_routes[1].body = inspect;
+	xf_routes(stop_routes);
+	return call("container_stop",
+		    json_pack("{s:s,s:b}", "id", "demo-r3-a0", "pause", 1));
+}
+
+/*
+ * "pause": true freezes a running container and keeps it whole: no stop,
+ * no DELETE, its slot's rule and its secrets stay. A paused one is left
+ * as is; one that is not running is stopped and removed as usual.
+ */
+static void test_container_ops__stop_pause(void **state)
+{
+	char *path = secrets_path("demo-r3-a0"), *ipt;
+	json_t *reply, *r;
+
+	ML_UNUSED(state);
+	secrets_put("demo-r3-a0", "{\"API_KEY\":\"x\"}\n");
+	ipt_log_start();
+	reply = stop_pause(INSPECT_SLOT(ST_RUNNING));
+	r = ok(reply);
+	assert_true(json_is_true(json_object_get(r, "paused")));
+	assert_true(json_is_false(json_object_get(r, "removed")));
+	assert_true(json_is_true(json_object_get(r, "was_running")));
+	assert_string_equal(json_string_value(json_object_get(r, "id")),
+			    "c0ffee");
+	json_decref(reply);
+	assert_non_null(xf_find("POST /v1.41/containers/c0ffee/pause "));
+	assert_null(xf_find("POST /v1.41/containers/c0ffee/stop"));
+	assert_null(xf_find("POST /v1.41/containers/c0ffee/unpause"));
+	assert_null(xf_find("DELETE "));
+	assert_int_equal(access(path, F_OK), 0);
+	ipt = ipt_log_take();
+	assert_string_equal(ipt, "");
+	free(ipt);
+
+	/* paused already: nothing to do */
+	reply = stop_pause(INSPECT_SLOT(ST_PAUSED));
+	r = ok(reply);
+	assert_true(json_is_true(json_object_get(r, "paused")));
+	assert_true(json_is_false(json_object_get(r, "removed")));
+	json_decref(reply);
+	assert_null(xf_find("POST "));
+	assert_null(xf_find("DELETE "));
+	assert_int_equal(access(path, F_OK), 0);
+
+	/* exited: no standby, stopped and removed with its rule and secrets */
+	reply = stop_pause(INSPECT_SLOT(ST_EXITED));
+	r = ok(reply);
+	assert_true(json_is_false(json_object_get(r, "paused")));
+	assert_true(json_is_true(json_object_get(r, "removed")));
+	json_decref(reply);
+	assert_null(xf_find("POST /v1.41/containers/c0ffee/pause"));
+	assert_true(xf_find("POST /v1.41/containers/c0ffee/stop?t=10 ") <
+		    xf_find("DELETE /v1.41/containers/c0ffee?v=1 "));
+	assert_int_equal(access(path, F_OK), -1);
+	ipt = ipt_log_take();
+	assert_non_null(strstr(ipt, "-D DOCKER-USER -p tcp -m conntrack "
+				    "--ctorigdstport 18000 "));
+	free(ipt);
+	ipt_log_stop();
+
+	xf_routes(stop_routes);
+	reply = call("container_stop", json_pack("{s:s,s:s}", "id",
+						 "demo-r3-a0", "pause", "yes"));
+	assert_string_equal(err_code(reply), "bad-request");
+	assert_non_null(strstr(err_msg(reply), "'pause' must be true or "
+					       "false"));
+	json_decref(reply);
+	assert_int_equal(xf_count(), 0);
+	free(path);
+}
+
+/*
+ * A paused container is unpaused before it is stopped, so its SIGTERM is
+ * delivered at once rather than its SIGKILL after the timeout; an unpause
+ * that fails does not keep it from being stopped.
+ */
+static void test_container_ops__stop_unpauses_first(void **state)
+{
+	const struct xreq *unpause, *stop;
+	json_t *reply, *r;
+
+	ML_UNUSED(state);
+	stop_routes[1].body = INSPECT_SLOT(ST_PAUSED);
+	xf_routes(stop_routes);
+	reply = call("container_stop", json_pack("{s:s,s:i}", "id",
+						 "demo-r3-a0", "timeout_s", 5));
+	r = ok(reply);
+	assert_true(json_is_false(json_object_get(r, "paused")));
+	assert_true(json_is_true(json_object_get(r, "removed")));
+	json_decref(reply);
+	unpause = xf_find("POST /v1.41/containers/c0ffee/unpause ");
+	stop = xf_find("POST /v1.41/containers/c0ffee/stop?t=5 ");
+	assert_non_null(unpause);
+	assert_non_null(stop);
+	assert_true(unpause < stop);
+	assert_true(stop < xf_find("DELETE /v1.41/containers/c0ffee?v=1 "));
+	assert_null(xf_find("POST /v1.41/containers/c0ffee/pause"));
+
+	stop_routes[3].status = 500;
+	xf_routes(stop_routes);
+	reply = call("container_stop", json_pack("{s:s}", "id", "demo-r3-a0"));
+	assert_true(json_is_true(json_object_get(ok(reply), "removed")));
+	json_decref(reply);
+	assert_true(xf_find("POST /v1.41/containers/c0ffee/unpause ") <
+		    xf_find("POST /v1.41/containers/c0ffee/stop?t=10 "));
+	stop_routes[3].status = 204;
 }
 
 /* ---- logs --------------------------------------------------------- */
@@ -1627,8 +1984,12 @@ int main(void)
 		cmocka_unit_test(test_container_ops__run_refusals),
 		cmocka_unit_test(test_container_ops__run_start_fails),
 		cmocka_unit_test(test_container_ops__run_bad_args),
+		cmocka_unit_test(test_container_ops__run_resume),
+		cmocka_unit_test(test_container_ops__run_resume_refused),
 		cmocka_unit_test(test_container_ops__stop),
 		cmocka_unit_test(test_container_ops__stop_absent_and_foreign),
+		cmocka_unit_test(test_container_ops__stop_pause),
+		cmocka_unit_test(test_container_ops__stop_unpauses_first),
 		cmocka_unit_test(test_container_ops__log_lines),
 		cmocka_unit_test(test_container_ops__logs),
 		cmocka_unit_test(test_container_ops__logs_after),

@@ -62,6 +62,7 @@ static void plan_case(json_t *in, struct ml_buf *got, json_t **doc)
 
 	rs.batch_count = num(jw, "batch") ? num(jw, "batch") : 1;
 	rs.batch_percent = num(jw, "batch_percent");
+	rs.standby = json_is_true(json_object_get(jw, "standby"));
 	json_array_foreach(json_object_get(jw, "canary"), i, v)
 		if (i < ML_ARRAY_SIZE(canary))
 			canary[rs.canary_n++] = (int)json_integer_value(v);

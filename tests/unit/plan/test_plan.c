@@ -43,6 +43,7 @@ static int run_case(const char *dir)
 	ml_plan_host(&plan,
 		     json_string_value(json_object_get(in, "spec")),
 		     (int)json_integer_value(json_object_get(in, "replicas")),
+		     json_is_true(json_object_get(in, "standby")),
 		     obs, n);
 	assert_int_equal(ml_plan_render(&got, &plan), 0);
 	ok = !strcmp(ml_buf_str(&got), expected);
@@ -100,7 +101,7 @@ static void test_plan__bad_labels_are_stray(void **state)
 	ML_UNUSED(state);
 	assert_int_equal(ml_obs_from_json(&obs, &n, c), 0);
 	assert_int_equal(n, 2);
-	ml_plan_host(&plan, "S", 1, obs, n);
+	ml_plan_host(&plan, "S", 1, false, obs, n);
 	assert_int_equal(plan.nstray, 2);
 	assert_true(plan.rep[0].start);
 	assert_true(plan.changes);

@@ -70,7 +70,7 @@ static char *table(json_t *cont, bool colour)
 
 	h.hello = json_pack("{s:s,s:{s:s}}", "agent_version", "0.1.0",
 			    "docker", "version", "24.0");
-	ml_status_print_table(fp, &h, cs, 1, 4, colour);
+	ml_status_print_table(fp, &h, cs, 1, 4, NULL, colour);
 	fclose(fp);
 	json_decref(h.hello);
 	return buf;
@@ -208,6 +208,34 @@ static void test_status__health_words(void **state)
 	/* revision 3 where 4 runs elsewhere */
 	expect(c, "f", "REV", "3 (drifted)");
 	json_decref(c);
+	/* rollout.standby's paused previous revision */
+	c = json_pack("{s:s,s:s,s:I,s:s}", "name", "g", "state", "paused",
+		      "revision", (json_int_t)2, "health", "none");
+	ml_status_annotate(c, NULL, NOW);
+	expect(c, "g", "STATE", "paused (standby)");
+	json_decref(c);
+}
+
+/* A standby resumed by a rollback keeps the revision that made it: it is
+ * not drifted when it has the spec of the newest revision. */
+static void test_status__drift_by_spec(void **state)
+{
+	json_t *cont = json_pack(
+		"[{s:s,s:I,s:{s:s}},{s:s,s:I,s:{s:s}}]", "state", "running",
+		"revision", (json_int_t)1, "labels", "mlctl.spec", "S1",
+		"state", "paused", "revision", (json_int_t)2, "labels",
+		"mlctl.spec", "S2");
+
+	(void)state;
+	assert_non_null(cont);
+	assert_true(ml_status_drifted(cont, 3, NULL));
+	assert_false(ml_status_drifted(cont, 3, "S1"));
+	assert_false(ml_status_drifted(cont, 1, NULL));
+	/* a paused container is not what serves */
+	assert_true(ml_status_drifted(cont, 2, NULL));
+	assert_true(ml_status_drifted(cont, 3, "S2"));
+	assert_false(ml_status_drifted(NULL, 3, "S1"));
+	json_decref(cont);
 }
 
 static void test_status__ages(void **state)
@@ -271,6 +299,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status__lb_words),
 		cmocka_unit_test(test_status__health_words),
+		cmocka_unit_test(test_status__drift_by_spec),
 		cmocka_unit_test(test_status__ages),
 		cmocka_unit_test(test_status__colour_only_when_asked),
 	};
