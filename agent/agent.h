@@ -131,6 +131,12 @@ int ml_agent_arg_name(const char **out, json_t *args, const char *op,
 /* obj[key] = a JSON string of s (escaped if not UTF-8), null when NULL. */
 void ml_agent_set_str(json_t *obj, const char *key, const char *s);
 
+/* The Name (without its leading '/') and Id of a container's inspect
+ * answer c, both checked with ml_docker_valid_name; borrowed from c. Else
+ * ML_EFAIL naming path, the request that gave c. */
+int ml_agent_name_id(json_t *c, const char *path, const char **name,
+		     const char **id);
+
 /* obj[key] = v as an integer when it is one, else null. */
 void ml_agent_set_int(json_t *obj, const char *key, json_t *v);
 

@@ -343,6 +343,20 @@ int ml_agent_arg_name(const char **out, json_t *args, const char *op,
 	return 0;
 }
 
+int ml_agent_name_id(json_t *c, const char *path, const char **name,
+		     const char **id)
+{
+	*name = json_string_value(json_object_get(c, "Name"));
+	*id = json_string_value(json_object_get(c, "Id"));
+	if (*name && **name == '/')
+		(*name)++;
+	if (!*name || !ml_docker_valid_name(*name) || !*id ||
+	    !ml_docker_valid_name(*id))
+		return ml_err_set(ML_EFAIL,
+				  "docker: GET %s: no valid Name and Id", path);
+	return 0;
+}
+
 void ml_agent_set_str(json_t *obj, const char *key, const char *s)
 {
 	json_object_set_new(obj, key, ml_proto_string(s));

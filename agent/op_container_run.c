@@ -806,16 +806,9 @@ static int resume(json_t **result, struct ml_docker *d,
 	}
 	if (rc < 0)
 		goto out;
-	name = json_string_value(json_object_get(c, "Name"));
-	cid = json_string_value(json_object_get(c, "Id"));
-	if (name && *name == '/')
-		name++;
-	if (!name || !ml_docker_valid_name(name) || !cid ||
-	    !ml_docker_valid_name(cid)) {
-		rc = ml_err_set(ML_EFAIL,
-				"docker: GET %s: no valid Name and Id", path);
+	rc = ml_agent_name_id(c, path, &name, &cid);
+	if (rc < 0)
 		goto out;
-	}
 	why = not_resumable(s, c);
 	if (why) {
 		rc = ml_err_set(ML_ENOTFOUND,

@@ -117,16 +117,9 @@ static int op_container_stop(struct ml_agent *a, json_t *args, json_t **result)
 	if (rc < 0)
 		goto out;
 	labels = json_object_get(json_object_get(c, "Config"), "Labels");
-	name = json_string_value(json_object_get(c, "Name"));
-	cid = json_string_value(json_object_get(c, "Id"));
-	if (name && *name == '/')
-		name++;
-	if (!name || !ml_docker_valid_name(name) || !cid ||
-	    !ml_docker_valid_name(cid)) {
-		rc = ml_err_set(ML_EFAIL,
-				"docker: GET %s: no valid Name and Id", path);
+	rc = ml_agent_name_id(c, path, &name, &cid);
+	if (rc < 0)
 		goto out;
-	}
 	nm = ml_xstrdup(name);
 	cidc = ml_xstrdup(cid);
 	if (!json_string_value(json_object_get(labels, "mlctl.app"))) {
