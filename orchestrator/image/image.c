@@ -13,7 +13,11 @@
  * Invariants: a built image is tagged mlctl/<app>:<full sha> and labelled
  * with a hash of what it was built from (context, Dockerfile, build args),
  * so a second resolve of the same commit and spec reuses it and anything
- * else rebuilds. Every digest taken from Docker is checked with
+ * else rebuilds. Nothing in the image names the commit (the container's
+ * mlctl.commit label and the ledger do): a commit that leaves the files
+ * the Dockerfile copies as they were builds from Docker's cache into the
+ * very same image id, so the spec stays and no container restarts for a
+ * playbook, docs or test change. Every digest taken from Docker is checked with
  * ml_digest_valid before it is used, since digests become file names in
  * the cache. Text from Docker is escaped before it enters a message.
  *
@@ -27,9 +31,11 @@
 #include "common/log.h"
 #include "common/sha256.h"
 #include "orchestrator/config/config.h"
+#include "orchestrator/image/ignore.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/source/source.h"
 
+#include <limits.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,7 +46,6 @@
 #define BUILD_ERR_LEN 400		 /* bytes of Docker's error quoted */
 #define DOCKERFILE_PEEK 8192		 /* a larger Dockerfile exists too */
 #define LABEL_BUILD "mlctl.build"
-#define LABEL_COMMIT "mlctl.commit"
 
 void ml_image_free(struct ml_image *img)
 {
@@ -295,6 +300,7 @@ struct export_job {
 	struct ml_source *src;
 	const char *commit;
 	const char *context;
+	const struct ml_export_filter *filter; /* NULL: no .dockerignore */
 };
 
 static int export_write(void *ctx, const void *p, size_t n)
@@ -308,8 +314,8 @@ static int export_main(void *arg, int fd)
 {
 	struct export_job *j = arg;
 
-	return ml_source_export_tar(j->src, j->commit, j->context, export_write,
-				    &fd);
+	return ml_source_export_tar(j->src, j->commit, j->context, j->filter,
+				    export_write, &fd);
 }
 
 struct build_ctx {
@@ -477,7 +483,8 @@ static void build_hash(const struct ml_image_spec *spec,
 	struct ml_sha256 *h = ml_sha256_new();
 	size_t i;
 
-	ml_sha256_update(h, "mlctl-build-1", 14);
+	/* 2: the context without what its .dockerignore names */
+	ml_sha256_update(h, "mlctl-build-2", 14);
 	ml_sha256_update(h, spec->context, strlen(spec->context) + 1);
 	ml_sha256_update(h, spec->dockerfile, strlen(spec->dockerfile) + 1);
 	for (i = 0; i < spec->build_args.n; i++) {
@@ -536,9 +543,56 @@ static int dockerfile_path(struct ml_buf *out, const char *context,
 	return rc;
 }
 
+/*
+ * The context's .dockerignore in the commit, if it has one (*out NULL
+ * otherwise): what docker build would leave out of the context, mlctl
+ * leaves out too, the Dockerfile and the file itself always sent.
+ */
+static int read_ignore(struct ml_ignore **out, struct ml_source *src,
+		       const char *commit, const struct ml_image_spec *spec)
+{
+	struct ml_buf path = ML_BUF_INIT(PATH_MAX), df = ML_BUF_INIT(PATH_MAX),
+		      text = ML_BUF_INIT(ML_IGNORE_MAX_BYTES), name =
+							   ML_BUF_INIT(1024);
+	const char *keep[3] = { NULL, ".dockerignore", NULL };
+	int rc;
+
+	*out = NULL;
+	rc = dockerfile_path(&path, spec->context, ".dockerignore");
+	if (!rc)
+		rc = dockerfile_path(&df, ".", spec->dockerfile);
+	if (rc < 0)
+		goto out;
+	(void)ml_buf_addf(&name, "'%s' in commit %.7s", path.data, commit);
+	rc = ml_source_read(src, commit, path.data, &text);
+	if (rc == ML_ENOTFOUND) {
+		rc = 0;
+		goto out;
+	}
+	if (rc == ML_ETOOBIG)
+		rc = ml_err_set(ML_EINVALID,
+				"%s is more than the %zu bytes mlctl reads",
+				name.data, ML_IGNORE_MAX_BYTES);
+	if (rc < 0)
+		goto out;
+	keep[0] = df.data;
+	rc = ml_ignore_parse(out, text.data ? text.data : "", text.len,
+			     name.data, keep);
+	if (rc == 0)
+		ml_debug("%s: %zu patterns leave files out of the build "
+			 "context",
+			 name.data, ml_ignore_count(*out));
+out:
+	ml_buf_release(&path);
+	ml_buf_release(&df);
+	ml_buf_release(&text);
+	ml_buf_release(&name);
+	return rc;
+}
+
 /* The /build path with its query string. */
 static int build_path(struct ml_buf *path, const struct ml_image_spec *spec,
-		      const char *tag, const char *hash, const char *commit)
+		      const char *tag, const char *hash)
 {
 	json_t *args = json_object(), *labels = json_object();
 	char *args_s = NULL, *labels_s = NULL;
@@ -549,7 +603,6 @@ static int build_path(struct ml_buf *path, const struct ml_image_spec *spec,
 		json_object_set_new(args, spec->build_args.v[i].key,
 				    json_string(spec->build_args.v[i].value));
 	json_object_set_new(labels, LABEL_BUILD, json_string(hash));
-	json_object_set_new(labels, LABEL_COMMIT, json_string(commit));
 	args_s = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
 	labels_s = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!args_s || !labels_s) {
@@ -592,6 +645,8 @@ static int image_build(struct ml_image **out, struct ml_docker *d,
 		      path = ML_BUF_INIT(8192), q = ML_BUF_INIT(256);
 	struct build_ctx b;
 	struct export_job job;
+	struct ml_export_filter filter;
+	struct ml_ignore *ignore = NULL;
 	struct ml_io io;
 	char hash[ML_SHA256_HEX];
 	const char *label;
@@ -662,15 +717,21 @@ static int image_build(struct ml_image **out, struct ml_docker *d,
 	if (rc < 0 && rc != ML_ETOOBIG)
 		goto out;
 	ml_buf_reset(&path);
-	rc = build_path(&path, spec, tag.data, hash, commit);
+	rc = build_path(&path, spec, tag.data, hash);
 	if (rc < 0)
 		goto out;
+	rc = read_ignore(&ignore, src, commit, spec);
+	if (rc < 0)
+		goto out;
+	filter.judge = ml_ignore_judge;
+	filter.ctx = ignore;
 
 	ml_info("building image '%s' from '%s' in commit %.7s", tag.data,
 		spec->context, commit);
 	job.src = src;
 	job.commit = commit;
 	job.context = spec->context;
+	job.filter = ignore ? &filter : NULL;
 	rc = ml_pump_start(&b.pump, &b.fd, export_main, &job);
 	if (rc < 0)
 		goto out;
@@ -714,6 +775,7 @@ out:
 	for (i = 0; i < BUILD_TAIL; i++)
 		free(b.tail[i]);
 	free(b.error);
+	ml_ignore_free(ignore);
 	ml_buf_release(&b.lines.line);
 	json_decref(j);
 	ml_buf_release(&tag);

@@ -23,8 +23,9 @@
  * No ARG and no ENV carries anything from the builder's machine; secrets
  * are given at run time. tini is PID 1 and passes SIGTERM to uvicorn,
  * which stops taking connections and lets requests in flight finish.
- * The labels naming the commit are added by mlctl's build
- * (mlctl.commit), not written here: the Dockerfile cannot know it.
+ * Nothing names the commit in the image: the container carries it
+ * (mlctl.commit), so a commit that changes no file the image copies
+ * leaves the image id, and the running containers, as they were.
  */
 #include "common/ml.h"
 #include "common/buf.h"

@@ -752,6 +752,7 @@ struct export_ctx {
 	struct archive *ar;
 	struct archive_entry *ae;
 	struct ml_buf path; /* scratch: the entry's name in the tar */
+	const struct ml_export_filter *filter; /* NULL: every entry */
 	int (*write)(void *ctx, const void *p, size_t n);
 	void *wctx;
 	int rc; /* first failure, message set */
@@ -909,6 +910,18 @@ static int export_entry(const char *root, const git_tree_entry *te,
 	rc = ml_buf_addf(&e->path, "%s%s", root, git_tree_entry_name(te));
 	if (rc < 0)
 		goto out;
+	if (e->filter) {
+		switch (e->filter->judge(e->filter->ctx, e->path.data,
+					 mode == GIT_FILEMODE_TREE)) {
+		case ML_EXPORT_KEEP:
+			break;
+		case ML_EXPORT_OMIT:
+			goto out; /* a tree's entries are walked still */
+		case ML_EXPORT_PRUNE:
+			ml_buf_release(&shown);
+			return 1; /* libgit2 skips what is below it */
+		}
+	}
 	if (e->writing) {
 		archive_entry_clear(e->ae);
 		archive_entry_set_pathname(e->ae, e->path.data);
@@ -992,6 +1005,7 @@ static int export_subdir(struct ml_buf *out, const char *subdir)
 
 int ml_source_export_tar(const struct ml_source *src, const char *sha,
 			 const char *subdir,
+			 const struct ml_export_filter *filter,
 			 int (*write)(void *ctx, const void *p, size_t n),
 			 void *ctx)
 {
@@ -1050,6 +1064,7 @@ int ml_source_export_tar(const struct ml_source *src, const char *sha,
 	e.src = src;
 	e.subdir = sub.data;
 	e.mtime = (int64_t)git_commit_time(commit);
+	e.filter = filter;
 	e.write = write;
 	e.wctx = ctx;
 	err = git_tree_walk(tree ? tree : root, GIT_TREEWALK_PRE,

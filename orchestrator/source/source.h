@@ -92,11 +92,30 @@ int ml_source_describe(const struct ml_source *src, const char *sha,
  * the build context"), and for a subdir that is a file or climbs with
  * ".."; ML_ENOTFOUND when subdir or the commit does not exist.
  *
+ * filter (may be NULL: every entry) is asked about each entry, by its
+ * name in the stream, before either walk looks at it: an entry it omits
+ * is neither checked nor written, and below a directory it prunes
+ * nothing is looked at (a .dockerignore, orchestrator/image/ignore.h).
+ *
  * Memory: libgit2 inflates one file at a time, whole, so the largest file
  * in the context bounds it (keep model weights out of git, or in LFS).
  */
+enum ml_export_verdict {
+	ML_EXPORT_KEEP,
+	ML_EXPORT_OMIT,	 /* not in the stream; a directory's entries are
+			  * still asked about */
+	ML_EXPORT_PRUNE, /* not in the stream, nor anything below it */
+};
+
+struct ml_export_filter {
+	enum ml_export_verdict (*judge)(void *ctx, const char *name,
+					bool is_dir);
+	void *ctx;
+};
+
 int ml_source_export_tar(const struct ml_source *src, const char *sha,
 			 const char *subdir,
+			 const struct ml_export_filter *filter,
 			 int (*write)(void *ctx, const void *p, size_t n),
 			 void *ctx);
 

@@ -3,7 +3,8 @@
  * `mlctl init` in a repository holding only a FastAPI app, its
  * requirements and its model, then commit and deploy, predictions through
  * HAProxy; a code-only commit changes exactly one layer and each VM
- * receives about that layer (its veth's counters); a weights-only commit
+ * receives about that layer (its veth's counters); a playbook-only commit
+ * builds the same image and restarts nothing; a weights-only commit
  * sends only the weights layer; the container runs as non-root and a
  * SIGTERM lets a slow request in flight finish; a health check that
  * expects a JSON field keeps traffic off a container that answers 200
@@ -398,6 +399,73 @@ static void test_model__code_only_commit_sends_one_layer(void **s)
 	json_decref(check);
 	deploy_bounded(size);
 	expect_prediction("v1");
+}
+
+/* The running containers' ids from status --json, space-separated. */
+static char *running_ids(void)
+{
+	struct ml_test_out o;
+	struct ml_buf b = ML_BUF_INIT(1024);
+	json_t *doc, *h, *c;
+	size_t i, k;
+
+	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
+	ml_test_must(&o, 0);
+	doc = json_loads(o.out, 0, NULL);
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "hosts"), i, h)
+		json_array_foreach(json_object_get(h, "containers"), k, c)
+			if (!strcmp(json_string_value(json_object_get(
+					    c, "state")) ?: "",
+				    "running"))
+				ml_buf_addf(&b, "%s ",
+					    json_string_value(json_object_get(
+						    c, "id")) ?: "?");
+	json_decref(doc);
+	ml_test_out_release(&o);
+	return ml_buf_detach(&b, NULL);
+}
+
+/*
+ * A commit that changes only the playbook (left out of the image by
+ * .dockerignore) builds the same image id from Docker's cache: no layer
+ * changed, and its deploy restarts no container.
+ */
+static void test_model__playbook_only_commit_restarts_nothing(void **s)
+{
+	struct ml_test_out o;
+	json_t *check, *l;
+	char *path, *pb, *grown, *before, *after;
+	size_t i;
+
+	ML_UNUSED(s);
+	before = running_ids();
+	assert_true(strlen(before) > 0);
+	path = ml_xasprintf("%s/mlctl.yaml", F.repo);
+	pb = ml_test_slurp(path);
+	assert_non_null(pb);
+	grown = ml_xasprintf("%s\n# a comment, commit %d\n", pb, ++F.gen);
+	ml_test_write(F.repo, "mlctl.yaml", grown);
+	free(grown);
+	free(pb);
+	free(path);
+	free(ml_test_commit(F.repo, "playbook only"));
+
+	check = image_check();
+	json_array_foreach(json_object_get(check, "layers"), i, l)
+		assert_false(json_is_true(json_object_get(l, "changed")));
+	json_decref(check);
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	ml_test_must(&o, 0);
+	if (!strstr(o.out, "nothing to do"))
+		print_error("deploy of a playbook-only commit:\n%s\n", o.out);
+	assert_non_null(strstr(o.out, "nothing to do"));
+	ml_test_out_release(&o);
+	after = running_ids();
+	assert_string_equal(after, before);
+	expect_prediction("v1");
+	free(before);
+	free(after);
 }
 
 /* A weights-only commit: only the weights layer moves. */
@@ -827,6 +895,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_model__init_commit_deploy_predict),
 		cmocka_unit_test(test_model__code_only_commit_sends_one_layer),
+		cmocka_unit_test(
+			test_model__playbook_only_commit_restarts_nothing),
 		cmocka_unit_test(test_model__weights_only_commit_sends_weights),
 		cmocka_unit_test(test_model__nonroot_and_drain_on_sigterm),
 		cmocka_unit_test(

@@ -15,6 +15,7 @@
 #include "common/docker.h"
 #include "common/sha256.h"
 #include "orchestrator/config/config.h"
+#include "orchestrator/image/ignore.h"
 #include "orchestrator/image/image.h"
 #include "orchestrator/source/source.h"
 #include "tests/support/proc.h"
@@ -128,6 +129,7 @@ struct fx {
 	char *sha;
 	struct ml_buf out;
 	size_t writes;
+	const struct ml_export_filter *filter; /* export's, NULL: none */
 	/* Docker tests */
 	struct ml_docker *d;
 	char app[40];
@@ -229,7 +231,8 @@ static int export(struct fx *x, const char *subdir, struct ents *e)
 
 	ml_buf_reset(&x->out);
 	x->writes = 0;
-	rc = ml_source_export_tar(x->src, x->sha, subdir, write_buf, x);
+	rc = ml_source_export_tar(x->src, x->sha, subdir, x->filter, write_buf,
+				  x);
 	if (rc == 0 && e)
 		read_tar(e, x->out.data, x->out.len);
 	return rc;
@@ -377,6 +380,61 @@ static void test_image__export_refusals(void **state)
 	assert_msg_has("'app/sub/up' in commit");
 }
 
+/* Export app/ leaving out what text (a .dockerignore) names. */
+static int export_ignoring(struct fx *x, const char *text, struct ents *e)
+{
+	struct ml_ignore *ig;
+	struct ml_export_filter f;
+	int rc;
+
+	assert_int_equal(ml_ignore_parse(&ig, text, strlen(text), "t", NULL),
+			 0);
+	f.judge = ml_ignore_judge;
+	f.ctx = ig;
+	x->filter = &f;
+	rc = export(x, "app", e);
+	x->filter = NULL;
+	ml_ignore_free(ig);
+	return rc;
+}
+
+static void test_image__export_filter(void **state)
+{
+	struct fx *x = *state;
+	struct ents e = {.n = 0};
+
+	/* a pruned directory and a file: neither is in the stream */
+	if (export_ignoring(x, "sub\nrun.sh\n", &e) < 0)
+		fail_msg("%s", ml_err_msg());
+	assert_int_equal(e.n, 2);
+	assert_non_null(ent_find(&e, "Dockerfile"));
+	assert_non_null(ent_find(&e, "link"));
+	assert_null(ent_find(&e, "sub/"));
+	assert_null(ent_find(&e, "sub/data.txt"));
+	ents_release(&e);
+
+	/* an exception below a left-out directory: only it comes back */
+	if (export_ignoring(x, "sub\n!sub/data.txt\n", &e) < 0)
+		fail_msg("%s", ml_err_msg());
+	assert_int_equal(e.n, 4);
+	assert_null(ent_find(&e, "sub/"));
+	assert_string_equal(must_find(&e, "sub/data.txt")->data, "data\n");
+	assert_null(ent_find(&e, "sub/up"));
+	ents_release(&e);
+
+	/* what is left out is not checked either: docker never sees it */
+	make_link(x, "../../../top.txt", "app/sub/evil");
+	commit(x, "a link out, in a left-out directory");
+	assert_int_equal(export(x, "app", NULL), ML_ESOURCE);
+	assert_int_equal(export_ignoring(x, "sub\n", &e), 0);
+	assert_int_equal(e.n, 3);
+	ents_release(&e);
+	assert_int_equal(export_ignoring(x, "sub/evil\n", &e), 0);
+	assert_non_null(ent_find(&e, "sub/up"));
+	assert_null(ent_find(&e, "sub/evil"));
+	ents_release(&e);
+}
+
 static int failing_write(void *ctx, const void *p, size_t n)
 {
 	(void)ctx;
@@ -389,7 +447,7 @@ static void test_image__export_write_fails(void **state)
 {
 	struct fx *x = *state;
 
-	assert_int_equal(ml_source_export_tar(x->src, x->sha, "app",
+	assert_int_equal(ml_source_export_tar(x->src, x->sha, "app", NULL,
 					      failing_write, NULL),
 			 ML_EHOST);
 	assert_string_equal(ml_err_msg(), "the reader went away (test)");
@@ -637,6 +695,101 @@ static void test_image__docker_build(void **state)
 	ml_image_free(img);
 }
 
+/* The names in the layer tar at path, one a line. */
+static char *layer_names(const char *path)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *ae;
+	struct ml_buf b = ML_BUF_INIT(0);
+
+	archive_read_support_format_tar(a);
+	assert_int_equal(archive_read_open_filename(a, path, 65536),
+			 ARCHIVE_OK);
+	while (archive_read_next_header(a, &ae) == ARCHIVE_OK)
+		ml_buf_addf(&b, "%s\n", archive_entry_pathname(ae));
+	archive_read_free(a);
+	return ml_buf_detach(&b, NULL);
+}
+
+/*
+ * The context's .dockerignore is applied as docker build applies it: what
+ * it names is not in the image, and a commit that changes only such a
+ * file builds the very same image id (Docker's cache, nothing in the
+ * image naming the commit), so a deploy of it restarts nothing.
+ */
+static void test_image__docker_build_dockerignore(void **state)
+{
+	struct fx *x = *state;
+	struct ml_image_spec spec;
+	struct ml_image *img = NULL, *again = NULL;
+	struct ml_cache *c;
+	char *cdir, *p, *names;
+
+	if (!have_docker(x))
+		skip();
+	ml_test_write(x->repo, "svc/Dockerfile",
+		      "FROM mlctl-test/busybox:latest\nCOPY . /ctx/\n");
+	ml_test_write(x->repo, "svc/.dockerignore",
+		      "# the desired state and secrets stay out\n"
+		      "mlctl.yaml\n*.env\nnotes\n!notes/keep.txt\n"
+		      "Dockerfile\n");
+	ml_test_write(x->repo, "svc/app.txt", "code v1\n");
+	ml_test_write(x->repo, "svc/mlctl.yaml", "app: x\n");
+	ml_test_write(x->repo, "svc/prod.env", "TOKEN=s3cret\n");
+	ml_test_write(x->repo, "svc/notes/a.txt", "a\n");
+	ml_test_write(x->repo, "svc/notes/keep.txt", "keep\n");
+	commit(x, "a context with a .dockerignore");
+	build_spec(&spec, "Dockerfile");
+	if (resolve(x, &img, &spec) < 0)
+		fail_msg("%s", ml_err_msg());
+	assert_true(img->built);
+
+	cdir = ml_xasprintf("%s/cache", x->tmp);
+	assert_int_equal(ml_cache_open(&c, cdir), 0);
+	if (ml_cache_fill(c, x->d, img) < 0)
+		fail_msg("%s", ml_err_msg());
+	assert_int_equal(ml_cache_path(&p, c, img->layers[img->nlayers - 1]),
+			 0);
+	names = layer_names(p);
+	if (!strstr(names, "ctx/app.txt\n") ||
+	    !strstr(names, "ctx/notes/keep.txt\n") ||
+	    !strstr(names, "ctx/.dockerignore\n") ||
+	    strstr(names, "mlctl.yaml") || strstr(names, "prod.env") ||
+	    strstr(names, "notes/a.txt") || strstr(names, "ctx/Dockerfile"))
+		fail_msg("the COPY layer holds:\n%s", names);
+	free(names);
+	free(p);
+	ml_cache_free(c);
+
+	/* only left-out files changed: a new tag on the same image */
+	ml_test_write(x->repo, "svc/mlctl.yaml", "app: y\n");
+	ml_test_write(x->repo, "svc/prod.env", "TOKEN=other\n");
+	ml_test_write(x->repo, "svc/notes/a.txt", "b\n");
+	commit(x, "playbook, secrets and notes only");
+	if (resolve(x, &again, &spec) < 0)
+		fail_msg("%s", ml_err_msg());
+	assert_true(again->built);
+	assert_string_equal(again->id, img->id);
+	ml_image_free(again);
+
+	/* a file the image holds changed: another image */
+	ml_test_write(x->repo, "svc/notes/keep.txt", "kept, changed\n");
+	commit(x, "a kept note");
+	if (resolve(x, &again, &spec) < 0)
+		fail_msg("%s", ml_err_msg());
+	assert_string_not_equal(again->id, img->id);
+	ml_image_free(again);
+
+	/* a pattern that does not compile: the build is refused, by line */
+	ml_test_write(x->repo, "svc/.dockerignore", "ok\n[oops\n");
+	commit(x, "a bad .dockerignore");
+	assert_int_equal(resolve(x, &again, &spec), ML_EINVALID);
+	assert_msg_has("'svc/.dockerignore' in commit ");
+	assert_msg_has(":2: bad pattern '[oops'");
+	free(cdir);
+	ml_image_free(img);
+}
+
 static void test_image__docker_build_errors(void **state)
 {
 	struct fx *x = *state;
@@ -702,10 +855,12 @@ int main(void)
 		T(test_image__export_root),
 		T(test_image__export_link_outside),
 		T(test_image__export_refusals),
+		T(test_image__export_filter),
 		T(test_image__export_write_fails),
 		T(test_image__resolve_refusals),
 		T(test_image__docker_ref),
 		T(test_image__docker_build),
+		T(test_image__docker_build_dockerignore),
 		T(test_image__docker_build_errors),
 	};
 
