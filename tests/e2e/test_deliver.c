@@ -137,6 +137,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	ML_UNUSED(state);
+	ml_test_ledger_remove(F.repo);
 	ml_test_rmtree(F.repo);
 	ml_test_rmtree(F.cache);
 	free(F.repo);

@@ -306,6 +306,7 @@ static int group_teardown(void **state)
 	ML_UNUSED(state);
 	mlctl(&o, (const char *const[]){ "remove", NULL });
 	ml_test_out_release(&o);
+	ml_test_ledger_remove(F.repo);
 	ml_test_rmtree(F.repo);
 	ml_test_rmtree(F.cache);
 	for (i = 0; i < F.nvms; i++)

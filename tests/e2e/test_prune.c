@@ -340,17 +340,7 @@ static int group_teardown(void **state)
 		free(F.commit[i]);
 		free(F.image[i]);
 	}
-	{
-		static const char *const sfx[] = { ".ledger", ".ledger-wal",
-						   ".ledger-shm" };
-
-		for (i = 0; i < (int)ML_ARRAY_SIZE(sfx); i++) {
-			char *l = ml_xasprintf("%s%s", F.repo, sfx[i]);
-
-			unlink(l);
-			free(l);
-		}
-	}
+	ml_test_ledger_remove(F.repo);
 	ml_test_rmtree(F.repo);
 	ml_test_rmtree(F.cache);
 	free(F.repo);

@@ -169,6 +169,7 @@ static int group_teardown(void **state)
 	ML_UNUSED(state);
 	fleet((const char *const[]){"egress", "off", NULL});
 	fleet((const char *const[]){"isolate", "vm3", "off", NULL});
+	ml_test_ledger_remove(F.repo);
 	ml_test_rmtree(F.repo);
 	ml_test_rmtree(F.cache);
 	free(F.repo);

@@ -172,6 +172,7 @@ static int group_teardown(void **state)
 		print_error("remove failed (%d): %s%s\n", o.status, o.out,
 			    o.err);
 	ml_test_out_release(&o);
+	ml_test_ledger_remove(F.repo);
 	ml_test_rmtree(F.repo);
 	if (F.pki)
 		ml_test_rmtree(F.pki);

@@ -187,10 +187,7 @@ int ml_test_app_mlctl(struct ml_test_out *o, const struct ml_test_app *a,
 
 void ml_test_app_release(struct ml_test_app *a)
 {
-	static const char *const sfx[] = { ".ledger", ".ledger-wal",
-					   ".ledger-shm", ".ledger.key" };
 	struct ml_test_out o;
-	size_t i;
 
 	if (a->repo) {
 		ml_test_app_mlctl(&o, a, NULL,
@@ -200,13 +197,7 @@ void ml_test_app_release(struct ml_test_app *a)
 				o.out, o.err);
 		ml_test_out_release(&o);
 		ml_test_rmtree(a->repo);
-		/* the ledger beside the repository, and its companions */
-		for (i = 0; i < ML_ARRAY_SIZE(sfx); i++) {
-			char *p = ml_xasprintf("%s%s", a->repo, sfx[i]);
-
-			unlink(p);
-			free(p);
-		}
+		ml_test_ledger_remove(a->repo);
 	}
 	if (a->cache)
 		ml_test_rmtree(a->cache);

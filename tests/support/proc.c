@@ -371,3 +371,17 @@ void ml_test_example_app(const char *repo, const char *model)
 	chmod(p, 0755);
 	free(p);
 }
+
+void ml_test_ledger_remove(const char *repo)
+{
+	static const char *const sfx[] = { ".ledger", ".ledger-wal",
+					   ".ledger-shm", ".ledger.key" };
+	size_t i;
+
+	for (i = 0; i < ML_ARRAY_SIZE(sfx); i++) {
+		char *p = ml_xasprintf("%s%s", repo, sfx[i]);
+
+		unlink(p);
+		free(p);
+	}
+}

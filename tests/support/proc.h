@@ -52,6 +52,10 @@ char *ml_test_slurp(const char *path);
 char *ml_test_tmpdir(const char *tag);
 void ml_test_rmtree(const char *path);
 
+/* Remove the ledger a suite kept beside its repository (MLCTL_LEDGER=
+ * <repo>.ledger) and its companions: -wal, -shm, .key. */
+void ml_test_ledger_remove(const char *repo);
+
 /* Write a file (creating parent directories), mode 0644. */
 void ml_test_write(const char *dir, const char *name, const char *text);
 
