@@ -788,6 +788,16 @@ static const char *not_resumable(const struct run_spec *s, json_t *c)
  * the file): *result as op_container_run's. The slot is opened before the
  * unpause so that a failure leaves the standby as it was.
  */
+/* The slot's host port opened to the balancer (agent/firewall.h), unless
+ * the host's hardening leaves slots open. */
+static int open_slot(const struct run_spec *s)
+{
+	if (s->harden.open_slots)
+		return 0;
+	return ml_agent_firewall_open(s->app, (int)s->host_port,
+				      s->harden.allow_from, s->bind);
+}
+
 static int resume(json_t **result, struct ml_docker *d,
 		  const struct run_spec *s)
 {
@@ -816,12 +826,9 @@ static int resume(json_t **result, struct ml_docker *d,
 				s->resume, why);
 		goto out;
 	}
-	if (!s->harden.open_slots) {
-		rc = ml_agent_firewall_open(s->app, (int)s->host_port,
-					    s->harden.allow_from, s->bind);
-		if (rc < 0)
-			goto out;
-	}
+	rc = open_slot(s);
+	if (rc < 0)
+		goto out;
 	st = json_object_get(c, "State");
 	if (json_is_true(json_object_get(st, "Paused"))) {
 		free(path);
@@ -908,9 +915,8 @@ static int op_container_run(struct ml_agent *a, json_t *args, json_t **result)
 		rc = ml_agent_secret_dir(&sdir, s.name);
 		wrote = true;
 	}
-	if (rc == 0 && !s.harden.open_slots)
-		rc = ml_agent_firewall_open(s.app, (int)s.host_port,
-					    s.harden.allow_from, s.bind);
+	if (rc == 0)
+		rc = open_slot(&s);
 	if (rc < 0)
 		goto out;
 	if (id)

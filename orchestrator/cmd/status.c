@@ -167,13 +167,18 @@ static json_t *lb_view(const struct status_job *job, size_t n,
 	return NULL;
 }
 
-/* The newest revision running anywhere, 0 when none. */
-static int64_t newest_revision(const struct status_job *job, size_t n)
+/*
+ * The newest revision running anywhere (0 when none) and the spec
+ * (mlctl.spec) of a running container of it (NULL when none says).
+ */
+static int64_t newest_revision(const struct status_job *job, size_t n,
+			       const char **spec)
 {
 	int64_t best = 0;
 	json_t *c;
 	size_t i, k;
 
+	*spec = NULL;
 	for (i = 0; i < n; i++)
 		json_array_foreach(job->containers[i], k, c) {
 			const char *st =
@@ -181,32 +186,14 @@ static int64_t newest_revision(const struct status_job *job, size_t n)
 			json_int_t r = json_integer_value(
 				json_object_get(c, "revision"));
 
-			if (st && !strcmp(st, "running") && r > best)
-				best = r;
+			if (!st || strcmp(st, "running") || r < best ||
+			    (r == best && *spec))
+				continue;
+			best = r;
+			*spec = json_string_value(json_object_get(
+				json_object_get(c, "labels"), "mlctl.spec"));
 		}
 	return best;
-}
-
-/* The spec (mlctl.spec) of a running container of revision, or NULL. */
-static const char *revision_spec(const struct status_job *job, size_t n,
-				 int64_t revision)
-{
-	json_t *c;
-	size_t i, k;
-
-	for (i = 0; i < n; i++)
-		json_array_foreach(job->containers[i], k, c) {
-			const char *st =
-				json_string_value(json_object_get(c, "state"));
-
-			if (st && !strcmp(st, "running") &&
-			    json_integer_value(json_object_get(
-				    c, "revision")) == revision)
-				return json_string_value(json_object_get(
-					json_object_get(c, "labels"),
-					"mlctl.spec"));
-		}
-	return NULL;
 }
 
 /* Put what the table and --json both say into each container object
@@ -328,6 +315,7 @@ static int status_show(void *arg)
 	const struct ml_playbook *pb = ctx->config->playbook;
 	size_t n = ss->n, i, down = 0, nodocker = 0;
 	int64_t now = (int64_t)time(NULL), newest;
+	const char *newest_spec;
 
 	job.hosts = hosts;
 	job.containers = ml_xcalloc(n ? n : 1, sizeof(*job.containers));
@@ -339,7 +327,7 @@ static int status_show(void *arg)
 	job.probe_timeout_ms = pb->health.timeout_ms > 0 ?
 				       pb->health.timeout_ms : 1000;
 	ml_parallel_run(n, ss->fo->parallel, status_one, &job);
-	newest = newest_revision(&job, n);
+	newest = newest_revision(&job, n, &newest_spec);
 	ml_metrics_collect(&job.metrics, hosts, n, job.containers, job.app,
 			   ss->window_ms);
 	annotate(&job, n, now);
@@ -354,8 +342,7 @@ static int status_show(void *arg)
 			json_array_append_new(
 				arr, host_json(&hosts[i], job.containers[i],
 					       job.lb[i], job.list_err[i],
-					       newest,
-					       revision_spec(&job, n, newest)));
+					       newest, newest_spec));
 		json_object_set_new(doc, "hosts", arr);
 		json_object_set(doc, "metrics", job.metrics);
 		json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -363,7 +350,7 @@ static int status_show(void *arg)
 		json_decref(doc);
 	} else {
 		ml_status_print_table(stdout, hosts, job.containers, n, newest,
-				      revision_spec(&job, n, newest),
+				      newest_spec,
 				      ml_colour_wanted(STDOUT_FILENO));
 		ml_metrics_print(stdout, job.metrics);
 		fflush(stdout);

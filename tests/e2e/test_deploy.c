@@ -1110,6 +1110,154 @@ static void test_deploy__standby_rollback_resumes_the_paused_revision(
 	free(paused3);
 }
 
+/*
+ * The app hosts on which no running container is one of the ids in
+ * before (space-separated): those already switched to the new revision.
+ * Returns the others, space-separated, the caller's.
+ */
+static char *hosts_not_switched(const char *before)
+{
+	struct ml_test_out o;
+	struct ml_buf b = ML_BUF_INIT(1024);
+	json_t *doc, *h, *c;
+	size_t i, k;
+
+	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
+	ml_test_must(&o, 0);
+	doc = json_loads(o.out, 0, NULL);
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "hosts"), i, h) {
+		bool old = false;
+
+		if (!json_object_get(h, "drifted"))
+			continue; /* not an app host */
+		json_array_foreach(json_object_get(h, "containers"), k, c) {
+			const char *st =
+				json_string_value(json_object_get(c, "state"));
+			const char *id =
+				json_string_value(json_object_get(c, "id"));
+
+			if (st && id && !strcmp(st, "running") &&
+			    strstr(before, id))
+				old = true;
+		}
+		if (old)
+			ml_buf_addf(&b, "%s ",
+				    json_string_value(json_object_get(h, "host")));
+	}
+	json_decref(doc);
+	ml_test_out_release(&o);
+	return ml_buf_detach(&b, NULL);
+}
+
+/*
+ * rollout.standby and an automatic rollback: host by host, the first
+ * host switches to v41 and pauses v40; then v41 cannot start on the next
+ * host (its image removed there while the controller was held at that
+ * point), the deploy fails and rolls back, and the first host resumes
+ * its paused v40: afterwards the very containers that served before the
+ * deploy serve again, on every host, with zero failed requests of
+ * open-loop and keep-alive load throughout.
+ */
+static void test_deploy__standby_auto_rollback_resumes_switched_hosts(
+	void **s)
+{
+	const char *const env[] = { "MLCTL_TEST_STOP_AT=after-first-switch",
+				    NULL };
+	char *path = ml_xasprintf("%s.autorb", F.repo), *before, *after,
+	     *paused, *others, *tok, *p, *text;
+	struct ml_loadgen_pair lg;
+	struct ml_test_out o;
+	const char *image;
+	json_t *h;
+	int drifted, st;
+	pid_t pid;
+
+	ML_UNUSED(s);
+	set_standby(true);
+	free(commit_version(40, "v40 with a standby"));
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	ml_test_must(&o, 0);
+	ml_test_out_release(&o);
+	containers_by_state(&before, &paused, &drifted);
+	free(paused);
+	free(commit_version(41, "v41, which will not start past one host"));
+	deliver();
+
+	load_start(&lg, NULL);
+	usleep(500000);
+	pid = deploy_bg(path, env, (const char *const[]){ "deploy", NULL });
+	assert_int_equal(waitpid(pid, &st, WUNTRACED), pid);
+	assert_true(WIFSTOPPED(st));
+	/* v41 leaves every host that has not switched yet */
+	h = history();
+	image = json_string_value(
+		json_object_get(json_array_get(h, 0), "image_id"));
+	assert_non_null(image);
+	others = hosts_not_switched(before);
+	assert_true(strlen(others) > 0);
+	for (tok = others; *tok;) {
+		size_t n = strcspn(tok, " ");
+		char *vm = ml_xstrndup(tok, n);
+
+		ml_test_fleet(&o, F.dir,
+			      (const char *const[]){ "exec", vm, "--", "docker",
+						     "rmi", "-f", image,
+						     NULL });
+		ml_test_must(&o, 0);
+		ml_test_out_release(&o);
+		free(vm);
+		tok += n;
+		tok += strspn(tok, " ");
+	}
+	json_decref(h);
+	kill(pid, SIGCONT);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	usleep(500000);
+	load_check(&lg, "a failing deploy rolled back to the paused standby");
+	p = ml_xasprintf("%s.out", path);
+	text = ml_test_slurp(p);
+	unlink(p);
+	free(p);
+	p = ml_xasprintf("%s.err", path);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 7 ||
+	    !strstr(text, "resume")) {
+		char *err = ml_test_slurp(p);
+
+		print_error("deploy: status %d\n%s\n%s\n", st, text, err);
+		free(err);
+	}
+	unlink(p);
+	free(p);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 7);
+	assert_non_null(strstr(text, "resume"));
+	free(text);
+	h = history();
+	assert_string_equal(newest_outcome(h), "rolled-back");
+	json_decref(h);
+	expect_version(40);
+	/* the containers of before serve: the switched host's was resumed */
+	containers_by_state(&after, &paused, &drifted);
+	assert_string_equal(after, before);
+	free(paused);
+	free(after);
+
+	/* standby off again, and the suite's state: v8 */
+	set_standby(false);
+	free(commit_version(8, "v8, no standby"));
+	mlctl(&o, (const char *const[]){ "deploy", NULL });
+	ml_test_must(&o, 0);
+	ml_test_out_release(&o);
+	containers_by_state(&after, &paused, &drifted);
+	assert_string_equal(paused, "");
+	free(paused);
+	free(after);
+	free(others);
+	free(before);
+	free(path);
+}
+
 static void test_deploy__lock_status_and_release(void **s)
 {
 	struct ml_test_out o;
@@ -1181,6 +1329,8 @@ int main(void)
 		cmocka_unit_test(test_deploy__secrets_stay_secret),
 		cmocka_unit_test(
 			test_deploy__standby_rollback_resumes_the_paused_revision),
+		cmocka_unit_test(
+			test_deploy__standby_auto_rollback_resumes_switched_hosts),
 		cmocka_unit_test(test_deploy__lock_status_and_release),
 		cmocka_unit_test(test_deploy__remove_takes_the_app_off),
 	};
