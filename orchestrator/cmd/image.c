@@ -30,6 +30,7 @@
 #include "orchestrator/image/prepare.h"
 #include "orchestrator/ledger/ledger.h"
 #include "orchestrator/load.h"
+#include "orchestrator/source/source.h"
 
 #include <unistd.h>
 
@@ -157,8 +158,44 @@ static void print_report(const json_t *rep)
 		printf("no warnings\n");
 }
 
+/*
+ * Which of the playbook and the inventory a build of the playbook's image
+ * sends to Docker, into state[] (NULL-terminated, strings the caller's).
+ * What cannot be found out is left out: the check still runs.
+ */
+static void state_in_context(char *state[3], const struct ml_ctx *ctx,
+			     const struct ml_config *cfg)
+{
+	const char *paths[2] = { ctx->playbook_path, ctx->inventory_path };
+	struct ml_source *src = NULL;
+	size_t i, n = 0;
+
+	state[0] = NULL;
+	if (!cfg || cfg->playbook->image.kind != ML_IMAGE_BUILD ||
+	    !cfg->commit || ml_source_open(&src, ".") < 0) {
+		ml_err_clear();
+		return;
+	}
+	for (i = 0; i < ML_ARRAY_SIZE(paths); i++) {
+		char *rel = NULL;
+		bool sends = false;
+
+		if (paths[i] && ml_source_relpath(&rel, src, paths[i]) == 0 &&
+		    ml_image_context_sends(&sends, src, cfg->commit,
+					   &cfg->playbook->image, rel) == 0 &&
+		    sends)
+			state[n++] = rel;
+		else
+			free(rel);
+		ml_err_clear();
+	}
+	state[n] = NULL;
+	ml_source_free(src);
+}
+
 static int image_check(struct ml_ctx *ctx)
 {
+	char *state[3] = { NULL };
 	struct ml_image_check_in in = { 0 };
 	struct ml_config *cfg = NULL;
 	struct ml_image *img = NULL;
@@ -201,6 +238,10 @@ static int image_check(struct ml_ctx *ctx)
 	dep = deployed_layers(ctx, &rev);
 	in.deployed_layers = dep;
 	in.deployed_revision = rev;
+	if (ctx->argc < 2) {
+		state_in_context(state, ctx, cfg);
+		in.state_in_context = (const char *const *)state;
+	}
 	rc = ml_image_check_run(&rep, &in);
 	json_decref(dep);
 	if (rc < 0)
@@ -212,6 +253,8 @@ static int image_check(struct ml_ctx *ctx)
 		print_report(rep);
 	}
 out:
+	free(state[0]);
+	free(state[1]);
 	json_decref(rep);
 	json_decref(inspect);
 	json_decref(history);

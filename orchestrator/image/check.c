@@ -336,6 +336,14 @@ int ml_image_check_run(json_t **out, const struct ml_image_check_in *in)
 			     json_string_value(json_object_get(l, "created_by")),
 			     (long long)in->deployed_revision);
 	}
+	for (i = 0; in->state_in_context && in->state_in_context[i]; i++)
+		warn(w,
+		     "'%s' is in the build context and .dockerignore does "
+		     "not leave it out: a COPY of the context puts it in the "
+		     "image, so each change to it makes a new image and its "
+		     "deploy restarts every container. Add it to "
+		     ".dockerignore",
+		     in->state_in_context[i]);
 	json_object_set_new(rep, "layers", ls);
 	json_object_set_new(rep, "layers_changed",
 			    in->deployed_layers ? json_integer((json_int_t)changed_n)

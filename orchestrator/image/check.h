@@ -19,6 +19,10 @@ struct ml_image_check_in {
 	int port;		 /* the playbook's port, 0: unknown */
 	const json_t *deployed_layers; /* diffIDs deployed now, or NULL */
 	int64_t deployed_revision;     /* their revision, 0: none */
+	/* the desired state's files a build sends to Docker (the context
+	 * holds them and .dockerignore does not leave them out), or NULL:
+	 * NULL-terminated repository paths */
+	const char *const *state_in_context;
 };
 
 /*

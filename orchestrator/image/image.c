@@ -590,6 +590,42 @@ out:
 	return rc;
 }
 
+int ml_image_context_sends(bool *sends, struct ml_source *src,
+			   const char *commit,
+			   const struct ml_image_spec *spec,
+			   const char *repo_path)
+{
+	static char dot[] = ".", dockerfile[] = "Dockerfile";
+	struct ml_image_spec def = *spec;
+	struct ml_buf ctx = ML_BUF_INIT(PATH_MAX);
+	struct ml_ignore *ig = NULL;
+	const char *rel = NULL;
+	int rc;
+
+	*sends = false;
+	if (!def.context || !*def.context)
+		def.context = dot;
+	if (!def.dockerfile || !*def.dockerfile)
+		def.dockerfile = dockerfile;
+	rc = dockerfile_path(&ctx, def.context, ".");
+	if (rc < 0)
+		goto out;
+	if (!ctx.len)
+		rel = repo_path;
+	else if (!strncmp(repo_path, ctx.data, ctx.len) &&
+		 repo_path[ctx.len] == '/')
+		rel = repo_path + ctx.len + 1;
+	if (!rel || !*rel)
+		goto out; /* outside the context */
+	rc = read_ignore(&ig, src, commit, &def);
+	if (rc == 0)
+		*sends = !ml_ignore_excludes(ig, rel);
+out:
+	ml_ignore_free(ig);
+	ml_buf_release(&ctx);
+	return rc;
+}
+
 /* The /build path with its query string. */
 static int build_path(struct ml_buf *path, const struct ml_image_spec *spec,
 		      const char *tag, const char *hash)

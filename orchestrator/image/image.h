@@ -77,6 +77,18 @@ int ml_image_resolve(struct ml_image **out, struct ml_docker *d,
 		     const struct ml_image_spec *spec, struct ml_source *src,
 		     const char *commit, const char *app);
 
+/*
+ * Does a build of spec (ML_IMAGE_BUILD) from commit send the file at
+ * repo_path (repository-relative) to Docker: it lies inside the context
+ * and the context's .dockerignore does not leave it out? (A `COPY .` then
+ * puts it in the image, so each change to it is a new image.) A
+ * .dockerignore that cannot be read is the build's error.
+ */
+int ml_image_context_sends(bool *sends, struct ml_source *src,
+			   const char *commit,
+			   const struct ml_image_spec *spec,
+			   const char *repo_path);
+
 /* ---- the blob cache ---------------------------------------------------- */
 
 struct ml_cache;

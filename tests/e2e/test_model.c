@@ -402,6 +402,18 @@ static void test_model__code_only_commit_sends_one_layer(void **s)
 	expect_prediction("v1");
 }
 
+/* Does a warning of an image check report contain needle? */
+static bool has_warning(json_t *check, const char *needle)
+{
+	json_t *w;
+	size_t i;
+
+	json_array_foreach(json_object_get(check, "warnings"), i, w)
+		if (strstr(json_string_value(w) ?: "", needle))
+			return true;
+	return false;
+}
+
 /* The running containers' ids from status --json, space-separated. */
 static char *running_ids(void)
 {
@@ -467,6 +479,26 @@ static void test_model__playbook_only_commit_restarts_nothing(void **s)
 	expect_prediction("v1");
 	free(before);
 	free(after);
+
+	/* without its line in .dockerignore, image check names it */
+	path = ml_xasprintf("%s/.dockerignore", F.repo);
+	pb = ml_test_slurp(path);
+	assert_non_null(strstr(pb, "\nmlctl.yaml\n"));
+	grown = ml_xstrdup(pb);
+	memcpy(strstr(grown, "\nmlctl.yaml\n") + 1, "#lctl.yaml", 10);
+	ml_test_write(F.repo, ".dockerignore", grown);
+	free(ml_test_commit(F.repo, "the playbook in the image"));
+	check = image_check();
+	assert_true(has_warning(check, "'mlctl.yaml' is in the build context"));
+	json_decref(check);
+	ml_test_write(F.repo, ".dockerignore", pb);
+	free(ml_test_commit(F.repo, "the playbook out of the image again"));
+	check = image_check();
+	assert_false(has_warning(check, "mlctl.yaml"));
+	json_decref(check);
+	free(grown);
+	free(pb);
+	free(path);
 }
 
 /* A weights-only commit: only the weights layer moves. */

@@ -435,6 +435,53 @@ static void test_image__export_filter(void **state)
 	ents_release(&e);
 }
 
+/* Does a build of context send path (repository-relative)? */
+static bool sends(struct fx *x, const char *context, const char *path)
+{
+	struct ml_image_spec spec = {0};
+	bool out = true;
+
+	spec.kind = ML_IMAGE_BUILD;
+	spec.context = (char *)context;
+	if (ml_image_context_sends(&out, x->src, x->sha, &spec, path) < 0)
+		fail_msg("%s", ml_err_msg());
+	return out;
+}
+
+static void test_image__context_sends(void **state)
+{
+	struct fx *x = *state;
+	struct ml_image_spec spec = {0};
+	bool out;
+
+	/* no .dockerignore: whatever the context holds */
+	assert_true(sends(x, ".", "mlctl.yaml"));
+	assert_true(sends(x, "", "app/sub/data.txt"));
+	assert_true(sends(x, "app", "app/mlctl.yaml"));
+	assert_true(sends(x, "./app/", "app/mlctl.yaml"));
+	/* outside the context */
+	assert_false(sends(x, "app", "mlctl.yaml"));
+	assert_false(sends(x, "app", "apple/mlctl.yaml"));
+	assert_false(sends(x, "app", "app"));
+	/* left out by the context's own .dockerignore */
+	ml_test_write(x->repo, "app/.dockerignore", "mlctl.yaml\n");
+	ml_test_write(x->repo, ".dockerignore", "*\n");
+	commit(x, "dockerignores");
+	assert_false(sends(x, "app", "app/mlctl.yaml"));
+	assert_true(sends(x, "app", "app/inventory.yaml"));
+	assert_false(sends(x, ".", "mlctl.yaml"));
+	/* a .dockerignore that does not parse is the build's error */
+	ml_test_write(x->repo, "app/.dockerignore", "[x\n");
+	commit(x, "a bad one");
+	spec.kind = ML_IMAGE_BUILD;
+	spec.context = (char *)"app";
+	assert_int_equal(ml_image_context_sends(&out, x->src, x->sha, &spec,
+						"app/mlctl.yaml"),
+			 ML_EINVALID);
+	assert_msg_has("'app/.dockerignore' in commit");
+	assert_msg_has(":1: bad pattern '[x'");
+}
+
 static int failing_write(void *ctx, const void *p, size_t n)
 {
 	(void)ctx;
@@ -856,6 +903,7 @@ int main(void)
 		T(test_image__export_link_outside),
 		T(test_image__export_refusals),
 		T(test_image__export_filter),
+		T(test_image__context_sends),
 		T(test_image__export_write_fails),
 		T(test_image__resolve_refusals),
 		T(test_image__docker_ref),

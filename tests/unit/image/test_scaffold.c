@@ -311,6 +311,21 @@ static void test_check__findings(void **st)
 			 1);
 	json_decref(rep);
 
+	/* the playbook sent with the context: one warning, naming it */
+	{
+		static const char *const state[] = { "svc/mlctl.yaml", NULL };
+
+		in.state_in_context = state;
+		assert_int_equal(ml_image_check_run(&rep, &in), 0);
+		assert_int_equal(
+			json_array_size(json_object_get(rep, "warnings")), 1);
+		assert_true(has_warning(rep, "'svc/mlctl.yaml' is in the build "
+					     "context and .dockerignore does "
+					     "not leave it out"));
+		json_decref(rep);
+		in.state_in_context = NULL;
+	}
+
 	/* an empty COPY made no layer: it is skipped, the rest line up */
 	json_decref(hist);
 	hist = json_pack("[{s:s,s:I},{s:s,s:I},{s:s,s:I},{s:s,s:I}]",
