@@ -543,6 +543,19 @@ static int dockerfile_path(struct ml_buf *out, const char *context,
 	return rc;
 }
 
+/* spec with the defaults of a build: context ".", Dockerfile "Dockerfile". */
+static struct ml_image_spec spec_defaults(const struct ml_image_spec *spec)
+{
+	static char dot[] = ".", dockerfile[] = "Dockerfile";
+	struct ml_image_spec def = *spec;
+
+	if (!def.context || !*def.context)
+		def.context = dot;
+	if (!def.dockerfile || !*def.dockerfile)
+		def.dockerfile = dockerfile;
+	return def;
+}
+
 /*
  * The context's .dockerignore in the commit, if it has one (*out NULL
  * otherwise): what docker build would leave out of the context, mlctl
@@ -595,18 +608,13 @@ int ml_image_context_sends(bool *sends, struct ml_source *src,
 			   const struct ml_image_spec *spec,
 			   const char *repo_path)
 {
-	static char dot[] = ".", dockerfile[] = "Dockerfile";
-	struct ml_image_spec def = *spec;
+	struct ml_image_spec def = spec_defaults(spec);
 	struct ml_buf ctx = ML_BUF_INIT(PATH_MAX);
 	struct ml_ignore *ig = NULL;
 	const char *rel = NULL;
 	int rc;
 
 	*sends = false;
-	if (!def.context || !*def.context)
-		def.context = dot;
-	if (!def.dockerfile || !*def.dockerfile)
-		def.dockerfile = dockerfile;
 	rc = dockerfile_path(&ctx, def.context, ".");
 	if (rc < 0)
 		goto out;
@@ -675,7 +683,6 @@ static int image_build(struct ml_image **out, struct ml_docker *d,
 		       const struct ml_image_spec *spec, struct ml_source *src,
 		       const char *commit, const char *app)
 {
-	static char dot[] = ".", dockerfile[] = "Dockerfile";
 	struct ml_image_spec def;
 	struct ml_buf tag = ML_BUF_INIT(256), df = ML_BUF_INIT(DOCKERFILE_PEEK),
 		      path = ML_BUF_INIT(8192), q = ML_BUF_INIT(256);
@@ -715,11 +722,7 @@ static int image_build(struct ml_image **out, struct ml_docker *d,
 					   "repository");
 		goto out;
 	}
-	def = *spec;
-	if (!def.context || !*def.context)
-		def.context = dot;
-	if (!def.dockerfile || !*def.dockerfile)
-		def.dockerfile = dockerfile;
+	def = spec_defaults(spec);
 	spec = &def;
 	build_hash(spec, hash);
 	rc = ml_buf_addf(&tag, "%s/%s:%s", ML_IMAGE_BUILD_REPO, app, commit);

@@ -1019,35 +1019,22 @@ static void set_standby(bool on)
 static void containers_by_state(char **running, char **paused, int *drifted)
 {
 	struct ml_test_out o;
-	struct ml_buf r = ML_BUF_INIT(1024), p = ML_BUF_INIT(1024);
-	json_t *doc, *h, *c;
-	size_t i, k;
+	json_t *doc, *h;
+	size_t i;
 
 	*drifted = 0;
 	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
 	ml_test_must(&o, 0);
 	doc = json_loads(o.out, 0, NULL);
 	assert_non_null(doc);
-	json_array_foreach(json_object_get(doc, "hosts"), i, h) {
+	json_array_foreach(json_object_get(doc, "hosts"), i, h)
 		*drifted += json_is_true(json_object_get(h, "drifted"));
-		json_array_foreach(json_object_get(h, "containers"), k, c) {
-			const char *st =
-				json_string_value(json_object_get(c, "state"));
-			const char *id =
-				json_string_value(json_object_get(c, "id"));
-
-			assert_non_null(st);
-			assert_non_null(id);
-			if (!strcmp(st, "running"))
-				ml_buf_addf(&r, "%s ", id);
-			else if (!strcmp(st, "paused"))
-				ml_buf_addf(&p, "%s ", id);
-		}
-	}
 	json_decref(doc);
+	*running = ml_test_status_ids(o.out, "running");
+	*paused = ml_test_status_ids(o.out, "paused");
 	ml_test_out_release(&o);
-	*running = ml_buf_detach(&r, NULL);
-	*paused = ml_buf_detach(&p, NULL);
+	assert_non_null(*running);
+	assert_non_null(*paused);
 }
 
 /*

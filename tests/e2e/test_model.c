@@ -418,25 +418,14 @@ static bool has_warning(json_t *check, const char *needle)
 static char *running_ids(void)
 {
 	struct ml_test_out o;
-	struct ml_buf b = ML_BUF_INIT(1024);
-	json_t *doc, *h, *c;
-	size_t i, k;
+	char *ids;
 
 	mlctl(&o, (const char *const[]){ "status", "--json", NULL });
 	ml_test_must(&o, 0);
-	doc = json_loads(o.out, 0, NULL);
-	assert_non_null(doc);
-	json_array_foreach(json_object_get(doc, "hosts"), i, h)
-		json_array_foreach(json_object_get(h, "containers"), k, c)
-			if (!strcmp(json_string_value(json_object_get(
-					    c, "state")) ?: "",
-				    "running"))
-				ml_buf_addf(&b, "%s ",
-					    json_string_value(json_object_get(
-						    c, "id")) ?: "?");
-	json_decref(doc);
+	ids = ml_test_status_ids(o.out, "running");
 	ml_test_out_release(&o);
-	return ml_buf_detach(&b, NULL);
+	assert_non_null(ids);
+	return ids;
 }
 
 /*

@@ -5,6 +5,7 @@
 #include "tests/support/app.h"
 #include "tests/support/proc.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -208,4 +209,28 @@ void ml_test_app_release(struct ml_test_app *a)
 	free(a->ledger_env);
 	free(a->lb_addr);
 	memset(a, 0, sizeof(*a));
+}
+
+char *ml_test_status_ids(const char *status_json, const char *state)
+{
+	json_t *doc = json_loads(status_json, 0, NULL), *h, *c;
+	struct ml_buf b = ML_BUF_INIT(0);
+	size_t i, k;
+
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return NULL;
+	}
+	json_array_foreach(json_object_get(doc, "hosts"), i, h)
+		json_array_foreach(json_object_get(h, "containers"), k, c) {
+			const char *st =
+				json_string_value(json_object_get(c, "state"));
+			const char *id =
+				json_string_value(json_object_get(c, "id"));
+
+			if (st && id && !strcmp(st, state))
+				ml_buf_addf(&b, "%s ", id);
+		}
+	json_decref(doc);
+	return ml_buf_detach(&b, NULL);
 }

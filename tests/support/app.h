@@ -58,4 +58,9 @@ int ml_test_app_mlctl(struct ml_test_out *o, const struct ml_test_app *a,
  * failure is printed), then the repository goes and a is freed. */
 void ml_test_app_release(struct ml_test_app *a);
 
+/* The ids of the containers in state ("running", "paused") in the answer
+ * of `mlctl status --json`, space-separated in host order, the caller's;
+ * NULL when the text is not such an answer. */
+char *ml_test_status_ids(const char *status_json, const char *state);
+
 #endif
