@@ -168,16 +168,33 @@ int ml_host_connect_twin(struct ml_host_session *twin,
 	return host_connect(twin, h->cfg, h->opts);
 }
 
+/*
+ * Closing is cleanup: the caller's error (why a deploy failed) stays the
+ * current one, and an agent that ends badly here is only a warning.
+ */
 void ml_host_close(struct ml_host_session *h)
 {
-	int status;
+	struct ml_err_saved keep;
+	int status = 0;
 
-	if (h->chan)
-		ml_ssh_chan_close(h->chan, &status);
+	ml_err_save(&keep);
+	if (h->chan && h->rc < 0) {
+		ml_ssh_chan_close(h->chan, &status); /* already said why */
+	} else if (h->chan) {
+		if (ml_ssh_chan_close(h->chan, &status) < 0)
+			ml_warn("closing the agent session on %s: %s",
+				h->target ? h->target->name : "a host",
+				ml_err_msg());
+		else if (status != 0)
+			ml_warn("the agent on %s exited with status %d",
+				h->target ? h->target->name : "a host",
+				status);
+	}
 	ml_ssh_free(h->ssh);
 	json_decref(h->hello);
 	free(h->error);
 	memset(h, 0, sizeof(*h));
+	ml_err_restore(&keep);
 }
 
 /* Connect to the k hosts whose targets are already set in hosts. */

@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "orchestrator/transport/transport.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -81,6 +82,10 @@ struct ml_ssh_chan {
 	struct ml_buf err;
 	size_t err_dropped;
 	bool eof_sent;
+	/* the peer's exit-signal, when the command died of one */
+	struct ssh_channel_callbacks_struct cb;
+	char exit_signal[16];
+	bool exit_core;
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -1127,6 +1132,28 @@ static int chan_write(void *ctx, const void *buf, size_t n)
 	return 0;
 }
 
+/* Keep the name of the signal the remote command died of (letters and
+ * digits only: it is shown). */
+static void on_exit_signal(ssh_session session, ssh_channel channel,
+			   const char *signal, int core, const char *errmsg,
+			   const char *lang, void *userdata)
+{
+	struct ml_ssh_chan *c = userdata;
+	size_t i, k = 0;
+
+	ML_UNUSED(session);
+	ML_UNUSED(channel);
+	ML_UNUSED(errmsg);
+	ML_UNUSED(lang);
+	for (i = 0; signal && signal[i] && k < sizeof(c->exit_signal) - 1; i++)
+		if (isalnum((unsigned char)signal[i]))
+			c->exit_signal[k++] = signal[i];
+	c->exit_signal[k] = '\0';
+	if (!k)
+		snprintf(c->exit_signal, sizeof(c->exit_signal), "?");
+	c->exit_core = core != 0;
+}
+
 int ml_ssh_exec(struct ml_ssh_chan **out, struct ml_ssh *s,
 		const char *const argv[])
 {
@@ -1146,6 +1173,12 @@ int ml_ssh_exec(struct ml_ssh_chan **out, struct ml_ssh *s,
 	c->io.write = chan_write;
 	c->io.ctx = c;
 	c->ch = ssh_channel_new(s->s);
+	if (c->ch) {
+		ssh_callbacks_init(&c->cb);
+		c->cb.userdata = c;
+		c->cb.channel_exit_signal_function = on_exit_signal;
+		ssh_set_channel_callbacks(c->ch, &c->cb);
+	}
 	if (!c->ch || ssh_channel_open_session(c->ch) != SSH_OK ||
 	    ssh_channel_request_exec(c->ch, ml_buf_str(&cmd)) != SSH_OK) {
 		rc = ml_err_set(ML_EHOST, "cannot run '%s' on %s: %s", c->what,
@@ -1193,9 +1226,28 @@ static int send_eof(struct ml_ssh_chan *c)
 	return 0;
 }
 
+/* The last non-empty line of what the command wrote to stderr, escaped,
+ * at most 200 bytes of it: what a process says as it aborts. */
+static void last_stderr_line(struct ml_buf *out, const struct ml_ssh_chan *c)
+{
+	const char *p = c->err.data, *end, *start;
+
+	if (!p || !c->err.len)
+		return;
+	end = p + c->err.len;
+	while (end > p && (end[-1] == '\n' || end[-1] == '\r'))
+		end--;
+	start = end;
+	while (start > p && start[-1] != '\n')
+		start--;
+	if (end - start > 200)
+		start = end - 200;
+	ml_escape(out, start, (size_t)(end - start));
+}
+
 int ml_ssh_chan_wait(struct ml_ssh_chan *c, int *exit_status)
 {
-	char buf[16384];
+	char buf[16384], d[32];
 	ssize_t r;
 	int rc, st;
 
@@ -1210,12 +1262,33 @@ int ml_ssh_chan_wait(struct ml_ssh_chan *c, int *exit_status)
 	/* Exit status comes before the channel close; libssh waits for it
 	 * up to the session timeout (the command timeout). */
 	st = ssh_channel_get_exit_status(c->ch);
-	if (st < 0)
-		return ml_err_set(ssh_channel_is_closed(c->ch) ? ML_EFAIL
-							       : ML_EHOST,
-				  "'%s' on %s ended without an exit status "
-				  "(killed by a signal?)", c->what,
-				  c->ssh->name);
+	if (st < 0) {
+		struct ml_buf last = ML_BUF_INIT(1024);
+
+		last_stderr_line(&last, c);
+		if (c->exit_signal[0])
+			rc = ml_err_set(ML_EFAIL,
+					"'%s' on %s was killed by SIG%s%s%s%s",
+					c->what, c->ssh->name, c->exit_signal,
+					c->exit_core ? " (core dumped)" : "",
+					last.len ? "; its last words: " : "",
+					ml_buf_str(&last));
+		else if (ssh_channel_is_closed(c->ch))
+			rc = ml_err_set(ML_EFAIL,
+					"'%s' on %s ended without an exit "
+					"status (killed by a signal?)%s%s",
+					c->what, c->ssh->name,
+					last.len ? "; its last words: " : "",
+					ml_buf_str(&last));
+		else
+			rc = ml_err_set(ML_EHOST,
+					"'%s' on %s closed its output but "
+					"gave no exit status within %s",
+					c->what, c->ssh->name,
+					fmt_ms(d, c->timeout_ms));
+		ml_buf_release(&last);
+		return rc;
+	}
 	if (exit_status)
 		*exit_status = st;
 	return 0;

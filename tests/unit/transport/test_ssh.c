@@ -10,6 +10,8 @@
 #include "common/ml.h"
 #include "common/io.h"
 #include "common/sha256.h"
+#include "orchestrator/config/config.h"
+#include "orchestrator/fleet/fleet.h"
 #include "orchestrator/transport/transport.h"
 #include "tests/support/sshd.h"
 
@@ -172,7 +174,7 @@ static void test_ssh__run_exit_codes(void **state)
 	const char *echo[] = { "echo", "hello", NULL };
 	const char *fail[] = { "sh", "-c", "echo oops >&2; exit 3", NULL };
 	const char *missing[] = { "no-such-command-mlctl", NULL };
-	const char *sig[] = { "sh", "-c", "kill -9 $$", NULL };
+	const char *sig[] = { "sh", "-c", "echo 'first'; echo 'going\033]0;x\a' >&2; kill -9 $$", NULL };
 	int st = -1;
 
 	NEED_SSHD();
@@ -194,11 +196,48 @@ static void test_ssh__run_exit_codes(void **state)
 
 	assert_int_equal(ml_ssh_run(s, sig, NULL, 0, NULL, NULL, &st),
 			 ML_EFAIL);
-	assert_non_null(strstr(ml_err_msg(), "without an exit status"));
+	/* the signal by name */
+	assert_non_null(strstr(ml_err_msg(), "was killed by SIGKILL"));
+	/* a channel (the agent's kind) also keeps the last line the
+	 * command wrote to stderr, escaped */
+	{
+		struct ml_ssh_chan *c = NULL;
+
+		assert_ok(ml_ssh_exec(&c, s, sig));
+		assert_int_equal(ml_ssh_chan_close(c, &st), ML_EFAIL);
+		assert_non_null(strstr(ml_err_msg(),
+				       "was killed by SIGKILL; its last words: "
+				       "going\\x1b]0;x\\x07"));
+	}
 
 	ml_buf_release(&out);
 	ml_buf_release(&err);
 	ml_ssh_free(s);
+}
+
+/*
+ * Closing a host session is cleanup: an agent that dies as it is closed
+ * does not replace the error the caller is about to report (a deploy that
+ * failed must say why it failed, not that an agent died afterwards).
+ */
+static void test_ssh__closing_a_session_keeps_the_callers_error(void **state)
+{
+	const char *dies[] = { "sh", "-c", "kill -9 $$", NULL };
+	struct ml_target t = { .name = (char *)"vm1" };
+	struct ml_host_session h = { .target = &t };
+	struct ml_ssh_opts o;
+
+	NEED_SSHD();
+	opts_for(&o, &sshd);
+	h.ssh = connect_ok(&o);
+	assert_ok(ml_ssh_exec(&h.chan, h.ssh, dies));
+	h.io = ml_ssh_chan_io(h.chan);
+	ml_err_set(ML_EINVALID, "load balancer 'lb1': the real cause");
+	ml_host_close(&h);
+	assert_int_equal(ml_err_code(), ML_EINVALID);
+	assert_string_equal(ml_err_msg(),
+			    "load balancer 'lb1': the real cause");
+	assert_null(h.ssh);
 }
 
 /*
@@ -899,6 +938,7 @@ int main(void)
 		cmocka_unit_test(test_ssh__quote_argv),
 		cmocka_unit_test(test_ssh__refuses_dash_names),
 		cmocka_unit_test(test_ssh__run_exit_codes),
+		cmocka_unit_test(test_ssh__closing_a_session_keeps_the_callers_error),
 		cmocka_unit_test(test_ssh__vanished_host_is_given_up),
 		cmocka_unit_test(test_ssh__argv_reaches_remote_exactly),
 		cmocka_unit_test(test_ssh__stdin_and_many_channels),
