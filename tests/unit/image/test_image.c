@@ -30,12 +30,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#define assert_msg_has(needle)                                                 \
-	do {                                                                   \
-		if (!strstr(ml_err_msg(), (needle)))                           \
-			fail_msg("message '%s' lacks '%s'", ml_err_msg(),      \
-				 (needle));                                    \
-	} while (0)
+#include "tests/support/assert.h"
 
 /* ---- reading a tar stream back ------------------------------------------ */
 

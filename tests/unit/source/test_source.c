@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "tests/support/assert.h"
+
 #define TIME1 1700000000
 #define TIME2 1700000100
 
@@ -36,13 +38,6 @@ struct shared {
 };
 
 static struct shared g;
-
-#define assert_msg_has(needle)                                                 \
-	do {                                                                   \
-		if (!strstr(ml_err_msg(), (needle)))                           \
-			fail_msg("message '%s' lacks '%s'", ml_err_msg(),      \
-				 (needle));                                    \
-	} while (0)
 
 /*
  * Run git in dir with args (NULL-terminated), with a fixed identity and no
