@@ -249,7 +249,7 @@ for n in "${sizes[@]}"; do
 		timed m deploy --commit HEAD~1
 		m_cap=$T
 		keep "$n-cold-capped"
-		$fleet egress --dir "$dir" set off >/dev/null
+		$fleet egress --dir "$dir" off >/dev/null
 		echo "| $n | the image sent once over the capped link ($CAP) | | $once | |"
 		echo "| $n | cold, controller egress $CAP | $a_cap | $m_cap | $(ratio "$m_cap" "$a_cap") |"
 	fi
