@@ -6,17 +6,22 @@
  *	result: {"stopped": bool (a master was running), "removed": bool}
  *
  * The master is found through its pidfile and checked to be our haproxy
- * with our configuration (ml_haproxy_master_pid), so a recycled pid is
- * never signalled. SIGUSR1 asks for a soft stop (requests in flight end);
- * after ML_HAPROXY_START_MS it gets SIGKILL. An app without an instance is
+ * with our configuration (ml_haproxy_master_pid), and signalled through a
+ * pidfd checked again after it is opened, so a recycled pid is never
+ * signalled. SIGUSR1 asks for a soft stop (requests in flight end);
+ * after ML_HAPROXY_START_MS SIGTERM stops it and its workers at once, and
+ * 2 s later SIGKILL ends the master. An app without an instance is
  * not an error: {"stopped": false, "removed": false}.
  */
 #include "common/ml.h"
+#include "common/clock.h"
 #include "agent/agent.h"
 #include "agent/lb/lb.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/pidfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,13 +55,75 @@ static bool remove_dir(const char *dir)
 	return rmdir(dir) == 0;
 }
 
+/* Wait up to ms for the process of pidfd fd to end. */
+static bool ends_within(int fd, long ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int64_t deadline = ml_mono_ms() + ms;
+	int r;
+
+	for (;;) {
+		long left = (long)(deadline - ml_mono_ms());
+
+		r = poll(&p, 1, left > 0 ? (int)left : 0);
+		if (r != 0 || left <= 0)
+			return r > 0;
+	}
+}
+
+/*
+ * Stop the master found as master: SIGUSR1 (a soft stop: the worker
+ * finishes what is in flight, at most hard-stop-after), after h->start_ms
+ * SIGTERM (a hard stop, which the master passes on to its workers), after
+ * 2 s more SIGKILL. Signals go through a pidfd taken after the check and
+ * checked again, so a pid reused once the master is gone (pid_max can be
+ * 32768) is never signalled, and the end of a master that is not our
+ * child is seen (kill(pid, 0) also succeeds on a zombie). Kernels without
+ * pidfds get kill(2) and the same steps.
+ */
+static bool stop_master(const struct ml_haproxy *h, pid_t master)
+{
+	static const int sigs[] = { SIGUSR1, SIGTERM, SIGKILL };
+	pid_t again = 0;
+	long waited;
+	size_t i;
+	int fd;
+
+	fd = pidfd_open(master, 0);
+	if (fd < 0 && errno != ENOSYS)
+		return false; /* gone already */
+	if (fd >= 0 &&
+	    (ml_haproxy_master_pid(&again, h) < 0 || again != master)) {
+		close(fd);
+		return false;
+	}
+	for (i = 0; i < ML_ARRAY_SIZE(sigs); i++) {
+		long ms = i == 0 ? h->start_ms : 2000;
+
+		if (fd >= 0) {
+			pidfd_send_signal(fd, sigs[i], NULL, 0);
+			if (ends_within(fd, ms))
+				break;
+			continue;
+		}
+		kill(master, sigs[i]);
+		for (waited = 0; kill(master, 0) == 0 && waited < ms;
+		     waited += 50)
+			sleep_ms(50);
+		if (kill(master, 0) < 0)
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
+	return true;
+}
+
 static int op_lb_remove(struct ml_agent *a, json_t *args, json_t **result)
 {
 	struct ml_haproxy h = { .lock_fd = -1 };
 	const char *app;
 	pid_t master = 0;
 	bool stopped = false, removed;
-	long waited = 0;
 	int rc;
 
 	rc = ml_agent_arg_name(&app, args, "lb_remove", "app", true);
@@ -75,16 +142,8 @@ static int op_lb_remove(struct ml_agent *a, json_t *args, json_t **result)
 	rc = ml_haproxy_master_pid(&master, &h);
 	if (rc < 0)
 		goto out;
-	if (master) {
-		kill(master, SIGUSR1);
-		while (kill(master, 0) == 0 && waited < h.start_ms) {
-			sleep_ms(50);
-			waited += 50;
-		}
-		if (kill(master, 0) == 0)
-			kill(master, SIGKILL);
-		stopped = true;
-	}
+	if (master)
+		stopped = stop_master(&h, master);
 	removed = remove_dir(h.dir);
 	*result = json_pack("{s:b,s:b}", "stopped", stopped, "removed",
 			    removed);

@@ -1299,6 +1299,9 @@ void ml_ssh_chan_free(struct ml_ssh_chan *c)
 	if (!c)
 		return;
 	if (c->ch) {
+		/* libssh may keep the channel until the peer's close arrives,
+		 * and c goes now */
+		ssh_remove_channel_callbacks(c->ch, &c->cb);
 		if (ssh_channel_is_open(c->ch))
 			ssh_channel_close(c->ch);
 		ssh_channel_free(c->ch);

@@ -1741,6 +1741,93 @@ static void test_haproxy__live_start_failure(void **state)
 	ml_haproxy_release(&h);
 }
 
+/* Is pid gone or a zombie (the master is not our child: init reaps it)? */
+static bool ended(pid_t pid)
+{
+	char path[64], st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return true;
+	/* "pid (comm) S ...": comm has no ") " of haproxy's */
+	if (fscanf(f, "%*d (%*[^)]) %c", &st) != 1)
+		st = 0;
+	fclose(f);
+	return st == 'Z';
+}
+
+/*
+ * lb_remove stops the app's haproxy (master and worker) and deletes its
+ * instance; a second one finds nothing; a pid file that names a process
+ * which is not our haproxy (here this test) gets no signal.
+ */
+static void test_haproxy__live_remove(void **state)
+{
+	json_t *res = NULL, *st = NULL;
+	struct ml_haproxy h;
+	pid_t master, worker;
+	int64_t t0;
+
+	SKIP_WITHOUT_HAPROXY();
+	assert_int_equal(
+		call(&res, "lb_apply",
+		     apply_args(json_pack(
+			     "[o]", server("s1", "127.0.0.1", b1.port, "ready",
+					   100)))),
+		0);
+	json_decref(res);
+	assert_int_equal(call(&st, "lb_status", json_pack("{s:s}", "app", APP)),
+			 0);
+	master = (pid_t)json_integer_value(json_object_get(st, "master_pid"));
+	worker = (pid_t)json_integer_value(json_object_get(st, "worker_pid"));
+	json_decref(st);
+	assert_true(master > 1 && worker > 1);
+
+	t0 = ml_mono_ms();
+	assert_int_equal(call(&res, "lb_remove", json_pack("{s:s}", "app", APP)),
+			 0);
+	assert_true(json_is_true(json_object_get(res, "stopped")));
+	assert_true(json_is_true(json_object_get(res, "removed")));
+	json_decref(res);
+	print_message("lb_remove took %lld ms\n",
+		      (long long)(ml_mono_ms() - t0));
+	/* a worker that the soft stop did not end gets the hard stop */
+	while ((!ended(master) || !ended(worker)) &&
+	       ml_mono_ms() - t0 < ML_HAPROXY_START_MS + 5000)
+		sleep_ms(10);
+	assert_true(ended(master));
+	assert_true(ended(worker));
+	assert_int_equal(ml_haproxy_init(&h, ag.state_dir, APP), 0);
+	assert_int_equal(access(h.dir, F_OK), -1);
+	ml_haproxy_release(&h);
+
+	/* nothing left to stop */
+	assert_int_equal(call(&res, "lb_remove", json_pack("{s:s}", "app", APP)),
+			 0);
+	assert_false(json_is_true(json_object_get(res, "stopped")));
+	assert_false(json_is_true(json_object_get(res, "removed")));
+	json_decref(res);
+
+	/* a pid file naming this process: removed, and we are still here */
+	assert_int_equal(ml_haproxy_init(&h, ag.state_dir, APP), 0);
+	assert_int_equal(ml_haproxy_mkdir(&h), 0);
+	{
+		char text[32];
+		int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+
+		assert_int_equal(
+			ml_haproxy_write_file(h.pidfile, text, (size_t)n), 0);
+	}
+	ml_haproxy_release(&h);
+	assert_int_equal(call(&res, "lb_remove", json_pack("{s:s}", "app", APP)),
+			 0);
+	assert_false(json_is_true(json_object_get(res, "stopped")));
+	assert_true(json_is_true(json_object_get(res, "removed")));
+	json_decref(res);
+}
+
 static void test_haproxy__init_paths(void **state)
 {
 	struct ml_haproxy h;
@@ -1778,6 +1865,7 @@ int main(void)
 		cmocka_unit_test(test_haproxy__live_bad_config_kept),
 		cmocka_unit_test(test_haproxy__live_start_failure),
 		cmocka_unit_test(test_haproxy__live_server_keeps_its_check),
+		cmocka_unit_test(test_haproxy__live_remove),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
