@@ -3,7 +3,9 @@
  * directory (configuration, sockets, server state). Used by `mlctl remove`.
  *
  *	args:   {"app"}
- *	result: {"stopped": bool (a master was running), "removed": bool}
+ *	result: {"stopped": bool (a master was running), "removed": bool,
+ *		 "stop": "soft" | "hard" | "killed" (what ended the master;
+ *		 with "stopped")}
  *
  * The master is found through its pidfile and checked to be our haproxy
  * with our configuration (ml_haproxy_master_pid), and signalled through a
@@ -27,7 +29,7 @@
 
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -58,7 +60,7 @@ static bool remove_dir(const char *dir)
 /* Wait up to ms for the process of pidfd fd to end. */
 static bool ends_within(int fd, long ms)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	int64_t deadline = ml_mono_ms() + ms;
 	int r;
 
@@ -66,6 +68,8 @@ static bool ends_within(int fd, long ms)
 		long left = (long)(deadline - ml_mono_ms());
 
 		r = poll(&p, 1, left > 0 ? (int)left : 0);
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r != 0 || left <= 0)
 			return r > 0;
 	}
@@ -79,11 +83,14 @@ static bool ends_within(int fd, long ms)
  * checked again, so a pid reused once the master is gone (pid_max can be
  * 32768) is never signalled, and the end of a master that is not our
  * child is seen (kill(pid, 0) also succeeds on a zombie). Kernels without
- * pidfds get kill(2) and the same steps.
+ * pidfds get kill(2) and the same steps. *how names the step that ended
+ * it; false when the master was gone before a signal.
  */
-static bool stop_master(const struct ml_haproxy *h, pid_t master)
+static bool stop_master(const struct ml_haproxy *h, pid_t master,
+			const char **how)
 {
-	static const int sigs[] = { SIGUSR1, SIGTERM, SIGKILL };
+	static const int sigs[] = {SIGUSR1, SIGTERM, SIGKILL};
+	static const char *const names[] = {"soft", "hard", "killed"};
 	pid_t again = 0;
 	long waited;
 	size_t i;
@@ -100,6 +107,7 @@ static bool stop_master(const struct ml_haproxy *h, pid_t master)
 	for (i = 0; i < ML_ARRAY_SIZE(sigs); i++) {
 		long ms = i == 0 ? h->start_ms : 2000;
 
+		*how = names[i];
 		if (fd >= 0) {
 			pidfd_send_signal(fd, sigs[i], NULL, 0);
 			if (ends_within(fd, ms))
@@ -120,8 +128,9 @@ static bool stop_master(const struct ml_haproxy *h, pid_t master)
 
 static int op_lb_remove(struct ml_agent *a, json_t *args, json_t **result)
 {
-	struct ml_haproxy h = { .lock_fd = -1 };
+	struct ml_haproxy h = {.lock_fd = -1};
 	const char *app;
+	const char *how = NULL;
 	pid_t master = 0;
 	bool stopped = false, removed;
 	int rc;
@@ -143,10 +152,12 @@ static int op_lb_remove(struct ml_agent *a, json_t *args, json_t **result)
 	if (rc < 0)
 		goto out;
 	if (master)
-		stopped = stop_master(&h, master);
+		stopped = stop_master(&h, master, &how);
 	removed = remove_dir(h.dir);
-	*result = json_pack("{s:b,s:b}", "stopped", stopped, "removed",
-			    removed);
+	*result =
+		json_pack("{s:b,s:b}", "stopped", stopped, "removed", removed);
+	if (stopped)
+		json_object_set_new(*result, "stop", json_string(how));
 out:
 	ml_haproxy_release(&h);
 	return rc;

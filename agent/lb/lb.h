@@ -90,10 +90,10 @@ struct ml_lb_config {
 	int rise, fall;	       /* checks in a row to change state */
 	long drain_timeout_ms; /* how long an old worker may finish requests */
 	/* tls.c: secrets from the controller, wiped on release */
-	char *tls_pem;	       /* certificate chain + key, or NULL: no TLS */
-	char tls_id[17];       /* its stored file's name (tls.h) */
-	int redirect_port;     /* plain HTTP answering 301 to https, 0: none */
-	char *stats_user;      /* basic auth on the exporter, NULL: none */
+	char *tls_pem;	   /* certificate chain + key, or NULL: no TLS */
+	char tls_id[17];   /* its stored file's name (tls.h) */
+	int redirect_port; /* plain HTTP answering 301 to https, 0: none */
+	char *stats_user;  /* basic auth on the exporter, NULL: none */
 	char *stats_password;
 	struct ml_lb_server *servers;
 	size_t nr_servers;
@@ -178,16 +178,19 @@ int ml_haproxy_master_pid(pid_t *out, const struct ml_haproxy *h);
 /*
  * Start the master in the background (haproxy -W -D -f cfg -S master.sock)
  * in its own session, stdio on /dev/null and haproxy.log, no descriptor of
- * ours inherited; wait until a worker answers on the admin socket. *master
- * gets its pid. ML_EFAIL with HAProxy's alerts when it does not start.
+ * ours inherited; wait until a worker answers on the admin socket and the
+ * master CLI lists it (before that, a signal to the master is lost).
+ * *master gets its pid. ML_EFAIL with HAProxy's alerts when it does not start.
  */
 int ml_haproxy_start(pid_t *master, const struct ml_haproxy *h);
 
 /*
  * Seamless reload of a running master: `reload` on the master CLI (SIGUSR2
  * when the CLI does not answer), then wait until the admin socket is
- * answered by a worker other than old_worker. ML_EFAIL on timeout, the old
- * worker then still serving with the previous configuration.
+ * answered by a worker other than old_worker and the master CLI lists it
+ * (the master has re-executed itself and takes signals again). ML_EFAIL on
+ * timeout, the old worker then still serving with the previous
+ * configuration.
  */
 int ml_haproxy_reload(const struct ml_haproxy *h, pid_t master,
 		      pid_t old_worker);

@@ -7,8 +7,10 @@
  * never a shell; the daemon gets /dev/null and haproxy.log as stdio and
  * none of our descriptors, so it never writes into the protocol stream
  * and never keeps the SSH session open. A pid is taken for ours only when
- * its executable is haproxy and its command line names our file. Every
- * wait is bounded by h->start_ms.
+ * its executable is haproxy and its command line names our file. A start
+ * or reload is done once the master CLI lists the new worker, not when
+ * the worker answers: a signal sent to the master before then is lost.
+ * Every wait is bounded by h->start_ms.
  *
  * Sizes: `haproxy -c` output read up to 64 KiB; messages quote at most
  * 4 KiB of it.
@@ -173,8 +175,9 @@ int ml_haproxy_check(const struct ml_haproxy *h, const char *path)
 	}
 	close(p[0]);
 	rc = wait_child(&status, pid,
-			deadline - ml_mono_ms() > 0 ? (long)(deadline - ml_mono_ms())
-						 : 1,
+			deadline - ml_mono_ms() > 0
+				? (long)(deadline - ml_mono_ms())
+				: 1,
 			"haproxy -c");
 	if (rc < 0)
 		goto out;
@@ -296,6 +299,52 @@ out:
 	return rc;
 }
 
+/*
+ * Does the master CLI answer `show proc` with worker among its current
+ * workers? Only then has the master finished starting (or re-executing
+ * itself on a reload) and unblocked its signals: the worker answers on
+ * the admin socket first, and a SIGUSR1 or SIGUSR2 sent to the master in
+ * between is lost (seen on 2.6: the next reload or the soft stop of
+ * lb_remove never happened). The answer is
+ *
+ *	#<PID>  <type>  <reloads>  <uptime>  <version>
+ *	1234    master  1 [failed: 0]  ...
+ *	# workers
+ *	1240    worker  0  ...
+ *	# old workers
+ *	1235    worker  1  ...
+ */
+static bool master_has_worker(const struct ml_haproxy *h, pid_t worker)
+{
+	struct ml_buf b = ML_BUF_INIT(64 << 10);
+	const char *p, *nl;
+	bool workers = false, found = false;
+	char *end;
+	long pid;
+
+	if (ml_haproxy_cmd(&b, h->master_sock, "show proc", h->timeout_ms) <
+	    0) {
+		ml_err_clear();
+		goto out;
+	}
+	for (p = ml_buf_str(&b); *p && !found; p = *nl ? nl + 1 : nl) {
+		nl = strchrnul(p, '\n');
+		if (*p == '#') {
+			workers = !strncmp(p, "# workers", 9);
+			continue;
+		}
+		if (!workers)
+			continue;
+		errno = 0;
+		pid = strtol(p, &end, 10);
+		found = !errno && end != p && (*end == ' ' || *end == '\t') &&
+			pid == (long)worker;
+	}
+out:
+	ml_buf_release(&b);
+	return found;
+}
+
 int ml_haproxy_start(pid_t *master, const struct ml_haproxy *h)
 {
 	struct ml_buf log = ML_BUF_INIT(CHECK_OUT_MAX);
@@ -339,15 +388,16 @@ int ml_haproxy_start(pid_t *master, const struct ml_haproxy *h)
 		rc = ml_haproxy_master_pid(master, h);
 		if (rc < 0)
 			goto out;
-		if (*master && ml_haproxy_worker_pid(&worker, h) == 0)
+		if (*master && ml_haproxy_worker_pid(&worker, h) == 0 &&
+		    master_has_worker(h, worker))
 			break;
 		if (ml_mono_ms() >= deadline) {
 			rc = ml_err_set(ML_EFAIL,
 					"haproxy for app '%s' started but its "
-					"worker did not answer on '%s' within "
-					"%ld ms; see %s",
-					h->app, h->admin_sock, h->start_ms,
-					h->log_file);
+					"worker and master did not answer on "
+					"'%s' and '%s' within %ld ms; see %s",
+					h->app, h->admin_sock, h->master_sock,
+					h->start_ms, h->log_file);
 			goto out;
 		}
 		ml_lb_sleep_ms(ML_LB_POLL_STEP_MS);
@@ -379,7 +429,7 @@ int ml_haproxy_reload(const struct ml_haproxy *h, pid_t master,
 	}
 	for (;;) {
 		if (ml_haproxy_worker_pid(&worker, h) == 0 &&
-		    worker != old_worker)
+		    worker != old_worker && master_has_worker(h, worker))
 			break;
 		if (kill(master, 0) < 0 && errno == ESRCH) {
 			rc = ml_err_set(ML_EFAIL,
@@ -407,4 +457,3 @@ out:
 	ml_buf_release(&b);
 	return rc;
 }
-

@@ -1473,7 +1473,7 @@ static void test_haproxy__live_reload(void **state)
 	json_t *res = NULL, *st = NULL;
 	pid_t master, worker;
 	int64_t t0, ms;
-	int n2;
+	int n2, i;
 
 	SKIP_WITHOUT_HAPROXY();
 
@@ -1546,6 +1546,41 @@ static void test_haproxy__live_reload(void **state)
 	assert_int_equal(b2.requests, n2);
 	assert_true(b4.requests > 0);
 	b3.healthy = true;
+
+	/* back-to-back reloads (s4 out, in, out, in), each sent as soon as
+	 * the previous apply returned: each gives a new worker under the
+	 * same master */
+	for (i = 0; i < 4; i++) {
+		json_t *servers = json_pack(
+			"[o,o,o]",
+			server("s1", "127.0.0.1", b1.port, "ready", 100),
+			server("s2", "127.0.0.1", b2.port, "maint", 100),
+			server("s3", "127.0.0.1", b3.port, "ready", 100));
+
+		if (i % 2)
+			json_array_append_new(servers,
+					      server("s4", "127.0.0.1",
+						     b4.port, "ready", 100));
+		assert_int_equal(call(&st, "lb_status",
+				      json_pack("{s:s}", "app", APP)),
+				 0);
+		worker = (pid_t)json_integer_value(
+			json_object_get(st, "worker_pid"));
+		json_decref(st);
+		assert_int_equal(call(&res, "lb_apply", apply_args(servers)),
+				 0);
+		assert_true(json_is_true(json_object_get(res, "reloaded")));
+		assert_int_equal(
+			json_integer_value(json_object_get(res, "master_pid")),
+			master);
+		assert_int_not_equal(
+			json_integer_value(json_object_get(res, "worker_pid")),
+			worker);
+		print_message("back-to-back reload %d took %lld ms\n", i + 1,
+			      (long long)json_integer_value(
+				      json_object_get(res, "reload_ms")));
+		json_decref(res);
+	}
 }
 
 /*
@@ -1790,6 +1825,11 @@ static void test_haproxy__live_remove(void **state)
 			 0);
 	assert_true(json_is_true(json_object_get(res, "stopped")));
 	assert_true(json_is_true(json_object_get(res, "removed")));
+	/* the soft stop was taken: the master answered its CLI before
+	 * lb_apply returned, so it was not mid re-exec (a SIGUSR1 then is
+	 * lost and only the SIGTERM after the soft stop's time ends it) */
+	assert_string_equal(json_string_value(json_object_get(res, "stop")),
+			    "soft");
 	json_decref(res);
 	print_message("lb_remove took %lld ms\n",
 		      (long long)(ml_mono_ms() - t0));
