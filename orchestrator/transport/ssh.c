@@ -49,6 +49,7 @@
 
 #define CMD_MAX ((size_t)128 << 10)
 #define STDERR_KEEP ((size_t)64 << 10)
+#define STDERR_TAIL ((size_t)4096) /* the last bytes, for the last words */
 #define READ_SLICE_MS 100
 #define PUMP_BUF (64 << 10)
 #define SFTP_CHUNK (64 << 10)
@@ -79,8 +80,10 @@ struct ml_ssh_chan {
 	struct ml_io io;
 	char *what;  /* argv[0], for messages */
 	int timeout_ms;
-	struct ml_buf err;
+	struct ml_buf err;   /* the first STDERR_KEEP bytes of stderr */
 	size_t err_dropped;
+	char err_tail[STDERR_TAIL]; /* a ring of its last bytes */
+	size_t err_total;    /* bytes of stderr read */
 	bool eof_sent;
 	/* the peer's exit-signal, when the command died of one */
 	struct ssh_channel_callbacks_struct cb;
@@ -1022,8 +1025,29 @@ static void keepalive(struct ml_ssh *s)
 	}
 }
 
+/* Put the n bytes at p in c's ring of the last STDERR_TAIL bytes. */
+static void keep_tail(struct ml_ssh_chan *c, const char *p, size_t n)
+{
+	size_t at, k;
+
+	if (n > STDERR_TAIL) {
+		c->err_total += n - STDERR_TAIL;
+		p += n - STDERR_TAIL;
+		n = STDERR_TAIL;
+	}
+	while (n) {
+		at = c->err_total % STDERR_TAIL;
+		k = STDERR_TAIL - at < n ? STDERR_TAIL - at : n;
+		memcpy(c->err_tail + at, p, k);
+		c->err_total += k;
+		p += k;
+		n -= k;
+	}
+}
+
 /* Read what stderr has without waiting, keeping the first STDERR_KEEP
- * bytes. Reading it also returns window space to the peer. */
+ * bytes and the last STDERR_TAIL. Reading it also returns window space to
+ * the peer. */
 static int drain_stderr(struct ml_ssh_chan *c)
 {
 	char buf[4096];
@@ -1037,6 +1061,7 @@ static int drain_stderr(struct ml_ssh_chan *c)
 					  ssh_get_error(c->ssh->s));
 		if (r <= 0)
 			return 0;
+		keep_tail(c, buf, (size_t)r);
 		if (c->err.len + (size_t)r <= STDERR_KEEP) {
 			ml_buf_add(&c->err, buf, (size_t)r);
 		} else {
@@ -1227,14 +1252,22 @@ static int send_eof(struct ml_ssh_chan *c)
 }
 
 /* The last non-empty line of what the command wrote to stderr, escaped,
- * at most 200 bytes of it: what a process says as it aborts. */
+ * at most 200 bytes of it: what a process says as it aborts, however much
+ * it wrote before. */
 static void last_stderr_line(struct ml_buf *out, const struct ml_ssh_chan *c)
 {
-	const char *p = c->err.data, *end, *start;
+	char tail[STDERR_TAIL];
+	const char *p = tail, *end, *start;
+	size_t n, at;
 
-	if (!p || !c->err.len)
+	if (!c->err_total)
 		return;
-	end = p + c->err.len;
+	/* the ring in order, oldest byte first */
+	n = c->err_total < STDERR_TAIL ? c->err_total : STDERR_TAIL;
+	at = c->err_total < STDERR_TAIL ? 0 : c->err_total % STDERR_TAIL;
+	memcpy(tail, c->err_tail + at, n - at);
+	memcpy(tail + (n - at), c->err_tail, at);
+	end = p + n;
 	while (end > p && (end[-1] == '\n' || end[-1] == '\r'))
 		end--;
 	start = end;

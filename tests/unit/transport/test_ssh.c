@@ -209,6 +209,22 @@ static void test_ssh__run_exit_codes(void **state)
 				       "was killed by SIGKILL; its last words: "
 				       "going\\x1b]0;x\\x07"));
 	}
+	/* the last words come after 100 KB of stderr (more than is kept
+	 * from its start) */
+	{
+		const char *chatty[] = {
+			"sh", "-c",
+			"head -c 100000 /dev/zero | tr '\\0' x >&2; "
+			"echo >&2; echo 'the end' >&2; kill -9 $$", NULL
+		};
+		struct ml_ssh_chan *c = NULL;
+
+		assert_ok(ml_ssh_exec(&c, s, chatty));
+		assert_int_equal(ml_ssh_chan_close(c, &st), ML_EFAIL);
+		assert_non_null(strstr(ml_err_msg(),
+				       "was killed by SIGKILL; its last words: "
+				       "the end"));
+	}
 
 	ml_buf_release(&out);
 	ml_buf_release(&err);
