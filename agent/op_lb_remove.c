@@ -57,6 +57,34 @@ static bool remove_dir(const char *dir)
 	return rmdir(dir) == 0;
 }
 
+/*
+ * Has pid ended? For the kill(2) path: gone (ESRCH) or a zombie, since
+ * kill(pid, 0) succeeds on a zombie that its parent has not reaped yet
+ * (an init in a container may never reap it).
+ */
+static bool pid_ended(pid_t pid)
+{
+	char path[64], st = 0;
+	FILE *f;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return true;
+	/* "pid (comm) S ...": the state follows the last ')' */
+	{
+		char line[512], *p;
+
+		if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')) &&
+		    p[1] == ' ')
+			st = p[2];
+	}
+	fclose(f);
+	return st == 'Z' || st == 'X';
+}
+
 /* Wait up to ms for the process of pidfd fd to end. */
 static bool ends_within(int fd, long ms)
 {
@@ -83,8 +111,8 @@ static bool ends_within(int fd, long ms)
  * checked again, so a pid reused once the master is gone (pid_max can be
  * 32768) is never signalled, and the end of a master that is not our
  * child is seen (kill(pid, 0) also succeeds on a zombie). Kernels without
- * pidfds get kill(2) and the same steps. *how names the step that ended
- * it; false when the master was gone before a signal.
+ * pidfds get kill(2) and the same steps (a zombie counts as ended). *how names
+ * the step that ended it; false when the master was gone before a signal.
  */
 static bool stop_master(const struct ml_haproxy *h, pid_t master,
 			const char **how)
@@ -115,10 +143,10 @@ static bool stop_master(const struct ml_haproxy *h, pid_t master,
 			continue;
 		}
 		kill(master, sigs[i]);
-		for (waited = 0; kill(master, 0) == 0 && waited < ms;
-		     waited += 50)
-			sleep_ms(50);
-		if (kill(master, 0) < 0)
+		for (waited = 0; !pid_ended(master) && waited < ms;
+		     waited += 20)
+			sleep_ms(20);
+		if (pid_ended(master))
 			break;
 	}
 	if (fd >= 0)

@@ -26,6 +26,12 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1793,6 +1799,24 @@ static bool ended(pid_t pid)
 	return st == 'Z';
 }
 
+/* The parent pid of pid (from /proc), or -1. */
+static pid_t getppid_of(pid_t pid)
+{
+	char path[64], line[512], *p;
+	long ppid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')))
+		if (sscanf(p + 1, " %*c %ld", &ppid) != 1)
+			ppid = -1;
+	fclose(f);
+	return (pid_t)ppid;
+}
+
 /*
  * lb_remove stops the app's haproxy (master and worker) and deletes its
  * instance; a second one finds nothing; a pid file that names a process
@@ -1868,6 +1892,119 @@ static void test_haproxy__live_remove(void **state)
 	json_decref(res);
 }
 
+/*
+ * The kill(2) path of lb_remove, for kernels without pidfds (before 5.3):
+ * in a child where seccomp makes pidfd_open and pidfd_send_signal fail
+ * with ENOSYS, and which is the subreaper of the haproxy it starts and
+ * does not reap it meanwhile, so the stopped master stays a zombie
+ * (kill(pid, 0) succeeds on one: the path must still see it ended, as it
+ * would not under an init that never reaps). The child reports on a pipe
+ * and uses no cmocka assert (a failing one would run on in the child).
+ */
+static int child_no_pidfd_remove(int out)
+{
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pidfd_open, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pidfd_send_signal, 1,
+			 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+	};
+	struct sock_fprog prog = {.len = ML_ARRAY_SIZE(insns), .filter = insns};
+	json_t *args, *r = NULL, *st = NULL;
+	pid_t master, worker;
+	char line[128];
+	const char *how;
+	int n;
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return 10;
+	args = apply_args(json_pack(
+		"[o]", server("s1", "127.0.0.1", b1.port, "ready", 100)));
+	if (op_named("lb_apply")->run(&ag, args, &r) < 0)
+		return 11;
+	json_decref(args);
+	json_decref(r);
+	args = json_pack("{s:s}", "app", APP);
+	if (op_named("lb_status")->run(&ag, args, &st) < 0)
+		return 12;
+	json_decref(args);
+	master = (pid_t)json_integer_value(json_object_get(st, "master_pid"));
+	worker = (pid_t)json_integer_value(json_object_get(st, "worker_pid"));
+	json_decref(st);
+	if (getppid_of(master) != getpid())
+		return 13; /* the daemon must be ours to reap */
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		return 14;
+	if (syscall(__NR_pidfd_open, master, 0) != -1 || errno != ENOSYS)
+		return 15;
+
+	args = json_pack("{s:s}", "app", APP);
+	r = NULL;
+	if (op_named("lb_remove")->run(&ag, args, &r) < 0)
+		return 16;
+	json_decref(args);
+	how = json_string_value(json_object_get(r, "stop"));
+	n = snprintf(line, sizeof(line), "%s %d %d %d %d\n", how ? how : "-",
+		     json_is_true(json_object_get(r, "stopped")),
+		     json_is_true(json_object_get(r, "removed")), ended(master),
+		     (int)worker);
+	json_decref(r);
+	if (write(out, line, (size_t)n) != n)
+		return 17;
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	return 0;
+}
+
+static void test_haproxy__live_remove_without_pidfd(void **state)
+{
+	char line[128] = "", how[16] = "";
+	int fds[2], status, stopped = 0, removed = 0, master_ended = 0;
+	int worker = 0;
+	struct ml_haproxy h;
+	int64_t t0;
+	ssize_t n;
+	pid_t pid;
+
+	SKIP_WITHOUT_HAPROXY();
+	assert_int_equal(pipe(fds), 0);
+	t0 = ml_mono_ms();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(child_no_pidfd_remove(fds[1]));
+	}
+	close(fds[1]);
+	n = read(fds[0], line, sizeof(line) - 1);
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(n > 0);
+	assert_int_equal(sscanf(line, "%15s %d %d %d %d", how, &stopped,
+				&removed, &master_ended, &worker),
+			 5);
+	print_message("lb_remove through kill(2) took %lld ms: %s",
+		      (long long)(ml_mono_ms() - t0), line);
+	/* the soft stop ended it, and the zombie was seen as ended */
+	assert_string_equal(how, "soft");
+	assert_int_equal(stopped, 1);
+	assert_int_equal(removed, 1);
+	assert_int_equal(master_ended, 1);
+	while (!ended(worker) && ml_mono_ms() - t0 < ML_HAPROXY_START_MS + 5000)
+		sleep_ms(10);
+	assert_true(ended(worker));
+	assert_int_equal(ml_haproxy_init(&h, ag.state_dir, APP), 0);
+	assert_int_equal(access(h.dir, F_OK), -1);
+	ml_haproxy_release(&h);
+}
+
 static void test_haproxy__init_paths(void **state)
 {
 	struct ml_haproxy h;
@@ -1906,6 +2043,7 @@ int main(void)
 		cmocka_unit_test(test_haproxy__live_start_failure),
 		cmocka_unit_test(test_haproxy__live_server_keeps_its_check),
 		cmocka_unit_test(test_haproxy__live_remove),
+		cmocka_unit_test(test_haproxy__live_remove_without_pidfd),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
