@@ -111,7 +111,8 @@ static bool ends_within(int fd, long ms)
  * checked again, so a pid reused once the master is gone (pid_max can be
  * 32768) is never signalled, and the end of a master that is not our
  * child is seen (kill(pid, 0) also succeeds on a zombie). Kernels without
- * pidfds get kill(2) and the same steps (a zombie counts as ended). *how names
+ * pidfds get kill(2) and the same steps, the pid checked to be our
+ * master again before each signal (a zombie counts as ended). *how names
  * the step that ended it; false when the master was gone before a signal.
  */
 static bool stop_master(const struct ml_haproxy *h, pid_t master,
@@ -135,13 +136,23 @@ static bool stop_master(const struct ml_haproxy *h, pid_t master,
 	for (i = 0; i < ML_ARRAY_SIZE(sigs); i++) {
 		long ms = i == 0 ? h->start_ms : 2000;
 
-		*how = names[i];
 		if (fd >= 0) {
+			*how = names[i];
 			pidfd_send_signal(fd, sigs[i], NULL, 0);
 			if (ends_within(fd, ms))
 				break;
 			continue;
 		}
+		/* no pidfd: the pid is checked to be our master again
+		 * before each signal, which narrows the window in which a
+		 * recycled pid could get it to the time of one kill(2) */
+		if (ml_haproxy_master_pid(&again, h) < 0 || again != master) {
+			ml_err_clear();
+			if (i == 0)
+				return false; /* gone before a signal */
+			break; /* ended as the last one was waited for */
+		}
+		*how = names[i];
 		kill(master, sigs[i]);
 		for (waited = 0; !pid_ended(master) && waited < ms;
 		     waited += 20)
