@@ -58,31 +58,22 @@ static bool remove_dir(const char *dir)
 }
 
 /*
- * Has pid ended? For the kill(2) path: gone (ESRCH) or a zombie, since
- * kill(pid, 0) succeeds on a zombie that its parent has not reaped yet
- * (an init in a container may never reap it).
+ * For the kill(2) path: is master still our running haproxy master? Its
+ * pid file and /proc/PID/cmdline (ml_haproxy_master_pid). A zombie has an
+ * empty cmdline, so one counts as ended although kill(pid, 0) succeeds on
+ * it (an init in a container may never reap it); a pid reused by another
+ * process is not ours either. An error counts as ended: what cannot be
+ * checked gets no signal.
  */
-static bool pid_ended(pid_t pid)
+static bool still_master(const struct ml_haproxy *h, pid_t master)
 {
-	char path[64], st = 0;
-	FILE *f;
+	pid_t again = 0;
 
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return true;
-	/* "pid (comm) S ...": the state follows the last ')' */
-	{
-		char line[512], *p;
-
-		if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')) &&
-		    p[1] == ' ')
-			st = p[2];
+	if (ml_haproxy_master_pid(&again, h) < 0) {
+		ml_err_clear();
+		return false;
 	}
-	fclose(f);
-	return st == 'Z' || st == 'X';
+	return again == master;
 }
 
 /* Wait up to ms for the process of pidfd fd to end. */
@@ -112,7 +103,8 @@ static bool ends_within(int fd, long ms)
  * 32768) is never signalled, and the end of a master that is not our
  * child is seen (kill(pid, 0) also succeeds on a zombie). Kernels without
  * pidfds get kill(2) and the same steps, the pid checked to be our
- * master again before each signal (a zombie counts as ended). *how names
+ * master again before each signal and while it is waited for (a zombie
+ * is not). *how names
  * the step that ended it; false when the master was gone before a signal.
  */
 static bool stop_master(const struct ml_haproxy *h, pid_t master,
@@ -143,21 +135,20 @@ static bool stop_master(const struct ml_haproxy *h, pid_t master,
 				break;
 			continue;
 		}
-		/* no pidfd: the pid is checked to be our master again
-		 * before each signal, which narrows the window in which a
-		 * recycled pid could get it to the time of one kill(2) */
-		if (ml_haproxy_master_pid(&again, h) < 0 || again != master) {
-			ml_err_clear();
+		/* no pidfd: checked again before each signal, which narrows
+		 * the window in which a recycled pid could get it to the
+		 * time of one kill(2) */
+		if (!still_master(h, master)) {
 			if (i == 0)
 				return false; /* gone before a signal */
 			break; /* ended as the last one was waited for */
 		}
 		*how = names[i];
 		kill(master, sigs[i]);
-		for (waited = 0; !pid_ended(master) && waited < ms;
+		for (waited = 0; still_master(h, master) && waited < ms;
 		     waited += 20)
 			sleep_ms(20);
-		if (pid_ended(master))
+		if (!still_master(h, master))
 			break;
 	}
 	if (fd >= 0)

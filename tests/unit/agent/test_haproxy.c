@@ -1782,39 +1782,44 @@ static void test_haproxy__live_start_failure(void **state)
 	ml_haproxy_release(&h);
 }
 
+/* The state letter and parent pid of pid from /proc/PID/stat ("pid (comm)
+ * S ppid ...", the state after the last ')'); false when pid is gone. */
+static bool proc_stat(pid_t pid, char *state, pid_t *ppid)
+{
+	char path[64], line[512], *p;
+	long pp = -1;
+	char st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')))
+		if (sscanf(p + 1, " %c %ld", &st, &pp) != 2)
+			st = 0;
+	fclose(f);
+	*state = st;
+	*ppid = (pid_t)pp;
+	return true;
+}
+
 /* Is pid gone or a zombie (the master is not our child: init reaps it)? */
 static bool ended(pid_t pid)
 {
-	char path[64], st = 0;
-	FILE *f;
+	char st;
+	pid_t ppid;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return true;
-	/* "pid (comm) S ...": comm has no ") " of haproxy's */
-	if (fscanf(f, "%*d (%*[^)]) %c", &st) != 1)
-		st = 0;
-	fclose(f);
-	return st == 'Z';
+	return !proc_stat(pid, &st, &ppid) || st == 'Z';
 }
 
-/* The parent pid of pid (from /proc), or -1. */
+/* The parent pid of pid, or -1. */
 static pid_t getppid_of(pid_t pid)
 {
-	char path[64], line[512], *p;
-	long ppid = -1;
-	FILE *f;
+	char st;
+	pid_t ppid;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')))
-		if (sscanf(p + 1, " %*c %ld", &ppid) != 1)
-			ppid = -1;
-	fclose(f);
-	return (pid_t)ppid;
+	return proc_stat(pid, &st, &ppid) ? ppid : -1;
 }
 
 /*
