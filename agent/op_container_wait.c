@@ -10,15 +10,20 @@
  *		 "value"}}, see agent/probe.h)}
  *	result: {"healthy": true, "after_ms": N, "probes": N}
  *
- * Rounds: inspect the container, then GET http://127.0.0.1:<host_port><path> within timeout_ms
- * (agent/probe.c; 2xx and 3xx pass). The agent runs in the VM's network
- * namespace, so the loopback address reaches the published port through
- * docker-proxy; checked on the fleet's dockerd 20.10.
+ * Rounds: inspect the container, then GET
+ * http://127.0.0.1:<host_port><path> within timeout_ms (agent/probe.c;
+ * 2xx and 3xx pass). The agent runs in the VM's network namespace, so the
+ * loopback address reaches the published port through docker-proxy;
+ * checked on the fleet's dockerd 20.10.
  *
  * The first round starts at once; until one passes, the gap between
- * rounds (start to start) is 50 ms, then doubles up to interval_ms, so a
- * server that listens after 0.3 s is seen then rather than a whole
- * interval later. After a passing round the gap is interval_ms, so
+ * rounds (start to start) is 50 ms, then doubles up to 250 ms (or
+ * interval_ms when shorter), so a server is seen at most about 250 ms
+ * after it starts to answer, whatever the interval: with the default 2 s
+ * interval, backing off to the interval cost a rollout up to 2 s a
+ * batch. A round is an inspect and one GET on loopback, so four a second
+ * for a model's whole start period is still little work. After a
+ * passing round the gap is interval_ms, so
  * healthy_threshold passes still span that many intervals. A failed round
  * counts towards unhealthy_threshold only when it starts at least 7/8 of
  * an interval after the last one that counted (the first always counts):
@@ -65,6 +70,7 @@
 #define WHY_MAX 384
 #define DAY_MS (24L * 3600 * 1000)
 #define BACKOFF_FIRST_MS 50L
+#define BACKOFF_MAX_MS 250L
 
 struct wait_spec {
 	const char *id, *path;
@@ -264,7 +270,7 @@ static int op_container_wait(struct ml_agent *a, json_t *args, json_t **result)
 	struct ml_docker *d;
 	char last[WHY_MAX] = "no probe yet", why[WHY_MAX + 128];
 	const char *health;
-	long t0 = ml_mono_ms(), round, next, now, gap, counted = -1;
+	long t0 = ml_mono_ms(), round, next, now, gap, cap, counted = -1;
 	json_int_t ok = 0, bad = 0, probes = 0, restarts = -1;
 	bool counts;
 	json_t *r;
@@ -276,7 +282,8 @@ static int op_container_wait(struct ml_agent *a, json_t *args, json_t **result)
 	rc = ml_agent_docker(a, &d);
 	if (rc < 0)
 		return rc;
-	gap = BACKOFF_FIRST_MS < s.interval ? BACKOFF_FIRST_MS : s.interval;
+	cap = BACKOFF_MAX_MS < s.interval ? BACKOFF_MAX_MS : s.interval;
+	gap = BACKOFF_FIRST_MS < cap ? BACKOFF_FIRST_MS : cap;
 	for (;;) {
 		round = ml_mono_ms();
 		rc = check_running(d, s.id, &health, &restarts);
@@ -317,7 +324,7 @@ static int op_container_wait(struct ml_agent *a, json_t *args, json_t **result)
 		}
 		next = round + gap;
 		if (!ok)
-			gap = gap * 2 < s.interval ? gap * 2 : s.interval;
+			gap = gap * 2 < cap ? gap * 2 : cap;
 		now = ml_mono_ms();
 		if (next - t0 >= s.deadline) {
 			/* no round left before the deadline: say so now */

@@ -30,7 +30,7 @@ int ml_test_run(struct ml_test_out *o, const char *dir,
 	int in[2], out[2], err[2], st;
 	struct ml_buf ob = ML_BUF_INIT(0), eb = ML_BUF_INIT(0);
 	size_t in_off = 0, in_len = stdin_data ? strlen(stdin_data) : 0;
-	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
+	int64_t t0 = now_ms(), deadline = t0 + (int64_t)timeout_s * 1000;
 	bool timed_out = false;
 	pid_t pid;
 
@@ -122,6 +122,18 @@ int ml_test_run(struct ml_test_out *o, const char *dir,
 		o->status = 128 + WTERMSIG(st);
 	o->out = ml_buf_detach(&ob, &o->out_len);
 	o->err = ml_buf_detach(&eb, &o->err_len);
+	/* ML_TEST_TRACE=1: each command a case runs, with its time, to
+	 * see where a slow case spends it */
+	if (getenv("ML_TEST_TRACE") && *getenv("ML_TEST_TRACE")) {
+		size_t i;
+
+		fprintf(stderr,
+			"+ %.1f s, status %d:", (double)(now_ms() - t0) / 1000,
+			o->status);
+		for (i = 0; argv[i] && i < 6; i++)
+			fprintf(stderr, " %s", argv[i]);
+		fprintf(stderr, "%s\n", argv[i] ? " ..." : "");
+	}
 	return 0;
 }
 

@@ -1854,6 +1854,24 @@ static void test_container_ops__wait_probes_early(void **state)
 	assert_true(json_integer_value(json_object_get(r, "after_ms")) < 1000);
 	json_decref(reply);
 
+	/* interval 2 s (the playbook's default): after 50, 100 and 200 ms
+	 * the gap stays at 250 ms rather than doubling on to the interval,
+	 * so the ninth round, the first to pass, comes at about 1.6 s
+	 * (when the gap backed off to the interval, the rounds at 0, 3.55
+	 * and 5.55 s were three counted failures and failed the wait) */
+	app_script(0, 503, 503, 503, 503, 503, 503, 503, 503, 200, 0);
+	reply = call("container_wait",
+		     json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:i,s:i}", "id",
+			       "demo-r3-a0", "host_port", app.port, "path",
+			       "/ready", "interval_ms", 2000, "timeout_ms", 200,
+			       "healthy_threshold", 1, "unhealthy_threshold", 3,
+			       "deadline_ms", 20000));
+	r = ok(reply);
+	assert_int_equal(json_integer_value(json_object_get(r, "probes")), 9);
+	assert_true(json_integer_value(json_object_get(r, "after_ms")) >= 1500);
+	assert_true(json_integer_value(json_object_get(r, "after_ms")) < 3000);
+	json_decref(reply);
+
 	/* interval 200 ms: failures count at 0 ms and at 350 ms (the first
 	 * round at least 175 ms after it), so the fourth round fails the wait */
 	app_script(0, 503, 0);
