@@ -18,6 +18,8 @@ Knobs for tests, read from the environment at start:
                      ms first, so a test can hold a request in flight
   LOADING_STATUS     the status /healthz answers while loading (503; 200
                      mimics APIs that say "ok" before they are ready)
+  STOP_DELAY_S       seconds to wait on shutdown, once requests in flight
+                     are done (an API that unloads or flushes slowly)
   MLCTL_REVISION     set by mlctl: answers of /predict carry it as
                      "revision", so a client can count who answered
 
@@ -44,6 +46,7 @@ LATENCY_MS = float(os.environ.get("LATENCY_MS", "0"))
 FAIL_RATE = float(os.environ.get("FAIL_RATE", "0"))
 ALLOW_DELAY_PARAM = os.environ.get("ALLOW_DELAY_PARAM") == "1"
 LOADING_STATUS = int(os.environ.get("LOADING_STATUS", "503"))
+STOP_DELAY_S = float(os.environ.get("STOP_DELAY_S", "0"))
 REVISION = os.environ.get("MLCTL_REVISION")
 # FAIL_RATE's error accumulator: a failure each time it reaches 1
 fail_acc = {"v": 0.0}
@@ -79,6 +82,12 @@ def load_model():
 def start_loading():
     # loading in a thread lets /healthz answer 503 meanwhile
     threading.Thread(target=load_model, daemon=True).start()
+
+
+@app.on_event("shutdown")
+def slow_stop():
+    if STOP_DELAY_S > 0:
+        time.sleep(STOP_DELAY_S)
 
 
 @app.middleware("http")

@@ -9,6 +9,14 @@
  *   start new -> healthy -> LB ready(new) -> LB sees it UP ->
  *   LB drain(old) -> no sessions (or drain timeout) -> LB maint(old) ->
  *   stop old.
+ * The last "stop old" of a host (Docker's stop, 0.7 s for the example
+ * app, up to the stop timeout for one that ignores SIGTERM) is no longer
+ * the rollout's business once the old container takes no traffic: a
+ * batch's stops run in a thread of their own while the batches after it
+ * converge on other hosts, and are waited for before the rollout ends
+ * and on every way out of it. A host counts as updated once its stop is
+ * done; a stop that fails counts against the failure budget when the
+ * rollout ends.
  * Before the first batch every balancer gets the full server list (two
  * slots per replica per host), each slot ready when a container runs in it
  * and in maintenance otherwise; HAProxy reloads only when that list
@@ -41,7 +49,8 @@
  * ms; a fixed 200 ms cost each host of a batch that much twice) */
 #define POLL_FIRST_MS 20
 #define POLL_MS 200
-
+/* batches whose replaced containers may be stopping at once */
+#define RETIRE_BATCHES 16
 
 static void sleep_ms(int ms)
 {
@@ -762,8 +771,8 @@ static int wait_healthy(struct ml_rollout *ro, struct host_state *hs,
 	return rc;
 }
 
-static int converge_replica(struct ml_rollout_state *st,
-			    struct host_state *hs, struct ml_replica_plan *rp)
+static int converge_replica(struct ml_rollout_state *st, struct host_state *hs,
+			    struct ml_replica_plan *rp, bool last)
 {
 	struct ml_rollout *ro = st->ro;
 	const char *host = hs->h->target->name;
@@ -827,7 +836,13 @@ static int converge_replica(struct ml_rollout_state *st,
 		if (rc < 0)
 			goto out;
 		ml_test_crash_point("after-first-switch");
-		rc = retire_container(ro, hs, rp->old_id);
+		/* the host's last one stops while the next batch runs; one
+		 * before it stops now, so that a host never holds more than
+		 * one container beside those it runs (GPU memory) */
+		if (last)
+			hs->retire_id = ml_xstrdup(rp->old_id);
+		else
+			rc = retire_container(ro, hs, rp->old_id);
 	}
 	goto out;
 fail_new:
@@ -856,7 +871,8 @@ static int converge_host(size_t i, void *arg)
 	if (hs->h->rc < 0 || !hs->plan.changes)
 		return 0;
 	for (r = 0; r < hs->plan.nrep && rc == 0; r++)
-		rc = converge_replica(st, hs, &hs->plan.rep[r]);
+		rc = converge_replica(st, hs, &hs->plan.rep[r],
+				      r == hs->plan.nrep - 1);
 	for (k = 0; k < hs->plan.nstray && rc == 0; k++)
 		rc = stop_container(st->ro, hs, hs->plan.stray[k]);
 	if (rc < 0) {
@@ -866,6 +882,83 @@ static int converge_host(size_t i, void *arg)
 	}
 	hs->done = true;
 	return 0;
+}
+
+/* Stop the container host i of a job's batch replaced, if any. */
+static int retire_host(size_t i, void *arg)
+{
+	struct ml_retire_job *job = arg;
+	struct host_state *hs = &job->st->app[job->first + i];
+	int rc;
+
+	if (!hs->retire_id)
+		return 0;
+	rc = retire_container(job->st->ro, hs, hs->retire_id);
+	free(hs->retire_id);
+	hs->retire_id = NULL;
+	if (rc < 0 && hs->rc >= 0) {
+		hs->rc = rc;
+		hs->done = false;
+		free(hs->error);
+		hs->error = ml_xstrdup(ml_err_msg());
+	}
+	return rc;
+}
+
+static void *retire_main(void *arg)
+{
+	struct ml_retire_job *job = arg;
+
+	ml_parallel_run(job->n, job->st->ro->parallel, retire_host, job);
+	return NULL;
+}
+
+/* Wait for every batch's stops started in the background. */
+static void retire_join_all(struct ml_rollout_state *st)
+{
+	for (; st->retire_joined < st->nretire; st->retire_joined++) {
+		struct ml_retire_job *job = &st->retire[st->retire_joined];
+
+		if (job->running)
+			pthread_join(job->thread, NULL);
+		job->running = false;
+	}
+}
+
+/*
+ * Stop what app hosts [first, first + n) replaced: in the background
+ * (the batches after it converge meanwhile, on other hosts), or now, also
+ * when no thread can be started. At most RETIRE_BATCHES batches stop at
+ * once; the oldest is waited for first.
+ */
+static void retire_batch(struct ml_rollout_state *st, size_t first, size_t n,
+			 bool background)
+{
+	struct ml_retire_job *job;
+
+	if (st->nretire == st->retire_cap) {
+		retire_join_all(st);
+		st->nretire = st->retire_joined = 0;
+		if (!st->retire_cap) {
+			st->retire_cap = st->napp + 1;
+			st->retire =
+				ml_xcalloc(st->retire_cap, sizeof(*st->retire));
+		}
+	}
+	while (st->nretire - st->retire_joined >= RETIRE_BATCHES) {
+		job = &st->retire[st->retire_joined++];
+		if (job->running)
+			pthread_join(job->thread, NULL);
+		job->running = false;
+	}
+	job = &st->retire[st->nretire++];
+	job->st = st;
+	job->first = first;
+	job->n = n;
+	job->running = background &&
+		       !pthread_create(&job->thread, NULL, retire_main, job);
+	if (!job->running)
+		retire_main(job);
 }
 
 /* ---- observe, then run -------------------------------------------------- */
@@ -986,11 +1079,52 @@ int ml_rollout_observe(struct ml_rollout *ro, bool *nothing)
 	return 0;
 }
 
+/*
+ * Count app hosts [0, done): updated, failed. A lost fleet lock stops
+ * everything, whatever the budget (ML_ELOCKED); more failed hosts than
+ * the failure budget, or a failed golden request, stop the rollout
+ * (ML_EDEPLOY naming the first failed host).
+ */
+static int tally(struct ml_rollout_state *st, size_t done)
+{
+	struct ml_rollout *ro = st->ro;
+	const struct ml_rollout_spec *rs = &ro->cfg->playbook->rollout;
+	size_t i;
+
+	ro->updated = ro->failed = 0;
+	for (i = 0; i < done; i++) {
+		if (st->app[i].done)
+			ro->updated++;
+		if (st->app[i].rc < 0)
+			ro->failed++;
+	}
+	for (i = 0; i < done; i++)
+		if (st->app[i].rc == ML_ELOCKED) {
+			ro->stopped = true;
+			return ml_err_set(ML_ELOCKED, "%s", st->app[i].error);
+		}
+	if ((int)ro->failed > rs->failure_budget || st->halt) {
+		for (i = 0; i < done; i++)
+			if (st->app[i].rc < 0)
+				break;
+		if (i == done)
+			return ml_err_set(ML_EDEPLOY, "stopped: a golden "
+						      "request failed");
+		return ml_err_set(ML_EDEPLOY,
+				  "%zu host%s failed (failure budget %d): "
+				  "%s: %s",
+				  ro->failed, ro->failed == 1 ? "" : "s",
+				  rs->failure_budget,
+				  st->app[i].h->target->name, st->app[i].error);
+	}
+	return 0;
+}
+
 int ml_rollout_run(struct ml_rollout *ro)
 {
 	struct ml_rollout_state *st = ro->st;
 	const struct ml_rollout_spec *rs = &ro->cfg->playbook->rollout;
-	size_t done = 0, step = 0, i;
+	size_t done = 0, step = 0;
 	int rc;
 
 	if (!st)
@@ -1010,6 +1144,10 @@ int ml_rollout_run(struct ml_rollout *ro)
 		size_t n = ml_plan_batch_size(rs, done, st->napp, step++);
 
 		if (ro->interrupted && *ro->interrupted) {
+			retire_join_all(st);
+			rc = tally(st, done);
+			if (rc < 0)
+				return rc;
 			ro->stopped = true;
 			return ml_err_set(ML_EINTR,
 					  "interrupted: stopped at a safe point "
@@ -1024,34 +1162,19 @@ int ml_rollout_run(struct ml_rollout *ro)
 			fprintf(ro->out ? ro->out : stdout,
 				"batch %zu: %zu host%s\n", step, n,
 			       n == 1 ? "" : "s");
+		/* batches before stop what they replaced meanwhile */
 		ml_parallel_run(n, ro->parallel, converge_host, st);
-		for (i = done; i < done + n; i++) {
-			if (st->app[i].done)
-				ro->updated++;
-			if (st->app[i].rc < 0)
-				ro->failed++;
-		}
 		done += n;
-		/* a lost fleet lock stops everything, whatever the budget */
-		for (i = done - n; i < done; i++)
-			if (st->app[i].rc == ML_ELOCKED) {
-				ro->stopped = true;
-				return ml_err_set(ML_ELOCKED, "%s",
-						  st->app[i].error);
-			}
-		if ((int)ro->failed > rs->failure_budget || st->halt) {
-			for (i = 0; i < done; i++)
-				if (st->app[i].rc < 0)
-					break;
-			return ml_err_set(ML_EDEPLOY,
-					  "%zu host%s failed (failure budget "
-					  "%d): %s: %s",
-					  ro->failed,
-					  ro->failed == 1 ? "" : "s",
-					  rs->failure_budget,
-					  st->app[i].h->target->name,
-					  st->app[i].error);
+		rc = tally(st, done);
+		if (rc < 0 || done == st->napp) {
+			/* a lost fleet lock: the hosts are another
+			 * controller's now, nothing more is stopped */
+			if (rc != ML_ELOCKED)
+				retire_batch(st, done - n, n, false);
+			retire_join_all(st);
+			return tally(st, done);
 		}
+		retire_batch(st, done - n, n, true);
 	}
 	return 0;
 }
@@ -1087,7 +1210,10 @@ void ml_rollout_release(struct ml_rollout *ro)
 	ro->lb_secrets = NULL;
 	if (!st)
 		return;
+	retire_join_all(st);
+	free(st->retire);
 	for (i = 0; i < st->napp; i++) {
+		free(st->app[i].retire_id);
 		ml_obs_free(st->app[i].obs, st->app[i].nobs);
 		json_decref(st->app[i].containers);
 		if (st->app[i].planned)

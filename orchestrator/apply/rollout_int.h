@@ -24,6 +24,14 @@ struct host_state {
 	int rc;
 	char *error;
 	bool done; /* converged by this run */
+	char *retire_id; /* the container it replaced, still to stop */
+};
+
+struct ml_retire_job {
+	struct ml_rollout_state *st;
+	size_t first, n; /* app hosts [first, first + n) */
+	pthread_t thread;
+	bool running;
 };
 
 struct ml_rollout_state {
@@ -33,6 +41,10 @@ struct ml_rollout_state {
 	pthread_mutex_t *lb_lock;
 	size_t nlb;
 	size_t batch_first, batch_len; /* the batch being run */
+	/* batches whose replaced containers stop while later ones run
+	 * (rollout.c: retire_batch); [retire_joined, nretire) may run */
+	struct ml_retire_job *retire;
+	size_t nretire, retire_joined, retire_cap;
 	struct ml_rollout *ro;
 	struct ml_rollout_host *view; /* for ml_rollout_hosts */
 	bool halt; /* a golden request failed: no more batches */

@@ -1280,6 +1280,97 @@ static void test_deploy__standby_auto_rollback_resumes_switched_hosts(
 	free(path);
 }
 
+/*
+ * The stop of the container a host replaced does not hold the next
+ * batch: with an app that takes 5 s to stop, each host of the next batch
+ * has started its new container before the host before it is done
+ * stopping its old one (one host at a time, so when stops held batches,
+ * every start came after the stop before it), and not one request of an
+ * open-loop load fails meanwhile.
+ */
+static void test_deploy__a_slow_stop_does_not_hold_the_next_batch(void **s)
+{
+	const char *hosts[16];
+	json_int_t started[16], stopped[16];
+	struct ml_loadgen_pair lg;
+	struct ml_test_out o;
+	json_t *doc, *e;
+	size_t i, k, n = 0;
+	char *pb, *num;
+
+	ML_UNUSED(s);
+	/* first, containers that take 5 s to stop ... */
+	pb = playbook("env: {STOP_DELAY_S: \"5\"}\n");
+	ml_test_write(F.repo, "mlctl.yaml", pb);
+	free(pb);
+	free(ml_test_commit(F.repo, "an app that takes 5 s to stop"));
+	mlctl(&o, (const char *const[]){"deploy", NULL});
+	ml_test_must(&o, 0);
+	ml_test_out_release(&o);
+	/* ... then a deploy that replaces them */
+	pb = playbook("env: {STOP_DELAY_S: \"5\", GENERATION: \"2\"}\n");
+	ml_test_write(F.repo, "mlctl.yaml", pb);
+	free(pb);
+	free(ml_test_commit(F.repo, "replace the slow stoppers"));
+	load_start(&lg, NULL);
+	usleep(500000);
+	mlctl(&o, (const char *const[]){"deploy", NULL});
+	usleep(500000);
+	load_check(&lg, "a deploy replacing containers that stop in 5 s");
+	ml_test_must(&o, 0);
+	ml_test_out_release(&o);
+
+	num = ml_xasprintf("%lld", (long long)newest_number());
+	mlctl(&o, (const char *const[]){"show", num, "--json", NULL});
+	ml_test_must(&o, 0);
+	doc = json_loads(o.out, 0, NULL);
+	assert_non_null(doc);
+	json_array_foreach(json_object_get(doc, "events"), i, e)
+	{
+		const char *host =
+			json_string_value(json_object_get(e, "host"));
+		const char *step =
+			json_string_value(json_object_get(e, "step"));
+		json_int_t at = json_integer_value(json_object_get(e, "at_ms"));
+
+		if (strcmp(json_string_value(json_object_get(e, "status")),
+			   "ok"))
+			continue;
+		if (!strcmp(step, "start") && n < ML_ARRAY_SIZE(hosts)) {
+			hosts[n] = host;
+			started[n] = at;
+			stopped[n++] = -1;
+		}
+		for (k = 0; k < n && !strcmp(step, "stop"); k++)
+			if (!strcmp(hosts[k], host))
+				stopped[k] = at;
+	}
+	assert_true(n >= 2);
+	for (k = 0; k < n; k++) {
+		if (stopped[k] < 0 || (k > 0 && started[k] >= stopped[k - 1]))
+			print_error("%s started at +%lld ms, %s stopped its "
+				    "old container at +%lld ms:\n%s\n",
+				    hosts[k],
+				    (long long)(started[k] - started[0]),
+				    hosts[k ? k - 1 : 0],
+				    (long long)(stopped[k ? k - 1 : 0] -
+						started[0]),
+				    o.out);
+		assert_true(stopped[k] >= 0);
+		if (k > 0)
+			assert_true(started[k] < stopped[k - 1]);
+	}
+	json_decref(doc);
+	ml_test_out_release(&o);
+	free(num);
+
+	/* the suite's playbook again, for the cases after this one */
+	pb = playbook(NULL);
+	ml_test_write(F.repo, "mlctl.yaml", pb);
+	free(pb);
+	free(ml_test_commit(F.repo, "the suite's playbook again"));
+}
+
 static void test_deploy__lock_status_and_release(void **s)
 {
 	struct ml_test_out o;
@@ -1341,8 +1432,7 @@ int main(void)
 		cmocka_unit_test(
 			test_deploy__two_concurrent_deploys_one_proceeds),
 		cmocka_unit_test(test_deploy__wait_for_the_lock),
-		cmocka_unit_test(
-			test_deploy__frozen_controller_loses_the_lock),
+		cmocka_unit_test(test_deploy__frozen_controller_loses_the_lock),
 		cmocka_unit_test_teardown(
 			test_deploy__wrong_health_path_rolls_back_with_zero_failed,
 			back_to_a_good_revision),
@@ -1353,6 +1443,8 @@ int main(void)
 			test_deploy__standby_rollback_resumes_the_paused_revision),
 		cmocka_unit_test(
 			test_deploy__standby_auto_rollback_resumes_switched_hosts),
+		cmocka_unit_test(
+			test_deploy__a_slow_stop_does_not_hold_the_next_batch),
 		cmocka_unit_test(test_deploy__lock_status_and_release),
 		cmocka_unit_test(test_deploy__remove_takes_the_app_off),
 	};
