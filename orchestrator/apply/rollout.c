@@ -896,13 +896,42 @@ static int retire_host(size_t i, void *arg)
 	rc = retire_container(job->st->ro, hs, hs->retire_id);
 	free(hs->retire_id);
 	hs->retire_id = NULL;
-	if (rc < 0 && hs->rc >= 0) {
-		hs->rc = rc;
-		hs->done = false;
-		free(hs->error);
-		hs->error = ml_xstrdup(ml_err_msg());
+	if (rc < 0) {
+		hs->retire_rc = rc;
+		hs->retire_error = ml_xstrdup(ml_err_msg());
 	}
 	return rc;
+}
+
+/* A joined job's failed stops become their hosts' failures (the main
+ * thread's own fields: tally reads them while later stops run). */
+static void retire_fold(struct ml_retire_job *job)
+{
+	size_t i;
+
+	for (i = job->first; i < job->first + job->n; i++) {
+		struct host_state *hs = &job->st->app[i];
+
+		if (hs->retire_rc < 0 && hs->rc >= 0) {
+			hs->rc = hs->retire_rc;
+			hs->done = false;
+			free(hs->error);
+			hs->error = hs->retire_error;
+			hs->retire_error = NULL;
+		}
+		free(hs->retire_error);
+		hs->retire_error = NULL;
+		hs->retire_rc = 0;
+	}
+}
+
+/* Wait for job's stops, if they run in the background, and fold them. */
+static void retire_join(struct ml_retire_job *job)
+{
+	if (job->running)
+		pthread_join(job->thread, NULL);
+	job->running = false;
+	retire_fold(job);
 }
 
 static void *retire_main(void *arg)
@@ -916,13 +945,8 @@ static void *retire_main(void *arg)
 /* Wait for every batch's stops started in the background. */
 static void retire_join_all(struct ml_rollout_state *st)
 {
-	for (; st->retire_joined < st->nretire; st->retire_joined++) {
-		struct ml_retire_job *job = &st->retire[st->retire_joined];
-
-		if (job->running)
-			pthread_join(job->thread, NULL);
-		job->running = false;
-	}
+	for (; st->retire_joined < st->nretire; st->retire_joined++)
+		retire_join(&st->retire[st->retire_joined]);
 }
 
 /*
@@ -945,12 +969,8 @@ static void retire_batch(struct ml_rollout_state *st, size_t first, size_t n,
 				ml_xcalloc(st->retire_cap, sizeof(*st->retire));
 		}
 	}
-	while (st->nretire - st->retire_joined >= RETIRE_BATCHES) {
-		job = &st->retire[st->retire_joined++];
-		if (job->running)
-			pthread_join(job->thread, NULL);
-		job->running = false;
-	}
+	while (st->nretire - st->retire_joined >= RETIRE_BATCHES)
+		retire_join(&st->retire[st->retire_joined++]);
 	job = &st->retire[st->nretire++];
 	job->st = st;
 	job->first = first;
@@ -958,7 +978,7 @@ static void retire_batch(struct ml_rollout_state *st, size_t first, size_t n,
 	job->running = background &&
 		       !pthread_create(&job->thread, NULL, retire_main, job);
 	if (!job->running)
-		retire_main(job);
+		retire_main(job); /* folded when joined, as the others */
 }
 
 /* ---- observe, then run -------------------------------------------------- */
@@ -1214,6 +1234,7 @@ void ml_rollout_release(struct ml_rollout *ro)
 	free(st->retire);
 	for (i = 0; i < st->napp; i++) {
 		free(st->app[i].retire_id);
+		free(st->app[i].retire_error);
 		ml_obs_free(st->app[i].obs, st->app[i].nobs);
 		json_decref(st->app[i].containers);
 		if (st->app[i].planned)

@@ -25,6 +25,10 @@ struct host_state {
 	char *error;
 	bool done; /* converged by this run */
 	char *retire_id; /* the container it replaced, still to stop */
+	/* how that stop failed: written by the stop's own thread, read
+	 * once it is joined (retire_fold) */
+	int retire_rc;
+	char *retire_error;
 };
 
 struct ml_retire_job {

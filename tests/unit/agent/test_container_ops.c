@@ -1843,12 +1843,7 @@ static void test_container_ops__wait_probes_early(void **state)
 	 * towards unhealthy_threshold 2 */
 	wait_with(INSPECT_RUNNING);
 	app_script(0, 503, 503, 503, 200, 0);
-	reply = call("container_wait",
-		     json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:i,s:i}", "id",
-			       "demo-r3-a0", "host_port", app.port, "path",
-			       "/ready", "interval_ms", 1000, "timeout_ms", 200,
-			       "healthy_threshold", 1, "unhealthy_threshold", 2,
-			       "deadline_ms", 10000));
+	reply = call("container_wait", wait_args(1000, 1, 2, 0, 10000));
 	r = ok(reply);
 	assert_int_equal(json_integer_value(json_object_get(r, "probes")), 4);
 	assert_true(json_integer_value(json_object_get(r, "after_ms")) < 1000);
@@ -1860,12 +1855,7 @@ static void test_container_ops__wait_probes_early(void **state)
 	 * (when the gap backed off to the interval, the rounds at 0, 3.55
 	 * and 5.55 s were three counted failures and failed the wait) */
 	app_script(0, 503, 503, 503, 503, 503, 503, 503, 503, 200, 0);
-	reply = call("container_wait",
-		     json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:i,s:i}", "id",
-			       "demo-r3-a0", "host_port", app.port, "path",
-			       "/ready", "interval_ms", 2000, "timeout_ms", 200,
-			       "healthy_threshold", 1, "unhealthy_threshold", 3,
-			       "deadline_ms", 20000));
+	reply = call("container_wait", wait_args(2000, 1, 3, 0, 20000));
 	r = ok(reply);
 	assert_int_equal(json_integer_value(json_object_get(r, "probes")), 9);
 	assert_true(json_integer_value(json_object_get(r, "after_ms")) >= 1500);
