@@ -70,19 +70,36 @@ const char *ml_status_hello_str(const json_t *hello, const char *a,
 	return json_string_value(v);
 }
 
+/* HAProxy's last check result code ("L7OK", "L4CON", "INI", ...) without
+ * the "* " it puts before it while the next check runs; NULL if none. */
+static const char *check_code(json_t *v)
+{
+	const char *s = json_string_value(json_object_get(v, "check_status"));
+
+	if (s && !strncmp(s, "* ", 2))
+		s += 2;
+	return s && *s ? s : NULL;
+}
+
 /*
  * The balancer's view of one server, in words. HAProxy's status says "UP",
  * "DOWN", "MAINT", "DRAIN", "NOLB", "no check", and while a server is
- * between states "UP 1/3" (up, and 1 of the 3 failed checks that take it
- * down seen) or "DOWN 1/2" (down, 1 of the 2 passed checks that bring it
- * up seen). state is one of serving, failing (up, checks failing),
- * starting (down, checks passing), down, draining, maintenance.
+ * between states "UP 1/3" (up, and 1 more failed check of the 3 that take
+ * it down would do it: 2 seen) or "DOWN 1/2" (down, 1 of the 2 passed
+ * checks that bring it up seen). A server HAProxy has just added starts at
+ * the bottom of its up range ("UP 1/3") before its first check ("INI").
+ * state is one of serving, pending (up, first check not run yet), failing
+ * (up, *done of the *need failed checks that take it down seen), starting
+ * (down, *done of the *need passed checks that bring it up seen), down,
+ * draining, maintenance.
  */
 static const char *lb_state(json_t *v, int *done, int *need)
 {
 	const char *op = json_string_value(json_object_get(v, "op_state"));
 	const char *admin =
 		json_string_value(json_object_get(v, "admin_state"));
+	const char *code = check_code(v);
+	int left;
 
 	*done = *need = 0;
 	if (admin && !strcmp(admin, "maint"))
@@ -95,8 +112,21 @@ static const char *lb_state(json_t *v, int *done, int *need)
 		return "maintenance";
 	if (!strncmp(op, "DRAIN", 5) || !strncmp(op, "NOLB", 4))
 		return "draining";
-	if (!strncmp(op, "UP ", 3) && sscanf(op + 3, "%d/%d", done, need) == 2)
+	if (!strncmp(op, "UP ", 3) &&
+	    sscanf(op + 3, "%d/%d", &left, need) == 2) {
+		if (code && !strcmp(code, "INI")) {
+			*need = 0;
+			return "pending";
+		}
+		if (code && code[0] == 'L' && strstr(code, "OK")) {
+			*need = 0; /* passed: fully up again */
+			return "serving";
+		}
+		*done = *need - left;
+		if (*done < 1)
+			*done = 1;
 		return "failing";
+	}
 	if (!strncmp(op, "DOWN ", 5) &&
 	    sscanf(op + 5, "%d/%d", done, need) == 2)
 		return "starting";
@@ -112,21 +142,25 @@ void ml_status_annotate(json_t *c, json_t *v, int64_t now)
 	int64_t started = parse_docker_time(json_string_value(
 		json_object_get(c, "started_at")));
 	int done, need;
+	json_t *lb;
 
 	if (started && state && !strcmp(state, "running") && now >= started)
 		json_object_set_new(c, "uptime_s", json_integer(now - started));
 	if (!v)
 		return;
-	json_object_set_new(
-		c, "lb",
-		json_pack("{s:O?,s:O?,s:O?,s:s,s:O?,s:O?,s:O?}", "op_state",
-			  json_object_get(v, "op_state"), "admin_state",
-			  json_object_get(v, "admin_state"), "cur_sessions",
-			  json_object_get(v, "cur_sessions"), "state",
-			  lb_state(v, &done, &need), "since_s",
-			  json_object_get(v, "last_change_s"), "check_status",
-			  json_object_get(v, "check_status"), "check_desc",
-			  json_object_get(v, "check_desc")));
+	lb = json_pack("{s:O?,s:O?,s:O?,s:s,s:O?,s:O?,s:O?}", "op_state",
+		       json_object_get(v, "op_state"), "admin_state",
+		       json_object_get(v, "admin_state"), "cur_sessions",
+		       json_object_get(v, "cur_sessions"), "state",
+		       lb_state(v, &done, &need), "since_s",
+		       json_object_get(v, "last_change_s"), "check_status",
+		       json_object_get(v, "check_status"), "check_desc",
+		       json_object_get(v, "check_desc"));
+	if (need > 0) {
+		json_object_set_new(lb, "checks_seen", json_integer(done));
+		json_object_set_new(lb, "checks_needed", json_integer(need));
+	}
+	json_object_set_new(c, "lb", lb);
 }
 
 /* ---- the table -------------------------------------------------------- */
@@ -298,21 +332,16 @@ static enum ml_style cell_lb(char *buf, const struct row *r)
 {
 	json_t *v = json_object_get(r->c, "lb");
 	const char *state = json_string_value(json_object_get(v, "state"));
-	const char *op = json_string_value(json_object_get(v, "op_state"));
 	const char *why = json_string_value(json_object_get(v, "check_desc"));
 	json_int_t sess = json_integer_value(json_object_get(v, "cur_sessions"));
 	json_t *since = json_object_get(v, "since_s");
 	char age[ML_FMT_MAX];
-	int done = 0, need = 0;
+	json_int_t done = json_integer_value(json_object_get(v, "checks_seen"));
+	json_int_t need =
+		json_integer_value(json_object_get(v, "checks_needed"));
 
 	if (!state)
 		return ML_STYLE_PLAIN;
-	if (op) {
-		const char *sp = strchr(op, ' ');
-
-		if (sp)
-			sscanf(sp + 1, "%d/%d", &done, &need);
-	}
 	if (!why || !*why)
 		why = json_string_value(json_object_get(v, "check_status"));
 	if (!strcmp(state, "serving")) {
@@ -320,15 +349,22 @@ static enum ml_style cell_lb(char *buf, const struct row *r)
 			 " session%s", sess, sess == 1 ? "" : "s");
 		return ML_STYLE_GOOD;
 	}
+	if (!strcmp(state, "pending")) {
+		snprintf(buf, CELL_MAX, "serving, first check pending");
+		return ML_STYLE_PLAIN;
+	}
 	if (!strcmp(state, "failing")) {
-		snprintf(buf, CELL_MAX, "serving, checks failing (%d of %d "
-			 "before down)%s%s", done, need, why ? ": " : "",
-			 why ? why : "");
+		snprintf(buf, CELL_MAX,
+			 "serving, checks failing (%" JSON_INTEGER_FORMAT
+			 " of %" JSON_INTEGER_FORMAT " before down)%s%s",
+			 done, need, why ? ": " : "", why ? why : "");
 		return ML_STYLE_WARN;
 	}
 	if (!strcmp(state, "starting")) {
-		snprintf(buf, CELL_MAX, "down, checks passing (%d of %d "
-			 "before up)", done, need);
+		snprintf(buf, CELL_MAX,
+			 "down, checks passing (%" JSON_INTEGER_FORMAT
+			 " of %" JSON_INTEGER_FORMAT " before up)",
+			 done, need);
 		return ML_STYLE_WARN;
 	}
 	if (!strcmp(state, "down")) {

@@ -16,9 +16,11 @@ struct ml_target;
  * "started_at" and "probe" added) with "uptime_s" and, when the balancer
  * knows its slot (server: the lb_status entry, may be NULL), "lb":
  * HAProxy's "op_state", "admin_state", "cur_sessions", "check_status",
- * "check_desc", "since_s", and "state" in words: serving, failing (up,
- * checks failing), starting (down, checks passing), down, draining,
- * maintenance. now is unix seconds.
+ * "check_desc", "since_s", and "state" in words: serving, pending (up,
+ * its first check not run yet), failing (up, checks failing), starting
+ * (down, checks passing), down, draining, maintenance; with failing and
+ * starting, "checks_seen" of the "checks_needed" failed (passed) checks
+ * that take the server down (up). now is unix seconds.
  */
 void ml_status_annotate(json_t *c, json_t *server, int64_t now);
 

@@ -5,9 +5,10 @@
  * and `show servers state` parsers on text captured from HAProxy 2.6, and
  * the ops against a real HAProxy that the test starts on loopback, with a
  * private state dir and free ports, in front of small HTTP servers running
- * in threads on 127.0.0.1. Every HAProxy started here is stopped through
- * the pid file it wrote. Traffic goes to 127.0.0.1 only, every load loop
- * is bounded in count and time.
+ * in threads on 127.0.0.1 (and the status view's words for what that
+ * HAProxy says of a failing server). Every HAProxy started here is stopped
+ * through the pid file it wrote. Traffic goes to 127.0.0.1 only, every load
+ * loop is bounded in count and time.
  *
  * The live tests need the haproxy binary; without it they are skipped.
  */
@@ -15,6 +16,7 @@
 #include "common/clock.h"
 #include "agent/agent.h"
 #include "agent/lb/internal.h"
+#include "orchestrator/view/status.h"
 #include "tests/support/proc.h"
 
 #include <arpa/inet.h>
@@ -1675,6 +1677,82 @@ static void test_haproxy__live_server_keeps_its_check(void **state)
 	wait_health("s3", "up");
 }
 
+/*
+ * The status view's words for a server whose checks start failing, read
+ * from this HAProxy's own lb_status rows: with 3 failed checks to take a
+ * server down, HAProxy says "UP 2/3" after the first and "UP 1/3" after
+ * the second (the checks left, not the ones seen), then "DOWN".
+ */
+static void test_haproxy__live_check_words(void **state)
+{
+	json_t *res = NULL, *args, *st = NULL, *c, *lb;
+	bool first = false, second = false;
+	int64_t deadline;
+	const char *op;
+
+	SKIP_WITHOUT_HAPROXY();
+	b1.healthy = b2.healthy = true;
+	args = apply_args(json_pack(
+		"[o,o]", server("s1", "127.0.0.1", b1.port, "ready", 100),
+		server("s2", "127.0.0.1", b2.port, "ready", 100)));
+	json_object_set_new(json_object_get(args, "health"),
+			    "unhealthy_threshold", json_integer(3));
+	assert_int_equal(call(&res, "lb_apply", args), 0);
+	json_decref(res);
+	deadline = ml_mono_ms() + 5000;
+	while (strcmp(server_str("s1", "op_state"), "UP")) {
+		assert_true(ml_mono_ms() < deadline);
+		sleep_ms(20);
+	}
+
+	b1.healthy = false;
+	deadline = ml_mono_ms() + 5000;
+	for (;;) {
+		assert_int_equal(
+			call(&st, "lb_status", json_pack("{s:s}", "app", APP)),
+			0);
+		c = json_pack("{s:s}", "state", "running");
+		ml_status_annotate(c, status_server(st, "s1"), time(NULL));
+		lb = json_object_get(c, "lb");
+		op = json_string_value(json_object_get(lb, "op_state"));
+		assert_non_null(op);
+		if (!strcmp(op, "UP 2/3") || !strcmp(op, "UP 1/3")) {
+			int seen = op[3] == '2' ? 1 : 2;
+
+			assert_string_equal(
+				json_string_value(json_object_get(lb, "state")),
+				"failing");
+			assert_int_equal(json_integer_value(json_object_get(
+						 lb, "checks_seen")),
+					 seen);
+			assert_int_equal(json_integer_value(json_object_get(
+						 lb, "checks_needed")),
+					 3);
+			*(seen == 1 ? &first : &second) = true;
+		} else if (!strncmp(op, "DOWN", 4)) {
+			assert_string_equal(
+				json_string_value(json_object_get(lb, "state")),
+				"down");
+			json_decref(c);
+			json_decref(st);
+			break;
+		} else {
+			assert_string_equal(op, "UP");
+			assert_string_equal(
+				json_string_value(json_object_get(lb, "state")),
+				"serving");
+		}
+		json_decref(c);
+		json_decref(st);
+		assert_true(ml_mono_ms() < deadline);
+		sleep_ms(20);
+	}
+	assert_true(first);
+	assert_true(second);
+	b1.healthy = true;
+	wait_health("s1", "up");
+}
+
 static void test_haproxy__live_bad_config_kept(void **state)
 {
 	struct ml_haproxy h;
@@ -2049,6 +2127,7 @@ int main(void)
 		cmocka_unit_test(test_haproxy__live_server_keeps_its_check),
 		cmocka_unit_test(test_haproxy__live_remove),
 		cmocka_unit_test(test_haproxy__live_remove_without_pidfd),
+		cmocka_unit_test(test_haproxy__live_check_words),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

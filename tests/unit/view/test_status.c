@@ -47,13 +47,21 @@ static json_t *container(const char *name, bool probe_ok, const char *err,
 	return c;
 }
 
-static json_t *server(const char *op, const char *admin, int sessions,
-		      int since, const char *why)
+/* An lb_status entry as HAProxy 2.6 gives it, its last check's result
+ * code check ("L7STS", "* L4CON", "INI", ...). */
+static json_t *server_checked(const char *op, const char *admin, int sessions,
+			      int since, const char *check, const char *why)
 {
 	return json_pack("{s:s,s:s,s:i,s:i,s:s,s:s?}", "op_state", op,
 			 "admin_state", admin, "cur_sessions", sessions,
-			 "last_change_s", since, "check_status", "L7STS",
+			 "last_change_s", since, "check_status", check,
 			 "check_desc", why);
+}
+
+static json_t *server(const char *op, const char *admin, int sessions,
+		      int since, const char *why)
+{
+	return server_checked(op, admin, sessions, since, "L7STS", why);
 }
 
 /* Print the table for one host holding cont; returns the text. */
@@ -138,9 +146,55 @@ static void test_status__lb_words(void **state)
 		      "none", server("UP 1/3", "ready", 0, 10,
 				     "Layer7 wrong status"),
 		      60);
-	expect(c, "b", "LB", "serving, checks failing (1 of 3 before down): "
-			     "Layer7 wrong status");
+	/* HAProxy's "UP 1/3": one more failed check takes it down, so 2 of
+	 * the 3 have been seen */
+	expect(c, "b", "LB",
+	       "serving, checks failing (2 of 3 before down): "
+	       "Layer7 wrong status");
 	expect(c, "b", "HEALTH", "failing: HTTP 503");
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(c, "lb"), "checks_seen")),
+			 2);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(c, "lb"), "checks_needed")),
+			 3);
+	json_decref(c);
+
+	/* "UP 2/3" while a check runs ("* L4CON"): the first failure */
+	c = container("b", false, NULL, "none",
+		      server_checked("UP 2/3", "ready", 1, 10, "* L4CON",
+				     "Connection refused"),
+		      60);
+	expect(c, "b", "LB",
+	       "serving, checks failing (1 of 3 before down): "
+	       "Connection refused");
+	json_decref(c);
+
+	/* a server HAProxy has just added sits at the bottom of its up
+	 * range until its first check: that is not a failure */
+	c = container(
+		"p", true, NULL, "none",
+		server_checked("UP 1/3", "ready", 0, 0, "INI", "Initializing"),
+		1);
+	expect(c, "p", "LB", "serving, first check pending");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(c, "lb"), "state")),
+			    "pending");
+	assert_null(json_object_get(json_object_get(c, "lb"), "checks_seen"));
+	json_decref(c);
+	c = container("p", true, NULL, "none",
+		      server_checked("UP 1/3", "ready", 0, 0, "* INI",
+				     "Initializing"),
+		      1);
+	expect(c, "p", "LB", "serving, first check pending");
+	json_decref(c);
+
+	/* below the top of its up range, but its last check passed */
+	c = container("q", true, NULL, "none",
+		      server_checked("UP 1/3", "ready", 4, 0, "L7OK",
+				     "Layer7 check passed"),
+		      1);
+	expect(c, "q", "LB", "serving, 4 sessions");
 	json_decref(c);
 
 	c = container("c", true, NULL, "none",
