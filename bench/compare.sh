@@ -27,7 +27,12 @@
 # containers: on every VM at
 # once, without mlctl, `docker run` of the image with its port published
 # and `docker stop` of it (what a rollback must do on each host at the
-# least). Prints a markdown table; times are wall seconds of one
+# least). Then Docker's floors for the other two cases, also on every VM
+# at once and over ssh: for code-only, `docker load` of a tar holding
+# only the new code layer and the config (the VM has the rest), then
+# `docker run` and `docker stop`; for cold, the whole `docker save` tar
+# into `docker load`, then `docker run`. Prints a markdown table; times
+# are wall seconds of one
 # run on a shared machine, so read them as approximate.
 #
 # With N = CAP_VMS (default 0: none; CAP_VMS=8 for 8 VMs) two more rows: the controller's egress
@@ -166,6 +171,31 @@ wipe() { # containers, bench images and mlctl's blobs off every app VM
 			'docker rm -f $(docker ps -aq) >/dev/null 2>&1; docker rmi -f $(docker images -q "$1") >/dev/null 2>&1; rm -rf /var/lib/mlctl/blobs /tmp/bench-compare.tar; true' sh "$img"
 	done
 }
+vm_addr() { awk -v h="  $1:" '$0 == h { f = 1 } f && /address:/ { print $2; exit }' "$dir/inventory.yaml"; }
+vm_ssh() { # vm_ssh VM SCRIPT ARG: sh -c SCRIPT on VM as root, over ssh
+	ssh -F none -o BatchMode=yes -o UserKnownHostsFile="$dir/known_hosts" \
+		-i "$dir/id_ed25519" "root@$(vm_addr "$1")" sh -c "'$2'" sh "$3"
+}
+wait_all() { # wait for every background job; fail if one failed
+	local j
+	for j in $(jobs -p); do wait "$j" || { echo "failed: a floor step" >&2; exit 1; }; done
+}
+delta_tar() { # delta_tar IMAGE OUT: IMAGE's `docker save` tar without the
+	# layers before its last (what a VM holding the previous revision needs)
+	local x
+	x=$(mktemp -d "$repo.delta.XXXXXX")
+	docker save "$1" | tar -C "$x" -xf -
+	python3 - "$x" <<'PY'
+import json, os, shutil, sys
+root = sys.argv[1]
+m = json.load(open(os.path.join(root, "manifest.json")))
+for layer in m[0]["Layers"][:-1]:
+    path = os.path.join(root, layer)
+    shutil.rmtree(os.path.dirname(path)) if layer.endswith("/layer.tar") else os.remove(path)
+PY
+	tar -C "$x" -cf "$2" .
+	rm -rf "$x"
+}
 secs() { echo "$1 $2" | awk '{ printf "%.1f", $2 - $1 }'; }
 timed() { # timed CMD...: T = wall seconds; output kept in $repo.log
 	local t0
@@ -238,7 +268,7 @@ for n in "${sizes[@]}"; do
 		t0=$EPOCHREALTIME
 		docker save "$img:v0-$n" | ssh -F none -o BatchMode=yes \
 			-o UserKnownHostsFile="$dir/known_hosts" -i "$dir/id_ed25519" \
-			"root@$(awk -v h="  $first:" '$0 == h { f = 1 } f && /address:/ { print $2; exit }' "$dir/inventory.yaml")" \
+			"root@$(vm_addr "$first")" \
 			'cat >/dev/null'
 		once=$(secs "$t0" "$EPOCHREALTIME")
 		wipe
@@ -253,6 +283,33 @@ for n in "${sizes[@]}"; do
 		echo "| $n | the image sent once over the capped link ($CAP) | | $once | |"
 		echo "| $n | cold, controller egress $CAP | $a_cap | $m_cap | $(ratio "$m_cap" "$a_cap") |"
 	fi
+	# Docker's own floors, without mlctl, on every VM at once (each VM's
+	# bytes over ssh, as both sides send them): a code-only change is
+	# `docker load` of a tar holding only the new code layer (and the
+	# config; the VM has the rest), `docker run`, and `docker stop` of
+	# one container; a cold deploy is `docker load` of the whole image
+	# and `docker run`
+	echo "v2 $n $RANDOM" >"$repo/www/version"
+	build "$img:v2-$n"
+	delta_tar "$img:v2-$n" "$repo.delta.tar"
+	t0=$EPOCHREALTIME
+	for vm in $FLEET_VMS; do
+		vm_ssh "$vm" 'docker load >/dev/null && docker run -d --name bench-floor -p 18999:8000 "$1" >/dev/null && docker stop bench-floor >/dev/null' "$img:v2-$n" <"$repo.delta.tar" &
+	done
+	wait_all
+	f_code=$(secs "$t0" "$EPOCHREALTIME")
+	wipe
+	docker save -o "$repo.full.tar" "$img:v0-$n"
+	t0=$EPOCHREALTIME
+	for vm in $FLEET_VMS; do
+		vm_ssh "$vm" 'docker load >/dev/null && docker run -d --name bench-floor -p 18999:8000 "$1" >/dev/null' "$img:v0-$n" <"$repo.full.tar" &
+	done
+	wait_all
+	f_cold=$(secs "$t0" "$EPOCHREALTIME")
+	rm -f "$repo.delta.tar" "$repo.full.tar"
+	wipe
+	echo "| $n | Docker's floor, code-only: load of the code layer + run + stop on every VM at once (no mlctl) | | $f_code | |"
+	echo "| $n | Docker's floor, cold: the image over ssh, load + run on every VM at once (no mlctl) | | $f_cold | |"
 done
 echo
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
